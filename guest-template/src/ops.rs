@@ -1,0 +1,1 @@
+//! Operations the generated code calls (owned by codegen).

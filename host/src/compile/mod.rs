@@ -1,0 +1,1 @@
+//! compile (in progress)
