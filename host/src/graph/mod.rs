@@ -1,1 +1,336 @@
-//! graph (in progress)
+//! The compute graph: parsing, validation, types and canonical identity (the purity boundary).
+//!
+//! JSON arrives in [`json`], is checked and lowered at once by [`lower`] into the internal
+//! graph defined here, keyed by [`NodeId`] newtypes; nothing downstream sees JSON.
+//!
+//! Invariants (checked by [`Graph::check_invariants`] after every transformation):
+//! - `graph` knows nothing of codegen, rustc or wasmtime.
+//! - Every region lists its nodes in **canonical order**: a topological order of the
+//!   dependencies (arguments and the outer nodes a sub-region captures) with ties broken by
+//!   node name. JSON node order never matters, so permuted graphs are the same graph.
+//! - `NodeId`s are assigned in pre-order over that canonical order, so they read top to bottom
+//!   in generated code and are stable for the same graph.
+//! - A node references only nodes before it in its own region, its region's parameters, or
+//!   nodes of enclosing regions: the graph is acyclic by construction.
+//! - Every node has a type; types are checked once here and trusted downstream.
+//!
+//! Semantics (defined by `eval`): a region evaluates the nodes its results demand, in
+//! canonical order; an `if` evaluates only the branch taken; a `loop` runs its body exactly
+//! `iterations` times. The first error in that order is the run's error.
+
+mod canonical;
+mod error;
+mod json;
+mod lower;
+mod types;
+
+pub(crate) use error::{GraphError, GraphErrorKind, Limits};
+pub(crate) use lower::parse;
+pub(crate) use types::Type;
+
+use graphjit_value::Tensor;
+
+/// Index of a node in [`Graph::nodes`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub(crate) struct NodeId(pub(crate) u32);
+
+impl NodeId {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A validated, typed graph in canonical form.
+#[derive(Clone, Debug)]
+pub(crate) struct Graph {
+    /// Optional human name from the JSON (`"name"`).
+    pub(crate) name: Option<String>,
+    /// Every node of every region, indexed by `NodeId`.
+    pub(crate) nodes: Vec<Node>,
+    /// The top-level region; its results are the graph's outputs in `outputs` order.
+    pub(crate) root: Region,
+    /// Input nodes, sorted by name: the order in which inputs cross the boundary.
+    pub(crate) inputs: Vec<NodeId>,
+    /// Output names, sorted; `root.results[i]` is the node behind `outputs[i]`.
+    pub(crate) outputs: Vec<String>,
+    /// Run limits the graph asks for (the caller may lower or override them).
+    pub(crate) limits: GraphLimits,
+}
+
+/// Run limits written in the graph itself.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct GraphLimits {
+    pub(crate) fuel: Option<u64>,
+    pub(crate) memory_bytes: Option<u64>,
+}
+
+/// A scope: parameters, nodes in canonical order, results.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Region {
+    /// Parameter nodes (`Op::Param`): for a loop body, the iteration index then the states.
+    pub(crate) params: Vec<NodeId>,
+    /// The region's own nodes, canonical order.
+    pub(crate) nodes: Vec<NodeId>,
+    /// What the region evaluates to.
+    pub(crate) results: Vec<NodeId>,
+}
+
+/// One node: what it computes, from which arguments, with which type.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    /// The id the user wrote; appears in errors, never in generated identifiers.
+    pub(crate) name: String,
+    pub(crate) op: Op,
+    pub(crate) args: Vec<NodeId>,
+    /// Outer nodes that this node's sub-regions reference (empty for nodes without regions).
+    pub(crate) captures: Vec<NodeId>,
+    pub(crate) ty: Type,
+}
+
+impl Node {
+    /// Everything that must be evaluated before this node: arguments, then captures.
+    pub(crate) fn dependencies(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.args.iter().chain(&self.captures).copied()
+    }
+}
+
+/// A constant value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Const {
+    Bool(bool),
+    I64(i64),
+    F64(f64),
+    Str(String),
+    Tensor(Tensor),
+}
+
+/// What a node computes.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// A named input of the graph (root region only), with an optional default.
+    Input { default: Option<Const> },
+    /// A region parameter (loop index or state); bound by the enclosing node.
+    Param,
+    Const(Const),
+    /// Elementwise or scalar unary op on i64, f64, bool or tensors, by type.
+    Unary(UnaryOp),
+    /// Elementwise or scalar binary op, by type.
+    Binary(BinaryOp),
+    Compare(CompareOp),
+    /// `args[0]` ? `then` : `otherwise`; only the branch taken is evaluated.
+    If { then: Region, otherwise: Region },
+    /// Runs `body` exactly `iterations` times; `args` are the initial states.
+    Loop { iterations: u64, body: Region },
+    /// Independent branches evaluated into a tuple.
+    Fork,
+    /// Evaluates every argument in order; the value is the last one.
+    Sequence,
+    /// Element `index` of a tuple.
+    Get { index: u32 },
+    /// A tensor of the given shape whose element `i` is `i as f32`.
+    Iota { shape: Vec<u32> },
+    /// A tensor of the given shape filled with one value.
+    Fill { shape: Vec<u32>, value: f32 },
+    Reshape { shape: Vec<u32> },
+    /// Swaps the two axes of a matrix.
+    Transpose,
+    MatMul,
+    Reduce(ReduceOp),
+    /// `i64 → f64` (round to nearest), or a one-element tensor's element.
+    ToF64,
+    /// `f64 → i64`, truncating; NaN or out of range is an error.
+    ToI64,
+    /// `f64 → tensor []` (rounded to f32).
+    ToTensor,
+    /// String concatenation.
+    Concat,
+    /// Byte length of a string.
+    Len,
+    /// Decimal text of an i64 or f64.
+    ToString,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum UnaryOp {
+    Neg,
+    Abs,
+    Not,
+    Sqrt,
+    Exp,
+    Ln,
+    Sin,
+    Cos,
+    Tanh,
+    Floor,
+    Ceil,
+    Relu,
+    Sigmoid,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Min,
+    Max,
+    Pow,
+    And,
+    Or,
+    Xor,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+    Mean,
+}
+
+macro_rules! op_names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub(crate) const ALL: &'static [$ty] = &[$($ty::$variant),*];
+            /// The name used in graph JSON.
+            pub(crate) fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+            pub(crate) fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some($ty::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+op_names!(UnaryOp {
+    Neg => "neg", Abs => "abs", Not => "not", Sqrt => "sqrt", Exp => "exp", Ln => "ln",
+    Sin => "sin", Cos => "cos", Tanh => "tanh", Floor => "floor", Ceil => "ceil",
+    Relu => "relu", Sigmoid => "sigmoid",
+});
+op_names!(BinaryOp {
+    Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Min => "min",
+    Max => "max", Pow => "pow", And => "and", Or => "or", Xor => "xor",
+});
+op_names!(CompareOp { Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge" });
+op_names!(ReduceOp { Sum => "sum", Max => "reduce_max", Min => "reduce_min", Mean => "mean" });
+
+impl Graph {
+    pub(crate) fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// The graph's identity: blake3 over its canonical encoding (see `canonical`).
+    pub(crate) fn canonical_hash(&self) -> blake3::Hash {
+        canonical::hash(self)
+    }
+
+    /// Which nodes a run evaluates (reachable from the outputs), indexed by `NodeId`.
+    /// Regions of a demanded `if`/`loop` count as demanded: one of them will run.
+    pub(crate) fn demanded(&self) -> Vec<bool> {
+        let mut demanded = vec![false; self.nodes.len()];
+        let mut stack: Vec<NodeId> = self.root.results.clone();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut demanded[id.index()], true) {
+                continue;
+            }
+            let node = self.node(id);
+            stack.extend(node.dependencies());
+            for region in node.op.regions() {
+                stack.extend(region.results.iter().copied());
+                stack.extend(region.params.iter().copied());
+            }
+        }
+        demanded
+    }
+
+    /// Structural checks that every pass must preserve; `Err` names the first violation.
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        let mut defined = vec![false; self.nodes.len()];
+        self.check_region(&self.root, &mut defined)?;
+        if self.root.results.len() != self.outputs.len() {
+            return Err("outputs and root results differ in length".into());
+        }
+        Ok(())
+    }
+
+    fn check_region(&self, region: &Region, defined: &mut Vec<bool>) -> Result<(), String> {
+        for &p in &region.params {
+            defined[p.index()] = true;
+        }
+        for &id in &region.nodes {
+            let node = self.nodes.get(id.index()).ok_or_else(|| format!("{id:?} out of range"))?;
+            for dep in node.dependencies() {
+                if !defined.get(dep.index()).copied().unwrap_or(false) {
+                    return Err(format!("node {:?} uses {dep:?} before it is defined", node.name));
+                }
+            }
+            for sub in node.op.regions() {
+                self.check_region(sub, defined)?;
+                // A sub-region's nodes are out of scope after it.
+                for &inner in sub.params.iter().chain(&sub.nodes) {
+                    defined[inner.index()] = false;
+                }
+            }
+            defined[id.index()] = true;
+        }
+        for r in &region.results {
+            if !defined[r.index()] {
+                return Err(format!("region result {r:?} is not in scope"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Op {
+    /// Sub-regions, in order (`then`, `otherwise` / loop `body`).
+    pub(crate) fn regions(&self) -> Vec<&Region> {
+        match self {
+            Op::If { then, otherwise } => vec![then, otherwise],
+            Op::Loop { body, .. } => vec![body],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The op's name as written in JSON.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Param => "param",
+            Op::Const(_) => "const",
+            Op::Unary(op) => op.name(),
+            Op::Binary(op) => op.name(),
+            Op::Compare(op) => op.name(),
+            Op::If { .. } => "if",
+            Op::Loop { .. } => "loop",
+            Op::Fork => "fork",
+            Op::Sequence => "sequence",
+            Op::Get { .. } => "get",
+            Op::Iota { .. } => "iota",
+            Op::Fill { .. } => "fill",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose => "transpose",
+            Op::MatMul => "matmul",
+            Op::Reduce(op) => op.name(),
+            Op::ToF64 => "to_f64",
+            Op::ToI64 => "to_i64",
+            Op::ToTensor => "to_tensor",
+            Op::Concat => "concat",
+            Op::Len => "len",
+            Op::ToString => "to_string",
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The graph's identity: blake3 over a canonical byte encoding.
+//!
+//! Invariants: the encoding is a function of the canonical graph alone — no JSON order, no
+//! whitespace, no hash-map iteration, no pointer values. Floats are encoded by their bits
+//! (NaN is already canonical from `lower`). Every field that changes meaning is encoded; the
+//! graph's display `name` and its run `limits` are not (they change neither code nor results).
+
+use super::{Const, Graph, Node, NodeId, Op, Region, Type};
+
+/// Bumped whenever the encoding or the semantics of an existing op changes.
+const ENCODING_VERSION: u32 = 1;
+
+pub(super) fn hash(graph: &Graph) -> blake3::Hash {
+    let mut e = Encoder(blake3::Hasher::new());
+    e.bytes(b"graphjit-graph");
+    e.u32(ENCODING_VERSION);
+    e.len(graph.nodes.len());
+    e.region(graph, &graph.root);
+    e.len(graph.outputs.len());
+    for name in &graph.outputs {
+        e.str(name);
+    }
+    e.0.finalize()
+}
+
+struct Encoder(blake3::Hasher);
+
+impl Encoder {
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.update(b);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.bytes(s.as_bytes());
+    }
+    fn id(&mut self, id: NodeId) {
+        self.u32(id.0);
+    }
+    fn ids(&mut self, ids: &[NodeId]) {
+        self.len(ids.len());
+        ids.iter().for_each(|&id| self.id(id));
+    }
+    fn shape(&mut self, shape: &[u32]) {
+        self.len(shape.len());
+        shape.iter().for_each(|&d| self.u32(d));
+    }
+
+    fn region(&mut self, graph: &Graph, region: &Region) {
+        self.len(region.params.len());
+        for &p in &region.params {
+            self.node(graph, p, graph.node(p));
+        }
+        self.len(region.nodes.len());
+        for &id in &region.nodes {
+            self.node(graph, id, graph.node(id));
+        }
+        self.ids(&region.results);
+    }
+
+    fn node(&mut self, graph: &Graph, id: NodeId, node: &Node) {
+        self.id(id);
+        self.str(&node.name);
+        self.str(node.op.name());
+        self.ids(&node.args);
+        self.ty(&node.ty);
+        match &node.op {
+            Op::Input { default } => match default {
+                Some(c) => {
+                    self.u32(1);
+                    self.constant(c);
+                }
+                None => self.u32(0),
+            },
+            Op::Const(c) => self.constant(c),
+            Op::If { then, otherwise } => {
+                self.region(graph, then);
+                self.region(graph, otherwise);
+            }
+            Op::Loop { iterations, body } => {
+                self.u64(*iterations);
+                self.region(graph, body);
+            }
+            Op::Get { index } => self.u32(*index),
+            Op::Iota { shape } | Op::Reshape { shape } => self.shape(shape),
+            Op::Fill { shape, value } => {
+                self.shape(shape);
+                self.u32(value.to_bits());
+            }
+            Op::Param
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Fork
+            | Op::Sequence
+            | Op::Transpose
+            | Op::MatMul
+            | Op::Reduce(_)
+            | Op::ToF64
+            | Op::ToI64
+            | Op::ToTensor
+            | Op::Concat
+            | Op::Len
+            | Op::ToString => {}
+        }
+    }
+
+    fn ty(&mut self, ty: &Type) {
+        match ty {
+            Type::Bool => self.u32(0),
+            Type::I64 => self.u32(1),
+            Type::F64 => self.u32(2),
+            Type::Str => self.u32(3),
+            Type::Tensor(shape) => {
+                self.u32(4);
+                self.shape(shape);
+            }
+            Type::Tuple(items) => {
+                self.u32(5);
+                self.len(items.len());
+                items.iter().for_each(|t| self.ty(t));
+            }
+        }
+    }
+
+    fn constant(&mut self, c: &Const) {
+        match c {
+            Const::Bool(b) => {
+                self.u32(0);
+                self.u32(u32::from(*b));
+            }
+            Const::I64(i) => {
+                self.u32(1);
+                self.u64(*i as u64);
+            }
+            Const::F64(x) => {
+                self.u32(2);
+                self.u64(x.to_bits());
+            }
+            Const::Str(s) => {
+                self.u32(3);
+                self.str(s);
+            }
+            Const::Tensor(t) => {
+                self.u32(4);
+                self.shape(&t.shape);
+                self.len(t.data.len());
+                t.data.iter().for_each(|x| self.u32(x.to_bits()));
+            }
+        }
+    }
+}

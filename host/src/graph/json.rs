@@ -1,0 +1,95 @@
+//! The graph's JSON form (format version 1), documented in `docs/graph-format.md`.
+//!
+//! Serde lives only here: these types are converted at once by `lower` and never escape it.
+//! Unknown fields are errors (`deny_unknown_fields`), so a typo never silently changes a graph.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Read first, with every other field ignored, so that a future version's graph gets a
+/// version error rather than a confusing field error.
+#[derive(Deserialize)]
+pub(super) struct VersionProbe {
+    pub(super) version: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GraphJson {
+    #[expect(dead_code, reason = "checked by VersionProbe before this parse")]
+    pub(super) version: u32,
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    pub(super) nodes: Vec<NodeJson>,
+    pub(super) outputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) limits: Option<LimitsJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LimitsJson {
+    pub(super) fuel: Option<u64>,
+    pub(super) memory: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NodeJson {
+    pub(super) id: String,
+    pub(super) op: String,
+    #[serde(default)]
+    pub(super) args: Option<Vec<String>>,
+    #[serde(rename = "type")]
+    pub(super) ty: Option<TypeJson>,
+    pub(super) value: Option<serde_json::Value>,
+    pub(super) default: Option<serde_json::Value>,
+    pub(super) shape: Option<Vec<u32>>,
+    pub(super) iterations: Option<u64>,
+    pub(super) index: Option<u32>,
+    pub(super) then: Option<RegionJson>,
+    #[serde(rename = "else")]
+    pub(super) otherwise: Option<RegionJson>,
+    pub(super) body: Option<RegionJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RegionJson {
+    #[serde(default)]
+    pub(super) params: Vec<String>,
+    #[serde(default)]
+    pub(super) nodes: Vec<NodeJson>,
+    pub(super) result: Option<String>,
+    pub(super) results: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum TypeJson {
+    Name(String),
+    Tensor {
+        tensor: Vec<u32>,
+    },
+}
+
+impl NodeJson {
+    /// Sub-regions present on this node, with the field name each came from.
+    pub(super) fn regions(&self) -> impl Iterator<Item = (&'static str, &RegionJson)> {
+        [("then", &self.then), ("else", &self.otherwise), ("body", &self.body)]
+            .into_iter()
+            .filter_map(|(name, r)| r.as_ref().map(|r| (name, r)))
+    }
+}
+
+impl RegionJson {
+    /// The result names, from `result` or `results`.
+    pub(super) fn result_names(&self) -> Vec<&String> {
+        match (&self.result, &self.results) {
+            (Some(r), _) => vec![r],
+            (None, Some(rs)) => rs.iter().collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! JSON → validated, typed, canonical [`Graph`].
+//!
+//! Invariants: never panics on any input; every rejection is a [`GraphError`] naming the node
+//! at fault and suggesting a fix; the result does not depend on JSON key or node order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use graphjit_value::{Tensor, canonical_f64};
+
+use super::error::{GraphError, GraphErrorKind as Kind, Limits};
+use super::json::{GraphJson, NodeJson, RegionJson, TypeJson, VersionProbe};
+use super::types::{Type, infer};
+use super::{BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region, UnaryOp};
+
+/// The graph format version this build reads.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// Parses, validates and canonicalizes a graph.
+pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> {
+    if bytes.len() > limits.max_json_bytes {
+        return Err(GraphError::new(
+            Kind::ResourceExceeded,
+            format!("graph is {} bytes; the limit is {}", bytes.len(), limits.max_json_bytes),
+            "split the graph, or move large constants into inputs",
+        ));
+    }
+    let probe: VersionProbe = serde_json::from_slice(bytes).map_err(syntax_error)?;
+    match probe.version {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(FORMAT_VERSION) => {}
+        Some(other) => {
+            return Err(GraphError::new(
+                Kind::Version,
+                format!("graph format version {other} is not supported"),
+                format!("write \"version\": {FORMAT_VERSION}"),
+            ));
+        }
+        None => {
+            return Err(GraphError::new(
+                Kind::Version,
+                "the graph has no \"version\" field",
+                format!("add \"version\": {FORMAT_VERSION} at the top level"),
+            ));
+        }
+    }
+    let json: GraphJson = serde_json::from_slice(bytes).map_err(syntax_error)?;
+    Lowering::new(limits).graph(json)
+}
+
+fn syntax_error(e: serde_json::Error) -> GraphError {
+    GraphError::new(
+        Kind::Syntax,
+        format!("{e}"),
+        "check the graph against docs/graph-format.md (fields are case-sensitive; unknown fields are refused)",
+    )
+}
+
+struct Lowering<'l> {
+    limits: &'l Limits,
+    nodes: Vec<Node>,
+    /// Names visible at the current point, innermost scope last.
+    scopes: Vec<HashMap<String, NodeId>>,
+    /// Every name defined anywhere, to tell "out of scope" from "unknown".
+    all_names: HashSet<String>,
+    constant_elements: usize,
+}
+
+impl<'l> Lowering<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Lowering { limits, nodes: Vec::new(), scopes: Vec::new(), all_names: HashSet::new(), constant_elements: 0 }
+    }
+
+    fn graph(mut self, json: GraphJson) -> Result<Graph, GraphError> {
+        let mut count = 0usize;
+        collect_names(&json.nodes, &[], 0, self.limits, &mut self.all_names, &mut count)?;
+        if json.outputs.is_empty() {
+            return Err(GraphError::new(
+                Kind::Field,
+                "the graph has no outputs",
+                "add \"outputs\": {\"name\": \"node_id\"}",
+            ));
+        }
+        let output_names: Vec<&String> = json.outputs.values().collect();
+        let root = self.region(&json.nodes, &[], &output_names)?;
+        let inputs = {
+            let mut inputs: Vec<NodeId> = root
+                .nodes
+                .iter()
+                .copied()
+                .filter(|&id| matches!(self.nodes[id.index()].op, Op::Input { .. }))
+                .collect();
+            inputs.sort_by(|a, b| self.nodes[a.index()].name.cmp(&self.nodes[b.index()].name));
+            inputs
+        };
+        let limits = json.limits.map_or(GraphLimits::default(), |l| GraphLimits { fuel: l.fuel, memory_bytes: l.memory });
+        let graph = Graph { name: json.name, nodes: self.nodes, root, inputs, outputs: json.outputs.into_keys().collect(), limits };
+        debug_assert_eq!(graph.check_invariants(), Ok(()));
+        Ok(graph)
+    }
+
+    /// Lowers one region whose parameters (already allocated) are `params`.
+    fn region(
+        &mut self,
+        nodes: &[NodeJson],
+        params: &[NodeId],
+        results: &[&String],
+    ) -> Result<Region, GraphError> {
+        let mut scope: HashMap<String, NodeId> = HashMap::new();
+        for &p in params {
+            scope.insert(self.nodes[p.index()].name.clone(), p);
+        }
+        self.scopes.push(scope);
+        let order = canonical_order(nodes)?;
+        let mut ids = Vec::with_capacity(nodes.len());
+        for index in order {
+            let id = self.node(&nodes[index])?;
+            ids.push(id);
+            if let Some(scope) = self.scopes.last_mut() {
+                scope.insert(nodes[index].id.clone(), id);
+            }
+        }
+        let results = results
+            .iter()
+            .map(|name| self.resolve(name, "result"))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.scopes.pop();
+        Ok(Region { params: params.to_vec(), nodes: ids, results })
+    }
+
+    fn resolve(&self, name: &str, user: &str) -> Result<NodeId, GraphError> {
+        for scope in self.scopes.iter().rev() {
+            if let Some(&id) = scope.get(name) {
+                return Ok(id);
+            }
+        }
+        let (message, remediation) = if self.all_names.contains(name) {
+            (
+                format!("{name:?} is defined inside another region and is not visible here"),
+                "move the node out to a region that encloses both uses",
+            )
+        } else {
+            (format!("{name:?} names no node"), "check the spelling, or add a node with that id")
+        };
+        Err(GraphError::new(Kind::UnknownNode, message, remediation).at(user))
+    }
+
+    fn alloc(&mut self, name: &str, op: Op, args: Vec<NodeId>, ty: Type) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        self.nodes.push(Node { name: name.to_string(), op, args, captures: Vec::new(), ty });
+        id
+    }
+
+    fn node(&mut self, json: &NodeJson) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        check_fields(json).map_err(at)?;
+        let args: Vec<NodeId> = json
+            .args
+            .iter()
+            .flatten()
+            .map(|a| self.resolve(a, &json.id))
+            .collect::<Result<_, _>>()?;
+        let arg_types: Vec<Type> = args.iter().map(|a| self.nodes[a.index()].ty.clone()).collect();
+        let (op, ty) = match json.op.as_str() {
+            "input" => {
+                if self.scopes.len() > 1 {
+                    return Err(at(GraphError::new(
+                        Kind::Field,
+                        "inputs may only appear at the top level",
+                        "move the input node to the graph's \"nodes\"",
+                    )));
+                }
+                let ty = self.declared_type(json).map_err(at)?;
+                let default = match &json.default {
+                    Some(v) => Some(self.constant(v, &ty).map_err(at)?),
+                    None => None,
+                };
+                (Op::Input { default }, ty)
+            }
+            "const" => {
+                let value = json.value.as_ref().ok_or_else(|| {
+                    at(GraphError::new(Kind::Field, "`const` needs a \"value\"", "add \"value\": ..."))
+                })?;
+                let ty = match &json.ty {
+                    Some(_) => self.declared_type(json).map_err(at)?,
+                    None => infer_const_type(value).map_err(at)?,
+                };
+                (Op::Const(self.constant(value, &ty).map_err(at)?), ty)
+            }
+            "if" => return self.if_node(json, args, &arg_types),
+            "loop" => return self.loop_node(json, args, arg_types),
+            name => {
+                let op = simple_op(name, json).map_err(at)?;
+                let refs: Vec<&Type> = arg_types.iter().collect();
+                let ty = infer(&op, &refs).map_err(|m| {
+                    at(GraphError::new(Kind::Type, m, "see the op's argument types in docs/graph-format.md"))
+                })?;
+                (op, ty)
+            }
+        };
+        self.check_type_size(&ty).map_err(at)?;
+        Ok(self.alloc(&json.id, op, args, ty))
+    }
+
+    fn if_node(&mut self, json: &NodeJson, args: Vec<NodeId>, arg_types: &[Type]) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        if arg_types != [Type::Bool] {
+            return Err(at(GraphError::new(
+                Kind::Type,
+                format!("`if` takes one bool argument (the condition), got {}", list_types(arg_types)),
+                "compare values with eq/lt/... to get a bool",
+            )));
+        }
+        let (Some(then_json), Some(else_json)) = (&json.then, &json.otherwise) else {
+            return Err(at(GraphError::new(Kind::Field, "`if` needs \"then\" and \"else\" regions", "add both")));
+        };
+        // The node is allocated first (pre-order ids); its op and type are filled in below.
+        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        let mut branches = Vec::with_capacity(2);
+        for (label, region) in [("then", then_json), ("else", else_json)] {
+            if !region.params.is_empty() || region.results.is_some() || region.result.is_none() {
+                return Err(at(GraphError::new(
+                    Kind::Field,
+                    format!("the {label:?} region of `if` takes no params and one \"result\""),
+                    "write {\"nodes\": [...], \"result\": \"id\"}",
+                )));
+            }
+            branches.push(self.region(&region.nodes, &[], &region.result_names())?);
+        }
+        let (then_ty, else_ty) = (self.result_type(&branches[0], 0), self.result_type(&branches[1], 0));
+        if then_ty != else_ty {
+            return Err(at(GraphError::new(
+                Kind::Type,
+                format!("`if` branches differ in type: then is {then_ty}, else is {else_ty}"),
+                "make both branches produce the same type",
+            )));
+        }
+        let otherwise = branches.pop().unwrap_or_default();
+        let then = branches.pop().unwrap_or_default();
+        let captures = self.captures(&[&then, &otherwise], id);
+        let node = &mut self.nodes[id.index()];
+        node.op = Op::If { then, otherwise };
+        node.ty = then_ty;
+        node.captures = captures;
+        Ok(id)
+    }
+
+    fn loop_node(&mut self, json: &NodeJson, args: Vec<NodeId>, arg_types: Vec<Type>) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        let iterations = json.iterations.ok_or_else(|| {
+            at(GraphError::new(Kind::Field, "`loop` needs \"iterations\" (a literal count)", "add \"iterations\": N"))
+        })?;
+        if iterations > i64::MAX as u64 {
+            return Err(at(GraphError::new(
+                Kind::Value,
+                format!("{iterations} iterations exceeds i64::MAX"),
+                "use a smaller count; fuel bounds the run anyway",
+            )));
+        }
+        let body = json.body.as_ref().ok_or_else(|| {
+            at(GraphError::new(Kind::Field, "`loop` needs a \"body\" region", "add \"body\": {\"params\": [...], ...}"))
+        })?;
+        let states = arg_types.len();
+        let results = body.results.as_ref().map_or(0, Vec::len);
+        if states == 0 || body.params.len() != states + 1 || results != states || body.result.is_some() {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                format!(
+                    "a loop with {states} initial state(s) needs {} body params (index, then states) and {states} \"results\"; got {} params and {results} results",
+                    states + 1,
+                    body.params.len()
+                ),
+                "give the loop at least one state in \"args\", and match the body's params and results to it",
+            )));
+        }
+        let ty = if states == 1 { arg_types[0].clone() } else { Type::Tuple(arg_types.clone()) };
+        let id = self.alloc(&json.id, Op::Sequence, args, ty);
+        let mut params = Vec::with_capacity(states + 1);
+        for (i, name) in body.params.iter().enumerate() {
+            let ty = if i == 0 { Type::I64 } else { arg_types[i - 1].clone() };
+            params.push(self.alloc(name, Op::Param, Vec::new(), ty));
+        }
+        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        for (i, expected) in arg_types.iter().enumerate() {
+            let got = self.result_type(&region, i);
+            if &got != expected {
+                return Err(at(GraphError::new(
+                    Kind::Type,
+                    format!("loop state {i} starts as {expected} but the body returns {got}"),
+                    "make each body result the same type as its initial state",
+                )));
+            }
+        }
+        let captures = self.captures(&[&region], id);
+        let node = &mut self.nodes[id.index()];
+        node.op = Op::Loop { iterations, body: region };
+        node.captures = captures;
+        Ok(id)
+    }
+
+    fn result_type(&self, region: &Region, index: usize) -> Type {
+        region.results.get(index).map_or(Type::Tuple(Vec::new()), |r| self.nodes[r.index()].ty.clone())
+    }
+
+    /// Outer nodes referenced from inside `regions` (of node `owner`), sorted by id.
+    fn captures(&self, regions: &[&Region], owner: NodeId) -> Vec<NodeId> {
+        let mut inner = BTreeSet::new();
+        let mut used = BTreeSet::new();
+        let mut stack: Vec<&Region> = regions.to_vec();
+        while let Some(region) = stack.pop() {
+            inner.extend(region.params.iter().copied());
+            inner.extend(region.nodes.iter().copied());
+            used.extend(region.results.iter().copied());
+            for &id in &region.nodes {
+                let node = &self.nodes[id.index()];
+                used.extend(node.dependencies());
+                stack.extend(node.op.regions());
+            }
+        }
+        used.into_iter().filter(|id| !inner.contains(id) && *id != owner).collect()
+    }
+
+    fn declared_type(&self, json: &NodeJson) -> Result<Type, GraphError> {
+        let ty = match &json.ty {
+            None => {
+                return Err(GraphError::new(
+                    Kind::Field,
+                    format!("`{}` needs a \"type\"", json.op),
+                    "add \"type\": \"i64\" (or bool, f64, string, {\"tensor\": [dims]})",
+                ));
+            }
+            Some(TypeJson::Tensor { tensor }) => Type::Tensor(tensor.clone()),
+            Some(TypeJson::Name(name)) => match name.as_str() {
+                "bool" => Type::Bool,
+                "i64" => Type::I64,
+                "f64" => Type::F64,
+                "string" => Type::Str,
+                other => {
+                    return Err(GraphError::new(
+                        Kind::Type,
+                        format!("unknown type {other:?}"),
+                        "use bool, i64, f64, string or {\"tensor\": [dims]}",
+                    ));
+                }
+            },
+        };
+        self.check_type_size(&ty)?;
+        Ok(ty)
+    }
+
+    fn check_type_size(&self, ty: &Type) -> Result<(), GraphError> {
+        let elements = match ty {
+            Type::Tensor(shape) => shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d))),
+            Type::Tuple(items) => return items.iter().try_for_each(|t| self.check_type_size(t)),
+            _ => return Ok(()),
+        };
+        match elements {
+            Some(n) if n <= self.limits.max_tensor_elements => Ok(()),
+            _ => Err(GraphError::new(
+                Kind::ResourceExceeded,
+                format!("{ty} has more than {} elements", self.limits.max_tensor_elements),
+                "use smaller tensors, or split the work",
+            )),
+        }
+    }
+
+    fn constant(&mut self, value: &serde_json::Value, ty: &Type) -> Result<Const, GraphError> {
+        let bad = |what: &str| {
+            GraphError::new(Kind::Value, format!("{value} is not {what}"), format!("write a value of type {ty}"))
+        };
+        Ok(match ty {
+            Type::Bool => Const::Bool(value.as_bool().ok_or_else(|| bad("a bool"))?),
+            Type::I64 => Const::I64(value.as_i64().ok_or_else(|| bad("an i64 (integers only, within ±2^63)"))?),
+            Type::F64 => Const::F64(json_f64(value).ok_or_else(|| bad("an f64"))?),
+            Type::Str => {
+                let s = value.as_str().ok_or_else(|| bad("a string"))?;
+                if s.len() > self.limits.max_string_bytes {
+                    return Err(GraphError::new(
+                        Kind::ResourceExceeded,
+                        format!("string of {} bytes exceeds the limit of {}", s.len(), self.limits.max_string_bytes),
+                        "pass long text as an input",
+                    ));
+                }
+                Const::Str(s.to_string())
+            }
+            Type::Tensor(shape) => {
+                let expected = Tensor::element_count(shape).unwrap_or(usize::MAX);
+                let items = value.as_array().ok_or_else(|| bad("a flat array of numbers"))?;
+                self.constant_elements = self.constant_elements.saturating_add(items.len());
+                if self.constant_elements > self.limits.max_constant_elements {
+                    return Err(GraphError::new(
+                        Kind::ResourceExceeded,
+                        format!("tensor constants hold more than {} elements in all", self.limits.max_constant_elements),
+                        "build big tensors with iota/fill, or pass them as inputs",
+                    ));
+                }
+                if items.len() != expected {
+                    return Err(GraphError::new(
+                        Kind::Value,
+                        format!("{ty} needs {expected} elements, the value has {}", items.len()),
+                        "write the elements flat, in row-major order",
+                    ));
+                }
+                let data = items
+                    .iter()
+                    .map(|v| json_f64(v).map(|x| x as f32))
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| bad("an array of numbers"))?;
+                Const::Tensor(Tensor { shape: shape.clone(), data })
+            }
+            Type::Tuple(_) => return Err(bad("a constant (tuples are built with fork)")),
+        })
+    }
+}
+
+/// A JSON number, or one of the strings "nan", "inf", "-inf" (JSON has no literal for them).
+fn json_f64(value: &serde_json::Value) -> Option<f64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => match s.as_str() {
+            "nan" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+    .map(canonical_f64)
+}
+
+fn infer_const_type(value: &serde_json::Value) -> Result<Type, GraphError> {
+    match value {
+        serde_json::Value::Bool(_) => Ok(Type::Bool),
+        serde_json::Value::Number(n) if n.is_i64() => Ok(Type::I64),
+        serde_json::Value::Number(_) => Ok(Type::F64),
+        serde_json::Value::String(_) => Ok(Type::Str),
+        _ => Err(GraphError::new(
+            Kind::Field,
+            format!("cannot tell the type of constant {value}"),
+            "add \"type\" (tensors need {\"tensor\": [dims]})",
+        )),
+    }
+}
+
+fn list_types(types: &[Type]) -> String {
+    let names: Vec<String> = types.iter().map(Type::to_string).collect();
+    format!("({})", names.join(", "))
+}
+
+/// Ops without regions, from their JSON name and fields.
+fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
+    let need_shape = || {
+        json.shape.clone().ok_or_else(|| {
+            GraphError::new(Kind::Field, format!("`{name}` needs a \"shape\""), "add \"shape\": [dims]")
+        })
+    };
+    if let Some(op) = UnaryOp::from_name(name) {
+        return Ok(Op::Unary(op));
+    }
+    if let Some(op) = BinaryOp::from_name(name) {
+        return Ok(Op::Binary(op));
+    }
+    if let Some(op) = CompareOp::from_name(name) {
+        return Ok(Op::Compare(op));
+    }
+    if let Some(op) = ReduceOp::from_name(name) {
+        return Ok(Op::Reduce(op));
+    }
+    Ok(match name {
+        "fork" => Op::Fork,
+        "sequence" => Op::Sequence,
+        "get" => Op::Get {
+            index: json.index.ok_or_else(|| {
+                GraphError::new(Kind::Field, "`get` needs an \"index\"", "add \"index\": N")
+            })?,
+        },
+        "iota" => Op::Iota { shape: need_shape()? },
+        "fill" => {
+            let value = json.value.as_ref().and_then(json_f64).ok_or_else(|| {
+                GraphError::new(Kind::Field, "`fill` needs a numeric \"value\"", "add \"value\": 0.5")
+            })?;
+            Op::Fill { shape: need_shape()?, value: value as f32 }
+        }
+        "reshape" => Op::Reshape { shape: need_shape()? },
+        "transpose" => Op::Transpose,
+        "matmul" => Op::MatMul,
+        "to_f64" => Op::ToF64,
+        "to_i64" => Op::ToI64,
+        "to_tensor" => Op::ToTensor,
+        "concat" => Op::Concat,
+        "len" => Op::Len,
+        "to_string" => Op::ToString,
+        other => {
+            return Err(GraphError::new(
+                Kind::UnknownOp,
+                format!("unknown op {other:?}"),
+                "see the op list in docs/graph-format.md",
+            ));
+        }
+    })
+}
+
+/// Refuses fields that the node's op does not take, so a misplaced field is never ignored.
+fn check_fields(json: &NodeJson) -> Result<(), GraphError> {
+    let op = json.op.as_str();
+    let allowed: &[&str] = match op {
+        "input" => &["type", "default"],
+        "const" => &["type", "value"],
+        "if" => &["args", "then", "else"],
+        "loop" => &["args", "iterations", "body"],
+        "get" => &["args", "index"],
+        "iota" => &["shape"],
+        "fill" => &["shape", "value"],
+        "reshape" => &["args", "shape"],
+        _ => &["args"],
+    };
+    let present = [
+        ("args", json.args.is_some()),
+        ("type", json.ty.is_some()),
+        ("value", json.value.is_some()),
+        ("default", json.default.is_some()),
+        ("shape", json.shape.is_some()),
+        ("iterations", json.iterations.is_some()),
+        ("index", json.index.is_some()),
+        ("then", json.then.is_some()),
+        ("else", json.otherwise.is_some()),
+        ("body", json.body.is_some()),
+    ];
+    match present.iter().find(|(field, here)| *here && !allowed.contains(field)) {
+        Some((field, _)) => Err(GraphError::new(
+            Kind::Field,
+            format!("`{op}` does not take the field {field:?}"),
+            format!("remove {field:?}; `{op}` takes {allowed:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks names are unique and the graph is within size and depth limits, before lowering.
+fn collect_names(
+    nodes: &[NodeJson],
+    params: &[String],
+    depth: usize,
+    limits: &Limits,
+    names: &mut HashSet<String>,
+    count: &mut usize,
+) -> Result<(), GraphError> {
+    if depth > limits.max_depth {
+        return Err(GraphError::new(
+            Kind::ResourceExceeded,
+            format!("regions nest deeper than {}", limits.max_depth),
+            "flatten nested ifs and loops",
+        ));
+    }
+    for name in params.iter().chain(nodes.iter().map(|n| &n.id)) {
+        *count += 1;
+        if *count > limits.max_nodes {
+            return Err(GraphError::new(
+                Kind::ResourceExceeded,
+                format!("the graph has more than {} nodes", limits.max_nodes),
+                "split the graph into smaller graphs",
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(GraphError::new(Kind::DuplicateId, format!("id {name:?} is used twice"), "give every node and param its own id").at(name));
+        }
+    }
+    for node in nodes {
+        for (_, region) in node.regions() {
+            collect_names(&region.nodes, &region.params, depth + 1, limits, names, count)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names referenced inside `region` (at any depth) that it does not define itself.
+fn free_names<'a>(region: &'a RegionJson, out: &mut BTreeSet<&'a str>) {
+    let mut defined: HashSet<&str> = region.params.iter().map(String::as_str).collect();
+    defined.extend(region.nodes.iter().map(|n| n.id.as_str()));
+    let mut used: BTreeSet<&str> = region.result_names().into_iter().map(String::as_str).collect();
+    for node in &region.nodes {
+        used.extend(node.args.iter().flatten().map(String::as_str));
+        for (_, sub) in node.regions() {
+            free_names(sub, &mut used);
+        }
+    }
+    out.extend(used.into_iter().filter(|n| !defined.contains(n)));
+}
+
+/// Canonical order of a region's nodes: topological over dependencies between them, ties
+/// broken by id. Returns indices into `nodes`.
+fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut waiting_on = vec![0usize; nodes.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, node) in nodes.iter().enumerate() {
+        let mut deps: BTreeSet<&str> = node.args.iter().flatten().map(String::as_str).collect();
+        for (_, region) in node.regions() {
+            free_names(region, &mut deps);
+        }
+        for dep in deps {
+            if let Some(&d) = index.get(dep) {
+                if d == i {
+                    return Err(GraphError::new(Kind::Cycle, "the node depends on itself", "remove the self-reference").at(&node.id));
+                }
+                waiting_on[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+    }
+    let mut ready: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if waiting_on[i] == 0 {
+            ready.insert(&node.id, i);
+        }
+    }
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some((_, i)) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.insert(&nodes[d].id, d);
+            }
+        }
+    }
+    if order.len() < nodes.len() {
+        let stuck = nodes.iter().enumerate().filter(|(i, _)| waiting_on[*i] > 0).map(|(_, n)| n.id.as_str()).min().unwrap_or("?");
+        return Err(GraphError::new(Kind::Cycle, "the node is part of a dependency cycle", "graphs must be acyclic; use a loop node for iteration").at(stuck));
+    }
+    Ok(order)
+}
