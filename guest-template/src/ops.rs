@@ -1,1 +1,300 @@
-//! Operations the generated code calls (owned by codegen).
+//! The operations generated code calls: checked integers, libm floats, f32 tensor kernels.
+//!
+//! Invariants:
+//! - Semantics match `eval` (docs/graph-format.md, "Semantics") bit for bit; this file is an
+//!   independent implementation of the same rules, and the differential tests compare them.
+//! - No panics: no unchecked indexing (iterators and `get`), no unchecked arithmetic; every
+//!   allocation goes through `try_vec_f32` so running out of memory is a typed error.
+//! - No floating-point contraction: every multiply and add is its own IEEE operation.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::{InvalidValue, OutOfMemory, RunError, Tensor, try_vec_f32};
+
+/// The float functions both `eval` and generated code use (never the platform's libm).
+pub use libm;
+
+// ---- i64, checked ----------------------------------------------------------------------
+
+/// `a + b`, or `Overflow` at `node`.
+pub fn add_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
+    a.checked_add(b).ok_or(RunError::Overflow(node))
+}
+/// `a - b`, or `Overflow` at `node`.
+pub fn sub_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
+    a.checked_sub(b).ok_or(RunError::Overflow(node))
+}
+/// `a * b`, or `Overflow` at `node`.
+pub fn mul_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
+    a.checked_mul(b).ok_or(RunError::Overflow(node))
+}
+/// `a / b` truncating; `DivisionByZero` or `Overflow` (`MIN / -1`) at `node`.
+pub fn div_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
+    if b == 0 {
+        return Err(RunError::DivisionByZero(node));
+    }
+    a.checked_div(b).ok_or(RunError::Overflow(node))
+}
+/// `a % b`; `DivisionByZero` or `Overflow` (`MIN % -1`) at `node`.
+pub fn rem_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
+    if b == 0 {
+        return Err(RunError::DivisionByZero(node));
+    }
+    a.checked_rem(b).ok_or(RunError::Overflow(node))
+}
+/// `-a`, or `Overflow` for `i64::MIN`.
+pub fn neg_i64(a: i64, node: u32) -> Result<i64, RunError> {
+    a.checked_neg().ok_or(RunError::Overflow(node))
+}
+/// `|a|`, or `Overflow` for `i64::MIN`.
+pub fn abs_i64(a: i64, node: u32) -> Result<i64, RunError> {
+    a.checked_abs().ok_or(RunError::Overflow(node))
+}
+/// The smaller of `a` and `b`.
+pub fn min_i64(a: i64, b: i64) -> i64 {
+    if b < a { b } else { a }
+}
+/// The larger of `a` and `b`.
+pub fn max_i64(a: i64, b: i64) -> i64 {
+    if b > a { b } else { a }
+}
+
+// ---- f64 and conversions ----------------------------------------------------------------
+
+/// `f64 → i64` by truncation; NaN or out of range is `InvalidValue` at `node`.
+pub fn to_i64(x: f64, node: u32) -> Result<i64, RunError> {
+    // 2^63 as f64 is exact; every finite x in [-2^63, 2^63) truncates into range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if x.is_nan() || x < -LIMIT || x >= LIMIT {
+        return Err(RunError::InvalidValue(InvalidValue {
+            node,
+            message: alloc::format!("{x} is not representable as i64"),
+        }));
+    }
+    Ok(x as i64)
+}
+/// Decimal text of an i64.
+pub fn i64_to_string(x: i64) -> String {
+    x.to_string()
+}
+/// Decimal text of an f64 (Rust's `Display`, shortest round-trip form).
+pub fn f64_to_string(x: f64) -> String {
+    x.to_string()
+}
+/// String concatenation.
+pub fn concat(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len().saturating_add(b.len()));
+    s.push_str(a);
+    s.push_str(b);
+    s
+}
+/// Byte length of a string.
+pub fn len(s: &str) -> i64 {
+    i64::try_from(s.len()).unwrap_or(i64::MAX)
+}
+
+// ---- f32 element functions (the tensor ops' scalar rules) --------------------------------
+
+/// `max(x, 0)`; NaN and -0.0 give +0.0.
+pub fn relu_f32(x: f32) -> f32 {
+    if x > 0.0 { x } else { 0.0 }
+}
+/// `1 / (1 + e^-x)`.
+pub fn sigmoid_f32(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+/// `-x`.
+pub fn neg_f32(x: f32) -> f32 {
+    -x
+}
+/// `a + b`.
+pub fn add_f32(a: f32, b: f32) -> f32 {
+    a + b
+}
+/// `a - b`.
+pub fn sub_f32(a: f32, b: f32) -> f32 {
+    a - b
+}
+/// `a * b`.
+pub fn mul_f32(a: f32, b: f32) -> f32 {
+    a * b
+}
+/// `a / b`.
+pub fn div_f32(a: f32, b: f32) -> f32 {
+    a / b
+}
+
+// ---- tensors ---------------------------------------------------------------------------
+
+fn alloc_tensor(shape: &[u32], node: u32) -> Result<(Vec<u32>, Vec<f32>), RunError> {
+    let count = Tensor::element_count(shape).ok_or(RunError::OutOfMemory(OutOfMemory {
+        node,
+        bytes: u64::MAX,
+    }))?;
+    Ok((shape.to_vec(), try_vec_f32(count, node)?))
+}
+
+/// A tensor from its shape and its elements' bits (exact, NaN included).
+pub fn tensor_from_bits(shape: &[u32], bits: &[u32], node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    data.extend(bits.iter().map(|&b| f32::from_bits(b)));
+    Ok(Tensor { shape, data })
+}
+
+/// `data[i] = i as f32`.
+pub fn iota(shape: &[u32], node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    let count = data.capacity();
+    data.extend((0..count).map(|i| i as f32));
+    Ok(Tensor { shape, data })
+}
+
+/// Every element `f32::from_bits(bits)`.
+pub fn fill(shape: &[u32], bits: u32, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    let count = data.capacity();
+    data.resize(count, f32::from_bits(bits));
+    Ok(Tensor { shape, data })
+}
+
+/// `f64 → tensor []`.
+pub fn scalar_tensor(x: f64, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(&[], node)?;
+    data.push(x as f32);
+    Ok(Tensor { shape, data })
+}
+
+/// The element of a one-element tensor as f64 (typing guarantees one element).
+pub fn item(t: &Tensor) -> f64 {
+    t.data.first().map_or(f64::NAN, |&x| f64::from(x))
+}
+
+/// Applies `f` to every element.
+pub fn map(a: &Tensor, f: impl Fn(f32) -> f32, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(&a.shape, node)?;
+    data.extend(a.data.iter().map(|&x| f(x)));
+    Ok(Tensor { shape, data })
+}
+
+/// Applies `f` to every element, reusing the tensor's buffer (when the input is not needed
+/// afterwards).
+pub fn map_in_place(mut a: Tensor, f: impl Fn(f32) -> f32) -> Tensor {
+    a.data.iter_mut().for_each(|x| *x = f(*x));
+    a
+}
+
+/// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
+pub fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Result<Tensor, RunError> {
+    let shape = if a.shape.is_empty() { &b.shape } else { &a.shape };
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    match (a.shape.is_empty(), b.shape.is_empty()) {
+        (true, false) => {
+            let s = a.data.first().copied().unwrap_or(f32::NAN);
+            data.extend(b.data.iter().map(|&y| f(s, y)));
+        }
+        (false, true) => {
+            let s = b.data.first().copied().unwrap_or(f32::NAN);
+            data.extend(a.data.iter().map(|&x| f(x, s)));
+        }
+        _ => data.extend(a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y))),
+    }
+    Ok(Tensor { shape, data })
+}
+
+const LANES: usize = 8;
+
+/// The defined reduction order: 8 lane accumulators, then a pairwise combine.
+fn reduce(x: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut p = [init; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (acc, &v) in p.iter_mut().zip(chunk) {
+            *acc = op(*acc, v);
+        }
+    }
+    for (acc, &v) in p.iter_mut().zip(chunks.remainder()) {
+        *acc = op(*acc, v);
+    }
+    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
+    let r = [op(q[0], q[2]), op(q[1], q[3])];
+    op(r[0], r[1])
+}
+
+fn reduced(x: f32, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(&[], node)?;
+    data.push(x);
+    Ok(Tensor { shape, data })
+}
+
+/// Sum of all elements, in the defined order.
+pub fn sum(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    reduced(reduce(&a.data, 0.0, add_f32), node)
+}
+/// Largest element (`fmaxf`), `-inf` for an empty tensor.
+pub fn reduce_max(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    reduced(reduce(&a.data, f32::NEG_INFINITY, libm::fmaxf), node)
+}
+/// Smallest element (`fminf`), `+inf` for an empty tensor.
+pub fn reduce_min(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    reduced(reduce(&a.data, f32::INFINITY, libm::fminf), node)
+}
+/// Sum divided by the element count.
+pub fn mean(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    reduced(reduce(&a.data, 0.0, add_f32) / (a.data.len() as f32), node)
+}
+
+/// `[m,k] × [k,n]`; each output element accumulates over `k` in order from 0.0.
+pub fn matmul(a: &Tensor, b: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    let (m, k, n) = match (a.shape.as_slice(), b.shape.as_slice()) {
+        (&[m, k], &[_, n]) => (m as usize, k as usize, n as usize),
+        _ => return Err(bad_shape(node)),
+    };
+    let (shape, mut c) = alloc_tensor(&[m as u32, n as u32], node)?;
+    c.resize(m.saturating_mul(n), 0.0);
+    if k == 0 || n == 0 {
+        return Ok(Tensor { shape, data: c });
+    }
+    // i-k-j order: row i of c accumulates a[i][p] * b[p][..] for p ascending, which is the
+    // defined per-element order, and the inner loop runs over contiguous memory.
+    for (c_row, a_row) in c.chunks_exact_mut(n).zip(a.data.chunks_exact(k)) {
+        for (&a_ip, b_row) in a_row.iter().zip(b.data.chunks_exact(n)) {
+            for (c_ij, &b_pj) in c_row.iter_mut().zip(b_row) {
+                *c_ij = *c_ij + a_ip * b_pj;
+            }
+        }
+    }
+    Ok(Tensor { shape, data: c })
+}
+
+/// `[m,n] → [n,m]`.
+pub fn transpose(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
+    let (m, n) = match a.shape.as_slice() {
+        &[m, n] => (m as usize, n as usize),
+        _ => return Err(bad_shape(node)),
+    };
+    let (_, mut data) = alloc_tensor(&a.shape, node)?;
+    for j in 0..n {
+        for i in 0..m {
+            data.push(a.data.get(i * n + j).copied().unwrap_or(f32::NAN));
+        }
+    }
+    Ok(Tensor { shape: alloc::vec![n as u32, m as u32], data })
+}
+
+/// Same elements, new shape (typing guarantees the counts agree).
+pub fn reshape(a: &Tensor, shape: &[u32], node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    data.extend_from_slice(&a.data);
+    Ok(Tensor { shape, data })
+}
+
+/// Same elements, new shape, reusing the buffer.
+pub fn reshape_owned(mut a: Tensor, shape: &[u32]) -> Tensor {
+    a.shape = shape.to_vec();
+    a
+}
+
+fn bad_shape(node: u32) -> RunError {
+    RunError::InvalidValue(InvalidValue { node, message: "tensor shape disagrees with its type".into() })
+}

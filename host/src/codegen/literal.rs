@@ -1,0 +1,69 @@
+//! Rust spellings of graph types and constants.
+//!
+//! Invariant: every literal is exact (floats by their bits) and pure ASCII; user strings are
+//! escaped with `escape_default`, so quotes, backslashes, newlines, `*/` and non-ASCII text
+//! can never end a literal or a comment early.
+
+use crate::graph::Type;
+
+/// The Rust type generated code uses for `ty`.
+pub(super) fn rust_type(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "bool".into(),
+        Type::I64 => "i64".into(),
+        Type::F64 => "f64".into(),
+        Type::Str => "alloc::string::String".into(),
+        Type::Tensor(_) => "rt::Tensor".into(),
+        Type::Tuple(items) => {
+            let parts: Vec<String> = items.iter().map(rust_type).collect();
+            format!("({},)", parts.join(", "))
+        }
+    }
+}
+
+/// An exact f64 literal: plain decimal where it round-trips, `f64::from_bits` otherwise
+/// (NaN, infinities, negative zero).
+pub(super) fn f64_literal(x: f64) -> String {
+    if x.is_finite() && !(x == 0.0 && x.is_sign_negative()) {
+        // `{:?}` prints the shortest text that parses back to the same bits.
+        format!("{x:?}f64")
+    } else {
+        format!("f64::from_bits({:#018x})", x.to_bits())
+    }
+}
+
+/// A string literal holding `s` exactly, in ASCII.
+pub(super) fn str_literal(s: &str) -> String {
+    format!("\"{}\"", s.escape_default())
+}
+
+/// `[2u32, 3u32]`-style array literal for a shape.
+pub(super) fn shape_literal(shape: &[u32]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| format!("{d}u32")).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_literals_are_exact() {
+        assert_eq!(f64_literal(0.1), "0.1f64");
+        assert_eq!(f64_literal(-0.0), "f64::from_bits(0x8000000000000000)");
+        assert_eq!(f64_literal(1e300), "1e300f64");
+        assert!(f64_literal(f64::NAN).starts_with("f64::from_bits("));
+    }
+
+    #[test]
+    fn hostile_strings_stay_inside_their_literal() {
+        for s in ["\"); } fn evil() {", "*/ // \n\r\t", "\\\"", "ünï\u{0}\u{202e}"] {
+            let lit = str_literal(s);
+            assert!(lit.is_ascii());
+            assert!(!lit.contains('\n'));
+            // Only the delimiting quotes are unescaped.
+            let inner = &lit[1..lit.len() - 1];
+            assert!(!inner.replace("\\\\", "").replace("\\\"", "").contains('"'), "{lit}");
+        }
+    }
+}
