@@ -1,8 +1,40 @@
 //! graphjit: compute graphs → safe Rust → wasm32 components → wasmtime, under fuel.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), graphjit::Error> {
+//! use std::collections::BTreeMap;
+//! let graph = graphjit::Graph::from_json(br#"{
+//!     "version": 1,
+//!     "nodes": [
+//!         {"id": "x", "op": "input", "type": "i64", "default": 20},
+//!         {"id": "two", "op": "const", "value": 2},
+//!         {"id": "y", "op": "mul", "args": ["x", "two"]}
+//!     ],
+//!     "outputs": {"y": "y"}
+//! }"#)?;
+//! let host = graphjit::Host::new()?;
+//! let compiled = host.compile(&graph)?;
+//! let out = host.run(&compiled, &BTreeMap::new(), graphjit::RunLimits::default()).await?;
+//! assert_eq!(out.outputs[0].1, graphjit::Value::I64(40));
+//! # Ok(()) }
+//! ```
+//!
+//! The pipeline, one module per stage: `graph` (parse, validate, canonical hash) → `codegen`
+//! (safe Rust) → `compile` (rustc against the prebuilt guest template) → `runtime` (wasmtime
+//! under fuel, memory and deadline). `eval` is the reference interpreter that defines what
+//! every graph means. Only this file's re-exports are public.
 #![forbid(unsafe_code)]
 
 mod codegen;
 mod compile;
+mod error;
 mod eval;
 mod graph;
+// mod host; (enabled once compile/runtime land)
 mod runtime;
+mod values;
+
+pub use error::{Error, ErrorKind, Stage};
+pub use graphjit_value::{Tensor, Value};
+// pub use host::{CompiledGraph, Graph, Host, RunLimits, RunOutput};
+pub use values::{value_to_json, value_to_text};

@@ -1,1 +1,7 @@
-fn f(){}
+//! graphjit's integration tests: one binary, one module per concern (Wasmtime's
+//! `tests/all` layout). They use the public API and the `graphjit` binary only.
+
+mod cli;
+mod differential;
+mod limits;
+mod support;

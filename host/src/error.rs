@@ -1,0 +1,151 @@
+//! The one error type of the public API: a kind to match on, the stage that failed, the node
+//! at fault, a message and a remediation (seed 8.1–8.2).
+//!
+//! Invariant: every failure anywhere in the pipeline arrives here typed; nothing is flattened
+//! to a bare string before this point, and the kind keeps the numbers (budget, used, limit).
+
+use std::fmt;
+
+/// What went wrong. Match on this; `Error::kind_name` gives the snake_case name the CLI prints.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The graph is malformed: syntax, unknown ids, cycles, type errors (user error).
+    InvalidGraph,
+    /// The graph is too large to compile, or asks for more than the limits allow (a limit).
+    ResourceExceeded,
+    /// An input is missing, unknown, or not of its declared type (user error).
+    InvalidInput,
+    /// A pass broke an invariant (a bug in graphjit).
+    OptimizationFailed,
+    /// Code generation could not produce valid Rust (a bug in graphjit).
+    CodegenFailed,
+    /// rustc rejected the generated code or timed out (a bug, or a limit when it timed out).
+    RustCompileError,
+    /// The toolchain is missing or unusable: no rustc, no wasm32-wasip2 target, a rustc other
+    /// than the one the guest template was built with (environment).
+    Toolchain,
+    /// The run used its whole fuel budget (a limit).
+    FuelExhausted { budget: u64, used: u64 },
+    /// The run needed more memory than its limit (a limit).
+    MemoryExceeded { limit: u64, requested: u64 },
+    /// The run went past its wall-clock deadline (a limit).
+    DeadlineExceeded { limit_ms: u64 },
+    /// Checked i64 arithmetic overflowed (the graph's logic).
+    Overflow,
+    /// Integer division or remainder by zero (the graph's logic).
+    DivisionByZero,
+    /// A value outside an operation's domain, e.g. NaN to i64 (the graph's logic).
+    InvalidValue,
+    /// The component imports something the graph may not use; nothing ran (sandbox policy).
+    ImportDenied { import: String },
+    /// The guest trapped for a reason not listed above (a bug in graphjit).
+    Trap,
+    /// An internal invariant failed (a bug in graphjit); never a panic.
+    Internal,
+}
+
+/// The pipeline stage that failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    Parse,
+    Input,
+    Optimize,
+    Codegen,
+    Compile,
+    Load,
+    Run,
+    Eval,
+}
+
+impl Stage {
+    /// Lowercase name, as the CLI prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::Input => "input",
+            Stage::Optimize => "optimize",
+            Stage::Codegen => "codegen",
+            Stage::Compile => "compile",
+            Stage::Load => "load",
+            Stage::Run => "run",
+            Stage::Eval => "eval",
+        }
+    }
+}
+
+/// A typed failure of any stage.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub stage: Stage,
+    /// The id of the node at fault, as written in the graph.
+    pub node: Option<String>,
+    pub message: String,
+    pub remediation: String,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, stage: Stage, message: impl Into<String>, remediation: impl Into<String>) -> Self {
+        Error { kind, stage, node: None, message: message.into(), remediation: remediation.into() }
+    }
+
+    pub(crate) fn at_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// The kind in snake_case (`fuel_exhausted`, `invalid_graph`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidGraph => "invalid_graph",
+            ErrorKind::ResourceExceeded => "resource_exceeded",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::OptimizationFailed => "optimization_failed",
+            ErrorKind::CodegenFailed => "codegen_failed",
+            ErrorKind::RustCompileError => "rust_compile_error",
+            ErrorKind::Toolchain => "toolchain",
+            ErrorKind::FuelExhausted { .. } => "fuel_exhausted",
+            ErrorKind::MemoryExceeded { .. } => "memory_exceeded",
+            ErrorKind::DeadlineExceeded { .. } => "deadline_exceeded",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::DivisionByZero => "division_by_zero",
+            ErrorKind::InvalidValue => "invalid_value",
+            ErrorKind::ImportDenied { .. } => "import_denied",
+            ErrorKind::Trap => "trap",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The CLI's exit status for this error: 2 for the graph or its inputs, 3 for
+    /// compilation, 4 for the run.
+    pub fn exit_code(&self) -> i32 {
+        match self.stage {
+            Stage::Parse | Stage::Input => 2,
+            Stage::Optimize | Stage::Codegen | Stage::Compile | Stage::Load => 3,
+            Stage::Run | Stage::Eval => 4,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.message, self.kind_name())?;
+        if let Some(node) = &self.node {
+            write!(f, " at node {node:?}")?;
+        }
+        write!(f, ", stage {})", self.stage.name())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::graph::GraphError> for Error {
+    fn from(e: crate::graph::GraphError) -> Self {
+        let kind = match e.kind {
+            crate::graph::GraphErrorKind::ResourceExceeded => ErrorKind::ResourceExceeded,
+            _ => ErrorKind::InvalidGraph,
+        };
+        Error { kind, stage: Stage::Parse, node: e.node, message: e.message, remediation: e.remediation }
+    }
+}

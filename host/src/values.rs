@@ -1,0 +1,151 @@
+//! Values at the user's edge: JSON for outputs, typed parsing for `--input NAME=VALUE`.
+//!
+//! Invariants: conversions never panic; floats that JSON cannot spell (NaN, ±inf) are written
+//! as the strings "nan", "inf", "-inf" and read back the same way, so output survives a round
+//! trip through JSON exactly.
+
+use graphjit_value::{Tensor, Value};
+use serde_json::json;
+
+use crate::graph::Type;
+
+/// JSON for an output value: numbers, booleans, strings; tensors as `{"shape", "data"}`;
+/// tuples as arrays.
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => json!(b),
+        Value::I64(i) => json!(i),
+        Value::F64(x) => float_json(*x),
+        Value::Str(s) => json!(s),
+        Value::Tensor(t) => json!({
+            "shape": t.shape,
+            "data": t.data.iter().map(|&x| float_json(f64::from(x))).collect::<Vec<_>>(),
+        }),
+        Value::Tuple(items) => serde_json::Value::Array(items.iter().map(value_to_json).collect()),
+    }
+}
+
+fn float_json(x: f64) -> serde_json::Value {
+    if x.is_nan() {
+        json!("nan")
+    } else if x.is_infinite() {
+        json!(if x > 0.0 { "inf" } else { "-inf" })
+    } else {
+        json!(x)
+    }
+}
+
+/// Human-readable text for a value (the CLI's non-JSON output).
+pub fn value_to_text(value: &Value) -> String {
+    match value {
+        Value::Str(s) => format!("{s:?}"),
+        Value::Tensor(t) if t.data.len() > 16 => {
+            let head: Vec<String> = t.data.iter().take(8).map(|x| format!("{x}")).collect();
+            format!("tensor{:?} [{}, … {} more]", t.shape, head.join(", "), t.data.len() - 8)
+        }
+        Value::Tensor(t) => {
+            let all: Vec<String> = t.data.iter().map(|x| format!("{x}")).collect();
+            format!("tensor{:?} [{}]", t.shape, all.join(", "))
+        }
+        Value::Tuple(items) => {
+            let parts: Vec<String> = items.iter().map(value_to_text).collect();
+            format!("({})", parts.join(", "))
+        }
+        other => value_to_json(other).to_string(),
+    }
+}
+
+/// Parses command-line text as a value of type `ty`: `42`, `1.5`, `nan`, `true`, any text for
+/// a string, a JSON array of numbers (row-major) for a tensor.
+pub(crate) fn parse_input(text: &str, ty: &Type) -> Result<Value, String> {
+    let bad = || format!("{text:?} is not a valid {ty}");
+    Ok(match ty {
+        Type::Bool => Value::Bool(text.parse().map_err(|_| bad())?),
+        Type::I64 => Value::I64(text.trim().parse().map_err(|_| bad())?),
+        Type::F64 => Value::F64(parse_f64(text.trim()).ok_or_else(bad)?),
+        Type::Str => Value::Str(text.to_string()),
+        Type::Tensor(shape) => {
+            let json: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+            return json_to_value(&json, ty).map_err(|e| format!("{e} (a flat JSON array of numbers, shape {shape:?})"));
+        }
+        Type::Tuple(_) => return Err(format!("inputs cannot be tuples ({ty})")),
+    })
+}
+
+fn parse_f64(text: &str) -> Option<f64> {
+    match text {
+        "nan" | "NaN" => Some(f64::NAN),
+        "inf" | "+inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok().filter(|x: &f64| x.is_finite()),
+    }
+}
+
+/// Reads a JSON value as a value of type `ty` (library callers' inputs, tensors on the CLI).
+pub(crate) fn json_to_value(json: &serde_json::Value, ty: &Type) -> Result<Value, String> {
+    let number = |v: &serde_json::Value| match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => parse_f64(s),
+        _ => None,
+    };
+    let bad = || format!("{json} is not a valid {ty}");
+    Ok(match ty {
+        Type::Bool => Value::Bool(json.as_bool().ok_or_else(bad)?),
+        Type::I64 => Value::I64(json.as_i64().ok_or_else(bad)?),
+        Type::F64 => Value::F64(number(json).ok_or_else(bad)?),
+        Type::Str => Value::Str(json.as_str().ok_or_else(bad)?.to_string()),
+        Type::Tensor(shape) => {
+            let items = json.as_array().ok_or_else(bad)?;
+            let expected = Tensor::element_count(shape).unwrap_or(usize::MAX);
+            if items.len() != expected {
+                return Err(format!("tensor{shape:?} needs {expected} elements, got {}", items.len()));
+            }
+            let data = items.iter().map(|v| number(v).map(|x| x as f32)).collect::<Option<Vec<f32>>>().ok_or_else(bad)?;
+            Value::Tensor(Tensor { shape: shape.clone(), data })
+        }
+        Type::Tuple(items) => {
+            let parts = json.as_array().ok_or_else(bad)?;
+            if parts.len() != items.len() {
+                return Err(bad());
+            }
+            Value::Tuple(parts.iter().zip(items).map(|(j, t)| json_to_value(j, t)).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+/// Whether `value` has type `ty` (shapes included).
+pub(crate) fn has_type(value: &Value, ty: &Type) -> bool {
+    match (value, ty) {
+        (Value::Bool(_), Type::Bool) | (Value::I64(_), Type::I64) | (Value::F64(_), Type::F64) | (Value::Str(_), Type::Str) => true,
+        (Value::Tensor(t), Type::Tensor(shape)) => &t.shape == shape && Tensor::element_count(shape) == Some(t.data.len()),
+        (Value::Tuple(items), Type::Tuple(types)) => {
+            items.len() == types.len() && items.iter().zip(types).all(|(v, t)| has_type(v, t))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_parse_by_type() {
+        assert_eq!(parse_input("42", &Type::I64), Ok(Value::I64(42)));
+        assert_eq!(parse_input("-1.5", &Type::F64), Ok(Value::F64(-1.5)));
+        assert!(parse_input("4x", &Type::I64).is_err());
+        assert!(parse_input("99999999999999999999", &Type::I64).is_err());
+        assert_eq!(parse_input("a=b", &Type::Str), Ok(Value::Str("a=b".into())));
+        let t = parse_input("[1, 2, 3, 4]", &Type::Tensor(vec![2, 2])).expect("tensor");
+        assert!(has_type(&t, &Type::Tensor(vec![2, 2])));
+        assert!(parse_input("[1, 2, 3]", &Type::Tensor(vec![2, 2])).is_err());
+    }
+
+    #[test]
+    fn non_finite_floats_round_trip_through_json() {
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0] {
+            let back = json_to_value(&value_to_json(&Value::F64(x)), &Type::F64).expect("reads back");
+            assert_eq!(back, Value::F64(x).canonicalized());
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Shared helpers: one `Host` per test binary, a tokio runtime, graph builders.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use graphjit::{CompiledGraph, Error, Graph, Host, RunLimits, RunOutput, Value};
+
+pub fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| Host::new().expect("toolchain and engine available"))
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio"))
+        .block_on(f)
+}
+
+pub fn graph(json: &str) -> Graph {
+    Graph::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("graph should parse: {e}\n{json}"))
+}
+
+pub fn compile(graph: &Graph) -> CompiledGraph {
+    host().compile(graph).unwrap_or_else(|e| panic!("graph should compile: {e}\n{}", graph.rust_source()))
+}
+
+pub fn run_with(compiled: &CompiledGraph, limits: RunLimits) -> Result<RunOutput, Error> {
+    block_on(host().run(compiled, &BTreeMap::new(), limits))
+}
+
+pub fn eval_with(graph: &Graph, limits: RunLimits) -> Result<RunOutput, Error> {
+    Host::eval(graph, &BTreeMap::new(), limits)
+}
+
+/// The outputs' values alone.
+pub fn values(out: &RunOutput) -> Vec<Value> {
+    out.outputs.iter().map(|(_, v)| v.clone()).collect()
+}
