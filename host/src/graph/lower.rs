@@ -120,7 +120,13 @@ impl<'l> Lowering<'l> {
         }
         let results = results
             .iter()
-            .map(|name| self.resolve(name, "result"))
+            .map(|name| {
+                self.resolve(name, "").map_err(|mut e| {
+                    e.node = None;
+                    e.message = format!("a result or output refers to {name:?}, which {}", e.message.trim_start_matches(&format!("{name:?} ")));
+                    e
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.scopes.pop();
         Ok(Region { params: params.to_vec(), nodes: ids, results })

@@ -1,0 +1,158 @@
+//! The command-line contract, checked from outside exactly as the README states it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn graphjit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphjit"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the graphjit binary runs")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn write_temp(json: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), json).expect("write graph");
+    file
+}
+
+#[test]
+fn run_hello_with_default_and_given_input() {
+    let out = graphjit(&["run", "examples/hello.json", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = json_of(&out);
+    assert!(json["output"].is_object(), "{json}");
+    let stats = &json["stats"];
+    assert!(stats["fuel_used"].as_u64().is_some_and(|f| f > 0), "{json}");
+    assert!(stats["compile_ms"].as_f64().is_some_and(|t| t > 0.0), "{json}");
+    assert!(stats["run_us"].as_f64().is_some(), "{json}");
+    assert_eq!(stats["cache"], "miss");
+    // The interpreter prints the same outputs.
+    let eval = json_of(&graphjit(&["eval", "examples/hello.json", "--json"]));
+    assert_eq!(eval["output"], json["output"]);
+    // Supplying the input changes the answer.
+    let other = json_of(&graphjit(&["run", "examples/hello.json", "--json", "--input", "x=7"]));
+    assert_ne!(other["output"], json["output"]);
+    assert_eq!(other["output"], json_of(&graphjit(&["eval", "examples/hello.json", "--json", "--input", "x=7"]))["output"]);
+}
+
+#[test]
+fn scalar_graph_output_is_exact() {
+    let g = write_temp(
+        r#"{"version": 1, "nodes": [
+            {"id": "x", "op": "input", "type": "i64", "default": 20},
+            {"id": "y", "op": "input", "type": "f64", "default": 0.5},
+            {"id": "two", "op": "const", "value": 2},
+            {"id": "x2", "op": "mul", "args": ["x", "two"]},
+            {"id": "xf", "op": "to_f64", "args": ["x2"]},
+            {"id": "r", "op": "add", "args": ["xf", "y"]}
+        ], "outputs": {"doubled": "x2", "r": "r"}}"#,
+    );
+    let path = g.path().to_str().expect("utf-8 path");
+    let json = json_of(&graphjit(&["run", path, "--json", "--input", "x=21"]));
+    assert_eq!(json["output"], serde_json::json!({"doubled": 42, "r": 42.5}));
+}
+
+#[test]
+fn invalid_graph_exits_2_with_typed_json() {
+    let g = write_temp(r#"{"version": 1, "nodes": [{"id": "a", "op": "neg", "args": ["ghost"]}], "outputs": {"a": "a"}}"#);
+    let out = graphjit(&["run", g.path().to_str().expect("path"), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = &json_of(&out)["error"];
+    assert_eq!(err["kind"], "invalid_graph");
+    assert_eq!(err["stage"], "parse");
+    assert_eq!(err["node"], "a");
+    assert!(err["message"].as_str().is_some_and(|m| m.contains("ghost")));
+    assert!(err["remediation"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(graphjit(&["run"]).status.code(), Some(2));
+    assert_eq!(graphjit(&["run", "examples/hello.json", "--frobnicate"]).status.code(), Some(2));
+    let out = graphjit(&["run", "examples/hello.json", "--json", "--input", "x=notanumber"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_of(&out)["error"]["kind"], "invalid_input");
+    let out = graphjit(&["run", "examples/hello.json", "--json", "--input", "nosuch=1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn fuel_bomb_exits_4_quickly() {
+    let started = std::time::Instant::now();
+    let out = graphjit(&["run", "examples/fuel-bomb.json", "--fuel", "1000000", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = &json_of(&out)["error"];
+    assert_eq!(err["kind"], "fuel_exhausted");
+    assert_eq!(err["stage"], "run");
+    assert!(started.elapsed().as_secs_f64() < 10.0, "includes compiling; the run itself is bounded by fuel");
+}
+
+#[test]
+fn runtime_logic_error_exits_4() {
+    let g = write_temp(
+        r#"{"version": 1, "nodes": [
+            {"id": "a", "op": "input", "type": "i64", "default": 1},
+            {"id": "z", "op": "input", "type": "i64", "default": 0},
+            {"id": "q", "op": "rem", "args": ["a", "z"]}
+        ], "outputs": {"q": "q"}}"#,
+    );
+    let out = graphjit(&["run", g.path().to_str().expect("path"), "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = &json_of(&out)["error"];
+    assert_eq!((err["kind"].as_str(), err["node"].as_str()), (Some("division_by_zero"), Some("q")));
+}
+
+#[test]
+fn compile_failure_exits_3() {
+    // With no rustc to be found, compilation fails with a typed toolchain error.
+    let out = Command::new(env!("CARGO_BIN_EXE_graphjit"))
+        .args(["run", "examples/hello.json", "--json"])
+        .current_dir(repo())
+        .env("PATH", "/nonexistent")
+        .env("RUSTC", "/nonexistent/rustc")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json_of(&out)["error"]["kind"], "toolchain");
+}
+
+#[test]
+fn compile_emits_deterministic_safe_rust_and_a_component() {
+    let a = graphjit(&["compile", "examples/tensor.json", "--emit", "rust"]);
+    let b = graphjit(&["compile", "examples/tensor.json", "--emit", "rust"]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(a.stdout, b.stdout);
+    let source = String::from_utf8(a.stdout).expect("utf-8");
+    assert!(source.contains("fn graph("));
+    for banned in ["unsafe", ".unwrap()", ".expect(", "panic!", "unreachable!"] {
+        assert!(!source.contains(banned), "generated code contains {banned}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("g.wasm");
+    let out = graphjit(&["compile", "examples/tensor.json", "--emit", "wasm", "-o", wasm.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&wasm).expect("component written");
+    assert_eq!(&bytes[..4], b"\0asm");
+}
+
+#[test]
+fn every_example_runs_and_agrees_with_eval() {
+    for example in ["examples/hello.json", "examples/tensor.json"] {
+        let run = json_of(&graphjit(&["run", example, "--json"]));
+        let eval = json_of(&graphjit(&["eval", example, "--json"]));
+        assert!(run.get("output").is_some(), "{example}: {run}");
+        assert_eq!(run["output"], eval["output"], "{example}");
+    }
+}

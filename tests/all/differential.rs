@@ -1,0 +1,138 @@
+//! The compiled component agrees with `eval`, bit for bit, on generated graphs; generation is
+//! deterministic; hostile strings cannot change the generated code's shape.
+
+use graphjit::testing::{arb_graph, hostile_strings};
+use graphjit::{Error, Graph, RunLimits, RunOutput};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+
+use crate::support::{compile, eval_with, graph, run_with, values};
+
+/// How many generated graphs the differential test compiles (`GRAPHJIT_DIFF_CASES` overrides).
+fn cases() -> usize {
+    std::env::var("GRAPHJIT_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+}
+
+fn outcome(result: &Result<RunOutput, Error>) -> Result<Vec<graphjit::Value>, (String, Option<String>)> {
+    match result {
+        Ok(out) => Ok(values(out)),
+        Err(e) => Err((e.kind_name().to_string(), e.node.clone())),
+    }
+}
+
+#[test]
+fn compiled_wasm_agrees_with_eval_on_generated_graphs() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = arb_graph();
+    let graphs: Vec<String> = (0..cases())
+        .map(|_| strategy.new_tree(&mut runner).expect("generator").current().to_string())
+        .collect();
+    let limits = RunLimits::default();
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // rustc is single-threaded per crate: compile on every core.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(json) = graphs.get(i) else { break };
+                let g = graph(json);
+                let expected = outcome(&eval_with(&g, limits));
+                let actual = outcome(&run_with(&compile(&g), limits));
+                if expected != actual {
+                    failures.lock().expect("lock").push(format!("graph {i}:\n{json}\neval: {expected:?}\nwasm: {actual:?}"));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("lock");
+    assert!(failures.is_empty(), "{} of {} graphs disagree; first:\n{}", failures.len(), graphs.len(), failures[0]);
+}
+
+const PERMUTABLE: &str = r#"{"version": 1, "name": "p", "nodes": [
+    {"id": "x", "op": "input", "type": "f64", "default": 2.5},
+    {"id": "c", "op": "const", "value": 3.0},
+    {"id": "m", "op": "mul", "args": ["x", "c"]},
+    {"id": "t", "op": "iota", "shape": [2, 3]},
+    {"id": "e", "op": "exp", "args": ["t"]},
+    {"id": "s", "op": "sum", "args": ["e"]},
+    {"id": "f", "op": "to_f64", "args": ["s"]},
+    {"id": "r", "op": "add", "args": ["m", "f"]}
+], "outputs": {"r": "r", "m": "m"}}"#;
+
+/// Rewrites `PERMUTABLE` with nodes reversed, keys reordered and other whitespace.
+fn permuted() -> String {
+    let mut value: serde_json::Value = serde_json::from_str(PERMUTABLE).expect("json");
+    let nodes = value["nodes"].as_array_mut().expect("nodes");
+    nodes.reverse();
+    // serde_json's Map keeps keys sorted, so re-serializing reorders every object's keys;
+    // pretty printing changes all whitespace.
+    let text = serde_json::to_string_pretty(&value).expect("json");
+    assert_ne!(text, PERMUTABLE);
+    text
+}
+
+#[test]
+fn permuted_json_has_the_same_hash_and_identical_rust() {
+    let a = graph(PERMUTABLE);
+    let b = graph(&permuted());
+    assert_eq!(a.hash(), b.hash());
+    assert_eq!(a.rust_source(), b.rust_source());
+    // A real change changes the hash.
+    let c = graph(&PERMUTABLE.replace("3.0", "3.5"));
+    assert_ne!(a.hash(), c.hash());
+}
+
+#[test]
+fn same_graph_gives_byte_identical_component() {
+    let g = graph(PERMUTABLE);
+    let first = crate::support::host().compile_wasm(&g).expect("compiles");
+    let second = crate::support::host().compile_wasm(&graph(&permuted())).expect("compiles");
+    assert!(first == second, "components differ ({} vs {} bytes)", first.len(), second.len());
+}
+
+fn string_graph(id: &str, literal: &str) -> String {
+    serde_json::json!({
+        "version": 1,
+        "nodes": [
+            {"id": id, "op": "const", "value": literal},
+            {"id": "suffix", "op": "const", "value": "!"},
+            {"id": "joined", "op": "concat", "args": [id, "suffix"]},
+            {"id": "n", "op": "len", "args": ["joined"]}
+        ],
+        "outputs": {"joined": "joined", "n": "n"}
+    })
+    .to_string()
+}
+
+#[test]
+fn hostile_strings_never_change_the_code_shape() {
+    let benign = graph(&string_graph("plain", "plain")).rust_source();
+    let benign_lines: Vec<&str> = benign.lines().collect();
+    for hostile in hostile_strings() {
+        let json = string_graph(hostile, hostile);
+        let g = graph(&json);
+        let source = g.rust_source();
+        let lines: Vec<&str> = source.lines().collect();
+        assert_eq!(lines.len(), benign_lines.len(), "line count changed for {hostile:?}:\n{source}");
+        for (a, b) in lines.iter().zip(&benign_lines) {
+            let only_text_differs = a.trim_start().starts_with("//") || a.contains("String::from(\"");
+            assert!(a == b || only_text_differs, "hostile {hostile:?} changed code line:\n{a}\nvs\n{b}");
+        }
+        let out = run_with(&compile(&g), RunLimits::default()).expect("runs");
+        let expected = format!("{hostile}!");
+        assert_eq!(values(&out)[0], graphjit::Value::Str(expected.clone()));
+        assert_eq!(values(&out)[1], graphjit::Value::I64(expected.len() as i64));
+    }
+}
+
+#[test]
+fn graphs_render_the_same_outputs_in_eval_and_wasm_for_examples() {
+    for path in ["examples/hello.json", "examples/tensor.json"] {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        let g = Graph::from_json(&std::fs::read(full).expect("example exists")).expect("example parses");
+        let limits = RunLimits::default();
+        assert_eq!(outcome(&eval_with(&g, limits)), outcome(&run_with(&compile(&g), limits)), "{path}");
+    }
+}
