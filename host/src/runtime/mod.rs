@@ -1,1 +1,145 @@
-//! runtime (in progress)
+//! runtime: runs wasm32 components in wasmtime under fuel, a memory limit and a deadline.
+//!
+//! Invariants:
+//! - `runtime` knows nothing of graphs, codegen or rustc: it takes component bytes and encoded
+//!   inputs and returns encoded outputs or a [`RuntimeError`].
+//! - No guest code runs before its imports are checked against the allow-list
+//!   ([`imports::TYPES_INTERFACE`] only; no WASI): a denied import fails [`Runtime::load`].
+//! - Every run gets a fresh store: fuel, memory limit and deadline are per run, and no state
+//!   survives from one run to the next.
+//! - The host never panics on what a guest does: every trap and every guest error is a
+//!   [`RuntimeError`] variant.
+//! - No `unsafe` here; the bindings' generated code is wasmtime's.
+
+mod bindings;
+mod config;
+mod engine;
+mod error;
+mod imports;
+mod limiter;
+
+use std::time::{Duration, Instant};
+
+pub(crate) use config::{RunLimits, RuntimeConfig};
+pub(crate) use error::RuntimeError;
+
+use bindings::GraphPre;
+use error::{Phase, classify, describe};
+use limiter::{MemoryLimiter, RunState};
+
+/// One engine (Cranelift, the instance pool, the epoch ticker) for the whole host.
+pub(crate) struct Runtime {
+    engine: wasmtime::Engine,
+    config: RuntimeConfig,
+    // Dropped after the engine's users; stops the ticker thread.
+    _ticker: engine::EpochTicker,
+}
+
+/// A component compiled by Cranelift, its imports checked, ready to instantiate.
+#[derive(Clone)]
+pub(crate) struct LoadedGraph {
+    pre: GraphPre<RunState>,
+    /// How long Cranelift took.
+    pub(crate) compile_time: Duration,
+}
+
+/// What a successful run returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RunOutcome {
+    /// The outputs, in graphjit-value's encoding.
+    pub(crate) output: Vec<u8>,
+    /// Fuel consumed by instantiation and the call.
+    pub(crate) fuel_used: u64,
+    /// Wall time of instantiation and the call.
+    pub(crate) run_time: Duration,
+}
+
+impl RunOutcome {
+    /// Decodes the outputs; bytes that do not decode are [`RuntimeError::BadOutput`].
+    pub(crate) fn decode(&self) -> Result<Vec<graphjit_value::Value>, RuntimeError> {
+        graphjit_value::decode(&self.output).map_err(|e| RuntimeError::BadOutput { message: e.to_string() })
+    }
+}
+
+impl Runtime {
+    /// Creates the engine and starts its epoch ticker.
+    pub(crate) fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let engine = engine::build(config)?;
+        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)?;
+        Ok(Runtime { engine, config: config.clone(), _ticker: ticker })
+    }
+
+    /// Compiles `wasm` with Cranelift, refuses it if it imports anything not allowed, and
+    /// prepares its instantiation. Runs none of its code.
+    pub(crate) fn load(&self, wasm: &[u8]) -> Result<LoadedGraph, RuntimeError> {
+        let start = Instant::now();
+        let component = wasmtime::component::Component::new(&self.engine, wasm)
+            .map_err(|e| RuntimeError::InvalidComponent { message: describe(&e) })?;
+        let compile_time = start.elapsed();
+        imports::check(&component, &self.engine)?;
+        let mut linker = wasmtime::component::Linker::<RunState>::new(&self.engine);
+        linker
+            .instance(imports::TYPES_INTERFACE)
+            .map_err(|e| RuntimeError::Instantiate { message: describe(&e) })?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(GraphPre::new)
+            .map_err(|e| RuntimeError::Instantiate { message: describe(&e) })?;
+        Ok(LoadedGraph { pre, compile_time })
+    }
+
+    /// Instantiates `graph` in a fresh store under `limits` and calls its `run` export.
+    pub(crate) async fn run(
+        &self,
+        graph: &LoadedGraph,
+        input: &[u8],
+        limits: &RunLimits,
+    ) -> Result<RunOutcome, RuntimeError> {
+        let memory_limit = limits.memory_bytes.min(self.config.max_memory_bytes);
+        let start = Instant::now();
+        let state = RunState {
+            limiter: MemoryLimiter::new(memory_limit),
+            deadline: start.checked_add(limits.deadline).unwrap_or(start + Duration::from_secs(86_400)),
+            deadline_hit: false,
+        };
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let setup = |e: wasmtime::Error| RuntimeError::Engine { message: describe(&e) };
+        store.set_fuel(limits.fuel).map_err(setup)?;
+        store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval)).map_err(setup)?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            let state = context.data_mut();
+            if Instant::now() >= state.deadline {
+                state.deadline_hit = true;
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            // Not yet: check again next tick, and let other tasks run meanwhile.
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
+
+        let fail = |store: &wasmtime::Store<RunState>, e: &wasmtime::Error, phase: Phase| {
+            classify(e, store.data(), limits.fuel, limits.deadline, phase)
+        };
+        let instance = match graph.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => return Err(fail(&store, &e, Phase::Instantiate)),
+        };
+        let result = instance.call_run(&mut store, input).await;
+        let run_time = start.elapsed();
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        match result {
+            Ok(Ok(output)) => Ok(RunOutcome { output, fuel_used, run_time }),
+            Ok(Err(guest_error)) => Err(guest_error.into()),
+            Err(e) => Err(fail(&store, &e, Phase::Call)),
+        }
+    }
+
+    /// The engine (for callers that precompile or inspect components).
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}
+
+#[cfg(test)]
+mod tests;

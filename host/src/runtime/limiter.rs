@@ -1,0 +1,80 @@
+//! Per-store state: the memory limiter that remembers what it refused, and the deadline.
+//!
+//! Invariants: the limiter never lets a memory exceed its limit, and never refuses without
+//! recording the request, so that a later trap can be reported as
+//! [`super::RuntimeError::Memory`] with the limit and the requested size.
+
+use std::time::Instant;
+
+use super::config::{MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TABLE_ELEMENTS};
+
+/// A `ResourceLimiter` for one run.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    limit: u64,
+    refused: Option<u64>,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit: u64) -> MemoryLimiter {
+        MemoryLimiter { limit, refused: None }
+    }
+
+    /// The limit in bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The largest memory size (bytes) that was refused, if any was.
+    pub(crate) fn refused(&self) -> Option<u64> {
+        self.refused
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let desired = u64::try_from(desired).unwrap_or(u64::MAX);
+        let over_maximum = maximum.is_some_and(|max| u64::try_from(max).is_ok_and(|max| desired > max));
+        if desired > self.limit || over_maximum {
+            self.refused = Some(self.refused.map_or(desired, |r| r.max(desired)));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES_PER_RUN
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_RUN
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_RUN
+    }
+}
+
+/// What a store carries for one run.
+#[derive(Debug)]
+pub(crate) struct RunState {
+    pub(crate) limiter: MemoryLimiter,
+    /// When the run must end.
+    pub(crate) deadline: Instant,
+    /// Set by the epoch callback when it interrupted the guest for the deadline.
+    pub(crate) deadline_hit: bool,
+}
