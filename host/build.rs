@@ -52,7 +52,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
 
     let sysroot = command_stdout(Command::new(&rustc).args(["--print", "sysroot"]))?;
-    let target_lib = Path::new(sysroot.trim()).join("lib/rustlib").join(GUEST_TARGET);
+    let target_lib = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(GUEST_TARGET);
     if !target_lib.is_dir() {
         return Err(format!(
             "the {GUEST_TARGET} target is not installed for {}; fix: rustup target add {GUEST_TARGET}",
@@ -85,20 +87,45 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     std::fs::create_dir_all(&embed_dir)?;
     let mut generated = String::new();
-    writeln!(generated, "/// Every rlib of the guest template, `(file name, bytes)`, sorted by name.")?;
+    writeln!(
+        generated,
+        "/// Every rlib of the guest template, `(file name, bytes)`, sorted by name."
+    )?;
     writeln!(generated, "pub(crate) const RLIBS: &[(&str, &[u8])] = &[")?;
     for (name, bytes) in &rlibs {
         let path = embed_dir.join(name);
         std::fs::write(&path, bytes)?;
-        writeln!(generated, "    ({name:?}, include_bytes!({:?})),", path.display().to_string())?;
+        writeln!(
+            generated,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )?;
     }
     writeln!(generated, "];")?;
-    writeln!(generated, "/// File name of the template's own rlib (`--extern graphjit_guest=`).")?;
-    writeln!(generated, "pub(crate) const GUEST_RLIB: &str = {guest_rlib:?};")?;
-    writeln!(generated, "/// `rustc -vV` of the toolchain that built the template.")?;
-    writeln!(generated, "pub(crate) const RUSTC_VERSION: &str = {rustc_version:?};")?;
-    writeln!(generated, "/// blake3 over the rustc identity and every rlib: the template's identity.")?;
-    writeln!(generated, "pub(crate) const TEMPLATE_HASH: &str = {hash:?};")?;
+    writeln!(
+        generated,
+        "/// File name of the template's own rlib (`--extern graphjit_guest=`)."
+    )?;
+    writeln!(
+        generated,
+        "pub(crate) const GUEST_RLIB: &str = {guest_rlib:?};"
+    )?;
+    writeln!(
+        generated,
+        "/// `rustc -vV` of the toolchain that built the template."
+    )?;
+    writeln!(
+        generated,
+        "pub(crate) const RUSTC_VERSION: &str = {rustc_version:?};"
+    )?;
+    writeln!(
+        generated,
+        "/// blake3 over the rustc identity and every rlib: the template's identity."
+    )?;
+    writeln!(
+        generated,
+        "pub(crate) const TEMPLATE_HASH: &str = {hash:?};"
+    )?;
     std::fs::write(out_dir.join("guest_template.rs"), generated)?;
     Ok(())
 }
@@ -129,7 +156,12 @@ fn build_template(
 ) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--release", "--locked", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--message-format=json-render-diagnostics",
+        ])
         .args(["--target", GUEST_TARGET])
         .arg("--manifest-path")
         .arg(root.join("guest-template/Cargo.toml"))
@@ -188,11 +220,15 @@ fn build_template(
     let target_marker = format!("/{GUEST_TARGET}/");
     let mut rlibs = Vec::new();
     for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if message["reason"] != "compiler-artifact" {
             continue;
         }
-        let Some(filenames) = message["filenames"].as_array() else { continue };
+        let Some(filenames) = message["filenames"].as_array() else {
+            continue;
+        };
         for file in filenames.iter().filter_map(serde_json::Value::as_str) {
             if file.ends_with(".rlib") && file.contains(&target_marker) {
                 rlibs.push(PathBuf::from(file));
@@ -207,7 +243,11 @@ fn build_template(
 
 /// blake3 over the toolchain identity, the guest rlib's name and every `(name, bytes)` pair,
 /// each length-prefixed so that no two different inputs hash alike.
-fn template_hash(rustc_version: &str, guest_rlib: &str, rlibs: &BTreeMap<String, Vec<u8>>) -> String {
+fn template_hash(
+    rustc_version: &str,
+    guest_rlib: &str,
+    rlibs: &BTreeMap<String, Vec<u8>>,
+) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut put = |bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());

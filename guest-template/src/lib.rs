@@ -34,9 +34,9 @@
 
 // `alloc` again under a public name, so that `export_graph!`'s expansion does not depend on the
 // downstream crate's own `extern crate alloc`.
+extern crate alloc;
 #[doc(hidden)]
 pub extern crate alloc as __alloc;
-extern crate alloc;
 // Lets the bindings' paths (`graphjit_guest::…`) resolve inside this crate too.
 extern crate self as graphjit_guest;
 
@@ -53,6 +53,7 @@ mod realloc;
 #[doc(hidden)]
 #[allow(unsafe_code, reason = "wit-bindgen's canonical ABI glue")]
 #[allow(missing_docs, reason = "generated code")]
+#[allow(clippy::all, reason = "generated code")]
 pub mod bindings {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
@@ -95,7 +96,9 @@ impl Inputs {
     /// Wraps decoded input values.
     #[must_use]
     pub fn new(values: Vec<Value>) -> Inputs {
-        Inputs { values: values.into_iter().map(Some).collect() }
+        Inputs {
+            values: values.into_iter().map(Some).collect(),
+        }
     }
 
     /// Number of inputs (taken or not).
@@ -188,7 +191,10 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 fn wrong_type(index: usize, expected: &str, got: &Value) -> RunError {
-    RunError::BadInput(format!("input {index}: expected {expected}, got {}", type_name(got)))
+    RunError::BadInput(format!(
+        "input {index}: expected {expected}, got {}",
+        type_name(got)
+    ))
 }
 
 /// A zeroed `Vec<f32>` of `len` elements, or [`RunError::OutOfMemory`] naming `node` when the
@@ -208,7 +214,10 @@ pub fn try_vec_f32(len: usize, node: u32) -> Result<Vec<f32>, RunError> {
 /// The [`RunError::OutOfMemory`] for a refused request of `bytes` bytes at `node`.
 #[must_use]
 pub fn out_of_memory(node: u32, bytes: usize) -> RunError {
-    RunError::OutOfMemory(OutOfMemory { node, bytes: bytes as u64 })
+    RunError::OutOfMemory(OutOfMemory {
+        node,
+        bytes: bytes as u64,
+    })
 }
 
 /// The body of the component's `run` export: decode, call the graph, encode.
@@ -224,7 +233,9 @@ pub fn __run(
     let outputs = graph(Inputs::new(values))?;
     let len = graphjit_value::encoded_len(&outputs);
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| out_of_memory(NO_NODE, len))?;
+    bytes
+        .try_reserve_exact(len)
+        .map_err(|_| out_of_memory(NO_NODE, len))?;
     graphjit_value::encode(&outputs, &mut bytes);
     Ok(bytes)
 }

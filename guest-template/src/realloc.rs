@@ -5,7 +5,10 @@
 //! Invariants: it never returns null for a non-empty request (a refused allocation traps, and the
 //! host's memory limiter has recorded the refused growth), and it never builds an invalid
 //! `Layout` (an invalid size/alignment pair traps too).
-#![allow(unsafe_code, reason = "the canonical ABI's allocation entry point is an extern fn")]
+#![allow(
+    unsafe_code,
+    reason = "the canonical ABI's allocation entry point is an extern fn"
+)]
 
 use alloc::alloc::{Layout, alloc as allocate, realloc};
 

@@ -74,7 +74,10 @@ pub(crate) struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { opt_level: OptLevel::default(), timeout: DEFAULT_COMPILE_TIMEOUT }
+        CompileOptions {
+            opt_level: OptLevel::default(),
+            timeout: DEFAULT_COMPILE_TIMEOUT,
+        }
     }
 }
 
@@ -113,11 +116,20 @@ impl Compiler {
     /// Probes rustc (target installed? same version as the template's?) and installs the
     /// embedded template in the cache directory if it is not already there intact.
     pub(crate) fn with_config(config: &CompilerConfig) -> Result<Compiler, RustCompileError> {
-        let rustc = config.rustc.clone().unwrap_or_else(toolchain::default_rustc);
+        let rustc = config
+            .rustc
+            .clone()
+            .unwrap_or_else(toolchain::default_rustc);
         let toolchain = Toolchain::probe(&rustc, template::RUSTC_VERSION)?;
-        let cache_root = config.cache_dir.clone().unwrap_or_else(template::default_cache_root);
+        let cache_root = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(template::default_cache_root);
         let template = template::install(&cache_root)?;
-        Ok(Compiler { toolchain, template })
+        Ok(Compiler {
+            toolchain,
+            template,
+        })
     }
 
     /// Compiles `source` (the whole `graph.rs`) to a component, in a fresh temporary directory.
@@ -130,7 +142,13 @@ impl Compiler {
             .prefix("graphjit-build-")
             .tempdir()
             .map_err(RustCompileError::io("creating a build directory"))?;
-        rustc::compile_in(build_dir.path(), &self.toolchain, &self.template, source, options)
+        rustc::compile_in(
+            build_dir.path(),
+            &self.toolchain,
+            &self.template,
+            source,
+            options,
+        )
     }
 
     /// `rustc -vV` of the toolchain in use (part of every component cache key).

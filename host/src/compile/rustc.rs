@@ -30,7 +30,14 @@ const REMAPPED_TEMPLATE_DIR: &str = "/graphjit/template";
 const MAX_STDERR_IN_ERROR: usize = 4096;
 
 /// Environment variables rustc may see.
-const PASSED_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME"];
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO_HOME",
+];
 
 /// Compiles `source` in `build_dir` (fresh and empty) to a component.
 pub(crate) fn compile_in(
@@ -41,25 +48,46 @@ pub(crate) fn compile_in(
     options: &CompileOptions,
 ) -> Result<Compiled, RustCompileError> {
     let source_path = build_dir.join(SOURCE_FILE);
-    std::fs::write(&source_path, source)
-        .map_err(RustCompileError::io(format!("writing {}", source_path.display())))?;
+    std::fs::write(&source_path, source).map_err(RustCompileError::io(format!(
+        "writing {}",
+        source_path.display()
+    )))?;
     let stderr_path = build_dir.join(DIAGNOSTICS_FILE);
-    let stderr = File::create(&stderr_path)
-        .map_err(RustCompileError::io(format!("creating {}", stderr_path.display())))?;
+    let stderr = File::create(&stderr_path).map_err(RustCompileError::io(format!(
+        "creating {}",
+        stderr_path.display()
+    )))?;
 
     let mut command = Command::new(&toolchain.rustc);
     command
         .current_dir(build_dir)
-        .args(["--edition", "2024", "--crate-type", "cdylib", "--crate-name", "graph"])
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "cdylib",
+            "--crate-name",
+            "graph",
+        ])
         .args(["--target", GUEST_TARGET])
         .arg(format!("-Copt-level={}", options.opt_level.as_flag()))
-        .args(["-Ctarget-feature=+simd128", "-Cdebuginfo=0", "-Cstrip=debuginfo"])
+        .args([
+            "-Ctarget-feature=+simd128",
+            "-Cdebuginfo=0",
+            "-Cstrip=debuginfo",
+        ])
         .args(["-Cpanic=abort", "-Dwarnings", "--error-format=json"])
         .arg("--extern")
         .arg(format!("graphjit_guest={}", template.guest_rlib.display()))
         .arg(format!("-Ldependency={}", template.dir.display()))
-        .arg(format!("--remap-path-prefix={}={REMAPPED_BUILD_DIR}", build_dir.display()))
-        .arg(format!("--remap-path-prefix={}={REMAPPED_TEMPLATE_DIR}", template.dir.display()))
+        .arg(format!(
+            "--remap-path-prefix={}={REMAPPED_BUILD_DIR}",
+            build_dir.display()
+        ))
+        .arg(format!(
+            "--remap-path-prefix={}={REMAPPED_TEMPLATE_DIR}",
+            template.dir.display()
+        ))
         .args([SOURCE_FILE, "-o", OUTPUT_FILE])
         .env_clear()
         .stdin(Stdio::null())
@@ -72,21 +100,27 @@ pub(crate) fn compile_in(
     }
 
     let start = Instant::now();
-    let mut child = command.spawn().map_err(|e| RustCompileError::RustcNotFound {
-        path: toolchain.rustc.clone(),
-        message: e.to_string(),
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| RustCompileError::RustcNotFound {
+            path: toolchain.rustc.clone(),
+            message: e.to_string(),
+        })?;
     let status = wait_with_timeout(&mut child, options.timeout)?;
     let rustc_time = start.elapsed();
 
-    let raw = std::fs::read(&stderr_path)
-        .map_err(RustCompileError::io(format!("reading {}", stderr_path.display())))?;
+    let raw = std::fs::read(&stderr_path).map_err(RustCompileError::io(format!(
+        "reading {}",
+        stderr_path.display()
+    )))?;
     let raw = String::from_utf8_lossy(&raw);
     let (diagnostics, other) = parse_diagnostics(&raw);
     let output_path = build_dir.join(OUTPUT_FILE);
     if status.success() && output_path.is_file() {
-        let wasm = std::fs::read(&output_path)
-            .map_err(RustCompileError::io(format!("reading {}", output_path.display())))?;
+        let wasm = std::fs::read(&output_path).map_err(RustCompileError::io(format!(
+            "reading {}",
+            output_path.display()
+        )))?;
         return Ok(Compiled { wasm, rustc_time });
     }
     if diagnostics.iter().any(|d| d.level.starts_with("error")) {
@@ -96,7 +130,10 @@ pub(crate) fn compile_in(
     if stderr.is_empty() {
         stderr = "(no output)".to_owned();
     }
-    Err(RustCompileError::RustcFailed { status: status.to_string(), stderr })
+    Err(RustCompileError::RustcFailed {
+        status: status.to_string(),
+        stderr,
+    })
 }
 
 /// Waits for `child`, killing it once `limit` has passed.
@@ -109,7 +146,10 @@ fn wait_with_timeout(
     // small graphs compile in well under 100 ms.
     let mut pause = Duration::from_micros(500);
     loop {
-        if let Some(status) = child.try_wait().map_err(RustCompileError::io("waiting for rustc"))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(RustCompileError::io("waiting for rustc"))?
+        {
             return Ok(status);
         }
         if start.elapsed() >= limit {
@@ -145,7 +185,11 @@ fn parse_diagnostics(stderr: &str) -> (Vec<Diagnostic>, String) {
 
 fn diagnostic_from_json(json: &serde_json::Value) -> Option<Diagnostic> {
     let text = |value: &serde_json::Value| value.as_str().map(str::to_owned);
-    if json.get("$message_type").and_then(serde_json::Value::as_str) != Some("diagnostic") {
+    if json
+        .get("$message_type")
+        .and_then(serde_json::Value::as_str)
+        != Some("diagnostic")
+    {
         return None;
     }
     let spans = json.get("spans").and_then(serde_json::Value::as_array);
@@ -154,8 +198,9 @@ fn diagnostic_from_json(json: &serde_json::Value) -> Option<Diagnostic> {
             .and_then(serde_json::Value::as_str)
             .is_some_and(|f| f.ends_with(SOURCE_FILE))
     };
-    let is_primary =
-        |span: &&serde_json::Value| span.get("is_primary").and_then(serde_json::Value::as_bool) == Some(true);
+    let is_primary = |span: &&serde_json::Value| {
+        span.get("is_primary").and_then(serde_json::Value::as_bool) == Some(true)
+    };
     let line = spans.and_then(|spans| {
         spans
             .iter()

@@ -31,7 +31,11 @@ pub(crate) struct TemplateDir {
 /// `$GRAPHJIT_CACHE_DIR`, else `$XDG_CACHE_HOME/graphjit`, else `$HOME/.cache/graphjit`, else
 /// `<temp>/graphjit-cache`.
 pub(crate) fn default_cache_root() -> PathBuf {
-    let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = from_env(CACHE_DIR_ENV) {
         return dir;
     }
@@ -55,12 +59,17 @@ pub(crate) fn install(cache_root: &Path) -> Result<TemplateDir, RustCompileError
     if matches_embedded(&dir) {
         return Ok(found);
     }
-    std::fs::create_dir_all(&parent)
-        .map_err(RustCompileError::io(format!("creating {}", parent.display())))?;
+    std::fs::create_dir_all(&parent).map_err(RustCompileError::io(format!(
+        "creating {}",
+        parent.display()
+    )))?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&parent)
-        .map_err(RustCompileError::io(format!("creating a directory in {}", parent.display())))?;
+        .map_err(RustCompileError::io(format!(
+            "creating a directory in {}",
+            parent.display()
+        )))?;
     for (name, bytes) in embedded::RLIBS {
         let path = staging.path().join(name);
         std::fs::write(&path, bytes)
@@ -100,6 +109,7 @@ fn matches_embedded(dir: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

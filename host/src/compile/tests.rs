@@ -1,5 +1,7 @@
 //! Tests with the real rustc and the real template: determinism, diagnostics, toolchain errors.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,11 +27,18 @@ graphjit_guest::export_graph!(graph);
 fn same_source_gives_identical_bytes_in_two_directories() {
     let compiler = test_compiler();
     let start = Instant::now();
-    let first = compiler.compile(ADD_I64, &CompileOptions::default()).unwrap();
+    let first = compiler
+        .compile(ADD_I64, &CompileOptions::default())
+        .unwrap();
     let elapsed = start.elapsed();
-    let second = compiler.compile(ADD_I64, &CompileOptions::default()).unwrap();
+    let second = compiler
+        .compile(ADD_I64, &CompileOptions::default())
+        .unwrap();
     assert!(first.wasm.starts_with(b"\0asm"));
-    assert_eq!(first.wasm, second.wasm, "components differ between two builds");
+    assert_eq!(
+        first.wasm, second.wasm,
+        "components differ between two builds"
+    );
     eprintln!(
         "tiny guest: rustc {:?} (whole compile {elapsed:?}), {} bytes",
         first.rustc_time,
@@ -44,7 +53,9 @@ fn same_source_gives_identical_bytes_in_two_directories() {
 #[test]
 fn rejected_source_reports_the_line() {
     let source = "#![no_std]\nextern crate alloc;\nuse alloc::vec::Vec;\nuse graphjit_guest::{Inputs, RunError, Value};\n\nfn graph(_inputs: Inputs) -> Result<Vec<Value>, RunError> {\n    let x: i64 = \"not a number\";\n    Ok(alloc::vec![Value::I64(x)])\n}\n\ngraphjit_guest::export_graph!(graph);\n";
-    let error = test_compiler().compile(source, &CompileOptions::default()).unwrap_err();
+    let error = test_compiler()
+        .compile(source, &CompileOptions::default())
+        .unwrap_err();
     let RustCompileError::Rejected { diagnostics } = &error else {
         panic!("expected Rejected, got {error:?}");
     };
@@ -59,8 +70,13 @@ fn rejected_source_reports_the_line() {
 #[test]
 fn warnings_are_errors() {
     let source = ADD_I64.replace("fn graph(", "fn unused() {}\nfn graph(");
-    let error = test_compiler().compile(&source, &CompileOptions::default()).unwrap_err();
-    assert!(matches!(error, RustCompileError::Rejected { .. }), "{error:?}");
+    let error = test_compiler()
+        .compile(&source, &CompileOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(error, RustCompileError::Rejected { .. }),
+        "{error:?}"
+    );
     assert_eq!(error.first_line(), Some(6));
 }
 
@@ -71,10 +87,16 @@ fn slow_rustc_is_killed_at_the_timeout() {
         "{ADD_I64}\nmacro_rules! e {{ () => {{}}; (x $($t:tt)*) => {{ e!($($t)*); e!($($t)*); }}; }}\nconst _: () = {{ e!({}); }};\n",
         "x ".repeat(40)
     );
-    let options = CompileOptions { timeout: Duration::from_millis(300), ..CompileOptions::default() };
+    let options = CompileOptions {
+        timeout: Duration::from_millis(300),
+        ..CompileOptions::default()
+    };
     let start = Instant::now();
     let error = test_compiler().compile(&source, &options).unwrap_err();
-    assert!(matches!(error, RustCompileError::Timeout { .. }), "{error:?}");
+    assert!(
+        matches!(error, RustCompileError::Timeout { .. }),
+        "{error:?}"
+    );
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
@@ -97,10 +119,21 @@ fn missing_wasm_target_names_the_fix() {
     let empty_sysroot = dir.path().join("sysroot");
     std::fs::create_dir_all(&empty_sysroot).unwrap();
     let rustc = fake_rustc(dir.path(), &empty_sysroot, template::RUSTC_VERSION);
-    let config = CompilerConfig { rustc: Some(rustc), cache_dir: Some(dir.path().join("cache")) };
+    let config = CompilerConfig {
+        rustc: Some(rustc),
+        cache_dir: Some(dir.path().join("cache")),
+    };
     let error = Compiler::with_config(&config).unwrap_err();
-    assert!(matches!(error, RustCompileError::WasmTargetMissing { .. }), "{error:?}");
-    assert!(error.to_string().contains("rustup target add wasm32-wasip2"), "{error}");
+    assert!(
+        matches!(error, RustCompileError::WasmTargetMissing { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("rustup target add wasm32-wasip2"),
+        "{error}"
+    );
     assert!(error.is_toolchain());
 }
 
@@ -108,8 +141,15 @@ fn missing_wasm_target_names_the_fix() {
 fn other_rustc_version_is_a_mismatch_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let real = test_compiler();
-    let rustc = fake_rustc(dir.path(), &real.toolchain.sysroot, "rustc 1.2.3 (000000000 2015-05-15)\n");
-    let config = CompilerConfig { rustc: Some(rustc), cache_dir: Some(dir.path().join("cache")) };
+    let rustc = fake_rustc(
+        dir.path(),
+        &real.toolchain.sysroot,
+        "rustc 1.2.3 (000000000 2015-05-15)\n",
+    );
+    let config = CompilerConfig {
+        rustc: Some(rustc),
+        cache_dir: Some(dir.path().join("cache")),
+    };
     let error = Compiler::with_config(&config).unwrap_err();
     let RustCompileError::ToolchainMismatch { expected, found } = &error else {
         panic!("expected ToolchainMismatch, got {error:?}");
@@ -126,5 +166,8 @@ fn rustc_that_does_not_exist_is_not_found() {
         cache_dir: Some(std::env::temp_dir().join("graphjit-unused-cache")),
     };
     let error = Compiler::with_config(&config).unwrap_err();
-    assert!(matches!(error, RustCompileError::RustcNotFound { .. }), "{error:?}");
+    assert!(
+        matches!(error, RustCompileError::RustcNotFound { .. }),
+        "{error:?}"
+    );
 }

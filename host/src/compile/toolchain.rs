@@ -31,9 +31,17 @@ impl Toolchain {
     /// Probes `rustc` (a path or a command name on `PATH`); checks that the guest target is
     /// installed and that the version is `expected_version` (the one the template was built
     /// with), in that order.
-    pub(crate) fn probe(rustc: &Path, expected_version: &str) -> Result<Toolchain, RustCompileError> {
+    pub(crate) fn probe(
+        rustc: &Path,
+        expected_version: &str,
+    ) -> Result<Toolchain, RustCompileError> {
         let sysroot = PathBuf::from(ask(rustc, &["--print", "sysroot"])?.trim());
-        if !sysroot.join("lib/rustlib").join(GUEST_TARGET).join("lib").is_dir() {
+        if !sysroot
+            .join("lib/rustlib")
+            .join(GUEST_TARGET)
+            .join("lib")
+            .is_dir()
+        {
             return Err(RustCompileError::WasmTargetMissing { sysroot });
         }
         let version = ask(rustc, &["-vV"])?;
@@ -41,9 +49,19 @@ impl Toolchain {
             let (expected, found) = describe_difference(expected_version, &version);
             return Err(RustCompileError::ToolchainMismatch { expected, found });
         }
-        let direct = sysroot.join("bin").join(if cfg!(windows) { "rustc.exe" } else { "rustc" });
-        let rustc = if direct.is_file() { direct } else { rustc.to_path_buf() };
-        Ok(Toolchain { rustc, sysroot, version })
+        let direct = sysroot
+            .join("bin")
+            .join(if cfg!(windows) { "rustc.exe" } else { "rustc" });
+        let rustc = if direct.is_file() {
+            direct
+        } else {
+            rustc.to_path_buf()
+        };
+        Ok(Toolchain {
+            rustc,
+            sysroot,
+            version,
+        })
     }
 }
 

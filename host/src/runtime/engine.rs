@@ -38,7 +38,9 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<wasmtime::Engine, RuntimeE
         .wasm_component_model(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    wasmtime::Engine::new(&wasm).map_err(|e| RuntimeError::Engine { message: describe(&e) })
+    wasmtime::Engine::new(&wasm).map_err(|e| RuntimeError::Engine {
+        message: describe(&e),
+    })
 }
 
 /// Increments the engine's epoch every tick, on its own thread.
@@ -49,7 +51,10 @@ pub(crate) struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: wasmtime::Engine, tick: Duration) -> Result<EpochTicker, RuntimeError> {
+    pub(crate) fn start(
+        engine: wasmtime::Engine,
+        tick: Duration,
+    ) -> Result<EpochTicker, RuntimeError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_seen = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -60,8 +65,13 @@ impl EpochTicker {
                     engine.increment_epoch();
                 }
             })
-            .map_err(|e| RuntimeError::Engine { message: format!("cannot start the epoch ticker: {e}") })?;
-        Ok(EpochTicker { stop, thread: Some(thread) })
+            .map_err(|e| RuntimeError::Engine {
+                message: format!("cannot start the epoch ticker: {e}"),
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

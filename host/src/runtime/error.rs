@@ -116,10 +116,14 @@ impl From<RunError> for RuntimeError {
         match error {
             RunError::Overflow(node) => RuntimeError::Overflow { node },
             RunError::DivisionByZero(node) => RuntimeError::DivisionByZero { node },
-            RunError::OutOfMemory(oom) => RuntimeError::OutOfMemory { node: oom.node, bytes: oom.bytes },
-            RunError::InvalidValue(invalid) => {
-                RuntimeError::InvalidValue { node: invalid.node, message: invalid.message }
-            }
+            RunError::OutOfMemory(oom) => RuntimeError::OutOfMemory {
+                node: oom.node,
+                bytes: oom.bytes,
+            },
+            RunError::InvalidValue(invalid) => RuntimeError::InvalidValue {
+                node: invalid.node,
+                message: invalid.message,
+            },
             RunError::BadInput(message) => RuntimeError::BadInput { message },
         }
     }
@@ -143,13 +147,19 @@ pub(crate) fn classify(
 ) -> RuntimeError {
     let trap = error.downcast_ref::<wasmtime::Trap>().copied();
     if trap == Some(wasmtime::Trap::OutOfFuel) {
-        return RuntimeError::Fuel { budget: fuel_budget, used: fuel_budget };
+        return RuntimeError::Fuel {
+            budget: fuel_budget,
+            used: fuel_budget,
+        };
     }
     if trap == Some(wasmtime::Trap::Interrupt) && state.deadline_hit {
         return RuntimeError::Deadline { limit: deadline };
     }
     if let Some(requested) = state.limiter.refused() {
-        return RuntimeError::Memory { limit: state.limiter.limit(), requested };
+        return RuntimeError::Memory {
+            limit: state.limiter.limit(),
+            requested,
+        };
     }
     let message = describe(error);
     match (trap, phase) {

@@ -10,18 +10,26 @@ use super::error::RuntimeError;
 pub(crate) const TYPES_INTERFACE: &str = "graphjit:guest/types@0.1.0";
 
 /// Refuses the first import that is not allowed, naming it.
-pub(crate) fn check(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Result<(), RuntimeError> {
+pub(crate) fn check(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> Result<(), RuntimeError> {
     use wasmtime::component::types::ComponentItem;
     let component_type = component.component_type();
     for (name, import) in component_type.imports(engine) {
-        let denied = || RuntimeError::ImportDenied { import: name.to_owned() };
+        let denied = || RuntimeError::ImportDenied {
+            import: name.to_owned(),
+        };
         if name != TYPES_INTERFACE {
             return Err(denied());
         }
         let ComponentItem::ComponentInstance(instance) = import.ty else {
             return Err(denied());
         };
-        if !instance.exports(engine).all(|(_, item)| matches!(item.ty, ComponentItem::Type(_))) {
+        if !instance
+            .exports(engine)
+            .all(|(_, item)| matches!(item.ty, ComponentItem::Type(_)))
+        {
             return Err(denied());
         }
     }

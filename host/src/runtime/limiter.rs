@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use super::config::{MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TABLE_ELEMENTS};
+use super::config::{
+    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLE_ELEMENTS, MAX_TABLES_PER_RUN,
+};
 
 /// A `ResourceLimiter` for one run.
 #[derive(Debug)]
@@ -17,7 +19,10 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub(crate) fn new(limit: u64) -> MemoryLimiter {
-        MemoryLimiter { limit, refused: None }
+        MemoryLimiter {
+            limit,
+            refused: None,
+        }
     }
 
     /// The limit in bytes.
@@ -39,7 +44,8 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let desired = u64::try_from(desired).unwrap_or(u64::MAX);
-        let over_maximum = maximum.is_some_and(|max| u64::try_from(max).is_ok_and(|max| desired > max));
+        let over_maximum =
+            maximum.is_some_and(|max| u64::try_from(max).is_ok_and(|max| desired > max));
         if desired > self.limit || over_maximum {
             self.refused = Some(self.refused.map_or(desired, |r| r.max(desired)));
             return Ok(false);

@@ -57,7 +57,9 @@ pub(crate) struct RunOutcome {
 impl RunOutcome {
     /// Decodes the outputs; bytes that do not decode are [`RuntimeError::BadOutput`].
     pub(crate) fn decode(&self) -> Result<Vec<graphjit_value::Value>, RuntimeError> {
-        graphjit_value::decode(&self.output).map_err(|e| RuntimeError::BadOutput { message: e.to_string() })
+        graphjit_value::decode(&self.output).map_err(|e| RuntimeError::BadOutput {
+            message: e.to_string(),
+        })
     }
 }
 
@@ -66,25 +68,36 @@ impl Runtime {
     pub(crate) fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = engine::build(config)?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)?;
-        Ok(Runtime { engine, config: config.clone(), _ticker: ticker })
+        Ok(Runtime {
+            engine,
+            config: config.clone(),
+            _ticker: ticker,
+        })
     }
 
     /// Compiles `wasm` with Cranelift, refuses it if it imports anything not allowed, and
     /// prepares its instantiation. Runs none of its code.
     pub(crate) fn load(&self, wasm: &[u8]) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
-        let component = wasmtime::component::Component::new(&self.engine, wasm)
-            .map_err(|e| RuntimeError::InvalidComponent { message: describe(&e) })?;
+        let component = wasmtime::component::Component::new(&self.engine, wasm).map_err(|e| {
+            RuntimeError::InvalidComponent {
+                message: describe(&e),
+            }
+        })?;
         let compile_time = start.elapsed();
         imports::check(&component, &self.engine)?;
         let mut linker = wasmtime::component::Linker::<RunState>::new(&self.engine);
         linker
             .instance(imports::TYPES_INTERFACE)
-            .map_err(|e| RuntimeError::Instantiate { message: describe(&e) })?;
+            .map_err(|e| RuntimeError::Instantiate {
+                message: describe(&e),
+            })?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(GraphPre::new)
-            .map_err(|e| RuntimeError::Instantiate { message: describe(&e) })?;
+            .map_err(|e| RuntimeError::Instantiate {
+                message: describe(&e),
+            })?;
         Ok(LoadedGraph { pre, compile_time })
     }
 
@@ -99,14 +112,20 @@ impl Runtime {
         let start = Instant::now();
         let state = RunState {
             limiter: MemoryLimiter::new(memory_limit),
-            deadline: start.checked_add(limits.deadline).unwrap_or(start + Duration::from_secs(86_400)),
+            deadline: start
+                .checked_add(limits.deadline)
+                .unwrap_or(start + Duration::from_secs(86_400)),
             deadline_hit: false,
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let setup = |e: wasmtime::Error| RuntimeError::Engine { message: describe(&e) };
+        let setup = |e: wasmtime::Error| RuntimeError::Engine {
+            message: describe(&e),
+        };
         store.set_fuel(limits.fuel).map_err(setup)?;
-        store.fuel_async_yield_interval(Some(self.config.fuel_yield_interval)).map_err(setup)?;
+        store
+            .fuel_async_yield_interval(Some(self.config.fuel_yield_interval))
+            .map_err(setup)?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut context| {
             let state = context.data_mut();
@@ -129,7 +148,11 @@ impl Runtime {
         let run_time = start.elapsed();
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         match result {
-            Ok(Ok(output)) => Ok(RunOutcome { output, fuel_used, run_time }),
+            Ok(Ok(output)) => Ok(RunOutcome {
+                output,
+                fuel_used,
+                run_time,
+            }),
             Ok(Err(guest_error)) => Err(guest_error.into()),
             Err(e) => Err(fail(&store, &e, Phase::Call)),
         }

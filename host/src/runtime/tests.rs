@@ -1,6 +1,8 @@
 //! Tests with real guests: compiled by rustc against the template, run in wasmtime.
 //! No mocks: every guest below is a component built the way generated graphs are.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -38,7 +40,11 @@ fn encoded(values: &[Value]) -> Vec<u8> {
     bytes
 }
 
-async fn run(graph: &LoadedGraph, inputs: &[Value], limits: &RunLimits) -> Result<Vec<Value>, RuntimeError> {
+async fn run(
+    graph: &LoadedGraph,
+    inputs: &[Value],
+    limits: &RunLimits,
+) -> Result<Vec<Value>, RuntimeError> {
     let outcome = runtime().run(graph, &encoded(inputs), limits).await?;
     outcome.decode()
 }
@@ -50,17 +56,30 @@ const ADD: &str = "let a = inputs.i64(0)?;\nlet b = inputs.i64(1)?;\n\
 async fn add_returns_the_encoded_sum() {
     let graph = load(ADD);
     let limits = RunLimits::default();
-    let outcome = runtime().run(&graph, &encoded(&[Value::I64(2), Value::I64(40)]), &limits).await.unwrap();
+    let outcome = runtime()
+        .run(&graph, &encoded(&[Value::I64(2), Value::I64(40)]), &limits)
+        .await
+        .unwrap();
     assert_eq!(decode(&outcome.output).unwrap(), vec![Value::I64(42)]);
-    assert!(outcome.fuel_used > 0 && outcome.fuel_used < 1_000_000, "{}", outcome.fuel_used);
+    assert!(
+        outcome.fuel_used > 0 && outcome.fuel_used < 1_000_000,
+        "{}",
+        outcome.fuel_used
+    );
 
     // Timings for the report: Cranelift, then instantiate + call (warm).
     let mut best = Duration::MAX;
     for _ in 0..20 {
-        let outcome = runtime().run(&graph, &encoded(&[Value::I64(1), Value::I64(2)]), &limits).await.unwrap();
+        let outcome = runtime()
+            .run(&graph, &encoded(&[Value::I64(1), Value::I64(2)]), &limits)
+            .await
+            .unwrap();
         best = best.min(outcome.run_time);
     }
-    eprintln!("add: cranelift {:?}, instantiate+call best of 20 {:?}", graph.compile_time, best);
+    eprintln!(
+        "add: cranelift {:?}, instantiate+call best of 20 {:?}",
+        graph.compile_time, best
+    );
 
     let overflow = run(&graph, &[Value::I64(i64::MAX), Value::I64(1)], &limits).await;
     assert_eq!(overflow, Err(RuntimeError::Overflow { node: 2 }));
@@ -71,11 +90,20 @@ async fn inputs_of_the_wrong_type_or_bytes_that_do_not_decode_are_bad_input() {
     let graph = load(ADD);
     let limits = RunLimits::default();
     let wrong = run(&graph, &[Value::F64(1.0), Value::I64(1)], &limits).await;
-    assert!(matches!(wrong, Err(RuntimeError::BadInput { ref message }) if message.contains("expected i64")), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(RuntimeError::BadInput { ref message }) if message.contains("expected i64")),
+        "{wrong:?}"
+    );
     let missing = run(&graph, &[Value::I64(1)], &limits).await;
-    assert!(matches!(missing, Err(RuntimeError::BadInput { .. })), "{missing:?}");
+    assert!(
+        matches!(missing, Err(RuntimeError::BadInput { .. })),
+        "{missing:?}"
+    );
     let garbage = runtime().run(&graph, &[0xff, 0xff, 0xff], &limits).await;
-    assert!(matches!(garbage, Err(RuntimeError::BadInput { .. })), "{garbage:?}");
+    assert!(
+        matches!(garbage, Err(RuntimeError::BadInput { .. })),
+        "{garbage:?}"
+    );
 }
 
 #[tokio::test]
@@ -86,30 +114,65 @@ async fn a_long_loop_runs_out_of_fuel() {
          while i < 1_000_000_000_000_000 { x = x * 1.000_001 + 0.5; if x > 1e300 { x = 1.0; } i += 1; }\n\
          Ok(alloc::vec![Value::F64(x)])",
     );
-    let limits = RunLimits { fuel: 1_000_000, ..RunLimits::default() };
+    let limits = RunLimits {
+        fuel: 1_000_000,
+        ..RunLimits::default()
+    };
     let start = Instant::now();
     let result = run(&graph, &[Value::F64(1.0)], &limits).await;
-    assert_eq!(result, Err(RuntimeError::Fuel { budget: 1_000_000, used: 1_000_000 }));
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert_eq!(
+        result,
+        Err(RuntimeError::Fuel {
+            budget: 1_000_000,
+            used: 1_000_000
+        })
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 
     // With fuel to spare, the deadline ends it instead.
-    let limits = RunLimits { fuel: u64::MAX / 2, deadline: Duration::from_millis(100), ..RunLimits::default() };
+    let limits = RunLimits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(100),
+        ..RunLimits::default()
+    };
     let start = Instant::now();
     let result = run(&graph, &[Value::F64(1.0)], &limits).await;
-    assert_eq!(result, Err(RuntimeError::Deadline { limit: Duration::from_millis(100) }));
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert_eq!(
+        result,
+        Err(RuntimeError::Deadline {
+            limit: Duration::from_millis(100)
+        })
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn allocations_beyond_the_memory_limit_are_typed_errors() {
-    let limits = RunLimits { memory_bytes: 32 << 20, ..RunLimits::default() };
+    let limits = RunLimits {
+        memory_bytes: 32 << 20,
+        ..RunLimits::default()
+    };
     // Fallible: the guest sees the refusal and reports it with the node.
     let fallible = load(
         "let n = inputs.i64(0)?;\nlet v = graphjit_guest::try_vec_f32(n as usize, 5)?;\n\
          Ok(alloc::vec![Value::I64(v.len() as i64)])",
     );
     let result = run(&fallible, &[Value::I64(1 << 28)], &limits).await;
-    assert_eq!(result, Err(RuntimeError::OutOfMemory { node: 5, bytes: 1 << 30 }));
+    assert_eq!(
+        result,
+        Err(RuntimeError::OutOfMemory {
+            node: 5,
+            bytes: 1 << 30
+        })
+    );
     let small = run(&fallible, &[Value::I64(1000)], &limits).await;
     assert_eq!(small, Ok(vec![Value::I64(1000)]));
 
@@ -125,14 +188,23 @@ async fn allocations_beyond_the_memory_limit_are_typed_errors() {
     );
 
     // A limit below the guest's initial memory is refused at instantiation, as Memory.
-    let tiny = RunLimits { memory_bytes: 64 << 10, ..RunLimits::default() };
+    let tiny = RunLimits {
+        memory_bytes: 64 << 10,
+        ..RunLimits::default()
+    };
     let result = run(&fallible, &[Value::I64(1)], &tiny).await;
-    assert!(matches!(result, Err(RuntimeError::Memory { limit, .. }) if limit == 64 << 10), "{result:?}");
+    assert!(
+        matches!(result, Err(RuntimeError::Memory { limit, .. }) if limit == 64 << 10),
+        "{result:?}"
+    );
 
     // Input larger than the limit: the canonical ABI's realloc is refused; still Memory.
     let big = vec![Value::Str("x".repeat(40 << 20))];
     let result = run(&fallible, &big, &limits).await;
-    assert!(matches!(result, Err(RuntimeError::Memory { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(RuntimeError::Memory { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -151,31 +223,57 @@ async fn each_guest_error_maps_to_its_runtime_error() {
     let expected = [
         RuntimeError::Overflow { node: 7 },
         RuntimeError::DivisionByZero { node: 8 },
-        RuntimeError::OutOfMemory { node: 9, bytes: 123 },
-        RuntimeError::InvalidValue { node: 10, message: "NaN to i64".to_owned() },
-        RuntimeError::BadInput { message: "no".to_owned() },
+        RuntimeError::OutOfMemory {
+            node: 9,
+            bytes: 123,
+        },
+        RuntimeError::InvalidValue {
+            node: 10,
+            message: "NaN to i64".to_owned(),
+        },
+        RuntimeError::BadInput {
+            message: "no".to_owned(),
+        },
     ];
     for (selector, expected) in expected.into_iter().enumerate() {
         let result = run(&graph, &[Value::I64(selector as i64)], &limits).await;
         assert_eq!(result, Err(expected));
     }
-    assert_eq!(run(&graph, &[Value::I64(6)], &limits).await, Ok(vec![Value::I64(2)]));
+    assert_eq!(
+        run(&graph, &[Value::I64(6)], &limits).await,
+        Ok(vec![Value::I64(2)])
+    );
     // A panic (index out of bounds) traps; the host reports it and keeps going.
     let trap = run(&graph, &[Value::I64(100)], &limits).await;
     assert!(
         matches!(trap, Err(RuntimeError::Trap { ref message }) if message.starts_with("wasm trap: wasm `unreachable`")),
         "{trap:?}"
     );
-    assert_eq!(run(&graph, &[Value::I64(7)], &limits).await, Ok(vec![Value::I64(3)]));
+    assert_eq!(
+        run(&graph, &[Value::I64(7)], &limits).await,
+        Ok(vec![Value::I64(3)])
+    );
 }
 
 #[test]
 fn a_component_importing_wasi_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("main.rs"), "fn main() { println!(\"x\"); }\n").unwrap();
+    std::fs::write(
+        dir.path().join("main.rs"),
+        "fn main() { println!(\"x\"); }\n",
+    )
+    .unwrap();
     let status = std::process::Command::new(test_compiler().rustc_path())
         .current_dir(dir.path())
-        .args(["--edition", "2024", "--target", "wasm32-wasip2", "main.rs", "-o", "main.wasm"])
+        .args([
+            "--edition",
+            "2024",
+            "--target",
+            "wasm32-wasip2",
+            "main.rs",
+            "-o",
+            "main.wasm",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -192,13 +290,26 @@ fn a_component_importing_wasi_is_refused() {
 #[test]
 fn bytes_that_are_not_a_component_are_invalid() {
     let error = runtime().load(b"\0asm\x01\0\0\0").err();
-    assert!(matches!(error, Some(RuntimeError::InvalidComponent { .. })), "{error:?}");
+    assert!(
+        matches!(error, Some(RuntimeError::InvalidComponent { .. })),
+        "{error:?}"
+    );
     let error = runtime().load(b"not wasm").err();
-    assert!(matches!(error, Some(RuntimeError::InvalidComponent { .. })), "{error:?}");
+    assert!(
+        matches!(error, Some(RuntimeError::InvalidComponent { .. })),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn output_that_does_not_decode_is_bad_output() {
-    let outcome = RunOutcome { output: vec![9, 9, 9], fuel_used: 0, run_time: Duration::ZERO };
-    assert!(matches!(outcome.decode(), Err(RuntimeError::BadOutput { .. })));
+    let outcome = RunOutcome {
+        output: vec![9, 9, 9],
+        fuel_used: 0,
+        run_time: Duration::ZERO,
+    };
+    assert!(matches!(
+        outcome.decode(),
+        Err(RuntimeError::BadOutput { .. })
+    ));
 }
