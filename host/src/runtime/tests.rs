@@ -313,3 +313,56 @@ fn output_that_does_not_decode_is_bad_output() {
         Err(RuntimeError::BadOutput { .. })
     ));
 }
+
+#[test]
+fn runtime_and_loaded_graphs_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Runtime>();
+    shareable::<LoadedGraph>();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_guest_yields_so_others_finish_first() {
+    let spinner = load(
+        "let mut x = inputs.f64(0)?;\nlet mut i: u64 = 0;\n\
+         while i < 1_000_000_000_000_000 { x = x * 1.000_001 + 0.5; if x > 1e300 { x = 1.0; } i += 1; }\n\
+         Ok(alloc::vec![Value::F64(x)])",
+    );
+    let adder = load(ADD);
+    let long_limits = RunLimits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(400),
+        ..RunLimits::default()
+    };
+    let start = Instant::now();
+    let long = async {
+        let result = run(&spinner, &[Value::F64(1.0)], &long_limits).await;
+        (result, start.elapsed())
+    };
+    let short = async {
+        // Let the spinner start first.
+        tokio::task::yield_now().await;
+        let result = run(
+            &adder,
+            &[Value::I64(1), Value::I64(2)],
+            &RunLimits::default(),
+        )
+        .await;
+        (result, start.elapsed())
+    };
+    // One thread: the short run can only finish early if the spinner yields.
+    let ((long_result, long_time), (short_result, short_time)) = tokio::join!(long, short);
+    assert!(
+        matches!(long_result, Err(RuntimeError::Deadline { .. })),
+        "{long_result:?}"
+    );
+    assert_eq!(short_result, Ok(vec![Value::I64(3)]));
+    assert!(
+        short_time < long_time,
+        "short {short_time:?}, long {long_time:?}"
+    );
+    assert!(
+        short_time < Duration::from_millis(200),
+        "short {short_time:?}"
+    );
+}
