@@ -4,13 +4,13 @@
 //! - Semantics match `eval` (docs/graph-format.md, "Semantics") bit for bit; this file is an
 //!   independent implementation of the same rules, and the differential tests compare them.
 //! - No panics: no unchecked indexing (iterators and `get`), no unchecked arithmetic; every
-//!   allocation goes through `try_vec_f32` so running out of memory is a typed error.
+//!   allocation reserves fallibly (`try_reserve_exact`) so running out of memory is a typed error.
 //! - No floating-point contraction: every multiply and add is its own IEEE operation.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::{InvalidValue, OutOfMemory, RunError, Tensor, try_vec_f32};
+use crate::{InvalidValue, OutOfMemory, RunError, Tensor};
 
 /// The float functions both `eval` and generated code use (never the platform's libm).
 pub use libm;
@@ -127,12 +127,20 @@ pub fn div_f32(a: f32, b: f32) -> f32 {
 
 // ---- tensors ---------------------------------------------------------------------------
 
+/// An empty buffer with room for `shape`'s elements, or `OutOfMemory` at `node`.
 fn alloc_tensor(shape: &[u32], node: u32) -> Result<(Vec<u32>, Vec<f32>), RunError> {
     let count = Tensor::element_count(shape).ok_or(RunError::OutOfMemory(OutOfMemory {
         node,
         bytes: u64::MAX,
     }))?;
-    Ok((shape.to_vec(), try_vec_f32(count, node)?))
+    let mut data = Vec::new();
+    data.try_reserve_exact(count)
+        .map_err(|_| crate::out_of_memory(node, count.saturating_mul(4)))?;
+    Ok((shape.to_vec(), data))
+}
+
+fn element_count(shape: &[u32]) -> usize {
+    Tensor::element_count(shape).unwrap_or(0)
 }
 
 /// A tensor from its shape and its elements' bits (exact, NaN included).
@@ -145,16 +153,14 @@ pub fn tensor_from_bits(shape: &[u32], bits: &[u32], node: u32) -> Result<Tensor
 /// `data[i] = i as f32`.
 pub fn iota(shape: &[u32], node: u32) -> Result<Tensor, RunError> {
     let (shape, mut data) = alloc_tensor(shape, node)?;
-    let count = data.capacity();
-    data.extend((0..count).map(|i| i as f32));
+    data.extend((0..element_count(&shape)).map(|i| i as f32));
     Ok(Tensor { shape, data })
 }
 
 /// Every element `f32::from_bits(bits)`.
 pub fn fill(shape: &[u32], bits: u32, node: u32) -> Result<Tensor, RunError> {
     let (shape, mut data) = alloc_tensor(shape, node)?;
-    let count = data.capacity();
-    data.resize(count, f32::from_bits(bits));
+    data.resize(element_count(&shape), f32::from_bits(bits));
     Ok(Tensor { shape, data })
 }
 

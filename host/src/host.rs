@@ -12,6 +12,7 @@ use graphjit_value::Value;
 use crate::codegen;
 use crate::compile::{self, Compiler};
 use crate::error::{Error, ErrorKind, Stage};
+#[cfg(eval_ready)]
 use crate::eval;
 use crate::graph::{self, NodeId};
 use crate::runtime::{self, Runtime};
@@ -218,13 +219,12 @@ impl Host {
             .run(&compiled.loaded, &encoded, &run_limits)
             .await
             .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
-        let values = graphjit_value::decode(&outcome.output).map_err(|e| {
-            Error::new(ErrorKind::Internal, Stage::Run, format!("the guest's output does not decode: {e}"), "report this as a bug")
-        })?;
+        let values = outcome.decode().map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
         Ok(RunOutput { outputs: name_outputs(graph, values)?, fuel_used: outcome.fuel_used, run_time: outcome.run_time })
     }
 
     /// Evaluates a graph with the reference interpreter (no compilation).
+    #[cfg(eval_ready)]
     pub fn eval(graph: &Graph, inputs: &BTreeMap<String, Value>, limits: RunLimits) -> Result<RunOutput, Error> {
         let bound = graph.bind_inputs(inputs)?;
         let start = Instant::now();
@@ -287,6 +287,7 @@ fn runtime_error(e: runtime::RuntimeError, graph: Option<&Graph>, stage: Stage) 
     Error::new(kind, stage, message, remediation).at_node(node)
 }
 
+#[cfg(eval_ready)]
 fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
     use eval::EvalError as E;
     let message = e.to_string();

@@ -30,11 +30,11 @@ mod compile;
 mod error;
 mod eval;
 mod graph;
-// mod host; (enabled once compile/runtime land)
+mod host;
 mod runtime;
 mod values;
 
 pub use error::{Error, ErrorKind, Stage};
 pub use graphjit_value::{Tensor, Value};
-// pub use host::{CompiledGraph, Graph, Host, RunLimits, RunOutput};
+pub use host::{CompiledGraph, Graph, Host, RunLimits, RunOutput};
 pub use values::{value_to_json, value_to_text};

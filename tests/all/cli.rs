@@ -120,7 +120,7 @@ fn compile_failure_exits_3() {
         .args(["run", "examples/hello.json", "--json"])
         .current_dir(repo())
         .env("PATH", "/nonexistent")
-        .env("RUSTC", "/nonexistent/rustc")
+        .env("GRAPHJIT_RUSTC", "/nonexistent/rustc")
         .env_remove("RUSTUP_TOOLCHAIN")
         .output()
         .expect("runs");

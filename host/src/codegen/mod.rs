@@ -77,7 +77,8 @@ impl<'g> Generator<'g> {
         self.line("");
         self.line("rt::export_graph!(graph);");
         self.line("");
-        let param = if self.graph.inputs.is_empty() { "_inputs" } else { "mut inputs" };
+        let reads_inputs = self.graph.inputs.iter().any(|i| self.demanded[i.index()]);
+        let param = if reads_inputs { "mut inputs" } else { "_inputs" };
         self.line(&format!("fn graph({param}: rt::Inputs) -> Result<alloc::vec::Vec<rt::Value>, rt::RunError> {{"));
         self.indent += 1;
         let root = &self.graph.root;
