@@ -12,7 +12,6 @@ use graphjit_value::Value;
 use crate::codegen;
 use crate::compile::{self, Compiler};
 use crate::error::{Error, ErrorKind, Stage};
-#[cfg(eval_ready)]
 use crate::eval;
 use crate::graph::{self, NodeId};
 use crate::runtime::{self, Runtime};
@@ -224,7 +223,6 @@ impl Host {
     }
 
     /// Evaluates a graph with the reference interpreter (no compilation).
-    #[cfg(eval_ready)]
     pub fn eval(graph: &Graph, inputs: &BTreeMap<String, Value>, limits: RunLimits) -> Result<RunOutput, Error> {
         let bound = graph.bind_inputs(inputs)?;
         let start = Instant::now();
@@ -287,7 +285,6 @@ fn runtime_error(e: runtime::RuntimeError, graph: Option<&Graph>, stage: Stage) 
     Error::new(kind, stage, message, remediation).at_node(node)
 }
 
-#[cfg(eval_ready)]
 fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
     use eval::EvalError as E;
     let message = e.to_string();
