@@ -134,7 +134,7 @@ impl Graph {
     }
 }
 
-fn const_value(c: &graph::Const) -> Value {
+pub(crate) fn const_value(c: &graph::Const) -> Value {
     match c {
         graph::Const::Bool(b) => Value::Bool(*b),
         graph::Const::I64(i) => Value::I64(*i),

@@ -32,6 +32,8 @@ mod eval;
 mod graph;
 mod host;
 mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod values;
 
 pub use error::{Error, ErrorKind, Stage};
