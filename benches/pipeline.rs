@@ -20,10 +20,15 @@ fn chain_graph(n: usize) -> String {
     let mut last = "x".to_string();
     for i in 0..n.saturating_sub(2) {
         let op = ["mul", "add", "max", "sub"][i % 4];
-        nodes.push(format!(r#"{{"id": "n{i}", "op": "{op}", "args": ["{last}", "k"]}}"#));
+        nodes.push(format!(
+            r#"{{"id": "n{i}", "op": "{op}", "args": ["{last}", "k"]}}"#
+        ));
         last = format!("n{i}");
     }
-    format!(r#"{{"version": 1, "nodes": [{}], "outputs": {{"y": "{last}"}}}}"#, nodes.join(","))
+    format!(
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{"y": "{last}"}}}}"#,
+        nodes.join(",")
+    )
 }
 
 const TENSOR_1M: &str = r#"{"version": 1, "nodes": [
@@ -58,12 +63,16 @@ fn tensor_native() -> f32 {
 
 fn benches(c: &mut Criterion) {
     let host = Host::new().expect("toolchain available");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let inputs = BTreeMap::new();
     let limits = RunLimits::default();
 
     let mut cold = c.benchmark_group("cold_jit");
-    cold.sample_size(10).measurement_time(Duration::from_secs(8));
+    cold.sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     for n in [10usize, 100] {
         let json = chain_graph(n);
         cold.bench_function(format!("{n}_nodes"), |b| {
@@ -75,7 +84,9 @@ fn benches(c: &mut Criterion) {
     }
     cold.finish();
 
-    let tiny = host.compile(&Graph::from_json(chain_graph(4).as_bytes()).expect("parses")).expect("compiles");
+    let tiny = host
+        .compile(&Graph::from_json(chain_graph(4).as_bytes()).expect("parses"))
+        .expect("compiles");
     c.bench_function("instantiate_call/tiny", |b| {
         b.iter(|| rt.block_on(host.run(&tiny, &inputs, limits)).expect("runs"))
     });
@@ -83,17 +94,32 @@ fn benches(c: &mut Criterion) {
     let graph = Graph::from_json(TENSOR_1M.as_bytes()).expect("parses");
     let compiled = host.compile(&graph).expect("compiles");
     // The three must agree before their speeds are compared.
-    let wasm = rt.block_on(host.run(&compiled, &inputs, limits)).expect("runs");
+    let wasm = rt
+        .block_on(host.run(&compiled, &inputs, limits))
+        .expect("runs");
     let eval = Host::eval(&graph, &inputs, limits).expect("evaluates");
     assert_eq!(wasm.outputs, eval.outputs);
-    let Value::Tensor(t) = &wasm.outputs[0].1 else { panic!("sum is a tensor") };
-    assert_eq!(t.data[0].to_bits(), tensor_native().to_bits(), "native baseline computes the same sum");
+    let Value::Tensor(t) = &wasm.outputs[0].1 else {
+        panic!("sum is a tensor")
+    };
+    assert_eq!(
+        t.data[0].to_bits(),
+        tensor_native().to_bits(),
+        "native baseline computes the same sum"
+    );
 
     let mut tensor = c.benchmark_group("tensor_1m");
     tensor.sample_size(20);
-    tensor.bench_function("wasm", |b| b.iter(|| rt.block_on(host.run(&compiled, &inputs, limits)).expect("runs")));
+    tensor.bench_function("wasm", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(&compiled, &inputs, limits))
+                .expect("runs")
+        })
+    });
     tensor.bench_function("native", |b| b.iter(|| black_box(tensor_native())));
-    tensor.bench_function("eval", |b| b.iter(|| Host::eval(&graph, &inputs, limits).expect("evaluates")));
+    tensor.bench_function("eval", |b| {
+        b.iter(|| Host::eval(&graph, &inputs, limits).expect("evaluates"))
+    });
     tensor.finish();
 }
 

@@ -86,8 +86,19 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, stage: Stage, message: impl Into<String>, remediation: impl Into<String>) -> Self {
-        Error { kind, stage, node: None, message: message.into(), remediation: remediation.into() }
+    pub(crate) fn new(
+        kind: ErrorKind,
+        stage: Stage,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+    ) -> Self {
+        Error {
+            kind,
+            stage,
+            node: None,
+            message: message.into(),
+            remediation: remediation.into(),
+        }
     }
 
     pub(crate) fn at_node(mut self, node: Option<String>) -> Self {
@@ -146,6 +157,12 @@ impl From<crate::graph::GraphError> for Error {
             crate::graph::GraphErrorKind::ResourceExceeded => ErrorKind::ResourceExceeded,
             _ => ErrorKind::InvalidGraph,
         };
-        Error { kind, stage: Stage::Parse, node: e.node, message: e.message, remediation: e.remediation }
+        Error {
+            kind,
+            stage: Stage::Parse,
+            node: e.node,
+            message: e.message,
+            remediation: e.remediation,
+        }
     }
 }

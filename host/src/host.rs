@@ -31,7 +31,11 @@ pub struct RunLimits {
 impl Default for RunLimits {
     /// 10^9 fuel (about a second of guest work), 256 MiB memory, 10 s wall clock.
     fn default() -> Self {
-        RunLimits { fuel: 1_000_000_000, memory_bytes: 256 << 20, deadline: Duration::from_secs(10) }
+        RunLimits {
+            fuel: 1_000_000_000,
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(10),
+        }
     }
 }
 
@@ -65,10 +69,14 @@ impl Graph {
 
     /// Input names with their types (as text), sorted by name.
     pub fn inputs(&self) -> Vec<(String, String)> {
-        self.inner.inputs.iter().map(|&id| {
-            let node = self.inner.node(id);
-            (node.name.clone(), node.ty.to_string())
-        }).collect()
+        self.inner
+            .inputs
+            .iter()
+            .map(|&id| {
+                let node = self.inner.node(id);
+                (node.name.clone(), node.ty.to_string())
+            })
+            .collect()
     }
 
     /// Run limits written in the graph, applied over `base`.
@@ -81,22 +89,38 @@ impl Graph {
     }
 
     /// Parses command-line text for each named input by its declared type.
-    pub fn parse_inputs(&self, pairs: &[(String, String)]) -> Result<BTreeMap<String, Value>, Error> {
+    pub fn parse_inputs(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, Error> {
         let mut out = BTreeMap::new();
         for (name, text) in pairs {
             let node = self.input_node(name)?;
-            let value = values::parse_input(text, &self.inner.node(node).ty)
-                .map_err(|m| input_error(m, "pass a value of the input's type").at_node(Some(name.clone())))?;
+            let value = values::parse_input(text, &self.inner.node(node).ty).map_err(|m| {
+                input_error(m, "pass a value of the input's type").at_node(Some(name.clone()))
+            })?;
             out.insert(name.clone(), value);
         }
         Ok(out)
     }
 
     fn input_node(&self, name: &str) -> Result<NodeId, Error> {
-        self.inner.inputs.iter().copied().find(|&id| self.inner.node(id).name == name).ok_or_else(|| {
-            let known: Vec<String> = self.inputs().into_iter().map(|(n, t)| format!("{n}: {t}")).collect();
-            input_error(format!("the graph has no input {name:?}"), format!("inputs are: {}", known.join(", ")))
-        })
+        self.inner
+            .inputs
+            .iter()
+            .copied()
+            .find(|&id| self.inner.node(id).name == name)
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .inputs()
+                    .into_iter()
+                    .map(|(n, t)| format!("{n}: {t}"))
+                    .collect();
+                input_error(
+                    format!("the graph has no input {name:?}"),
+                    format!("inputs are: {}", known.join(", ")),
+                )
+            })
     }
 
     /// The inputs in boundary order: given values checked against their types, defaults for
@@ -115,13 +139,19 @@ impl Graph {
                     (None, graph::Op::Input { default: Some(c) }) => const_value(c),
                     (None, _) => {
                         return Err(input_error(
-                            format!("input {:?} ({}) has no value and no default", node.name, node.ty),
+                            format!(
+                                "input {:?} ({}) has no value and no default",
+                                node.name, node.ty
+                            ),
                             format!("pass --input {}=VALUE", node.name),
                         ));
                     }
                 };
                 if !values::has_type(&value, &node.ty) {
-                    return Err(input_error(format!("input {:?} must be {}", node.name, node.ty), "pass a value of the declared type"));
+                    return Err(input_error(
+                        format!("input {:?} must be {}", node.name, node.ty),
+                        "pass a value of the declared type",
+                    ));
                 }
                 Ok(value)
             })
@@ -184,17 +214,21 @@ impl Host {
     /// Finds the toolchain and builds the engine.
     pub fn new() -> Result<Host, Error> {
         let compiler = Compiler::new().map_err(compile_error)?;
-        let runtime = Runtime::new(&runtime::RuntimeConfig::default()).map_err(|e| runtime_error(e, None, Stage::Load))?;
+        let runtime = Runtime::new(&runtime::RuntimeConfig::default())
+            .map_err(|e| runtime_error(e, None, Stage::Load))?;
         Ok(Host { compiler, runtime })
     }
 
     /// Compiles a graph to a component (wasm bytes) without loading it.
     pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {
         let generated = codegen::generate(&graph.inner);
-        let compiled = self.compiler.compile(&generated.source, &compile::CompileOptions::default()).map_err(|e| {
-            let node = compile_error_node(&e, &generated).and_then(|id| graph.node_name(id.0));
-            compile_error(e).at_node(node)
-        })?;
+        let compiled = self
+            .compiler
+            .compile(&generated.source, &compile::CompileOptions::default())
+            .map_err(|e| {
+                let node = compile_error_node(&e, &generated).and_then(|id| graph.node_name(id.0));
+                compile_error(e).at_node(node)
+            })?;
         Ok(compiled.wasm)
     }
 
@@ -202,33 +236,68 @@ impl Host {
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
         let start = Instant::now();
         let wasm = self.compile_wasm(graph)?;
-        let loaded = self.runtime.load(&wasm).map_err(|e| runtime_error(e, Some(graph), Stage::Load))?;
-        Ok(CompiledGraph { graph: graph.clone(), loaded, wasm_bytes: wasm.len(), compile_time: start.elapsed() })
+        let loaded = self
+            .runtime
+            .load(&wasm)
+            .map_err(|e| runtime_error(e, Some(graph), Stage::Load))?;
+        Ok(CompiledGraph {
+            graph: graph.clone(),
+            loaded,
+            wasm_bytes: wasm.len(),
+            compile_time: start.elapsed(),
+        })
     }
 
     /// Runs a compiled graph in a fresh instance under `limits`.
-    pub async fn run(&self, compiled: &CompiledGraph, inputs: &BTreeMap<String, Value>, limits: RunLimits) -> Result<RunOutput, Error> {
+    pub async fn run(
+        &self,
+        compiled: &CompiledGraph,
+        inputs: &BTreeMap<String, Value>,
+        limits: RunLimits,
+    ) -> Result<RunOutput, Error> {
         let graph = &compiled.graph;
         let bound = graph.bind_inputs(inputs)?;
         let mut encoded = Vec::with_capacity(graphjit_value::encoded_len(&bound));
         graphjit_value::encode(&bound, &mut encoded);
-        let run_limits = runtime::RunLimits { fuel: limits.fuel, memory_bytes: limits.memory_bytes, deadline: limits.deadline };
+        let run_limits = runtime::RunLimits {
+            fuel: limits.fuel,
+            memory_bytes: limits.memory_bytes,
+            deadline: limits.deadline,
+        };
         let outcome = self
             .runtime
             .run(&compiled.loaded, &encoded, &run_limits)
             .await
             .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
-        let values = outcome.decode().map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
-        Ok(RunOutput { outputs: name_outputs(graph, values)?, fuel_used: outcome.fuel_used, run_time: outcome.run_time })
+        let values = outcome
+            .decode()
+            .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
+        Ok(RunOutput {
+            outputs: name_outputs(graph, values)?,
+            fuel_used: outcome.fuel_used,
+            run_time: outcome.run_time,
+        })
     }
 
     /// Evaluates a graph with the reference interpreter (no compilation).
-    pub fn eval(graph: &Graph, inputs: &BTreeMap<String, Value>, limits: RunLimits) -> Result<RunOutput, Error> {
+    pub fn eval(
+        graph: &Graph,
+        inputs: &BTreeMap<String, Value>,
+        limits: RunLimits,
+    ) -> Result<RunOutput, Error> {
         let bound = graph.bind_inputs(inputs)?;
         let start = Instant::now();
-        let eval_limits = eval::EvalLimits { fuel: limits.fuel, memory_bytes: limits.memory_bytes };
-        let outcome = eval::eval(&graph.inner, &bound, &eval_limits).map_err(|e| eval_error(e, graph))?;
-        Ok(RunOutput { outputs: name_outputs(graph, outcome.outputs)?, fuel_used: outcome.fuel_used, run_time: start.elapsed() })
+        let eval_limits = eval::EvalLimits {
+            fuel: limits.fuel,
+            memory_bytes: limits.memory_bytes,
+        };
+        let outcome =
+            eval::eval(&graph.inner, &bound, &eval_limits).map_err(|e| eval_error(e, graph))?;
+        Ok(RunOutput {
+            outputs: name_outputs(graph, outcome.outputs)?,
+            fuel_used: outcome.fuel_used,
+            run_time: start.elapsed(),
+        })
     }
 }
 
@@ -237,20 +306,41 @@ fn name_outputs(graph: &Graph, values: Vec<Value>) -> Result<Vec<(String, Value)
         return Err(Error::new(
             ErrorKind::Internal,
             Stage::Run,
-            format!("{} outputs returned, {} expected", values.len(), graph.inner.outputs.len()),
+            format!(
+                "{} outputs returned, {} expected",
+                values.len(),
+                graph.inner.outputs.len()
+            ),
             "report this as a bug",
         ));
     }
-    Ok(graph.inner.outputs.iter().cloned().zip(values.into_iter().map(Value::canonicalized)).collect())
+    Ok(graph
+        .inner
+        .outputs
+        .iter()
+        .cloned()
+        .zip(values.into_iter().map(Value::canonicalized))
+        .collect())
 }
 
-fn compile_error_node(e: &compile::RustCompileError, generated: &codegen::GeneratedRust) -> Option<NodeId> {
+fn compile_error_node(
+    e: &compile::RustCompileError,
+    generated: &codegen::GeneratedRust,
+) -> Option<NodeId> {
     let line = e.first_line()?;
-    generated.line_nodes.get(line.checked_sub(1)? as usize).copied().flatten()
+    generated
+        .line_nodes
+        .get(line.checked_sub(1)? as usize)
+        .copied()
+        .flatten()
 }
 
 fn compile_error(e: compile::RustCompileError) -> Error {
-    let kind = if e.is_toolchain() { ErrorKind::Toolchain } else { ErrorKind::RustCompileError };
+    let kind = if e.is_toolchain() {
+        ErrorKind::Toolchain
+    } else {
+        ErrorKind::RustCompileError
+    };
     let remediation = e.remediation();
     Error::new(kind, Stage::Compile, e.to_string(), remediation)
 }
@@ -260,27 +350,62 @@ fn runtime_error(e: runtime::RuntimeError, graph: Option<&Graph>, stage: Stage) 
     let node = |n: u32| graph.and_then(|g| g.node_name(n));
     let message = e.to_string();
     let (kind, node, remediation) = match e {
-        R::Fuel { budget, used } => (ErrorKind::FuelExhausted { budget, used }, None, "raise --fuel, or bound the graph's loops more tightly".to_string()),
-        R::Memory { limit, requested } => (ErrorKind::MemoryExceeded { limit, requested }, None, "raise --memory, or use smaller tensors".to_string()),
+        R::Fuel { budget, used } => (
+            ErrorKind::FuelExhausted { budget, used },
+            None,
+            "raise --fuel, or bound the graph's loops more tightly".to_string(),
+        ),
+        R::Memory { limit, requested } => (
+            ErrorKind::MemoryExceeded { limit, requested },
+            None,
+            "raise --memory, or use smaller tensors".to_string(),
+        ),
         R::OutOfMemory { node: n, bytes } => (
-            ErrorKind::MemoryExceeded { limit: 0, requested: bytes },
+            ErrorKind::MemoryExceeded {
+                limit: 0,
+                requested: bytes,
+            },
             node(n),
             "raise --memory, or use smaller tensors".to_string(),
         ),
         R::Deadline { limit } => (
-            ErrorKind::DeadlineExceeded { limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) },
+            ErrorKind::DeadlineExceeded {
+                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            },
             None,
             "raise the deadline, or do less work per run".to_string(),
         ),
-        R::Overflow { node: n } => (ErrorKind::Overflow, node(n), "check the operands' ranges; i64 arithmetic is checked".to_string()),
-        R::DivisionByZero { node: n } => (ErrorKind::DivisionByZero, node(n), "guard the division with an `if` on the divisor".to_string()),
-        R::InvalidValue { node: n, .. } => (ErrorKind::InvalidValue, node(n), "check the value's range before converting".to_string()),
+        R::Overflow { node: n } => (
+            ErrorKind::Overflow,
+            node(n),
+            "check the operands' ranges; i64 arithmetic is checked".to_string(),
+        ),
+        R::DivisionByZero { node: n } => (
+            ErrorKind::DivisionByZero,
+            node(n),
+            "guard the division with an `if` on the divisor".to_string(),
+        ),
+        R::InvalidValue { node: n, .. } => (
+            ErrorKind::InvalidValue,
+            node(n),
+            "check the value's range before converting".to_string(),
+        ),
         R::ImportDenied { ref import } => (
-            ErrorKind::ImportDenied { import: import.clone() },
+            ErrorKind::ImportDenied {
+                import: import.clone(),
+            },
             None,
             "the component may import only graphjit interfaces its footprint allows".to_string(),
         ),
-        other => (if matches!(other, R::Trap { .. }) { ErrorKind::Trap } else { ErrorKind::Internal }, None, "report this as a bug".to_string()),
+        other => (
+            if matches!(other, R::Trap { .. }) {
+                ErrorKind::Trap
+            } else {
+                ErrorKind::Internal
+            },
+            None,
+            "report this as a bug".to_string(),
+        ),
     };
     Error::new(kind, stage, message, remediation).at_node(node)
 }
@@ -290,12 +415,39 @@ fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
     let message = e.to_string();
     let node = |n: NodeId| graph.node_name(n.0);
     let (kind, node, remediation) = match e {
-        E::Fuel { budget, used } => (ErrorKind::FuelExhausted { budget, used }, None, "raise --fuel"),
-        E::OutOfMemory { node: n, bytes } => (ErrorKind::MemoryExceeded { limit: 0, requested: bytes }, node(n), "raise --memory, or use smaller tensors"),
-        E::Overflow { node: n } => (ErrorKind::Overflow, node(n), "check the operands' ranges; i64 arithmetic is checked"),
-        E::DivisionByZero { node: n } => (ErrorKind::DivisionByZero, node(n), "guard the division with an `if` on the divisor"),
-        E::InvalidValue { node: n, .. } => (ErrorKind::InvalidValue, node(n), "check the value's range before converting"),
-        E::BadInput(_) => (ErrorKind::InvalidInput, None, "pass values of the declared input types"),
+        E::Fuel { budget, used } => (
+            ErrorKind::FuelExhausted { budget, used },
+            None,
+            "raise --fuel",
+        ),
+        E::OutOfMemory { node: n, bytes } => (
+            ErrorKind::MemoryExceeded {
+                limit: 0,
+                requested: bytes,
+            },
+            node(n),
+            "raise --memory, or use smaller tensors",
+        ),
+        E::Overflow { node: n } => (
+            ErrorKind::Overflow,
+            node(n),
+            "check the operands' ranges; i64 arithmetic is checked",
+        ),
+        E::DivisionByZero { node: n } => (
+            ErrorKind::DivisionByZero,
+            node(n),
+            "guard the division with an `if` on the divisor",
+        ),
+        E::InvalidValue { node: n, .. } => (
+            ErrorKind::InvalidValue,
+            node(n),
+            "check the value's range before converting",
+        ),
+        E::BadInput(_) => (
+            ErrorKind::InvalidInput,
+            None,
+            "pass values of the declared input types",
+        ),
         E::Internal(_) => (ErrorKind::Internal, None, "report this as a bug"),
     };
     Error::new(kind, Stage::Eval, message, remediation).at_node(node)

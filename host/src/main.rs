@@ -10,11 +10,17 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use graphjit::{Error, ErrorKind, Graph, Host, RunLimits, RunOutput, Stage, value_to_json, value_to_text};
+use graphjit::{
+    Error, ErrorKind, Graph, Host, RunLimits, RunOutput, Stage, value_to_json, value_to_text,
+};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "graphjit", version, about = "Compute graphs → safe Rust → wasm32 components, run in wasmtime under fuel")]
+#[command(
+    name = "graphjit",
+    version,
+    about = "Compute graphs → safe Rust → wasm32 components, run in wasmtime under fuel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,21 +126,30 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
         limits.deadline = Duration::from_millis(ms);
     }
     if !compile {
-        return Host::eval(&graph, &inputs, limits).map(|output| Success { output, compile_time: None });
+        return Host::eval(&graph, &inputs, limits).map(|output| Success {
+            output,
+            compile_time: None,
+        });
     }
     let host = Host::new()?;
     let start = Instant::now();
     let compiled = host.compile(&graph)?;
     let compile_time = start.elapsed();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error {
-        kind: ErrorKind::Internal,
-        stage: Stage::Run,
-        node: None,
-        message: format!("cannot start the async runtime: {e}"),
-        remediation: "check the process's thread limits".into(),
-    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error {
+            kind: ErrorKind::Internal,
+            stage: Stage::Run,
+            node: None,
+            message: format!("cannot start the async runtime: {e}"),
+            remediation: "check the process's thread limits".into(),
+        })?;
     let output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
-    Ok(Success { output, compile_time: Some(compile_time) })
+    Ok(Success {
+        output,
+        compile_time: Some(compile_time),
+    })
 }
 
 fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
@@ -143,8 +158,11 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
         Ok(success) => {
             let output = &success.output;
             if args.json {
-                let outputs: serde_json::Map<String, serde_json::Value> =
-                    output.outputs.iter().map(|(name, v)| (name.clone(), value_to_json(v))).collect();
+                let outputs: serde_json::Map<String, serde_json::Value> = output
+                    .outputs
+                    .iter()
+                    .map(|(name, v)| (name.clone(), value_to_json(v)))
+                    .collect();
                 let object = json!({
                     "output": outputs,
                     "stats": {
@@ -159,8 +177,14 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
                 for (name, value) in &output.outputs {
                     let _ = writeln!(stdout, "{name} = {}", value_to_text(value));
                 }
-                let compile = success.compile_time.map_or(String::new(), |t| format!("compiled in {:.1} ms, ", t.as_secs_f64() * 1e3));
-                eprintln!("{compile}ran in {:.1} µs, fuel used {}", output.run_time.as_secs_f64() * 1e6, output.fuel_used);
+                let compile = success.compile_time.map_or(String::new(), |t| {
+                    format!("compiled in {:.1} ms, ", t.as_secs_f64() * 1e3)
+                });
+                eprintln!(
+                    "{compile}ran in {:.1} µs, fuel used {}",
+                    output.run_time.as_secs_f64() * 1e6,
+                    output.fuel_used
+                );
             }
             ExitCode::SUCCESS
         }

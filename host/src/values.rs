@@ -41,7 +41,12 @@ pub fn value_to_text(value: &Value) -> String {
         Value::Str(s) => format!("{s:?}"),
         Value::Tensor(t) if t.data.len() > 16 => {
             let head: Vec<String> = t.data.iter().take(8).map(|x| format!("{x}")).collect();
-            format!("tensor{:?} [{}, … {} more]", t.shape, head.join(", "), t.data.len() - 8)
+            format!(
+                "tensor{:?} [{}, … {} more]",
+                t.shape,
+                head.join(", "),
+                t.data.len() - 8
+            )
         }
         Value::Tensor(t) => {
             let all: Vec<String> = t.data.iter().map(|x| format!("{x}")).collect();
@@ -66,7 +71,8 @@ pub(crate) fn parse_input(text: &str, ty: &Type) -> Result<Value, String> {
         Type::Str => Value::Str(text.to_string()),
         Type::Tensor(shape) => {
             let json: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
-            return json_to_value(&json, ty).map_err(|e| format!("{e} (a flat JSON array of numbers, shape {shape:?})"));
+            return json_to_value(&json, ty)
+                .map_err(|e| format!("{e} (a flat JSON array of numbers, shape {shape:?})"));
         }
         Type::Tuple(_) => return Err(format!("inputs cannot be tuples ({ty})")),
     })
@@ -98,17 +104,33 @@ pub(crate) fn json_to_value(json: &serde_json::Value, ty: &Type) -> Result<Value
             let items = json.as_array().ok_or_else(bad)?;
             let expected = Tensor::element_count(shape).unwrap_or(usize::MAX);
             if items.len() != expected {
-                return Err(format!("tensor{shape:?} needs {expected} elements, got {}", items.len()));
+                return Err(format!(
+                    "tensor{shape:?} needs {expected} elements, got {}",
+                    items.len()
+                ));
             }
-            let data = items.iter().map(|v| number(v).map(|x| x as f32)).collect::<Option<Vec<f32>>>().ok_or_else(bad)?;
-            Value::Tensor(Tensor { shape: shape.clone(), data })
+            let data = items
+                .iter()
+                .map(|v| number(v).map(|x| x as f32))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(bad)?;
+            Value::Tensor(Tensor {
+                shape: shape.clone(),
+                data,
+            })
         }
         Type::Tuple(items) => {
             let parts = json.as_array().ok_or_else(bad)?;
             if parts.len() != items.len() {
                 return Err(bad());
             }
-            Value::Tuple(parts.iter().zip(items).map(|(j, t)| json_to_value(j, t)).collect::<Result<_, _>>()?)
+            Value::Tuple(
+                parts
+                    .iter()
+                    .zip(items)
+                    .map(|(j, t)| json_to_value(j, t))
+                    .collect::<Result<_, _>>()?,
+            )
         }
     })
 }
@@ -116,8 +138,13 @@ pub(crate) fn json_to_value(json: &serde_json::Value, ty: &Type) -> Result<Value
 /// Whether `value` has type `ty` (shapes included).
 pub(crate) fn has_type(value: &Value, ty: &Type) -> bool {
     match (value, ty) {
-        (Value::Bool(_), Type::Bool) | (Value::I64(_), Type::I64) | (Value::F64(_), Type::F64) | (Value::Str(_), Type::Str) => true,
-        (Value::Tensor(t), Type::Tensor(shape)) => &t.shape == shape && Tensor::element_count(shape) == Some(t.data.len()),
+        (Value::Bool(_), Type::Bool)
+        | (Value::I64(_), Type::I64)
+        | (Value::F64(_), Type::F64)
+        | (Value::Str(_), Type::Str) => true,
+        (Value::Tensor(t), Type::Tensor(shape)) => {
+            &t.shape == shape && Tensor::element_count(shape) == Some(t.data.len())
+        }
         (Value::Tuple(items), Type::Tuple(types)) => {
             items.len() == types.len() && items.iter().zip(types).all(|(v, t)| has_type(v, t))
         }
@@ -144,7 +171,8 @@ mod tests {
     #[test]
     fn non_finite_floats_round_trip_through_json() {
         for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0] {
-            let back = json_to_value(&value_to_json(&Value::F64(x)), &Type::F64).expect("reads back");
+            let back =
+                json_to_value(&value_to_json(&Value::F64(x)), &Type::F64).expect("reads back");
             assert_eq!(back, Value::F64(x).canonicalized());
         }
     }

@@ -12,12 +12,20 @@ fn graphjit(args: &[&str]) -> Output {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn write_temp(json: &str) -> tempfile::NamedTempFile {
@@ -29,21 +37,44 @@ fn write_temp(json: &str) -> tempfile::NamedTempFile {
 #[test]
 fn run_hello_with_default_and_given_input() {
     let out = graphjit(&["run", "examples/hello.json", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_of(&out);
     assert!(json["output"].is_object(), "{json}");
     let stats = &json["stats"];
     assert!(stats["fuel_used"].as_u64().is_some_and(|f| f > 0), "{json}");
-    assert!(stats["compile_ms"].as_f64().is_some_and(|t| t > 0.0), "{json}");
+    assert!(
+        stats["compile_ms"].as_f64().is_some_and(|t| t > 0.0),
+        "{json}"
+    );
     assert!(stats["run_us"].as_f64().is_some(), "{json}");
     assert_eq!(stats["cache"], "miss");
     // The interpreter prints the same outputs.
     let eval = json_of(&graphjit(&["eval", "examples/hello.json", "--json"]));
     assert_eq!(eval["output"], json["output"]);
     // Supplying the input changes the answer.
-    let other = json_of(&graphjit(&["run", "examples/hello.json", "--json", "--input", "x=7"]));
+    let other = json_of(&graphjit(&[
+        "run",
+        "examples/hello.json",
+        "--json",
+        "--input",
+        "x=7",
+    ]));
     assert_ne!(other["output"], json["output"]);
-    assert_eq!(other["output"], json_of(&graphjit(&["eval", "examples/hello.json", "--json", "--input", "x=7"]))["output"]);
+    assert_eq!(
+        other["output"],
+        json_of(&graphjit(&[
+            "eval",
+            "examples/hello.json",
+            "--json",
+            "--input",
+            "x=7"
+        ]))["output"]
+    );
 }
 
 #[test]
@@ -60,12 +91,17 @@ fn scalar_graph_output_is_exact() {
     );
     let path = g.path().to_str().expect("utf-8 path");
     let json = json_of(&graphjit(&["run", path, "--json", "--input", "x=21"]));
-    assert_eq!(json["output"], serde_json::json!({"doubled": 42, "r": 42.5}));
+    assert_eq!(
+        json["output"],
+        serde_json::json!({"doubled": 42, "r": 42.5})
+    );
 }
 
 #[test]
 fn invalid_graph_exits_2_with_typed_json() {
-    let g = write_temp(r#"{"version": 1, "nodes": [{"id": "a", "op": "neg", "args": ["ghost"]}], "outputs": {"a": "a"}}"#);
+    let g = write_temp(
+        r#"{"version": 1, "nodes": [{"id": "a", "op": "neg", "args": ["ghost"]}], "outputs": {"a": "a"}}"#,
+    );
     let out = graphjit(&["run", g.path().to_str().expect("path"), "--json"]);
     assert_eq!(out.status.code(), Some(2));
     let err = &json_of(&out)["error"];
@@ -79,23 +115,54 @@ fn invalid_graph_exits_2_with_typed_json() {
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(graphjit(&["run"]).status.code(), Some(2));
-    assert_eq!(graphjit(&["run", "examples/hello.json", "--frobnicate"]).status.code(), Some(2));
-    let out = graphjit(&["run", "examples/hello.json", "--json", "--input", "x=notanumber"]);
+    assert_eq!(
+        graphjit(&["run", "examples/hello.json", "--frobnicate"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = graphjit(&[
+        "run",
+        "examples/hello.json",
+        "--json",
+        "--input",
+        "x=notanumber",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out)["error"]["kind"], "invalid_input");
-    let out = graphjit(&["run", "examples/hello.json", "--json", "--input", "nosuch=1"]);
+    let out = graphjit(&[
+        "run",
+        "examples/hello.json",
+        "--json",
+        "--input",
+        "nosuch=1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn fuel_bomb_exits_4_quickly() {
     let started = std::time::Instant::now();
-    let out = graphjit(&["run", "examples/fuel-bomb.json", "--fuel", "1000000", "--json"]);
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = graphjit(&[
+        "run",
+        "examples/fuel-bomb.json",
+        "--fuel",
+        "1000000",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = &json_of(&out)["error"];
     assert_eq!(err["kind"], "fuel_exhausted");
     assert_eq!(err["stage"], "run");
-    assert!(started.elapsed().as_secs_f64() < 10.0, "includes compiling; the run itself is bounded by fuel");
+    assert!(
+        started.elapsed().as_secs_f64() < 10.0,
+        "includes compiling; the run itself is bounded by fuel"
+    );
 }
 
 #[test]
@@ -110,7 +177,10 @@ fn runtime_logic_error_exits_4() {
     let out = graphjit(&["run", g.path().to_str().expect("path"), "--json"]);
     assert_eq!(out.status.code(), Some(4));
     let err = &json_of(&out)["error"];
-    assert_eq!((err["kind"].as_str(), err["node"].as_str()), (Some("division_by_zero"), Some("q")));
+    assert_eq!(
+        (err["kind"].as_str(), err["node"].as_str()),
+        (Some("division_by_zero"), Some("q"))
+    );
 }
 
 #[test]
@@ -124,7 +194,12 @@ fn compile_failure_exits_3() {
         .env_remove("RUSTUP_TOOLCHAIN")
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(json_of(&out)["error"]["kind"], "toolchain");
 }
 
@@ -141,8 +216,20 @@ fn compile_emits_deterministic_safe_rust_and_a_component() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let wasm = dir.path().join("g.wasm");
-    let out = graphjit(&["compile", "examples/tensor.json", "--emit", "wasm", "-o", wasm.to_str().expect("path")]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = graphjit(&[
+        "compile",
+        "examples/tensor.json",
+        "--emit",
+        "wasm",
+        "-o",
+        wasm.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&wasm).expect("component written");
     assert_eq!(&bytes[..4], b"\0asm");
 }

@@ -24,14 +24,33 @@ const FUEL_BOMB: &str = r#"{
 #[test]
 fn fuel_exhaustion_is_typed_with_budget_and_use() {
     let g = graph(FUEL_BOMB);
-    let limits = RunLimits { fuel: 1_000_000, ..RunLimits::default() };
+    let limits = RunLimits {
+        fuel: 1_000_000,
+        ..RunLimits::default()
+    };
     let started = std::time::Instant::now();
     let err = run_with(&compile(&g), limits).expect_err("must run out of fuel");
     assert!(started.elapsed().as_secs_f64() < 2.0);
-    assert_eq!(err.kind, ErrorKind::FuelExhausted { budget: 1_000_000, used: 1_000_000 }, "{err}");
+    assert_eq!(
+        err.kind,
+        ErrorKind::FuelExhausted {
+            budget: 1_000_000,
+            used: 1_000_000
+        },
+        "{err}"
+    );
     assert_eq!(err.stage, Stage::Run);
     let eval_err = eval_with(&g, limits).expect_err("eval must run out of fuel too");
-    assert!(matches!(eval_err.kind, ErrorKind::FuelExhausted { budget: 1_000_000, .. }), "{eval_err}");
+    assert!(
+        matches!(
+            eval_err.kind,
+            ErrorKind::FuelExhausted {
+                budget: 1_000_000,
+                ..
+            }
+        ),
+        "{eval_err}"
+    );
 }
 
 #[test]
@@ -43,11 +62,20 @@ fn memory_limit_is_a_typed_error_not_an_abort() {
             {"id": "s", "op": "sum", "args": ["big"]}
         ], "outputs": {"s": "s"}}"#,
     );
-    let limits = RunLimits { memory_bytes: 16 << 20, ..RunLimits::default() };
+    let limits = RunLimits {
+        memory_bytes: 16 << 20,
+        ..RunLimits::default()
+    };
     let err = run_with(&compile(&g), limits).expect_err("must exceed memory");
-    assert!(matches!(err.kind, ErrorKind::MemoryExceeded { .. }), "{err}");
+    assert!(
+        matches!(err.kind, ErrorKind::MemoryExceeded { .. }),
+        "{err}"
+    );
     let eval_err = eval_with(&g, limits).expect_err("eval must exceed memory");
-    assert!(matches!(eval_err.kind, ErrorKind::MemoryExceeded { .. }), "{eval_err}");
+    assert!(
+        matches!(eval_err.kind, ErrorKind::MemoryExceeded { .. }),
+        "{eval_err}"
+    );
     // The same graph fits under the default limit.
     let ok = run_with(&compile(&g), RunLimits::default()).expect("fits in 256 MiB");
     assert_eq!(ok.outputs.len(), 1);
@@ -56,9 +84,17 @@ fn memory_limit_is_a_typed_error_not_an_abort() {
 fn logic_error(json: &str, node: &str, kind: ErrorKind) {
     let g = graph(json);
     let err = run_with(&compile(&g), RunLimits::default()).expect_err("must fail");
-    assert_eq!((err.kind.clone(), err.node.as_deref()), (kind.clone(), Some(node)), "wasm: {err}");
+    assert_eq!(
+        (err.kind.clone(), err.node.as_deref()),
+        (kind.clone(), Some(node)),
+        "wasm: {err}"
+    );
     let err = eval_with(&g, RunLimits::default()).expect_err("must fail");
-    assert_eq!((err.kind.clone(), err.node.as_deref()), (kind, Some(node)), "eval: {err}");
+    assert_eq!(
+        (err.kind.clone(), err.node.as_deref()),
+        (kind, Some(node)),
+        "eval: {err}"
+    );
 }
 
 #[test]
@@ -105,12 +141,22 @@ fn untaken_branch_errors_do_not_fire() {
 
 #[test]
 fn oversize_graph_is_resource_exceeded() {
-    let nodes: Vec<String> = (0..10_001).map(|i| format!(r#"{{"id": "c{i}", "op": "const", "value": {i}}}"#)).collect();
-    let json = format!(r#"{{"version": 1, "nodes": [{}], "outputs": {{"o": "c0"}}}}"#, nodes.join(","));
+    let nodes: Vec<String> = (0..10_001)
+        .map(|i| format!(r#"{{"id": "c{i}", "op": "const", "value": {i}}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{"o": "c0"}}}}"#,
+        nodes.join(",")
+    );
     let err = Graph::from_json(json.as_bytes()).expect_err("too many nodes");
     assert_eq!(err.kind, ErrorKind::ResourceExceeded);
     let huge = r#"{"version": 1, "nodes": [{"id": "t", "op": "iota", "shape": [65536, 65536]}], "outputs": {"t": "t"}}"#;
-    assert_eq!(Graph::from_json(huge.as_bytes()).expect_err("tensor too big").kind, ErrorKind::ResourceExceeded);
+    assert_eq!(
+        Graph::from_json(huge.as_bytes())
+            .expect_err("tensor too big")
+            .kind,
+        ErrorKind::ResourceExceeded
+    );
 }
 
 #[test]
@@ -123,21 +169,66 @@ fn malformed_graphs_are_typed_errors() {
         (r#"{"nodes": [], "outputs": {}}"#, None),
         (r#"{"version": 2, "nodes": [], "outputs": {}}"#, None),
         (r#"{"version": "1", "nodes": [], "outputs": {}}"#, None),
-        (r#"{"version": 1, "nodes": [], "outputs": {"o": "nope"}}"#, None),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}], "outputs": {"o": "a"}, "extra": 1}"#, None),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1, "colour": 1}], "outputs": {"o": "a"}}"#, None),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "frobnicate"}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "a", "op": "const", "value": 2}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "neg", "args": ["b"]}, {"id": "b", "op": "neg", "args": ["a"]}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "add", "args": ["a", "a"]}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "b", "op": "const", "value": 1.5}, {"id": "c", "op": "add", "args": ["a", "b"]}], "outputs": {"o": "c"}}"#, Some("c")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "c", "op": "add", "args": ["a"]}], "outputs": {"o": "c"}}"#, Some("c")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "type": "i64", "value": 1.5}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "type": {"tensor": [2]}, "value": [1]}], "outputs": {"o": "a"}}"#, Some("a")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "iota", "shape": [2, 3]}, {"id": "b", "op": "iota", "shape": [2, 3]}, {"id": "m", "op": "matmul", "args": ["a", "b"]}], "outputs": {"o": "m"}}"#, Some("m")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "l", "op": "loop", "args": ["a"], "body": {"params": ["i", "s"], "results": ["s"]}}], "outputs": {"o": "l"}}"#, Some("l")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "l", "op": "loop", "iterations": 3, "args": ["a"], "body": {"params": ["i", "s"], "nodes": [{"id": "inner", "op": "neg", "args": ["s"]}], "results": ["s"]}}, {"id": "x", "op": "neg", "args": ["inner"]}], "outputs": {"o": "x"}}"#, Some("x")),
-        (r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "i", "op": "if", "args": ["a"], "then": {"result": "a"}, "else": {"result": "a"}}], "outputs": {"o": "i"}}"#, Some("i")),
+        (
+            r#"{"version": 1, "nodes": [], "outputs": {"o": "nope"}}"#,
+            None,
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}], "outputs": {"o": "a"}, "extra": 1}"#,
+            None,
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1, "colour": 1}], "outputs": {"o": "a"}}"#,
+            None,
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "frobnicate"}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "a", "op": "const", "value": 2}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "neg", "args": ["b"]}, {"id": "b", "op": "neg", "args": ["a"]}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "add", "args": ["a", "a"]}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "b", "op": "const", "value": 1.5}, {"id": "c", "op": "add", "args": ["a", "b"]}], "outputs": {"o": "c"}}"#,
+            Some("c"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "c", "op": "add", "args": ["a"]}], "outputs": {"o": "c"}}"#,
+            Some("c"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "type": "i64", "value": 1.5}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "type": {"tensor": [2]}, "value": [1]}], "outputs": {"o": "a"}}"#,
+            Some("a"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "iota", "shape": [2, 3]}, {"id": "b", "op": "iota", "shape": [2, 3]}, {"id": "m", "op": "matmul", "args": ["a", "b"]}], "outputs": {"o": "m"}}"#,
+            Some("m"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "l", "op": "loop", "args": ["a"], "body": {"params": ["i", "s"], "results": ["s"]}}], "outputs": {"o": "l"}}"#,
+            Some("l"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "l", "op": "loop", "iterations": 3, "args": ["a"], "body": {"params": ["i", "s"], "nodes": [{"id": "inner", "op": "neg", "args": ["s"]}], "results": ["s"]}}, {"id": "x", "op": "neg", "args": ["inner"]}], "outputs": {"o": "x"}}"#,
+            Some("x"),
+        ),
+        (
+            r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "i", "op": "if", "args": ["a"], "then": {"result": "a"}, "else": {"result": "a"}}], "outputs": {"o": "i"}}"#,
+            Some("i"),
+        ),
     ];
     for (json, node) in corpus {
         let err = Graph::from_json(json.as_bytes()).expect_err(json);

@@ -12,8 +12,13 @@ pub fn host() -> &'static Host {
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio"))
-        .block_on(f)
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio")
+    })
+    .block_on(f)
 }
 
 pub fn graph(json: &str) -> Graph {
@@ -21,7 +26,9 @@ pub fn graph(json: &str) -> Graph {
 }
 
 pub fn compile(graph: &Graph) -> CompiledGraph {
-    host().compile(graph).unwrap_or_else(|e| panic!("graph should compile: {e}\n{}", graph.rust_source()))
+    host()
+        .compile(graph)
+        .unwrap_or_else(|e| panic!("graph should compile: {e}\n{}", graph.rust_source()))
 }
 
 pub fn run_with(compiled: &CompiledGraph, limits: RunLimits) -> Result<RunOutput, Error> {

@@ -27,13 +27,21 @@ pub const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
 /// Replaces any NaN by the canonical one; other values pass unchanged.
 #[must_use]
 pub fn canonical_f64(x: f64) -> f64 {
-    if x.is_nan() { f64::from_bits(CANONICAL_NAN_F64) } else { x }
+    if x.is_nan() {
+        f64::from_bits(CANONICAL_NAN_F64)
+    } else {
+        x
+    }
 }
 
 /// Replaces any NaN by the canonical one; other values pass unchanged.
 #[must_use]
 pub fn canonical_f32(x: f32) -> f32 {
-    if x.is_nan() { f32::from_bits(CANONICAL_NAN_F32) } else { x }
+    if x.is_nan() {
+        f32::from_bits(CANONICAL_NAN_F32)
+    } else {
+        x
+    }
 }
 
 /// A dense, row-major f32 tensor with a static shape.
@@ -49,7 +57,9 @@ impl Tensor {
     /// Number of elements a shape holds, or `None` if it overflows `usize`.
     #[must_use]
     pub fn element_count(shape: &[u32]) -> Option<usize> {
-        shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
     }
 }
 
@@ -82,7 +92,10 @@ impl PartialEq for Value {
             (Value::Tensor(a), Value::Tensor(b)) => {
                 a.shape == b.shape
                     && a.data.len() == b.data.len()
-                    && a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits())
+                    && a.data
+                        .iter()
+                        .zip(&b.data)
+                        .all(|(x, y)| x.to_bits() == y.to_bits())
             }
             (Value::Tuple(a), Value::Tuple(b)) => a == b,
             _ => false,
@@ -114,7 +127,11 @@ impl Value {
         match self {
             Value::Bool(_) | Value::I64(_) | Value::F64(_) => 8,
             Value::Str(s) => s.len(),
-            Value::Tensor(t) => t.data.len().saturating_mul(4).saturating_add(t.shape.len() * 4),
+            Value::Tensor(t) => t
+                .data
+                .len()
+                .saturating_mul(4)
+                .saturating_add(t.shape.len() * 4),
             Value::Tuple(items) => items.iter().map(Value::footprint_bytes).sum(),
         }
     }
@@ -247,7 +264,10 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
-        let slice = self.bytes.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated)?;
         self.pos = end;
         Ok(slice)
     }
@@ -295,7 +315,9 @@ impl Reader<'_> {
             TAG_STR => {
                 let n = self.len()?;
                 let raw = self.take(n)?;
-                Value::Str(String::from(core::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?))
+                Value::Str(String::from(
+                    core::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?,
+                ))
             }
             TAG_TENSOR => {
                 let rank = self.len()?;
@@ -340,7 +362,10 @@ mod tests {
             Value::I64(i64::MIN),
             Value::F64(-0.0),
             Value::Str(String::from("\"); } */ \n ünï")),
-            Value::Tensor(Tensor { shape: vec![2, 2], data: vec![1.0, -2.5, 0.0, 3.25] }),
+            Value::Tensor(Tensor {
+                shape: vec![2, 2],
+                data: vec![1.0, -2.5, 0.0, 3.25],
+            }),
             Value::Tuple(vec![Value::I64(1), Value::Tuple(vec![])]),
         ];
         assert_eq!(round_trip(&values), values);
@@ -350,14 +375,19 @@ mod tests {
     fn nan_is_canonical_on_the_wire() {
         let odd_nan = f64::from_bits(0xfff0_0000_0000_0001);
         let back = round_trip(&[Value::F64(odd_nan)]);
-        let Value::F64(x) = back[0] else { panic!("not f64") };
+        let Value::F64(x) = back[0] else {
+            panic!("not f64")
+        };
         assert_eq!(x.to_bits(), CANONICAL_NAN_F64);
     }
 
     #[test]
     fn hostile_bytes_are_errors() {
         assert_eq!(decode(&[]), Err(DecodeError::Truncated));
-        assert_eq!(decode(&[0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(decode(&[1, 0, 0, 0, 9]), Err(DecodeError::BadTag(9)));
         // A tensor claiming 2^32-1 x 2^32-1 elements must not allocate.
         let mut huge = vec![1, 0, 0, 0, TAG_TENSOR, 2, 0, 0, 0];

@@ -57,13 +57,21 @@ mod tests {
 
     #[test]
     fn hostile_strings_stay_inside_their_literal() {
-        for s in ["\"); } fn evil() {", "*/ // \n\r\t", "\\\"", "ünï\u{0}\u{202e}"] {
+        for s in [
+            "\"); } fn evil() {",
+            "*/ // \n\r\t",
+            "\\\"",
+            "ünï\u{0}\u{202e}",
+        ] {
             let lit = str_literal(s);
             assert!(lit.is_ascii());
             assert!(!lit.contains('\n'));
             // Only the delimiting quotes are unescaped.
             let inner = &lit[1..lit.len() - 1];
-            assert!(!inner.replace("\\\\", "").replace("\\\"", "").contains('"'), "{lit}");
+            assert!(
+                !inner.replace("\\\\", "").replace("\\\"", "").contains('"'),
+                "{lit}"
+            );
         }
     }
 }

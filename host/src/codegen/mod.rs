@@ -15,7 +15,9 @@ mod literal;
 
 use std::fmt::Write as _;
 
-use crate::graph::{BinaryOp, CompareOp, Const, Graph, NodeId, Op, ReduceOp, Region, Type, UnaryOp};
+use crate::graph::{
+    BinaryOp, CompareOp, Const, Graph, NodeId, Op, ReduceOp, Region, Type, UnaryOp,
+};
 use literal::{f64_literal, rust_type, shape_literal, str_literal};
 
 /// Generated source plus, for each line, the node it came from (for rustc diagnostics).
@@ -30,7 +32,10 @@ pub(crate) struct GeneratedRust {
 pub(crate) fn generate(graph: &Graph) -> GeneratedRust {
     let mut generator = Generator::new(graph);
     generator.file();
-    GeneratedRust { source: generator.out, line_nodes: generator.line_nodes }
+    GeneratedRust {
+        source: generator.out,
+        line_nodes: generator.line_nodes,
+    }
 }
 
 struct Generator<'g> {
@@ -54,7 +59,16 @@ impl<'g> Generator<'g> {
         for r in &graph.root.results {
             reads[r.index()] += 1;
         }
-        Generator { graph, demanded, reads, out: String::new(), line_nodes: Vec::new(), indent: 0, current: None, loop_depth: 0 }
+        Generator {
+            graph,
+            demanded,
+            reads,
+            out: String::new(),
+            line_nodes: Vec::new(),
+            indent: 0,
+            current: None,
+            loop_depth: 0,
+        }
     }
 
     fn line(&mut self, text: &str) {
@@ -78,8 +92,14 @@ impl<'g> Generator<'g> {
         self.line("rt::export_graph!(graph);");
         self.line("");
         let reads_inputs = self.graph.inputs.iter().any(|i| self.demanded[i.index()]);
-        let param = if reads_inputs { "mut inputs" } else { "_inputs" };
-        self.line(&format!("fn graph({param}: rt::Inputs) -> Result<alloc::vec::Vec<rt::Value>, rt::RunError> {{"));
+        let param = if reads_inputs {
+            "mut inputs"
+        } else {
+            "_inputs"
+        };
+        self.line(&format!(
+            "fn graph({param}: rt::Inputs) -> Result<alloc::vec::Vec<rt::Value>, rt::RunError> {{"
+        ));
         self.indent += 1;
         let root = &self.graph.root;
         self.region_body(root);
@@ -105,7 +125,11 @@ impl<'g> Generator<'g> {
     }
 
     fn clone_of(&self, id: NodeId) -> String {
-        if self.graph.node(id).ty.is_copy() { self.var(id) } else { format!("{}.clone()", self.var(id)) }
+        if self.graph.node(id).ty.is_copy() {
+            self.var(id)
+        } else {
+            format!("{}.clone()", self.var(id))
+        }
     }
 
     /// An owned copy of `id` for a position that consumes it: moved if this is the node's only
@@ -128,7 +152,11 @@ impl<'g> Generator<'g> {
 
     fn binding(&self, id: NodeId) -> String {
         let node = self.graph.node(id);
-        let name = if self.reads[id.index()] == 0 { format!("_n{}", id.0) } else { self.var(id) };
+        let name = if self.reads[id.index()] == 0 {
+            format!("_n{}", id.0)
+        } else {
+            self.var(id)
+        };
         format!("let {name}: {}", rust_type(&node.ty))
     }
 
@@ -136,9 +164,18 @@ impl<'g> Generator<'g> {
         let graph = self.graph;
         let node = graph.node(id);
         self.current = Some(id);
-        self.line(&format!("// {}: {} {:?}", self.var(id), node.op.name(), node.name));
+        self.line(&format!(
+            "// {}: {} {:?}",
+            self.var(id),
+            node.op.name(),
+            node.name
+        ));
         let here = |a: NodeId| region.nodes.contains(&a) || region.params.contains(&a);
-        let a = |i: usize| node.args.get(i).map_or_else(|| "MISSING".to_string(), |&a| self.var(a));
+        let a = |i: usize| {
+            node.args
+                .get(i)
+                .map_or_else(|| "MISSING".to_string(), |&a| self.var(a))
+        };
         let at = id.0;
         let expr = match &node.op {
             Op::If { then, otherwise } => {
@@ -151,13 +188,19 @@ impl<'g> Generator<'g> {
             }
             Op::Loop { iterations, body } => return self.loop_node(id, *iterations, body, &here),
             Op::Input { .. } => {
-                let k = graph.inputs.iter().position(|&i| i == id).unwrap_or(usize::MAX);
+                let k = graph
+                    .inputs
+                    .iter()
+                    .position(|&i| i == id)
+                    .unwrap_or(usize::MAX);
                 match &node.ty {
                     Type::Bool => format!("inputs.bool({k})?"),
                     Type::I64 => format!("inputs.i64({k})?"),
                     Type::F64 => format!("inputs.f64({k})?"),
                     Type::Str => format!("inputs.string({k})?"),
-                    Type::Tensor(shape) => format!("inputs.tensor({k}, &{})?", shape_literal(shape)),
+                    Type::Tensor(shape) => {
+                        format!("inputs.tensor({k}, &{})?", shape_literal(shape))
+                    }
                     Type::Tuple(_) => "compile_error!(\"tuple input\")".to_string(),
                 }
             }
@@ -177,24 +220,47 @@ impl<'g> Generator<'g> {
                 format!("{} {sym} {}", a(0), a(1))
             }
             Op::Fork => {
-                let items: Vec<String> = node.args.iter().map(|&x| self.owned(x, here(x))).collect();
+                let items: Vec<String> =
+                    node.args.iter().map(|&x| self.owned(x, here(x))).collect();
                 format!("({},)", items.join(", "))
             }
             Op::Sequence => {
-                let (last, before) = node.args.split_last().map_or((None, &[][..]), |(l, b)| (Some(*l), b));
-                let touch: Vec<String> = before.iter().map(|&x| format!("&{}", self.var(x))).collect();
+                let (last, before) = node
+                    .args
+                    .split_last()
+                    .map_or((None, &[][..]), |(l, b)| (Some(*l), b));
+                let touch: Vec<String> = before
+                    .iter()
+                    .map(|&x| format!("&{}", self.var(x)))
+                    .collect();
                 let last = last.map_or_else(|| "()".to_string(), |l| self.owned(l, here(l)));
-                if touch.is_empty() { last } else { format!("{{ let _ = ({},); {last} }}", touch.join(", ")) }
+                if touch.is_empty() {
+                    last
+                } else {
+                    format!("{{ let _ = ({},); {last} }}", touch.join(", "))
+                }
             }
             Op::Get { index } => {
                 let t = a(0);
-                if node.ty.is_copy() { format!("{t}.{index}") } else { format!("{t}.{index}.clone()") }
+                if node.ty.is_copy() {
+                    format!("{t}.{index}")
+                } else {
+                    format!("{t}.{index}.clone()")
+                }
             }
             Op::Iota { shape } => format!("rt::ops::iota(&{}, {at})?", shape_literal(shape)),
             Op::Fill { shape, value } => {
-                format!("rt::ops::fill(&{}, {:#010x}, {at})?", shape_literal(shape), value.to_bits())
+                format!(
+                    "rt::ops::fill(&{}, {:#010x}, {at})?",
+                    shape_literal(shape),
+                    value.to_bits()
+                )
             }
-            Op::Reshape { shape } => format!("rt::ops::reshape(&{}, &{}, {at})?", a(0), shape_literal(shape)),
+            Op::Reshape { shape } => format!(
+                "rt::ops::reshape(&{}, &{}, {at})?",
+                a(0),
+                shape_literal(shape)
+            ),
             Op::Transpose => format!("rt::ops::transpose(&{}, {at})?", a(0)),
             Op::MatMul => format!("rt::ops::matmul(&{}, &{}, {at})?", a(0), a(1)),
             Op::Reduce(op) => {
@@ -234,13 +300,21 @@ impl<'g> Generator<'g> {
         self.indent -= 1;
     }
 
-    fn loop_node(&mut self, id: NodeId, iterations: u64, body: &Region, here: &dyn Fn(NodeId) -> bool) {
+    fn loop_node(
+        &mut self,
+        id: NodeId,
+        iterations: u64,
+        body: &Region,
+        here: &dyn Fn(NodeId) -> bool,
+    ) {
         let graph = self.graph;
         let node = graph.node(id);
         let depth = self.loop_depth;
         self.line(&format!("{} = {{", self.binding(id)));
         self.indent += 1;
-        let states: Vec<String> = (0..node.args.len()).map(|i| format!("s{depth}_{i}")).collect();
+        let states: Vec<String> = (0..node.args.len())
+            .map(|i| format!("s{depth}_{i}"))
+            .collect();
         for (state, &init) in states.iter().zip(&node.args) {
             let ty = rust_type(&graph.node(init).ty);
             let value = self.owned(init, here(init));
@@ -307,8 +381,16 @@ fn const_expr(c: &Const, at: u32) -> String {
         Const::F64(x) => f64_literal(*x),
         Const::Str(s) => format!("alloc::string::String::from({})", str_literal(s)),
         Const::Tensor(t) => {
-            let bits: Vec<String> = t.data.iter().map(|x| format!("{:#010x}", x.to_bits())).collect();
-            format!("rt::ops::tensor_from_bits(&{}, &[{}], {at})?", shape_literal(&t.shape), bits.join(", "))
+            let bits: Vec<String> = t
+                .data
+                .iter()
+                .map(|x| format!("{:#010x}", x.to_bits()))
+                .collect();
+            format!(
+                "rt::ops::tensor_from_bits(&{}, &[{}], {at})?",
+                shape_literal(&t.shape),
+                bits.join(", ")
+            )
         }
     }
 }
@@ -407,7 +489,11 @@ fn value_expr(expr: &str, ty: &Type) -> String {
         Type::Tuple(items) => {
             let mut s = String::from("{ let t = ");
             let _ = write!(s, "{expr}; rt::Value::Tuple(alloc::vec![");
-            let parts: Vec<String> = items.iter().enumerate().map(|(i, t)| value_expr(&format!("t.{i}"), t)).collect();
+            let parts: Vec<String> = items
+                .iter()
+                .enumerate()
+                .map(|(i, t)| value_expr(&format!("t.{i}"), t))
+                .collect();
             s.push_str(&parts.join(", "));
             s.push_str("]) }");
             s

@@ -60,19 +60,40 @@ pub(crate) enum EvalError {
 }
 
 /// Evaluates `graph` on `inputs` (in `graph.inputs` order).
-pub(crate) fn eval(graph: &Graph, inputs: &[Value], limits: &EvalLimits) -> Result<EvalOutcome, EvalError> {
+pub(crate) fn eval(
+    graph: &Graph,
+    inputs: &[Value],
+    limits: &EvalLimits,
+) -> Result<EvalOutcome, EvalError> {
     if inputs.len() != graph.inputs.len() {
-        return Err(EvalError::BadInput(format!("{} inputs given, {} expected", inputs.len(), graph.inputs.len())));
+        return Err(EvalError::BadInput(format!(
+            "{} inputs given, {} expected",
+            inputs.len(),
+            graph.inputs.len()
+        )));
     }
-    let mut interp = Interp { graph, demanded: graph.demanded(), values: vec![None; graph.nodes.len()], fuel_used: 0, limits: *limits };
+    let mut interp = Interp {
+        graph,
+        demanded: graph.demanded(),
+        values: vec![None; graph.nodes.len()],
+        fuel_used: 0,
+        limits: *limits,
+    };
     for (&id, value) in graph.inputs.iter().zip(inputs) {
         if !crate::values::has_type(value, &graph.node(id).ty) {
-            return Err(EvalError::BadInput(format!("input {:?} must be {}", graph.node(id).name, graph.node(id).ty)));
+            return Err(EvalError::BadInput(format!(
+                "input {:?} must be {}",
+                graph.node(id).name,
+                graph.node(id).ty
+            )));
         }
         interp.values[id.index()] = Some(value.clone());
     }
     let outputs = interp.region(&graph.root)?;
-    Ok(EvalOutcome { outputs: outputs.into_iter().map(Value::canonicalized).collect(), fuel_used: interp.fuel_used })
+    Ok(EvalOutcome {
+        outputs: outputs.into_iter().map(Value::canonicalized).collect(),
+        fuel_used: interp.fuel_used,
+    })
 }
 
 struct Interp<'g> {
@@ -87,7 +108,10 @@ impl Interp<'_> {
     fn charge(&mut self, units: u64) -> Result<(), EvalError> {
         self.fuel_used = self.fuel_used.saturating_add(units);
         if self.fuel_used > self.limits.fuel {
-            return Err(EvalError::Fuel { budget: self.limits.fuel, used: self.fuel_used });
+            return Err(EvalError::Fuel {
+                budget: self.limits.fuel,
+                used: self.fuel_used,
+            });
         }
         Ok(())
     }
@@ -107,7 +131,11 @@ impl Interp<'_> {
                 self.values[id.index()] = Some(value);
             }
         }
-        region.results.iter().map(|&r| self.value(r).cloned()).collect()
+        region
+            .results
+            .iter()
+            .map(|&r| self.value(r).cloned())
+            .collect()
     }
 
     fn node(&mut self, id: NodeId) -> Result<Value, EvalError> {
@@ -122,7 +150,11 @@ impl Interp<'_> {
                 return Err(EvalError::OutOfMemory { node: id, bytes });
             }
         }
-        let args: Vec<&Value> = node.args.iter().map(|&a| self.value(a)).collect::<Result<_, _>>()?;
+        let args: Vec<&Value> = node
+            .args
+            .iter()
+            .map(|&a| self.value(a))
+            .collect::<Result<_, _>>()?;
         let value = match &node.op {
             Op::Input { .. } => return self.value(id).cloned(),
             Op::Param => return Err(EvalError::Internal("a param is not evaluated".into())),
@@ -134,23 +166,39 @@ impl Interp<'_> {
                     _ => return Err(EvalError::Internal("if condition is not a bool".into())),
                 };
                 let mut results = self.region(branch)?;
-                return results.pop().ok_or_else(|| EvalError::Internal("branch without a result".into()));
+                return results
+                    .pop()
+                    .ok_or_else(|| EvalError::Internal("branch without a result".into()));
             }
             Op::Loop { iterations, body } => {
                 let mut states: Vec<Value> = args.into_iter().cloned().collect();
                 for i in 0..*iterations {
-                    let index = Value::I64(i64::try_from(i).map_err(|_| EvalError::Internal("loop index".into()))?);
-                    for (&param, value) in body.params.iter().zip(std::iter::once(index).chain(states)) {
+                    let index = Value::I64(
+                        i64::try_from(i).map_err(|_| EvalError::Internal("loop index".into()))?,
+                    );
+                    for (&param, value) in
+                        body.params.iter().zip(std::iter::once(index).chain(states))
+                    {
                         self.values[param.index()] = Some(value);
                     }
                     states = self.region(body)?;
                 }
-                return Ok(if states.len() == 1 { states.pop().unwrap_or(Value::Tuple(Vec::new())) } else { Value::Tuple(states) });
+                return Ok(if states.len() == 1 {
+                    states.pop().unwrap_or(Value::Tuple(Vec::new()))
+                } else {
+                    Value::Tuple(states)
+                });
             }
             Op::Fork => Value::Tuple(args.into_iter().cloned().collect()),
-            Op::Sequence => args.last().map(|v| (*v).clone()).ok_or_else(|| EvalError::Internal("empty sequence".into()))?,
+            Op::Sequence => args
+                .last()
+                .map(|v| (*v).clone())
+                .ok_or_else(|| EvalError::Internal("empty sequence".into()))?,
             Op::Get { index } => match args.first() {
-                Some(Value::Tuple(items)) => items.get(*index as usize).cloned().ok_or_else(|| EvalError::Internal("get out of range".into()))?,
+                Some(Value::Tuple(items)) => items
+                    .get(*index as usize)
+                    .cloned()
+                    .ok_or_else(|| EvalError::Internal("get out of range".into()))?,
                 _ => return Err(EvalError::Internal("get on a non-tuple".into())),
             },
             op => ops::apply(op, &args, &node.ty, id)?,
@@ -165,6 +213,9 @@ fn const_value(c: &Const) -> Value {
         Const::I64(i) => Value::I64(*i),
         Const::F64(x) => Value::F64(*x),
         Const::Str(s) => Value::Str(s.clone()),
-        Const::Tensor(t) => Value::Tensor(Tensor { shape: t.shape.clone(), data: t.data.clone() }),
+        Const::Tensor(t) => Value::Tensor(Tensor {
+            shape: t.shape.clone(),
+            data: t.data.clone(),
+        }),
     }
 }

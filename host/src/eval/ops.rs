@@ -9,7 +9,8 @@ use super::EvalError;
 use crate::graph::{BinaryOp, CompareOp, NodeId, Op, ReduceOp, Type, UnaryOp};
 
 pub(super) fn apply(op: &Op, args: &[&Value], ty: &Type, node: NodeId) -> Result<Value, EvalError> {
-    let internal = || EvalError::Internal(format!("`{}` got arguments of the wrong types", op.name()));
+    let internal =
+        || EvalError::Internal(format!("`{}` got arguments of the wrong types", op.name()));
     Ok(match (op, args) {
         (Op::Unary(u), [a]) => unary(*u, a, node).ok_or_else(internal)??,
         (Op::Binary(b), [x, y]) => binary(*b, x, y, node).ok_or_else(internal)??,
@@ -21,7 +22,9 @@ pub(super) fn apply(op: &Op, args: &[&Value], ty: &Type, node: NodeId) -> Result
         (Op::MatMul, [Value::Tensor(a), Value::Tensor(b)]) => matmul(a, b).ok_or_else(internal)?,
         (Op::Reduce(r), [Value::Tensor(t)]) => tensor(&[], vec![reduce(*r, &t.data)]),
         (Op::ToF64, [Value::I64(i)]) => Value::F64(*i as f64),
-        (Op::ToF64, [Value::Tensor(t)]) => Value::F64(f64::from(*t.data.first().ok_or_else(internal)?)),
+        (Op::ToF64, [Value::Tensor(t)]) => {
+            Value::F64(f64::from(*t.data.first().ok_or_else(internal)?))
+        }
         (Op::ToI64, [Value::F64(x)]) => Value::I64(to_i64(*x, node)?),
         (Op::ToTensor, [Value::F64(x)]) => tensor(&[], vec![*x as f32]),
         (Op::Concat, [Value::Str(a), Value::Str(b)]) => Value::Str(format!("{a}{b}")),
@@ -30,7 +33,13 @@ pub(super) fn apply(op: &Op, args: &[&Value], ty: &Type, node: NodeId) -> Result
         (Op::ToString, [Value::F64(x)]) => Value::Str(x.to_string()),
         _ => return Err(internal()),
     })
-    .and_then(|v| if crate::values::has_type(&v, ty) { Ok(v) } else { Err(internal()) })
+    .and_then(|v| {
+        if crate::values::has_type(&v, ty) {
+            Ok(v)
+        } else {
+            Err(internal())
+        }
+    })
 }
 
 fn count(shape: &[u32]) -> usize {
@@ -38,13 +47,19 @@ fn count(shape: &[u32]) -> usize {
 }
 
 fn tensor(shape: &[u32], data: Vec<f32>) -> Value {
-    Value::Tensor(Tensor { shape: shape.to_vec(), data })
+    Value::Tensor(Tensor {
+        shape: shape.to_vec(),
+        data,
+    })
 }
 
 fn to_i64(x: f64, node: NodeId) -> Result<i64, EvalError> {
     // [-2^63, 2^63): 2^63 is exact in f64.
     if x.is_nan() || x < -9_223_372_036_854_775_808.0 || x >= 9_223_372_036_854_775_808.0 {
-        return Err(EvalError::InvalidValue { node, message: format!("{x} is not representable as i64") });
+        return Err(EvalError::InvalidValue {
+            node,
+            message: format!("{x} is not representable as i64"),
+        });
     }
     Ok(x as i64)
 }
@@ -102,7 +117,9 @@ fn binary(op: BinaryOp, x: &Value, y: &Value, node: NodeId) -> Option<Result<Val
             BinaryOp::Xor => a ^ b,
             _ => return None,
         }),
-        (Value::I64(a), Value::I64(b)) => return integer(op, *a, *b, node).map(|r| r.map(Value::I64)),
+        (Value::I64(a), Value::I64(b)) => {
+            return integer(op, *a, *b, node).map(|r| r.map(Value::I64));
+        }
         (Value::F64(a), Value::F64(b)) => Value::F64(match op {
             BinaryOp::Add => a + b,
             BinaryOp::Sub => a - b,
@@ -132,10 +149,16 @@ fn binary(op: BinaryOp, x: &Value, y: &Value, node: NodeId) -> Option<Result<Val
                     let s = *b.data.first()?;
                     a.data.iter().map(|&v| f(v, s)).collect()
                 }
-                _ if a.shape == b.shape => a.data.iter().zip(&b.data).map(|(&u, &v)| f(u, v)).collect(),
+                _ if a.shape == b.shape => {
+                    a.data.iter().zip(&b.data).map(|(&u, &v)| f(u, v)).collect()
+                }
                 _ => return None,
             };
-            let shape = if a.shape.is_empty() { &b.shape } else { &a.shape };
+            let shape = if a.shape.is_empty() {
+                &b.shape
+            } else {
+                &a.shape
+            };
             tensor(shape, data)
         }
         _ => return None,
@@ -193,11 +216,17 @@ fn reduce(op: ReduceOp, x: &[f32]) -> f32 {
     }
     let q = [f(p[0], p[4]), f(p[1], p[5]), f(p[2], p[6]), f(p[3], p[7])];
     let total = f(f(q[0], q[2]), f(q[1], q[3]));
-    if op == ReduceOp::Mean { total / x.len() as f32 } else { total }
+    if op == ReduceOp::Mean {
+        total / x.len() as f32
+    } else {
+        total
+    }
 }
 
 fn matmul(a: &Tensor, b: &Tensor) -> Option<Value> {
-    let (&[m, k], &[k2, n]) = (a.shape.as_slice(), b.shape.as_slice()) else { return None };
+    let (&[m, k], &[k2, n]) = (a.shape.as_slice(), b.shape.as_slice()) else {
+        return None;
+    };
     if k != k2 {
         return None;
     }
@@ -216,7 +245,9 @@ fn matmul(a: &Tensor, b: &Tensor) -> Option<Value> {
 }
 
 fn transpose(t: &Tensor) -> Option<Value> {
-    let &[m, n] = t.shape.as_slice() else { return None };
+    let &[m, n] = t.shape.as_slice() else {
+        return None;
+    };
     let (mu, nu) = (m as usize, n as usize);
     let mut out = Vec::with_capacity(mu.checked_mul(nu)?);
     for j in 0..nu {

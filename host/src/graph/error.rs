@@ -84,8 +84,17 @@ pub(crate) struct GraphError {
 }
 
 impl GraphError {
-    pub(crate) fn new(kind: GraphErrorKind, message: impl Into<String>, remediation: impl Into<String>) -> Self {
-        GraphError { kind, node: None, message: message.into(), remediation: remediation.into() }
+    pub(crate) fn new(
+        kind: GraphErrorKind,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+    ) -> Self {
+        GraphError {
+            kind,
+            node: None,
+            message: message.into(),
+            remediation: remediation.into(),
+        }
     }
 
     pub(crate) fn at(mut self, node: &str) -> Self {

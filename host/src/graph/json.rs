@@ -69,17 +69,19 @@ pub(super) struct RegionJson {
 #[serde(untagged)]
 pub(super) enum TypeJson {
     Name(String),
-    Tensor {
-        tensor: Vec<u32>,
-    },
+    Tensor { tensor: Vec<u32> },
 }
 
 impl NodeJson {
     /// Sub-regions present on this node, with the field name each came from.
     pub(super) fn regions(&self) -> impl Iterator<Item = (&'static str, &RegionJson)> {
-        [("then", &self.then), ("else", &self.otherwise), ("body", &self.body)]
-            .into_iter()
-            .filter_map(|(name, r)| r.as_ref().map(|r| (name, r)))
+        [
+            ("then", &self.then),
+            ("else", &self.otherwise),
+            ("body", &self.body),
+        ]
+        .into_iter()
+        .filter_map(|(name, r)| r.as_ref().map(|r| (name, r)))
     }
 }
 

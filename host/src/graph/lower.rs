@@ -10,7 +10,9 @@ use graphjit_value::{Tensor, canonical_f64};
 use super::error::{GraphError, GraphErrorKind as Kind, Limits};
 use super::json::{GraphJson, NodeJson, RegionJson, TypeJson, VersionProbe};
 use super::types::{Type, infer};
-use super::{BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region, UnaryOp};
+use super::{
+    BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region, UnaryOp,
+};
 
 /// The graph format version this build reads.
 pub(crate) const FORMAT_VERSION: u64 = 1;
@@ -20,7 +22,11 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> 
     if bytes.len() > limits.max_json_bytes {
         return Err(GraphError::new(
             Kind::ResourceExceeded,
-            format!("graph is {} bytes; the limit is {}", bytes.len(), limits.max_json_bytes),
+            format!(
+                "graph is {} bytes; the limit is {}",
+                bytes.len(),
+                limits.max_json_bytes
+            ),
             "split the graph, or move large constants into inputs",
         ));
     }
@@ -66,12 +72,25 @@ struct Lowering<'l> {
 
 impl<'l> Lowering<'l> {
     fn new(limits: &'l Limits) -> Self {
-        Lowering { limits, nodes: Vec::new(), scopes: Vec::new(), all_names: HashSet::new(), constant_elements: 0 }
+        Lowering {
+            limits,
+            nodes: Vec::new(),
+            scopes: Vec::new(),
+            all_names: HashSet::new(),
+            constant_elements: 0,
+        }
     }
 
     fn graph(mut self, json: GraphJson) -> Result<Graph, GraphError> {
         let mut count = 0usize;
-        collect_names(&json.nodes, &[], 0, self.limits, &mut self.all_names, &mut count)?;
+        collect_names(
+            &json.nodes,
+            &[],
+            0,
+            self.limits,
+            &mut self.all_names,
+            &mut count,
+        )?;
         if json.outputs.is_empty() {
             return Err(GraphError::new(
                 Kind::Field,
@@ -91,8 +110,18 @@ impl<'l> Lowering<'l> {
             inputs.sort_by(|a, b| self.nodes[a.index()].name.cmp(&self.nodes[b.index()].name));
             inputs
         };
-        let limits = json.limits.map_or(GraphLimits::default(), |l| GraphLimits { fuel: l.fuel, memory_bytes: l.memory });
-        let graph = Graph { name: json.name, nodes: self.nodes, root, inputs, outputs: json.outputs.into_keys().collect(), limits };
+        let limits = json.limits.map_or(GraphLimits::default(), |l| GraphLimits {
+            fuel: l.fuel,
+            memory_bytes: l.memory,
+        });
+        let graph = Graph {
+            name: json.name,
+            nodes: self.nodes,
+            root,
+            inputs,
+            outputs: json.outputs.into_keys().collect(),
+            limits,
+        };
         debug_assert_eq!(graph.check_invariants(), Ok(()));
         Ok(graph)
     }
@@ -123,13 +152,20 @@ impl<'l> Lowering<'l> {
             .map(|name| {
                 self.resolve(name, "").map_err(|mut e| {
                     e.node = None;
-                    e.message = format!("a result or output refers to {name:?}, which {}", e.message.trim_start_matches(&format!("{name:?} ")));
+                    e.message = format!(
+                        "a result or output refers to {name:?}, which {}",
+                        e.message.trim_start_matches(&format!("{name:?} "))
+                    );
                     e
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.scopes.pop();
-        Ok(Region { params: params.to_vec(), nodes: ids, results })
+        Ok(Region {
+            params: params.to_vec(),
+            nodes: ids,
+            results,
+        })
     }
 
     fn resolve(&self, name: &str, user: &str) -> Result<NodeId, GraphError> {
@@ -144,14 +180,23 @@ impl<'l> Lowering<'l> {
                 "move the node out to a region that encloses both uses",
             )
         } else {
-            (format!("{name:?} names no node"), "check the spelling, or add a node with that id")
+            (
+                format!("{name:?} names no node"),
+                "check the spelling, or add a node with that id",
+            )
         };
         Err(GraphError::new(Kind::UnknownNode, message, remediation).at(user))
     }
 
     fn alloc(&mut self, name: &str, op: Op, args: Vec<NodeId>, ty: Type) -> NodeId {
         let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
-        self.nodes.push(Node { name: name.to_string(), op, args, captures: Vec::new(), ty });
+        self.nodes.push(Node {
+            name: name.to_string(),
+            op,
+            args,
+            captures: Vec::new(),
+            ty,
+        });
         id
     }
 
@@ -164,7 +209,10 @@ impl<'l> Lowering<'l> {
             .flatten()
             .map(|a| self.resolve(a, &json.id))
             .collect::<Result<_, _>>()?;
-        let arg_types: Vec<Type> = args.iter().map(|a| self.nodes[a.index()].ty.clone()).collect();
+        let arg_types: Vec<Type> = args
+            .iter()
+            .map(|a| self.nodes[a.index()].ty.clone())
+            .collect();
         let (op, ty) = match json.op.as_str() {
             "input" => {
                 if self.scopes.len() > 1 {
@@ -183,7 +231,11 @@ impl<'l> Lowering<'l> {
             }
             "const" => {
                 let value = json.value.as_ref().ok_or_else(|| {
-                    at(GraphError::new(Kind::Field, "`const` needs a \"value\"", "add \"value\": ..."))
+                    at(GraphError::new(
+                        Kind::Field,
+                        "`const` needs a \"value\"",
+                        "add \"value\": ...",
+                    ))
                 })?;
                 let ty = match &json.ty {
                     Some(_) => self.declared_type(json).map_err(at)?,
@@ -197,7 +249,11 @@ impl<'l> Lowering<'l> {
                 let op = simple_op(name, json).map_err(at)?;
                 let refs: Vec<&Type> = arg_types.iter().collect();
                 let ty = infer(&op, &refs).map_err(|m| {
-                    at(GraphError::new(Kind::Type, m, "see the op's argument types in docs/graph-format.md"))
+                    at(GraphError::new(
+                        Kind::Type,
+                        m,
+                        "see the op's argument types in docs/graph-format.md",
+                    ))
                 })?;
                 (op, ty)
             }
@@ -206,17 +262,29 @@ impl<'l> Lowering<'l> {
         Ok(self.alloc(&json.id, op, args, ty))
     }
 
-    fn if_node(&mut self, json: &NodeJson, args: Vec<NodeId>, arg_types: &[Type]) -> Result<NodeId, GraphError> {
+    fn if_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: &[Type],
+    ) -> Result<NodeId, GraphError> {
         let at = |e: GraphError| e.at(&json.id);
         if arg_types != [Type::Bool] {
             return Err(at(GraphError::new(
                 Kind::Type,
-                format!("`if` takes one bool argument (the condition), got {}", list_types(arg_types)),
+                format!(
+                    "`if` takes one bool argument (the condition), got {}",
+                    list_types(arg_types)
+                ),
                 "compare values with eq/lt/... to get a bool",
             )));
         }
         let (Some(then_json), Some(else_json)) = (&json.then, &json.otherwise) else {
-            return Err(at(GraphError::new(Kind::Field, "`if` needs \"then\" and \"else\" regions", "add both")));
+            return Err(at(GraphError::new(
+                Kind::Field,
+                "`if` needs \"then\" and \"else\" regions",
+                "add both",
+            )));
         };
         // The node is allocated first (pre-order ids); its op and type are filled in below.
         let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
@@ -231,7 +299,10 @@ impl<'l> Lowering<'l> {
             }
             branches.push(self.region(&region.nodes, &[], &region.result_names())?);
         }
-        let (then_ty, else_ty) = (self.result_type(&branches[0], 0), self.result_type(&branches[1], 0));
+        let (then_ty, else_ty) = (
+            self.result_type(&branches[0], 0),
+            self.result_type(&branches[1], 0),
+        );
         if then_ty != else_ty {
             return Err(at(GraphError::new(
                 Kind::Type,
@@ -249,10 +320,19 @@ impl<'l> Lowering<'l> {
         Ok(id)
     }
 
-    fn loop_node(&mut self, json: &NodeJson, args: Vec<NodeId>, arg_types: Vec<Type>) -> Result<NodeId, GraphError> {
+    fn loop_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: Vec<Type>,
+    ) -> Result<NodeId, GraphError> {
         let at = |e: GraphError| e.at(&json.id);
         let iterations = json.iterations.ok_or_else(|| {
-            at(GraphError::new(Kind::Field, "`loop` needs \"iterations\" (a literal count)", "add \"iterations\": N"))
+            at(GraphError::new(
+                Kind::Field,
+                "`loop` needs \"iterations\" (a literal count)",
+                "add \"iterations\": N",
+            ))
         })?;
         if iterations > i64::MAX as u64 {
             return Err(at(GraphError::new(
@@ -262,11 +342,19 @@ impl<'l> Lowering<'l> {
             )));
         }
         let body = json.body.as_ref().ok_or_else(|| {
-            at(GraphError::new(Kind::Field, "`loop` needs a \"body\" region", "add \"body\": {\"params\": [...], ...}"))
+            at(GraphError::new(
+                Kind::Field,
+                "`loop` needs a \"body\" region",
+                "add \"body\": {\"params\": [...], ...}",
+            ))
         })?;
         let states = arg_types.len();
         let results = body.results.as_ref().map_or(0, Vec::len);
-        if states == 0 || body.params.len() != states + 1 || results != states || body.result.is_some() {
+        if states == 0
+            || body.params.len() != states + 1
+            || results != states
+            || body.result.is_some()
+        {
             return Err(at(GraphError::new(
                 Kind::Field,
                 format!(
@@ -277,11 +365,19 @@ impl<'l> Lowering<'l> {
                 "give the loop at least one state in \"args\", and match the body's params and results to it",
             )));
         }
-        let ty = if states == 1 { arg_types[0].clone() } else { Type::Tuple(arg_types.clone()) };
+        let ty = if states == 1 {
+            arg_types[0].clone()
+        } else {
+            Type::Tuple(arg_types.clone())
+        };
         let id = self.alloc(&json.id, Op::Sequence, args, ty);
         let mut params = Vec::with_capacity(states + 1);
         for (i, name) in body.params.iter().enumerate() {
-            let ty = if i == 0 { Type::I64 } else { arg_types[i - 1].clone() };
+            let ty = if i == 0 {
+                Type::I64
+            } else {
+                arg_types[i - 1].clone()
+            };
             params.push(self.alloc(name, Op::Param, Vec::new(), ty));
         }
         let region = self.region(&body.nodes, &params, &body.result_names())?;
@@ -297,13 +393,21 @@ impl<'l> Lowering<'l> {
         }
         let captures = self.captures(&[&region], id);
         let node = &mut self.nodes[id.index()];
-        node.op = Op::Loop { iterations, body: region };
+        node.op = Op::Loop {
+            iterations,
+            body: region,
+        };
         node.captures = captures;
         Ok(id)
     }
 
     fn result_type(&self, region: &Region, index: usize) -> Type {
-        region.results.get(index).map_or(Type::Tuple(Vec::new()), |r| self.nodes[r.index()].ty.clone())
+        region
+            .results
+            .get(index)
+            .map_or(Type::Tuple(Vec::new()), |r| {
+                self.nodes[r.index()].ty.clone()
+            })
     }
 
     /// Outer nodes referenced from inside `regions` (of node `owner`), sorted by id.
@@ -321,7 +425,9 @@ impl<'l> Lowering<'l> {
                 stack.extend(node.op.regions());
             }
         }
-        used.into_iter().filter(|id| !inner.contains(id) && *id != owner).collect()
+        used.into_iter()
+            .filter(|id| !inner.contains(id) && *id != owner)
+            .collect()
     }
 
     fn declared_type(&self, json: &NodeJson) -> Result<Type, GraphError> {
@@ -354,7 +460,9 @@ impl<'l> Lowering<'l> {
 
     fn check_type_size(&self, ty: &Type) -> Result<(), GraphError> {
         let elements = match ty {
-            Type::Tensor(shape) => shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d))),
+            Type::Tensor(shape) => shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d))),
             Type::Tuple(items) => return items.iter().try_for_each(|t| self.check_type_size(t)),
             _ => return Ok(()),
         };
@@ -362,7 +470,10 @@ impl<'l> Lowering<'l> {
             Some(n) if n <= self.limits.max_tensor_elements => Ok(()),
             _ => Err(GraphError::new(
                 Kind::ResourceExceeded,
-                format!("{ty} has more than {} elements", self.limits.max_tensor_elements),
+                format!(
+                    "{ty} has more than {} elements",
+                    self.limits.max_tensor_elements
+                ),
                 "use smaller tensors, or split the work",
             )),
         }
@@ -370,18 +481,30 @@ impl<'l> Lowering<'l> {
 
     fn constant(&mut self, value: &serde_json::Value, ty: &Type) -> Result<Const, GraphError> {
         let bad = |what: &str| {
-            GraphError::new(Kind::Value, format!("{value} is not {what}"), format!("write a value of type {ty}"))
+            GraphError::new(
+                Kind::Value,
+                format!("{value} is not {what}"),
+                format!("write a value of type {ty}"),
+            )
         };
         Ok(match ty {
             Type::Bool => Const::Bool(value.as_bool().ok_or_else(|| bad("a bool"))?),
-            Type::I64 => Const::I64(value.as_i64().ok_or_else(|| bad("an i64 (integers only, within ±2^63)"))?),
+            Type::I64 => Const::I64(
+                value
+                    .as_i64()
+                    .ok_or_else(|| bad("an i64 (integers only, within ±2^63)"))?,
+            ),
             Type::F64 => Const::F64(json_f64(value).ok_or_else(|| bad("an f64"))?),
             Type::Str => {
                 let s = value.as_str().ok_or_else(|| bad("a string"))?;
                 if s.len() > self.limits.max_string_bytes {
                     return Err(GraphError::new(
                         Kind::ResourceExceeded,
-                        format!("string of {} bytes exceeds the limit of {}", s.len(), self.limits.max_string_bytes),
+                        format!(
+                            "string of {} bytes exceeds the limit of {}",
+                            s.len(),
+                            self.limits.max_string_bytes
+                        ),
                         "pass long text as an input",
                     ));
                 }
@@ -389,19 +512,27 @@ impl<'l> Lowering<'l> {
             }
             Type::Tensor(shape) => {
                 let expected = Tensor::element_count(shape).unwrap_or(usize::MAX);
-                let items = value.as_array().ok_or_else(|| bad("a flat array of numbers"))?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| bad("a flat array of numbers"))?;
                 self.constant_elements = self.constant_elements.saturating_add(items.len());
                 if self.constant_elements > self.limits.max_constant_elements {
                     return Err(GraphError::new(
                         Kind::ResourceExceeded,
-                        format!("tensor constants hold more than {} elements in all", self.limits.max_constant_elements),
+                        format!(
+                            "tensor constants hold more than {} elements in all",
+                            self.limits.max_constant_elements
+                        ),
                         "build big tensors with iota/fill, or pass them as inputs",
                     ));
                 }
                 if items.len() != expected {
                     return Err(GraphError::new(
                         Kind::Value,
-                        format!("{ty} needs {expected} elements, the value has {}", items.len()),
+                        format!(
+                            "{ty} needs {expected} elements, the value has {}",
+                            items.len()
+                        ),
                         "write the elements flat, in row-major order",
                     ));
                 }
@@ -410,7 +541,10 @@ impl<'l> Lowering<'l> {
                     .map(|v| json_f64(v).map(|x| x as f32))
                     .collect::<Option<Vec<f32>>>()
                     .ok_or_else(|| bad("an array of numbers"))?;
-                Const::Tensor(Tensor { shape: shape.clone(), data })
+                Const::Tensor(Tensor {
+                    shape: shape.clone(),
+                    data,
+                })
             }
             Type::Tuple(_) => return Err(bad("a constant (tuples are built with fork)")),
         })
@@ -455,7 +589,11 @@ fn list_types(types: &[Type]) -> String {
 fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
     let need_shape = || {
         json.shape.clone().ok_or_else(|| {
-            GraphError::new(Kind::Field, format!("`{name}` needs a \"shape\""), "add \"shape\": [dims]")
+            GraphError::new(
+                Kind::Field,
+                format!("`{name}` needs a \"shape\""),
+                "add \"shape\": [dims]",
+            )
         })
     };
     if let Some(op) = UnaryOp::from_name(name) {
@@ -478,14 +616,25 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
                 GraphError::new(Kind::Field, "`get` needs an \"index\"", "add \"index\": N")
             })?,
         },
-        "iota" => Op::Iota { shape: need_shape()? },
+        "iota" => Op::Iota {
+            shape: need_shape()?,
+        },
         "fill" => {
             let value = json.value.as_ref().and_then(json_f64).ok_or_else(|| {
-                GraphError::new(Kind::Field, "`fill` needs a numeric \"value\"", "add \"value\": 0.5")
+                GraphError::new(
+                    Kind::Field,
+                    "`fill` needs a numeric \"value\"",
+                    "add \"value\": 0.5",
+                )
             })?;
-            Op::Fill { shape: need_shape()?, value: value as f32 }
+            Op::Fill {
+                shape: need_shape()?,
+                value: value as f32,
+            }
         }
-        "reshape" => Op::Reshape { shape: need_shape()? },
+        "reshape" => Op::Reshape {
+            shape: need_shape()?,
+        },
         "transpose" => Op::Transpose,
         "matmul" => Op::MatMul,
         "to_f64" => Op::ToF64,
@@ -530,7 +679,10 @@ fn check_fields(json: &NodeJson) -> Result<(), GraphError> {
         ("else", json.otherwise.is_some()),
         ("body", json.body.is_some()),
     ];
-    match present.iter().find(|(field, here)| *here && !allowed.contains(field)) {
+    match present
+        .iter()
+        .find(|(field, here)| *here && !allowed.contains(field))
+    {
         Some((field, _)) => Err(GraphError::new(
             Kind::Field,
             format!("`{op}` does not take the field {field:?}"),
@@ -566,12 +718,24 @@ fn collect_names(
             ));
         }
         if !names.insert(name.clone()) {
-            return Err(GraphError::new(Kind::DuplicateId, format!("id {name:?} is used twice"), "give every node and param its own id").at(name));
+            return Err(GraphError::new(
+                Kind::DuplicateId,
+                format!("id {name:?} is used twice"),
+                "give every node and param its own id",
+            )
+            .at(name));
         }
     }
     for node in nodes {
         for (_, region) in node.regions() {
-            collect_names(&region.nodes, &region.params, depth + 1, limits, names, count)?;
+            collect_names(
+                &region.nodes,
+                &region.params,
+                depth + 1,
+                limits,
+                names,
+                count,
+            )?;
         }
     }
     Ok(())
@@ -581,7 +745,11 @@ fn collect_names(
 fn free_names<'a>(region: &'a RegionJson, out: &mut BTreeSet<&'a str>) {
     let mut defined: HashSet<&str> = region.params.iter().map(String::as_str).collect();
     defined.extend(region.nodes.iter().map(|n| n.id.as_str()));
-    let mut used: BTreeSet<&str> = region.result_names().into_iter().map(String::as_str).collect();
+    let mut used: BTreeSet<&str> = region
+        .result_names()
+        .into_iter()
+        .map(String::as_str)
+        .collect();
     for node in &region.nodes {
         used.extend(node.args.iter().flatten().map(String::as_str));
         for (_, sub) in node.regions() {
@@ -594,7 +762,11 @@ fn free_names<'a>(region: &'a RegionJson, out: &mut BTreeSet<&'a str>) {
 /// Canonical order of a region's nodes: topological over dependencies between them, ties
 /// broken by id. Returns indices into `nodes`.
 fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     let mut waiting_on = vec![0usize; nodes.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
@@ -605,7 +777,12 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
         for dep in deps {
             if let Some(&d) = index.get(dep) {
                 if d == i {
-                    return Err(GraphError::new(Kind::Cycle, "the node depends on itself", "remove the self-reference").at(&node.id));
+                    return Err(GraphError::new(
+                        Kind::Cycle,
+                        "the node depends on itself",
+                        "remove the self-reference",
+                    )
+                    .at(&node.id));
                 }
                 waiting_on[i] += 1;
                 dependents[d].push(i);
@@ -629,8 +806,19 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
         }
     }
     if order.len() < nodes.len() {
-        let stuck = nodes.iter().enumerate().filter(|(i, _)| waiting_on[*i] > 0).map(|(_, n)| n.id.as_str()).min().unwrap_or("?");
-        return Err(GraphError::new(Kind::Cycle, "the node is part of a dependency cycle", "graphs must be acyclic; use a loop node for iteration").at(stuck));
+        let stuck = nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| waiting_on[*i] > 0)
+            .map(|(_, n)| n.id.as_str())
+            .min()
+            .unwrap_or("?");
+        return Err(GraphError::new(
+            Kind::Cycle,
+            "the node is part of a dependency cycle",
+            "graphs must be acyclic; use a loop node for iteration",
+        )
+        .at(stuck));
     }
     Ok(order)
 }

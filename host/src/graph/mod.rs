@@ -108,7 +108,9 @@ pub(crate) enum Const {
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
     /// A named input of the graph (root region only), with an optional default.
-    Input { default: Option<Const> },
+    Input {
+        default: Option<Const>,
+    },
     /// A region parameter (loop index or state); bound by the enclosing node.
     Param,
     Const(Const),
@@ -118,20 +120,35 @@ pub(crate) enum Op {
     Binary(BinaryOp),
     Compare(CompareOp),
     /// `args[0]` ? `then` : `otherwise`; only the branch taken is evaluated.
-    If { then: Region, otherwise: Region },
+    If {
+        then: Region,
+        otherwise: Region,
+    },
     /// Runs `body` exactly `iterations` times; `args` are the initial states.
-    Loop { iterations: u64, body: Region },
+    Loop {
+        iterations: u64,
+        body: Region,
+    },
     /// Independent branches evaluated into a tuple.
     Fork,
     /// Evaluates every argument in order; the value is the last one.
     Sequence,
     /// Element `index` of a tuple.
-    Get { index: u32 },
+    Get {
+        index: u32,
+    },
     /// A tensor of the given shape whose element `i` is `i as f32`.
-    Iota { shape: Vec<u32> },
+    Iota {
+        shape: Vec<u32>,
+    },
     /// A tensor of the given shape filled with one value.
-    Fill { shape: Vec<u32>, value: f32 },
-    Reshape { shape: Vec<u32> },
+    Fill {
+        shape: Vec<u32>,
+        value: f32,
+    },
+    Reshape {
+        shape: Vec<u32>,
+    },
     /// Swaps the two axes of a matrix.
     Transpose,
     MatMul,
@@ -271,10 +288,16 @@ impl Graph {
             defined[p.index()] = true;
         }
         for &id in &region.nodes {
-            let node = self.nodes.get(id.index()).ok_or_else(|| format!("{id:?} out of range"))?;
+            let node = self
+                .nodes
+                .get(id.index())
+                .ok_or_else(|| format!("{id:?} out of range"))?;
             for dep in node.dependencies() {
                 if !defined.get(dep.index()).copied().unwrap_or(false) {
-                    return Err(format!("node {:?} uses {dep:?} before it is defined", node.name));
+                    return Err(format!(
+                        "node {:?} uses {dep:?} before it is defined",
+                        node.name
+                    ));
                 }
             }
             for sub in node.op.regions() {

@@ -118,7 +118,10 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             let [t] = arity::<1>(op, args)?;
             match t {
                 Type::Tuple(items) => items.get(*index as usize).cloned().ok_or_else(|| {
-                    format!("index {index} is out of range for a tuple of {}", items.len())
+                    format!(
+                        "index {index} is out of range for a tuple of {}",
+                        items.len()
+                    )
                 }),
                 other => Err(format!("`get` needs a tuple, got {other}")),
             }
@@ -129,10 +132,14 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         }
         Op::Reshape { shape } => {
             let [t] = arity::<1>(op, args)?;
-            let from = t.tensor_elements().ok_or_else(|| format!("`reshape` needs a tensor, got {t}"))?;
+            let from = t
+                .tensor_elements()
+                .ok_or_else(|| format!("`reshape` needs a tensor, got {t}"))?;
             let to: u64 = shape.iter().map(|&d| u64::from(d)).product();
             if from != to {
-                return Err(format!("cannot reshape {t} ({from} elements) to {shape:?} ({to} elements)"));
+                return Err(format!(
+                    "cannot reshape {t} ({from} elements) to {shape:?} ({to} elements)"
+                ));
             }
             Ok(Tensor(shape.clone()))
         }
@@ -144,7 +151,9 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             [Tensor(a), Tensor(b)] if a.len() == 2 && b.len() == 2 && a[1] == b[0] => {
                 Ok(Tensor(vec![a[0], b[1]]))
             }
-            [x, y] => Err(format!("`matmul` needs [m,k] and [k,n] tensors, got {x} and {y}")),
+            [x, y] => Err(format!(
+                "`matmul` needs [m,k] and [k,n] tensors, got {x} and {y}"
+            )),
         },
         Op::Reduce(r) => match arity::<1>(op, args)? {
             [Tensor(_)] => Ok(Tensor(Vec::new())),
@@ -153,7 +162,9 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         Op::ToF64 => match arity::<1>(op, args)? {
             [I64] => Ok(F64),
             [t @ Tensor(_)] if t.tensor_elements() == Some(1) => Ok(F64),
-            [t] => Err(format!("`to_f64` takes an i64 or a one-element tensor, got {t}")),
+            [t] => Err(format!(
+                "`to_f64` takes an i64 or a one-element tensor, got {t}"
+            )),
         },
         Op::ToI64 => match arity::<1>(op, args)? {
             [F64] => Ok(I64),
@@ -191,15 +202,39 @@ pub(crate) fn broadcast(a: &[u32], b: &[u32]) -> Option<Vec<u32>> {
 
 fn arity<'a, const N: usize>(op: &Op, args: &[&'a Type]) -> Result<[&'a Type; N], String> {
     <[&Type; N]>::try_from(args).map_err(|_| {
-        format!("`{}` takes {N} argument{}, got {}", op.name(), if N == 1 { "" } else { "s" }, args.len())
+        format!(
+            "`{}` takes {N} argument{}, got {}",
+            op.name(),
+            if N == 1 { "" } else { "s" },
+            args.len()
+        )
     })
 }
 
-#[allow(dead_code, reason = "keeps the exhaustive op lists referenced for docs and tests")]
+#[allow(
+    dead_code,
+    reason = "keeps the exhaustive op lists referenced for docs and tests"
+)]
 pub(crate) fn all_op_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = vec![
-        "input", "const", "if", "loop", "fork", "sequence", "get", "iota", "fill", "reshape",
-        "transpose", "matmul", "to_f64", "to_i64", "to_tensor", "concat", "len", "to_string",
+        "input",
+        "const",
+        "if",
+        "loop",
+        "fork",
+        "sequence",
+        "get",
+        "iota",
+        "fill",
+        "reshape",
+        "transpose",
+        "matmul",
+        "to_f64",
+        "to_i64",
+        "to_tensor",
+        "concat",
+        "len",
+        "to_string",
     ];
     names.extend(UnaryOp::ALL.iter().map(|o| o.name()));
     names.extend(BinaryOp::ALL.iter().map(|o| o.name()));

@@ -33,9 +33,17 @@ pub fn arb_graph() -> impl Strategy<Value = Json> {
 
 /// The graph for `seed` (what [`arb_graph`] yields).
 pub fn generate(seed: u64) -> Json {
-    let mut b = Builder { rng: Rng(seed | 1), next: 0, pools: BTreeMap::new() };
+    let mut b = Builder {
+        rng: Rng(seed | 1),
+        next: 0,
+        pools: BTreeMap::new(),
+    };
     let mut nodes = Vec::new();
-    for (ty, default) in [("i64", json!(b.int())), ("f64", json!(b.float_json())), ("string", json!(b.text()))] {
+    for (ty, default) in [
+        ("i64", json!(b.int())),
+        ("f64", json!(b.float_json())),
+        ("string", json!(b.text())),
+    ] {
         let id = b.id();
         nodes.push(json!({"id": id, "op": "input", "type": ty, "default": default}));
         b.add(ty, &id);
@@ -97,7 +105,10 @@ impl Builder {
     }
 
     fn add(&mut self, key: &str, id: &str) {
-        self.pools.entry(key.to_string()).or_default().push(id.to_string());
+        self.pools
+            .entry(key.to_string())
+            .or_default()
+            .push(id.to_string());
     }
 
     fn has(&self, key: &str) -> bool {
@@ -154,16 +165,28 @@ impl Builder {
             }
             1 => {
                 let v = self.float_json();
-                self.push(nodes, "f64", json!({"op": "const", "type": "f64", "value": v}));
+                self.push(
+                    nodes,
+                    "f64",
+                    json!({"op": "const", "type": "f64", "value": v}),
+                );
             }
             2 => {
-                let op = ["add", "sub", "mul", "div", "rem", "min", "max", "neg", "abs"][self.rng.below(9)];
+                let op = [
+                    "add", "sub", "mul", "div", "rem", "min", "max", "neg", "abs",
+                ][self.rng.below(9)];
                 let (a, b) = (self.pick("i64"), self.pick("i64"));
-                let args = if matches!(op, "neg" | "abs") { json!([a]) } else { json!([a, b]) };
+                let args = if matches!(op, "neg" | "abs") {
+                    json!([a])
+                } else {
+                    json!([a, b])
+                };
                 self.push(nodes, "i64", json!({"op": op, "args": args}));
             }
             3 => {
-                const UNARY: &[&str] = &["neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil"];
+                const UNARY: &[&str] = &[
+                    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
+                ];
                 const BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max", "pow"];
                 let (a, b) = (self.pick("f64"), self.pick("f64"));
                 let node = if self.rng.chance(50) {
@@ -182,7 +205,11 @@ impl Builder {
             5 if self.has("bool") => {
                 let op = ["and", "or", "xor", "not"][self.rng.below(4)];
                 let (a, b) = (self.pick("bool"), self.pick("bool"));
-                let args = if op == "not" { json!([a]) } else { json!([a, b]) };
+                let args = if op == "not" {
+                    json!([a])
+                } else {
+                    json!([a, b])
+                };
                 self.push(nodes, "bool", json!({"op": op, "args": args}));
             }
             6 => match self.rng.below(5) {
@@ -195,7 +222,11 @@ impl Builder {
                     self.push(nodes, "i64", json!({"op": "to_i64", "args": [a]}));
                 }
                 2 => {
-                    let a = if self.rng.chance(50) { self.pick("i64") } else { self.pick("f64") };
+                    let a = if self.rng.chance(50) {
+                        self.pick("i64")
+                    } else {
+                        self.pick("f64")
+                    };
                     self.push(nodes, "string", json!({"op": "to_string", "args": [a]}));
                 }
                 3 => {
@@ -212,7 +243,11 @@ impl Builder {
                 let (a, b) = (self.pick("i64"), self.pick("f64"));
                 let fork = self.push(nodes, "tuple", json!({"op": "fork", "args": [a, b]}));
                 let index = self.rng.below(2);
-                self.push(nodes, if index == 0 { "i64" } else { "f64" }, json!({"op": "get", "args": [fork], "index": index}));
+                self.push(
+                    nodes,
+                    if index == 0 { "i64" } else { "f64" },
+                    json!({"op": "get", "args": [fork], "index": index}),
+                );
             }
             10 => {
                 let (a, b) = (self.pick("i64"), self.pick("f64"));
@@ -242,14 +277,25 @@ impl Builder {
         let a = self.pick(&key);
         match self.rng.below(6) {
             0 => {
-                let ops = ["neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil", "relu", "sigmoid"];
+                let ops = [
+                    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
+                    "relu", "sigmoid",
+                ];
                 let op = ops[self.rng.below(ops.len())];
                 self.push(nodes, &key, json!({"op": op, "args": [a]}));
             }
             1 => {
                 let op = ["add", "sub", "mul", "div", "min", "max"][self.rng.below(6)];
-                let b = if self.has("tensor[]") && self.rng.chance(40) { self.pick("tensor[]") } else { self.pick(&key) };
-                let args = if self.rng.chance(50) { json!([a, b]) } else { json!([b, a]) };
+                let b = if self.has("tensor[]") && self.rng.chance(40) {
+                    self.pick("tensor[]")
+                } else {
+                    self.pick(&key)
+                };
+                let args = if self.rng.chance(50) {
+                    json!([a, b])
+                } else {
+                    json!([b, a])
+                };
                 self.push(nodes, &key, json!({"op": op, "args": args}));
             }
             2 => {
@@ -261,15 +307,27 @@ impl Builder {
             }
             3 if shape == [2, 3] && self.has("tensor[3, 2]") => {
                 let b = self.pick("tensor[3, 2]");
-                self.push(nodes, "tensor[2, 2]", json!({"op": "matmul", "args": [a, b]}));
+                self.push(
+                    nodes,
+                    "tensor[2, 2]",
+                    json!({"op": "matmul", "args": [a, b]}),
+                );
             }
             4 if shape.len() == 2 => {
                 let flipped = [shape[1], shape[0]];
-                self.push(nodes, &tensor_key(&flipped), json!({"op": "transpose", "args": [a]}));
+                self.push(
+                    nodes,
+                    &tensor_key(&flipped),
+                    json!({"op": "transpose", "args": [a]}),
+                );
             }
             5 if count == 6 => {
                 let to: &[u32] = if shape.len() == 2 { &[6] } else { &[3, 2] };
-                self.push(nodes, &tensor_key(to), json!({"op": "reshape", "args": [a], "shape": to}));
+                self.push(
+                    nodes,
+                    &tensor_key(to),
+                    json!({"op": "reshape", "args": [a], "shape": to}),
+                );
             }
             _ => {
                 let x = self.pick("f64");
@@ -299,7 +357,11 @@ impl Builder {
         let cond = self.pick("bool");
         let key = if self.rng.chance(50) { "i64" } else { "f64" };
         let (then, otherwise) = (self.region(key, depth), self.region(key, depth));
-        self.push(nodes, key, json!({"op": "if", "args": [cond], "then": then, "else": otherwise}));
+        self.push(
+            nodes,
+            key,
+            json!({"op": "if", "args": [cond], "then": then, "else": otherwise}),
+        );
     }
 
     fn loop_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
@@ -317,7 +379,11 @@ impl Builder {
         self.pools = saved;
         let iterations = self.rng.below(7);
         let body = json!({"params": [index, state], "nodes": inner, "results": [result]});
-        self.push(nodes, key, json!({"op": "loop", "args": [init], "iterations": iterations, "body": body}));
+        self.push(
+            nodes,
+            key,
+            json!({"op": "loop", "args": [init], "iterations": iterations, "body": body}),
+        );
     }
 }
 
@@ -332,7 +398,8 @@ mod tests {
         let mut errors = 0;
         for seed in 0..600u64 {
             let json = generate(seed).to_string();
-            let graph = parse(json.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
+            let graph = parse(json.as_bytes(), &Limits::default())
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
             let inputs: Vec<graphjit_value::Value> = graph
                 .inputs
                 .iter()
@@ -341,11 +408,23 @@ mod tests {
                     _ => panic!("generated inputs have defaults"),
                 })
                 .collect();
-            if eval(&graph, &inputs, &EvalLimits { fuel: 1 << 30, memory_bytes: 1 << 28 }).is_err() {
+            if eval(
+                &graph,
+                &inputs,
+                &EvalLimits {
+                    fuel: 1 << 30,
+                    memory_bytes: 1 << 28,
+                },
+            )
+            .is_err()
+            {
                 errors += 1;
             }
         }
         // Error paths are exercised, but most graphs succeed.
-        assert!(errors > 0 && errors < 300, "{errors} of 600 generated graphs fail");
+        assert!(
+            errors > 0 && errors < 300,
+            "{errors} of 600 generated graphs fail"
+        );
     }
 }
