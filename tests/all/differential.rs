@@ -185,14 +185,25 @@ fn graphs_render_the_same_outputs_in_eval_and_wasm_for_examples() {
 
 #[test]
 fn every_example_in_the_format_doc_parses_and_agrees() {
-    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/graph-format.md")).expect("doc");
-    let blocks: Vec<&str> = doc.split("```json").skip(1).filter_map(|b| b.split("```").next()).collect();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/graph-format.md"),
+    )
+    .expect("doc");
+    let blocks: Vec<&str> = doc
+        .split("```json")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
     assert!(blocks.len() >= 7, "the doc lost its examples");
     for block in blocks {
         let g = graph(block);
         let limits = RunLimits::default();
         let expected = outcome(&eval_with(&g, limits));
         assert!(expected.is_ok(), "doc example fails: {expected:?}\n{block}");
-        assert_eq!(expected, outcome(&run_with(&compile(&g), limits)), "{block}");
+        assert_eq!(
+            expected,
+            outcome(&run_with(&compile(&g), limits)),
+            "{block}"
+        );
     }
 }
