@@ -388,7 +388,7 @@ mod tests {
             decode(&[0xff, 0xff, 0xff, 0xff]),
             Err(DecodeError::Truncated)
         );
-        assert_eq!(decode(&[1, 0, 0, 0, 9]), Err(DecodeError::BadTag(9)));
+        assert_eq!(decode(&[1, 0, 0, 0, 9, 0]), Err(DecodeError::BadTag(9)));
         // A tensor claiming 2^32-1 x 2^32-1 elements must not allocate.
         let mut huge = vec![1, 0, 0, 0, TAG_TENSOR, 2, 0, 0, 0];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
