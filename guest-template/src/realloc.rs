@@ -35,14 +35,21 @@ pub unsafe extern "C" fn cabi_realloc(
     }
     let ptr = if old_len == 0 {
         match Layout::from_size_align(new_len, align) {
-            // SAFETY: `layout` has a non-zero size (checked above).
+            // ASSUMPTION: `layout` has a non-zero size (checked above).
+            // DEPENDS ON: dlmalloc as the global allocator; the Canonical ABI's realloc contract.
+            // TLA+ PROPERTY: none (covered by the runtime's memory limit).
+            // FAILURE MODE: a null return, handled just below by trapping.
+            // MITIGATION: the layout is checked by `Layout::from_size_align`; null traps.
             Ok(layout) => unsafe { allocate(layout) },
             Err(_) => trap(),
         }
     } else {
         match Layout::from_size_align(old_len, align) {
-            // SAFETY: the caller got `old_ptr` from this function with this layout (ASSUMPTION
-            // above), and `new_len` is non-zero.
+            // ASSUMPTION: the caller got `old_ptr` from this function with this layout; `new_len` > 0.
+            // DEPENDS ON: dlmalloc as the global allocator; the Canonical ABI's realloc contract.
+            // TLA+ PROPERTY: none (covered by the runtime's memory limit).
+            // FAILURE MODE: a null return, handled just below by trapping.
+            // MITIGATION: the layout is checked by `Layout::from_size_align`; null traps.
             Ok(layout) => unsafe { realloc(old_ptr, layout, new_len) },
             Err(_) => trap(),
         }
