@@ -1,9 +1,16 @@
-//! Test support shared by unit tests, integration tests and later passes: a generator of
-//! random well-typed graphs (as JSON), and a corpus of hostile strings.
+//! Test support shared by unit tests, integration tests, benches and later passes: a
+//! generator of random well-typed graphs (as JSON, format v1), and a corpus of hostile
+//! strings.
 //!
-//! Invariants: every generated graph parses; generation is a pure function of the seed, so a
-//! failing case is reproduced from the seed proptest prints. Graphs exercise error paths
-//! (overflow, division by zero, NaN to i64) on purpose, but most of them succeed.
+//! Invariants:
+//! - Every generated graph parses (`graph::parse` with default limits) and every input has a
+//!   default, so a graph runs with no inputs given.
+//! - Generation is a pure function of one `u64` seed ([`generate`]); a failing case is
+//!   reproduced from the seed alone.
+//! - Graphs exercise error paths on purpose (i64 overflow, division by zero, NaN to i64), and
+//!   NaN/inf-producing float math, but most of them succeed.
+//! - Sizes stay small (tensors ≤ 64 elements, loops ≤ 20 iterations, nesting ≤ 3), so
+//!   hundreds of graphs evaluate or compile in seconds.
 
 use std::collections::BTreeMap;
 
@@ -14,19 +21,25 @@ use serde_json::{Value as Json, json};
 pub fn hostile_strings() -> &'static [&'static str] {
     &[
         "\"",
+        "\"); }",
         "\"); } fn evil() { loop {} } //",
         "*/ /* // \n#![no_std]",
         "line\nbreak\r\n",
         "back\\slash\\",
+        "\\\"",
         "nul\u{0}byte",
-        "ünïcödé ✓ 漢字 \u{202e}rtl",
+        "ünïcödé ✓ 漢字 \u{202e}rtl 🦀",
         "{}{{}}%s%n",
         "r#\"raw\"#",
         "'\\u{7f}'",
+        "\u{feff}bom",
+        "",
     ]
 }
 
 /// Random well-typed graphs in JSON format v1; every input has a default.
+///
+/// Shrinking is by seed only: a failure is reported with the graph for its seed.
 pub fn arb_graph() -> impl Strategy<Value = Json> {
     any::<u64>().prop_map(generate)
 }
@@ -34,32 +47,53 @@ pub fn arb_graph() -> impl Strategy<Value = Json> {
 /// The graph for `seed` (what [`arb_graph`] yields).
 pub fn generate(seed: u64) -> Json {
     let mut b = Builder {
-        rng: Rng(seed | 1),
+        rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
         next: 0,
         pools: BTreeMap::new(),
     };
     let mut nodes = Vec::new();
-    for (ty, default) in [
+    let inputs = [
         ("i64", json!(b.int())),
-        ("f64", json!(b.float_json())),
+        ("f64", b.float_json()),
         ("string", json!(b.text())),
-    ] {
+        ("bool", json!(b.rng.chance(50))),
+    ];
+    for (ty, default) in inputs {
+        if ty == "bool" && b.rng.chance(50) {
+            continue;
+        }
         let id = b.id();
         nodes.push(json!({"id": id, "op": "input", "type": ty, "default": default}));
         b.add(ty, &id);
     }
-    let steps = 4 + b.rng.below(20);
-    for _ in 0..steps {
+    for _ in 0..4 + b.rng.below(20) {
         b.step(&mut nodes, 0);
     }
     let mut outputs = serde_json::Map::new();
     for k in 0..1 + b.rng.below(4) {
-        let kinds: Vec<String> = b.pools.keys().cloned().collect();
-        let kind = &kinds[b.rng.below(kinds.len())];
-        let node = b.pick(kind);
-        outputs.insert(format!("out{k}"), json!(node));
+        let key = b.any_key(true);
+        let node = b.pick(&key);
+        let name = if b.rng.chance(10) {
+            format!("{}{k}", b.text())
+        } else {
+            format!("out{k}")
+        };
+        outputs.insert(name, json!(node));
     }
     json!({"version": 1, "nodes": nodes, "outputs": outputs})
+}
+
+/// The inputs' defaults in `graph.inputs` order, or `None` if an input has none.
+#[cfg(test)]
+pub(crate) fn default_inputs(graph: &crate::graph::Graph) -> Option<Vec<graphjit_value::Value>> {
+    graph
+        .inputs
+        .iter()
+        .map(|&id| match &graph.nodes.get(id.index())?.op {
+            crate::graph::Op::Input { default: Some(c) } => Some(crate::eval::const_value(c)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// xorshift64*: small, deterministic, good enough to pick shapes of graphs.
@@ -78,16 +112,33 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
+    fn choose<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
 }
 
+/// Type keys: "i64", "f64", "bool", "string", "tuple", or `tensor_key(shape)`.
 struct Builder {
     rng: Rng,
     next: usize,
-    /// Node ids by type key ("i64", "f64", "bool", "string", "tensor[2,3]").
+    /// Node ids visible at the current point, by type key.
     pools: BTreeMap<String, Vec<String>>,
 }
 
-const SHAPES: &[&[u32]] = &[&[], &[4], &[2, 3], &[3, 2], &[9]];
+/// Tensor shapes the generator uses: scalars, vectors, matrices that chain through matmul.
+const SHAPES: &[&[u32]] = &[&[], &[1], &[4], &[2, 3], &[3, 2], &[3, 3], &[8, 8], &[9]];
+
+const TENSOR_UNARY: &[&str] = &[
+    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil", "relu", "sigmoid",
+];
+const F64_UNARY: &[&str] = &[
+    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
+];
+const F64_BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max", "pow"];
+const I64_BINARY: &[&str] = &["add", "sub", "mul", "div", "rem", "min", "max"];
+const TENSOR_BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max"];
+const REDUCTIONS: &[&str] = &["sum", "reduce_max", "reduce_min", "mean"];
+const ORDERED: &[&str] = &["eq", "ne", "lt", "le", "gt", "ge"];
 
 fn tensor_key(shape: &[u32]) -> String {
     format!("tensor{shape:?}")
@@ -97,7 +148,7 @@ impl Builder {
     fn id(&mut self) -> String {
         self.next += 1;
         if self.rng.chance(10) {
-            let hostile = hostile_strings()[self.rng.below(hostile_strings().len())];
+            let hostile = *self.rng.choose(hostile_strings());
             format!("{hostile}#{}", self.next)
         } else {
             format!("n{}", self.next)
@@ -115,34 +166,50 @@ impl Builder {
         self.pools.get(key).is_some_and(|p| !p.is_empty())
     }
 
+    /// A visible node of type `key` (which must have one).
     fn pick(&mut self, key: &str) -> String {
         let pool = self.pools.get(key).cloned().unwrap_or_default();
-        pool[self.rng.below(pool.len())].clone()
+        self.rng.choose(&pool).clone()
+    }
+
+    /// A key with at least one visible node; tuples only if `tuples`.
+    fn any_key(&mut self, tuples: bool) -> String {
+        let keys: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && (tuples || k.as_str() != "tuple"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.rng.choose(&keys).clone()
     }
 
     fn int(&mut self) -> i64 {
-        match self.rng.below(20) {
+        match self.rng.below(24) {
             0 => i64::MAX,
             1 => i64::MIN,
-            2 => 0,
+            2 => -1,
+            3 => 0,
+            4 => 1 << 40,
             _ => self.rng.below(200) as i64 - 100,
         }
     }
 
     fn float_json(&mut self) -> Json {
-        match self.rng.below(24) {
+        match self.rng.below(28) {
             0 => json!("nan"),
             1 => json!("inf"),
             2 => json!("-inf"),
             3 => json!(-0.0),
             4 => json!(1e300),
+            5 => json!(1e-310),
+            6 => json!(0.0),
             _ => json!((self.rng.below(2000) as f64 - 1000.0) / 64.0),
         }
     }
 
     fn text(&mut self) -> String {
         if self.rng.chance(50) {
-            hostile_strings()[self.rng.below(hostile_strings().len())].to_string()
+            self.rng.choose(hostile_strings()).to_string()
         } else {
             format!("s{}", self.rng.below(100))
         }
@@ -158,114 +225,145 @@ impl Builder {
 
     /// Adds one random node (maybe with regions) to `nodes`; `depth` bounds nesting.
     fn step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
-        match self.rng.below(if depth < 2 { 14 } else { 11 }) {
+        match self.rng.below(if depth < 3 { 16 } else { 13 }) {
+            0 => self.constant(nodes),
+            1 | 2 => self.i64_step(nodes),
+            3 | 4 => self.f64_step(nodes),
+            5 => self.compare_step(nodes),
+            6 => self.logic_step(nodes),
+            7 => self.string_step(nodes),
+            8..=10 => self.tensor_step(nodes),
+            11 => self.fork_step(nodes),
+            12 => {
+                let args: Vec<String> = (0..1 + self.rng.below(3))
+                    .map(|_| {
+                        let key = self.any_key(true);
+                        self.pick(&key)
+                    })
+                    .collect();
+                let last = args.last().cloned().unwrap_or_default();
+                let key = self.key_of(&last);
+                self.push(nodes, &key, json!({"op": "sequence", "args": args}));
+            }
+            13 | 14 => self.if_step(nodes, depth),
+            _ => self.loop_step(nodes, depth),
+        }
+    }
+
+    /// The type key of a visible node.
+    fn key_of(&self, id: &str) -> String {
+        self.pools
+            .iter()
+            .find(|(_, ids)| ids.iter().any(|i| i == id))
+            .map_or_else(|| "i64".to_string(), |(k, _)| k.clone())
+    }
+
+    fn constant(&mut self, nodes: &mut Vec<Json>) {
+        match self.rng.below(4) {
             0 => {
                 let v = self.int();
                 self.push(nodes, "i64", json!({"op": "const", "value": v}));
             }
             1 => {
                 let v = self.float_json();
-                self.push(
-                    nodes,
-                    "f64",
-                    json!({"op": "const", "type": "f64", "value": v}),
-                );
-            }
-            2 => {
-                let op = [
-                    "add", "sub", "mul", "div", "rem", "min", "max", "neg", "abs",
-                ][self.rng.below(9)];
-                let (a, b) = (self.pick("i64"), self.pick("i64"));
-                let args = if matches!(op, "neg" | "abs") {
-                    json!([a])
-                } else {
-                    json!([a, b])
-                };
-                self.push(nodes, "i64", json!({"op": op, "args": args}));
-            }
-            3 => {
-                const UNARY: &[&str] = &[
-                    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
-                ];
-                const BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max", "pow"];
-                let (a, b) = (self.pick("f64"), self.pick("f64"));
-                let node = if self.rng.chance(50) {
-                    json!({"op": UNARY[self.rng.below(UNARY.len())], "args": [a]})
-                } else {
-                    json!({"op": BINARY[self.rng.below(BINARY.len())], "args": [a, b]})
-                };
+                let node = json!({"op": "const", "type": "f64", "value": v});
                 self.push(nodes, "f64", node);
             }
-            4 => {
-                let ty = if self.rng.chance(50) { "i64" } else { "f64" };
-                let op = ["eq", "ne", "lt", "le", "gt", "ge"][self.rng.below(6)];
-                let (a, b) = (self.pick(ty), self.pick(ty));
-                self.push(nodes, "bool", json!({"op": op, "args": [a, b]}));
+            2 => {
+                let v = self.rng.chance(50);
+                self.push(nodes, "bool", json!({"op": "const", "value": v}));
             }
-            5 if self.has("bool") => {
-                let op = ["and", "or", "xor", "not"][self.rng.below(4)];
-                let (a, b) = (self.pick("bool"), self.pick("bool"));
-                let args = if op == "not" {
-                    json!([a])
-                } else {
-                    json!([a, b])
-                };
-                self.push(nodes, "bool", json!({"op": op, "args": args}));
+            _ => {
+                let v = self.text();
+                self.push(nodes, "string", json!({"op": "const", "value": v}));
             }
-            6 => match self.rng.below(5) {
-                0 => {
-                    let a = self.pick("i64");
-                    self.push(nodes, "f64", json!({"op": "to_f64", "args": [a]}));
-                }
-                1 => {
-                    let a = self.pick("f64");
-                    self.push(nodes, "i64", json!({"op": "to_i64", "args": [a]}));
-                }
-                2 => {
-                    let a = if self.rng.chance(50) {
-                        self.pick("i64")
-                    } else {
-                        self.pick("f64")
-                    };
-                    self.push(nodes, "string", json!({"op": "to_string", "args": [a]}));
-                }
-                3 => {
-                    let (a, b) = (self.pick("string"), self.pick("string"));
-                    self.push(nodes, "string", json!({"op": "concat", "args": [a, b]}));
-                }
-                _ => {
-                    let a = self.pick("string");
-                    self.push(nodes, "i64", json!({"op": "len", "args": [a]}));
-                }
-            },
-            7 | 8 => self.tensor_step(nodes),
-            9 => {
-                let (a, b) = (self.pick("i64"), self.pick("f64"));
-                let fork = self.push(nodes, "tuple", json!({"op": "fork", "args": [a, b]}));
-                let index = self.rng.below(2);
-                self.push(
-                    nodes,
-                    if index == 0 { "i64" } else { "f64" },
-                    json!({"op": "get", "args": [fork], "index": index}),
-                );
+        }
+    }
+
+    fn i64_step(&mut self, nodes: &mut Vec<Json>) {
+        let (a, b) = (self.pick("i64"), self.pick("i64"));
+        let node = match self.rng.below(5) {
+            0 => json!({"op": self.rng.choose(&["neg", "abs"]), "args": [a]}),
+            1 => {
+                let x = self.pick("f64");
+                json!({"op": "to_i64", "args": [x]})
             }
-            10 => {
-                let (a, b) = (self.pick("i64"), self.pick("f64"));
-                self.push(nodes, "f64", json!({"op": "sequence", "args": [a, b]}));
+            _ => json!({"op": self.rng.choose(I64_BINARY), "args": [a, b]}),
+        };
+        self.push(nodes, "i64", node);
+    }
+
+    fn f64_step(&mut self, nodes: &mut Vec<Json>) {
+        let (a, b) = (self.pick("f64"), self.pick("f64"));
+        let node = match self.rng.below(6) {
+            0 | 1 => json!({"op": self.rng.choose(F64_UNARY), "args": [a]}),
+            2 => {
+                let i = self.pick("i64");
+                json!({"op": "to_f64", "args": [i]})
             }
-            11 | 12 => self.if_step(nodes, depth),
-            _ => self.loop_step(nodes, depth),
+            _ => json!({"op": self.rng.choose(F64_BINARY), "args": [a, b]}),
+        };
+        self.push(nodes, "f64", node);
+    }
+
+    fn compare_step(&mut self, nodes: &mut Vec<Json>) {
+        let key = *self.rng.choose(&["i64", "f64", "f64", "string", "bool"]);
+        if !self.has(key) {
+            return;
+        }
+        let op = if matches!(key, "string" | "bool") {
+            *self.rng.choose(&["eq", "ne"])
+        } else {
+            *self.rng.choose(ORDERED)
+        };
+        let (a, b) = (self.pick(key), self.pick(key));
+        self.push(nodes, "bool", json!({"op": op, "args": [a, b]}));
+    }
+
+    fn logic_step(&mut self, nodes: &mut Vec<Json>) {
+        if !self.has("bool") {
+            return self.compare_step(nodes);
+        }
+        let op = *self.rng.choose(&["and", "or", "xor", "not"]);
+        let (a, b) = (self.pick("bool"), self.pick("bool"));
+        let args = if op == "not" {
+            json!([a])
+        } else {
+            json!([a, b])
+        };
+        self.push(nodes, "bool", json!({"op": op, "args": args}));
+    }
+
+    fn string_step(&mut self, nodes: &mut Vec<Json>) {
+        match self.rng.below(4) {
+            0 => {
+                let key = *self.rng.choose(&["i64", "f64"]);
+                let a = self.pick(key);
+                self.push(nodes, "string", json!({"op": "to_string", "args": [a]}));
+            }
+            1 => {
+                let a = self.pick("string");
+                self.push(nodes, "i64", json!({"op": "len", "args": [a]}));
+            }
+            _ => {
+                let (a, b) = (self.pick("string"), self.pick("string"));
+                self.push(nodes, "string", json!({"op": "concat", "args": [a, b]}));
+            }
         }
     }
 
     fn tensor_step(&mut self, nodes: &mut Vec<Json>) {
-        let shape = SHAPES[self.rng.below(SHAPES.len())];
+        let shape = *self.rng.choose(SHAPES);
         let key = tensor_key(shape);
-        let count: u32 = shape.iter().product();
-        if !self.has(&key) || self.rng.chance(30) {
-            let node = match self.rng.below(3) {
+        if !self.has(&key) || self.rng.chance(25) {
+            let count: u32 = shape.iter().product();
+            let node = match self.rng.below(4) {
                 0 => json!({"op": "iota", "shape": shape}),
                 1 => json!({"op": "fill", "shape": shape, "value": self.float_json()}),
+                2 if shape.is_empty() => {
+                    let x = self.pick("f64");
+                    json!({"op": "to_tensor", "args": [x]})
+                }
                 _ => {
                     let data: Vec<Json> = (0..count).map(|_| self.float_json()).collect();
                     json!({"op": "const", "type": {"tensor": shape}, "value": data})
@@ -275,17 +373,12 @@ impl Builder {
             return;
         }
         let a = self.pick(&key);
-        match self.rng.below(6) {
-            0 => {
-                let ops = [
-                    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
-                    "relu", "sigmoid",
-                ];
-                let op = ops[self.rng.below(ops.len())];
+        match self.rng.below(7) {
+            0 | 1 => {
+                let op = self.rng.choose(TENSOR_UNARY);
                 self.push(nodes, &key, json!({"op": op, "args": [a]}));
             }
-            1 => {
-                let op = ["add", "sub", "mul", "div", "min", "max"][self.rng.below(6)];
+            2 | 3 => {
                 let b = if self.has("tensor[]") && self.rng.chance(40) {
                     self.pick("tensor[]")
                 } else {
@@ -296,57 +389,89 @@ impl Builder {
                 } else {
                     json!([b, a])
                 };
+                let op = self.rng.choose(TENSOR_BINARY);
                 self.push(nodes, &key, json!({"op": op, "args": args}));
             }
-            2 => {
-                let op = ["sum", "reduce_max", "reduce_min", "mean"][self.rng.below(4)];
+            4 => {
+                let op = self.rng.choose(REDUCTIONS);
                 let r = self.push(nodes, "tensor[]", json!({"op": op, "args": [a]}));
                 if self.rng.chance(50) {
                     self.push(nodes, "f64", json!({"op": "to_f64", "args": [r]}));
                 }
             }
-            3 if shape == [2, 3] && self.has("tensor[3, 2]") => {
-                let b = self.pick("tensor[3, 2]");
-                self.push(
-                    nodes,
-                    "tensor[2, 2]",
-                    json!({"op": "matmul", "args": [a, b]}),
-                );
-            }
-            4 if shape.len() == 2 => {
-                let flipped = [shape[1], shape[0]];
-                self.push(
-                    nodes,
-                    &tensor_key(&flipped),
-                    json!({"op": "transpose", "args": [a]}),
-                );
-            }
-            5 if count == 6 => {
-                let to: &[u32] = if shape.len() == 2 { &[6] } else { &[3, 2] };
-                self.push(
-                    nodes,
-                    &tensor_key(to),
-                    json!({"op": "reshape", "args": [a], "shape": to}),
-                );
-            }
+            5 => self.matrix_step(nodes, shape, &a),
             _ => {
-                let x = self.pick("f64");
-                self.push(nodes, "tensor[]", json!({"op": "to_tensor", "args": [x]}));
+                let count: u32 = shape.iter().product();
+                if count == 1 {
+                    self.push(nodes, "f64", json!({"op": "to_f64", "args": [a]}));
+                    return;
+                }
+                let to: Vec<u32> = match (shape, count) {
+                    ([2, 3], _) => vec![3, 2],
+                    (_, 9) => vec![3, 3],
+                    (_, 64) => vec![4, 16],
+                    (_, n) => vec![n],
+                };
+                let to_key = tensor_key(&to);
+                let node = json!({"op": "reshape", "args": [a], "shape": to});
+                self.push(nodes, &to_key, node);
             }
         }
     }
 
-    /// A branch region computing one value of `key` from outer nodes (captures).
-    fn region(&mut self, key: &str, depth: usize) -> Json {
+    /// `transpose` or `matmul` of matrix `a` (shape `shape`), when shapes allow.
+    fn matrix_step(&mut self, nodes: &mut Vec<Json>, shape: &[u32], a: &str) {
+        let &[m, k] = shape else {
+            return;
+        };
+        let partners: Vec<&[u32]> = SHAPES
+            .iter()
+            .copied()
+            .filter(|s| s.len() == 2 && s[0] == k && self.has(&tensor_key(s)))
+            .collect();
+        if partners.is_empty() || self.rng.chance(30) {
+            let flipped = tensor_key(&[k, m]);
+            self.push(nodes, &flipped, json!({"op": "transpose", "args": [a]}));
+            return;
+        }
+        let other = *self.rng.choose(&partners);
+        let b = self.pick(&tensor_key(other));
+        let out = tensor_key(&[m, other[1]]);
+        self.push(nodes, &out, json!({"op": "matmul", "args": [a, b]}));
+    }
+
+    fn fork_step(&mut self, nodes: &mut Vec<Json>) {
+        let mut args = Vec::new();
+        let mut keys = Vec::new();
+        for _ in 0..1 + self.rng.below(3) {
+            let key = self.any_key(false);
+            args.push(self.pick(&key));
+            keys.push(key);
+        }
+        let fork = self.push(nodes, "tuple", json!({"op": "fork", "args": args}));
+        let index = self.rng.below(keys.len());
+        let key = keys[index].clone();
+        self.push(
+            nodes,
+            &key,
+            json!({"op": "get", "args": [fork], "index": index}),
+        );
+    }
+
+    /// Nodes of a region computing a value of type `key`, with the given params in scope;
+    /// the region's nodes are out of scope afterwards.
+    fn region(&mut self, params: &[(&str, &str)], keys: &[String], depth: usize) -> (Json, Json) {
         let saved = self.pools.clone();
+        for (key, id) in params {
+            self.add(key, id);
+        }
         let mut inner = Vec::new();
-        for _ in 0..self.rng.below(4) {
+        for _ in 0..self.rng.below(5) {
             self.step(&mut inner, depth + 1);
         }
-        let result = self.pick(key);
-        // Nodes defined inside are not visible after the region.
+        let results: Vec<String> = keys.iter().map(|k| self.pick(k)).collect();
         self.pools = saved;
-        json!({"nodes": inner, "result": result})
+        (json!(inner), json!(results))
     }
 
     fn if_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
@@ -355,76 +480,132 @@ impl Builder {
             self.push(nodes, "bool", json!({"op": "lt", "args": [a, b]}));
         }
         let cond = self.pick("bool");
-        let key = if self.rng.chance(50) { "i64" } else { "f64" };
-        let (then, otherwise) = (self.region(key, depth), self.region(key, depth));
-        self.push(
-            nodes,
-            key,
-            json!({"op": "if", "args": [cond], "then": then, "else": otherwise}),
-        );
+        let key = self.any_key(false);
+        let keys = [key.clone()];
+        let (then_nodes, then_result) = self.region(&[], &keys, depth);
+        let (else_nodes, else_result) = self.region(&[], &keys, depth);
+        let node = json!({
+            "op": "if",
+            "args": [cond],
+            "then": {"nodes": then_nodes, "result": then_result[0]},
+            "else": {"nodes": else_nodes, "result": else_result[0]},
+        });
+        self.push(nodes, &key, node);
     }
 
     fn loop_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
-        let key = if self.rng.chance(50) { "i64" } else { "f64" };
-        let init = self.pick(key);
-        let saved = self.pools.clone();
-        let (index, state) = (self.id(), self.id());
-        self.add("i64", &index);
-        self.add(key, &state);
-        let mut inner = Vec::new();
-        for _ in 0..1 + self.rng.below(3) {
-            self.step(&mut inner, depth + 1);
+        let mut keys = Vec::new();
+        let mut init = Vec::new();
+        for _ in 0..1 + self.rng.below(2) {
+            let key = loop {
+                let key = self.any_key(false);
+                // String states could double in length every iteration.
+                if key != "string" {
+                    break key;
+                }
+            };
+            init.push(self.pick(&key));
+            keys.push(key);
         }
-        let result = self.pick(key);
-        self.pools = saved;
-        let iterations = self.rng.below(7);
-        let body = json!({"params": [index, state], "nodes": inner, "results": [result]});
-        self.push(
-            nodes,
-            key,
-            json!({"op": "loop", "args": [init], "iterations": iterations, "body": body}),
+        let index = self.id();
+        let states: Vec<String> = keys.iter().map(|_| self.id()).collect();
+        let mut params: Vec<(&str, &str)> = vec![("i64", index.as_str())];
+        params.extend(
+            keys.iter()
+                .map(String::as_str)
+                .zip(states.iter().map(String::as_str)),
         );
+        let (body_nodes, results) = self.region(&params, &keys, depth);
+        let mut param_names = vec![index.clone()];
+        param_names.extend(states.iter().cloned());
+        let node = json!({
+            "op": "loop",
+            "args": init,
+            "iterations": self.rng.below(21),
+            "body": {"params": param_names, "nodes": body_nodes, "results": results},
+        });
+        let key = if keys.len() == 1 {
+            keys[0].clone()
+        } else {
+            "tuple".to_string()
+        };
+        let id = self.push(nodes, &key, node);
+        if keys.len() > 1 {
+            let index = self.rng.below(keys.len());
+            let key = keys[index].clone();
+            self.push(
+                nodes,
+                &key,
+                json!({"op": "get", "args": [id], "index": index}),
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{EvalLimits, eval};
     use crate::graph::{Limits, parse};
 
     #[test]
-    fn generated_graphs_parse_and_evaluate_without_panicking() {
-        let mut errors = 0;
-        for seed in 0..600u64 {
-            let json = generate(seed).to_string();
-            let graph = parse(json.as_bytes(), &Limits::default())
-                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
-            let inputs: Vec<graphjit_value::Value> = graph
-                .inputs
-                .iter()
-                .map(|&id| match &graph.node(id).op {
-                    crate::graph::Op::Input { default: Some(c) } => crate::host::const_value(c),
-                    _ => panic!("generated inputs have defaults"),
-                })
-                .collect();
-            if eval(
-                &graph,
-                &inputs,
-                &EvalLimits {
-                    fuel: 1 << 30,
-                    memory_bytes: 1 << 28,
-                },
-            )
-            .is_err()
-            {
-                errors += 1;
+    fn generation_is_a_function_of_the_seed() {
+        for seed in 0..50 {
+            assert_eq!(generate(seed), generate(seed));
+        }
+        assert_ne!(generate(1), generate(2));
+    }
+
+    #[test]
+    fn generated_graphs_cover_every_op_kind() {
+        let mut seen = std::collections::BTreeSet::new();
+        fn walk(nodes: &Json, seen: &mut std::collections::BTreeSet<String>) {
+            for node in nodes.as_array().into_iter().flatten() {
+                seen.insert(node["op"].as_str().unwrap_or("?").to_string());
+                for region in ["then", "else", "body"] {
+                    walk(&node[region]["nodes"], seen);
+                }
             }
         }
-        // Error paths are exercised, but most graphs succeed.
-        assert!(
-            errors > 0 && errors < 300,
-            "{errors} of 600 generated graphs fail"
-        );
+        for seed in 0..500 {
+            walk(&generate(seed)["nodes"], &mut seen);
+        }
+        use crate::graph::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
+        let mut all: Vec<&str> = vec![
+            "input",
+            "const",
+            "if",
+            "loop",
+            "fork",
+            "sequence",
+            "get",
+            "iota",
+            "fill",
+            "reshape",
+            "transpose",
+            "matmul",
+            "to_f64",
+            "to_i64",
+            "to_tensor",
+            "concat",
+            "len",
+            "to_string",
+        ];
+        all.extend(UnaryOp::ALL.iter().map(|o| o.name()));
+        all.extend(BinaryOp::ALL.iter().map(|o| o.name()));
+        all.extend(CompareOp::ALL.iter().map(|o| o.name()));
+        all.extend(ReduceOp::ALL.iter().map(|o| o.name()));
+        let missing: Vec<&&str> = all.iter().filter(|op| !seen.contains(**op)).collect();
+        assert!(missing.is_empty(), "never generated: {missing:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn arb_graph_yields_graphs_that_parse_with_defaults(json in arb_graph()) {
+            let text = json.to_string();
+            let graph = parse(text.as_bytes(), &Limits::default())
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert!(default_inputs(&graph).is_some());
+        }
     }
 }

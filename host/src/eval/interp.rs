@@ -1,0 +1,357 @@
+//! The walk over regions: demand, canonical order, fuel, memory, and the nodes that carry
+//! regions or move values around (`input`, `param`, `const`, `if`, `loop`, `fork`, `get`,
+//! `sequence`). Every other op is a value rule in [`super::scalar`] or [`super::tensor`].
+//!
+//! Cost rule (fuel), charged **before** the node runs so that no budget is overrun by more
+//! than one node's work:
+//! - every evaluated node: `1 + W / 64`, where `W` is the number of f32 elements in the
+//!   node's result type (summed over a tuple), except `matmul` (`W = m·k·n`) and the
+//!   reductions (`W` = the argument's elements);
+//! - every loop iteration: 1 more (so a body that evaluates nothing still pays);
+//! - a node whose result holds strings: 1 per 256 string bytes, charged after the node runs
+//!   (a single string never exceeds the memory limit, so the overrun is bounded).
+//!
+//! Memory rule: a node that allocates a new tensor (everything that yields a tensor except
+//! `input`, `param`, `if`, `loop`, `fork`, `get` and `sequence`, which pass values on) fails
+//! with `OutOfMemory` before it runs if `4 · elements` exceeds the limit; `concat` does the same
+//! for its result's bytes.
+//!
+//! Values live behind `Rc`, so passing one on (a loop state, a branch result, a `sequence`)
+//! never copies it; only `fork` and `get` copy, and their results are charged by size.
+
+use std::rc::Rc;
+
+use graphjit_value::Value;
+
+use super::{EvalError, EvalLimits, const_value, scalar, tensor};
+use crate::graph::{Graph, Node, NodeId, Op, Region, Type};
+
+/// One evaluation's state: a slot per node, the demanded set and the fuel meter.
+pub(super) struct Interp<'g> {
+    graph: &'g Graph,
+    demanded: Vec<bool>,
+    /// Fuel each node costs before it runs (first bullet of the cost rule).
+    costs: Vec<u64>,
+    /// The latest value of each node; a loop body's slots are overwritten every iteration.
+    values: Vec<Option<Rc<Value>>>,
+    fuel_used: u64,
+    limits: EvalLimits,
+}
+
+impl<'g> Interp<'g> {
+    pub(super) fn new(graph: &'g Graph, limits: EvalLimits) -> Result<Self, EvalError> {
+        if graph.root.results.len() != graph.outputs.len() {
+            return Err(internal("the root region's results and the outputs differ"));
+        }
+        let costs = graph
+            .nodes
+            .iter()
+            .map(|node| node_cost(graph, node))
+            .collect::<Result<_, _>>()?;
+        Ok(Interp {
+            graph,
+            demanded: graph.demanded(),
+            costs,
+            values: vec![None; graph.nodes.len()],
+            fuel_used: 0,
+            limits,
+        })
+    }
+
+    pub(super) fn fuel_used(&self) -> u64 {
+        self.fuel_used
+    }
+
+    /// Binds input node `id` to `value`, after checking its type.
+    pub(super) fn bind_input(&mut self, id: NodeId, value: &Value) -> Result<(), EvalError> {
+        let node = self.node_at(id)?;
+        if !matches!(node.op, Op::Input { .. }) {
+            return Err(internal(format!("input {id:?} is not an input node")));
+        }
+        if !crate::values::has_type(value, &node.ty) {
+            return Err(EvalError::BadInput(format!(
+                "input {:?} must be {}, got {}",
+                node.name,
+                node.ty,
+                describe(value)
+            )));
+        }
+        self.set(id, Rc::new(value.clone()))
+    }
+
+    /// Evaluates the root region; its results in output order.
+    pub(super) fn run(&mut self) -> Result<Vec<Value>, EvalError> {
+        let graph = self.graph;
+        let results = self.region(&graph.root)?;
+        Ok(results.into_iter().map(Rc::unwrap_or_clone).collect())
+    }
+
+    fn charge(&mut self, units: u64) -> Result<(), EvalError> {
+        let used = self.fuel_used.saturating_add(units);
+        if used > self.limits.fuel {
+            return Err(EvalError::Fuel {
+                budget: self.limits.fuel,
+                used,
+            });
+        }
+        self.fuel_used = used;
+        Ok(())
+    }
+
+    fn node_at(&self, id: NodeId) -> Result<&'g Node, EvalError> {
+        let graph = self.graph;
+        graph
+            .nodes
+            .get(id.index())
+            .ok_or_else(|| internal(format!("{id:?} is not a node")))
+    }
+
+    fn get(&self, id: NodeId) -> Result<&Rc<Value>, EvalError> {
+        self.values
+            .get(id.index())
+            .and_then(Option::as_ref)
+            .ok_or_else(|| internal(format!("{id:?} is read before it is evaluated")))
+    }
+
+    fn set(&mut self, id: NodeId, value: Rc<Value>) -> Result<(), EvalError> {
+        let slot = self
+            .values
+            .get_mut(id.index())
+            .ok_or_else(|| internal(format!("{id:?} has no slot")))?;
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// Evaluates the demanded nodes of `region` in its (canonical) order; its results.
+    fn region(&mut self, region: &'g Region) -> Result<Vec<Rc<Value>>, EvalError> {
+        for &id in &region.nodes {
+            let demanded = self
+                .demanded
+                .get(id.index())
+                .copied()
+                .ok_or_else(|| internal(format!("{id:?} is not a node")))?;
+            if demanded {
+                let value = self.node(id)?;
+                self.set(id, value)?;
+            }
+        }
+        region
+            .results
+            .iter()
+            .map(|&r| self.get(r).cloned())
+            .collect()
+    }
+
+    fn node(&mut self, id: NodeId) -> Result<Rc<Value>, EvalError> {
+        let node = self.node_at(id)?;
+        let cost = self.costs.get(id.index()).copied().unwrap_or(1);
+        self.charge(cost)?;
+        if let Some(bytes) = allocation_bytes(node)
+            && bytes > self.limits.memory_bytes
+        {
+            return Err(EvalError::OutOfMemory { node: id, bytes });
+        }
+        let value = match &node.op {
+            Op::Input { .. } => Rc::clone(self.get(id)?),
+            Op::Param => return Err(internal(format!("param {id:?} listed as a region node"))),
+            Op::Const(c) => Rc::new(const_value(c)),
+            Op::If { then, otherwise } => {
+                let branch = match self.arguments(node)?.as_slice() {
+                    [Value::Bool(true)] => then,
+                    [Value::Bool(false)] => otherwise,
+                    _ => return Err(internal("`if` without one bool condition")),
+                };
+                let mut results = self.region(branch)?;
+                match (results.pop(), results.is_empty()) {
+                    (Some(value), true) => value,
+                    _ => return Err(internal("an `if` branch without exactly one result")),
+                }
+            }
+            Op::Loop { iterations, body } => self.run_loop(node, *iterations, body)?,
+            Op::Sequence => match node.args.last() {
+                Some(&last) => Rc::clone(self.get(last)?),
+                None => return Err(internal("`sequence` without arguments")),
+            },
+            Op::Fork => Rc::new(Value::Tuple(
+                self.arguments(node)?.into_iter().cloned().collect(),
+            )),
+            Op::Get { index } => match self.arguments(node)?.as_slice() {
+                [Value::Tuple(items)] => Rc::new(
+                    items
+                        .get(*index as usize)
+                        .cloned()
+                        .ok_or_else(|| internal("`get` index out of range"))?,
+                ),
+                _ => return Err(internal("`get` of something other than one tuple")),
+            },
+            op => {
+                let args = self.arguments(node)?;
+                Rc::new(if is_tensor_op(op, &args) {
+                    tensor::apply(op, &args, id)?
+                } else {
+                    scalar::apply(op, &args, id, self.limits.memory_bytes)?
+                })
+            }
+        };
+        if !crate::values::has_type(&value, &node.ty) {
+            return Err(internal(format!(
+                "`{}` at {id:?} produced {}, its type is {}",
+                node.op.name(),
+                describe(&value),
+                node.ty
+            )));
+        }
+        self.charge(string_bytes(&value) / 256)?;
+        Ok(value)
+    }
+
+    fn arguments(&self, node: &Node) -> Result<Vec<&Value>, EvalError> {
+        node.args
+            .iter()
+            .map(|&a| self.get(a).map(|v| &**v))
+            .collect()
+    }
+
+    /// `states = args; for i in 0..iterations { bind (i, states); states = body results }`.
+    fn run_loop(
+        &mut self,
+        node: &Node,
+        iterations: u64,
+        body: &'g Region,
+    ) -> Result<Rc<Value>, EvalError> {
+        let mut states: Vec<Rc<Value>> = node
+            .args
+            .iter()
+            .map(|&a| self.get(a).cloned())
+            .collect::<Result<_, _>>()?;
+        let Some((&index_param, state_params)) = body.params.split_first() else {
+            return Err(internal("a loop body without an index param"));
+        };
+        if state_params.len() != states.len() || body.results.len() != states.len() {
+            return Err(internal(
+                "a loop body's params or results disagree with its states",
+            ));
+        }
+        for i in 0..iterations {
+            self.charge(1)?;
+            let index = i64::try_from(i).map_err(|_| internal("loop index beyond i64"))?;
+            self.set(index_param, Rc::new(Value::I64(index)))?;
+            for (&param, state) in state_params.iter().zip(states) {
+                self.set(param, state)?;
+            }
+            states = self.region(body)?;
+        }
+        if let [single] = states.as_slice() {
+            return Ok(Rc::clone(single));
+        }
+        Ok(Rc::new(Value::Tuple(
+            states.into_iter().map(Rc::unwrap_or_clone).collect(),
+        )))
+    }
+}
+
+/// Ops whose rules live in [`tensor`]: those that make tensors, or take one.
+fn is_tensor_op(op: &Op, args: &[&Value]) -> bool {
+    matches!(
+        op,
+        Op::Iota { .. }
+            | Op::Fill { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose
+            | Op::MatMul
+            | Op::Reduce(_)
+            | Op::ToTensor
+    ) || args.iter().any(|a| matches!(a, Value::Tensor(_)))
+}
+
+/// Fuel a node costs before it runs: `1 + W / 64` (see the module docs).
+fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
+    let arg_type = |i: usize| -> Result<&Type, EvalError> {
+        let id = node
+            .args
+            .get(i)
+            .ok_or_else(|| internal(format!("`{}` lacks argument {i}", node.op.name())))?;
+        graph
+            .nodes
+            .get(id.index())
+            .map(|n| &n.ty)
+            .ok_or_else(|| internal(format!("{id:?} is not a node")))
+    };
+    let work = match &node.op {
+        Op::MatMul => match (arg_type(0)?, arg_type(1)?) {
+            (Type::Tensor(a), Type::Tensor(b)) => match (a.as_slice(), b.as_slice()) {
+                (&[m, k], &[_, n]) => u64::from(m)
+                    .saturating_mul(u64::from(k))
+                    .saturating_mul(u64::from(n)),
+                _ => return Err(internal("`matmul` of tensors that are not matrices")),
+            },
+            _ => return Err(internal("`matmul` of non-tensors")),
+        },
+        Op::Reduce(_) => tensor_elements(arg_type(0)?),
+        _ => tensor_elements(&node.ty),
+    };
+    Ok(1u64.saturating_add(work / 64))
+}
+
+/// f32 elements in a value of type `ty` (all tensors of a tuple).
+fn tensor_elements(ty: &Type) -> u64 {
+    match ty {
+        Type::Tensor(shape) => shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
+            .unwrap_or(u64::MAX),
+        Type::Tuple(items) => items
+            .iter()
+            .fold(0u64, |acc, t| acc.saturating_add(tensor_elements(t))),
+        Type::Bool | Type::I64 | Type::F64 | Type::Str => 0,
+    }
+}
+
+/// Bytes of the new tensor `node` allocates, if it allocates one (the memory rule).
+fn allocation_bytes(node: &Node) -> Option<u64> {
+    let passes_values_on = matches!(
+        node.op,
+        Op::Input { .. }
+            | Op::Param
+            | Op::If { .. }
+            | Op::Loop { .. }
+            | Op::Fork
+            | Op::Get { .. }
+            | Op::Sequence
+    );
+    match &node.ty {
+        ty @ Type::Tensor(_) if !passes_values_on => Some(tensor_elements(ty).saturating_mul(4)),
+        _ => None,
+    }
+}
+
+/// String bytes held in `value` (a tuple's strings summed).
+fn string_bytes(value: &Value) -> u64 {
+    match value {
+        Value::Str(s) => s.len() as u64,
+        Value::Tuple(items) => items
+            .iter()
+            .fold(0u64, |acc, v| acc.saturating_add(string_bytes(v))),
+        Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::Tensor(_) => 0,
+    }
+}
+
+/// A value's kind for messages (never its contents, which may be large).
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Bool(_) => "a bool".into(),
+        Value::I64(_) => "an i64".into(),
+        Value::F64(_) => "an f64".into(),
+        Value::Str(_) => "a string".into(),
+        Value::Tensor(t) => format!(
+            "a tensor of shape {:?} with {} elements",
+            t.shape,
+            t.data.len()
+        ),
+        Value::Tuple(items) => format!("a tuple of {}", items.len()),
+    }
+}
+
+pub(super) fn internal(message: impl Into<String>) -> EvalError {
+    EvalError::Internal(message.into())
+}
