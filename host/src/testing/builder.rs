@@ -1,0 +1,493 @@
+//! The generator behind [`super::generate`]: a deterministic RNG and a builder that adds
+//! random well-typed nodes, tracking which ids of which type are in scope.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value as Json, json};
+
+use super::hostile_strings;
+
+/// A random well-typed graph, a function of `seed` alone.
+pub(super) fn graph(seed: u64) -> Json {
+    let mut b = Builder {
+        rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+        next: 0,
+        pools: BTreeMap::new(),
+    };
+    let mut nodes = Vec::new();
+    let inputs = [
+        ("i64", json!(b.int())),
+        ("f64", b.float_json()),
+        ("string", json!(b.text())),
+        ("bool", json!(b.rng.chance(50))),
+    ];
+    for (ty, default) in inputs {
+        if ty == "bool" && b.rng.chance(50) {
+            continue;
+        }
+        let id = b.id();
+        nodes.push(json!({"id": id, "op": "input", "type": ty, "default": default}));
+        b.add(ty, &id);
+    }
+    for _ in 0..4 + b.rng.below(20) {
+        b.step(&mut nodes, 0);
+    }
+    let mut outputs = serde_json::Map::new();
+    for k in 0..1 + b.rng.below(4) {
+        let key = b.any_key(true);
+        let node = b.pick(&key);
+        let name = if b.rng.chance(10) {
+            format!("{}{k}", b.text())
+        } else {
+            format!("out{k}")
+        };
+        outputs.insert(name, json!(node));
+    }
+    json!({"version": 1, "nodes": nodes, "outputs": outputs})
+}
+
+/// xorshift64*: small, deterministic, good enough to pick shapes of graphs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn choose<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Type keys: "i64", "f64", "bool", "string", "tuple", or `tensor_key(shape)`.
+struct Builder {
+    rng: Rng,
+    next: usize,
+    /// Node ids visible at the current point, by type key.
+    pools: BTreeMap<String, Vec<String>>,
+}
+
+/// Tensor shapes the generator uses: scalars, vectors, matrices that chain through matmul.
+const SHAPES: &[&[u32]] = &[&[], &[1], &[4], &[2, 3], &[3, 2], &[3, 3], &[8, 8], &[9]];
+
+const TENSOR_UNARY: &[&str] = &[
+    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil", "relu", "sigmoid",
+];
+const F64_UNARY: &[&str] = &[
+    "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil",
+];
+const F64_BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max", "pow"];
+const I64_BINARY: &[&str] = &["add", "sub", "mul", "div", "rem", "min", "max"];
+const TENSOR_BINARY: &[&str] = &["add", "sub", "mul", "div", "min", "max"];
+const REDUCTIONS: &[&str] = &["sum", "reduce_max", "reduce_min", "mean"];
+const ORDERED: &[&str] = &["eq", "ne", "lt", "le", "gt", "ge"];
+
+fn tensor_key(shape: &[u32]) -> String {
+    format!("tensor{shape:?}")
+}
+
+impl Builder {
+    fn id(&mut self) -> String {
+        self.next += 1;
+        if self.rng.chance(10) {
+            let hostile = *self.rng.choose(hostile_strings());
+            format!("{hostile}#{}", self.next)
+        } else {
+            format!("n{}", self.next)
+        }
+    }
+
+    fn add(&mut self, key: &str, id: &str) {
+        self.pools
+            .entry(key.to_string())
+            .or_default()
+            .push(id.to_string());
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.pools.get(key).is_some_and(|p| !p.is_empty())
+    }
+
+    /// A visible node of type `key` (which must have one).
+    fn pick(&mut self, key: &str) -> String {
+        let pool = self.pools.get(key).cloned().unwrap_or_default();
+        self.rng.choose(&pool).clone()
+    }
+
+    /// A key with at least one visible node; tuples only if `tuples`.
+    fn any_key(&mut self, tuples: bool) -> String {
+        let keys: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && (tuples || k.as_str() != "tuple"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.rng.choose(&keys).clone()
+    }
+
+    fn int(&mut self) -> i64 {
+        match self.rng.below(24) {
+            0 => i64::MAX,
+            1 => i64::MIN,
+            2 => -1,
+            3 => 0,
+            4 => 1 << 40,
+            _ => self.rng.below(200) as i64 - 100,
+        }
+    }
+
+    fn float_json(&mut self) -> Json {
+        match self.rng.below(28) {
+            0 => json!("nan"),
+            1 => json!("inf"),
+            2 => json!("-inf"),
+            3 => json!(-0.0),
+            4 => json!(1e300),
+            5 => json!(1e-310),
+            6 => json!(0.0),
+            _ => json!((self.rng.below(2000) as f64 - 1000.0) / 64.0),
+        }
+    }
+
+    fn text(&mut self) -> String {
+        if self.rng.chance(50) {
+            self.rng.choose(hostile_strings()).to_string()
+        } else {
+            format!("s{}", self.rng.below(100))
+        }
+    }
+
+    fn push(&mut self, nodes: &mut Vec<Json>, key: &str, mut node: Json) -> String {
+        let id = self.id();
+        node["id"] = json!(id);
+        nodes.push(node);
+        self.add(key, &id);
+        id
+    }
+
+    /// Adds one random node (maybe with regions) to `nodes`; `depth` bounds nesting.
+    fn step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
+        match self.rng.below(if depth < 3 { 16 } else { 13 }) {
+            0 => self.constant(nodes),
+            1 | 2 => self.i64_step(nodes),
+            3 | 4 => self.f64_step(nodes),
+            5 => self.compare_step(nodes),
+            6 => self.logic_step(nodes),
+            7 => self.string_step(nodes),
+            8..=10 => self.tensor_step(nodes),
+            11 => self.fork_step(nodes),
+            12 => {
+                let args: Vec<String> = (0..1 + self.rng.below(3))
+                    .map(|_| {
+                        let key = self.any_key(true);
+                        self.pick(&key)
+                    })
+                    .collect();
+                let last = args.last().cloned().unwrap_or_default();
+                let key = self.key_of(&last);
+                self.push(nodes, &key, json!({"op": "sequence", "args": args}));
+            }
+            13 | 14 => self.if_step(nodes, depth),
+            _ => self.loop_step(nodes, depth),
+        }
+    }
+
+    /// The type key of a visible node.
+    fn key_of(&self, id: &str) -> String {
+        self.pools
+            .iter()
+            .find(|(_, ids)| ids.iter().any(|i| i == id))
+            .map_or_else(|| "i64".to_string(), |(k, _)| k.clone())
+    }
+
+    fn constant(&mut self, nodes: &mut Vec<Json>) {
+        match self.rng.below(4) {
+            0 => {
+                let v = self.int();
+                self.push(nodes, "i64", json!({"op": "const", "value": v}));
+            }
+            1 => {
+                let v = self.float_json();
+                let node = json!({"op": "const", "type": "f64", "value": v});
+                self.push(nodes, "f64", node);
+            }
+            2 => {
+                let v = self.rng.chance(50);
+                self.push(nodes, "bool", json!({"op": "const", "value": v}));
+            }
+            _ => {
+                let v = self.text();
+                self.push(nodes, "string", json!({"op": "const", "value": v}));
+            }
+        }
+    }
+
+    fn i64_step(&mut self, nodes: &mut Vec<Json>) {
+        let (a, b) = (self.pick("i64"), self.pick("i64"));
+        let node = match self.rng.below(5) {
+            0 => json!({"op": self.rng.choose(&["neg", "abs"]), "args": [a]}),
+            1 => {
+                let x = self.pick("f64");
+                json!({"op": "to_i64", "args": [x]})
+            }
+            _ => json!({"op": self.rng.choose(I64_BINARY), "args": [a, b]}),
+        };
+        self.push(nodes, "i64", node);
+    }
+
+    fn f64_step(&mut self, nodes: &mut Vec<Json>) {
+        let (a, b) = (self.pick("f64"), self.pick("f64"));
+        let node = match self.rng.below(6) {
+            0 | 1 => json!({"op": self.rng.choose(F64_UNARY), "args": [a]}),
+            2 => {
+                let i = self.pick("i64");
+                json!({"op": "to_f64", "args": [i]})
+            }
+            _ => json!({"op": self.rng.choose(F64_BINARY), "args": [a, b]}),
+        };
+        self.push(nodes, "f64", node);
+    }
+
+    fn compare_step(&mut self, nodes: &mut Vec<Json>) {
+        let key = *self.rng.choose(&["i64", "f64", "f64", "string", "bool"]);
+        if !self.has(key) {
+            return;
+        }
+        let op = if matches!(key, "string" | "bool") {
+            *self.rng.choose(&["eq", "ne"])
+        } else {
+            *self.rng.choose(ORDERED)
+        };
+        let (a, b) = (self.pick(key), self.pick(key));
+        self.push(nodes, "bool", json!({"op": op, "args": [a, b]}));
+    }
+
+    fn logic_step(&mut self, nodes: &mut Vec<Json>) {
+        if !self.has("bool") {
+            return self.compare_step(nodes);
+        }
+        let op = *self.rng.choose(&["and", "or", "xor", "not"]);
+        let (a, b) = (self.pick("bool"), self.pick("bool"));
+        let args = if op == "not" {
+            json!([a])
+        } else {
+            json!([a, b])
+        };
+        self.push(nodes, "bool", json!({"op": op, "args": args}));
+    }
+
+    fn string_step(&mut self, nodes: &mut Vec<Json>) {
+        match self.rng.below(4) {
+            0 => {
+                let key = *self.rng.choose(&["i64", "f64"]);
+                let a = self.pick(key);
+                self.push(nodes, "string", json!({"op": "to_string", "args": [a]}));
+            }
+            1 => {
+                let a = self.pick("string");
+                self.push(nodes, "i64", json!({"op": "len", "args": [a]}));
+            }
+            _ => {
+                let (a, b) = (self.pick("string"), self.pick("string"));
+                self.push(nodes, "string", json!({"op": "concat", "args": [a, b]}));
+            }
+        }
+    }
+
+    fn tensor_step(&mut self, nodes: &mut Vec<Json>) {
+        let shape = *self.rng.choose(SHAPES);
+        let key = tensor_key(shape);
+        if !self.has(&key) || self.rng.chance(25) {
+            let count: u32 = shape.iter().product();
+            let node = match self.rng.below(4) {
+                0 => json!({"op": "iota", "shape": shape}),
+                1 => json!({"op": "fill", "shape": shape, "value": self.float_json()}),
+                2 if shape.is_empty() => {
+                    let x = self.pick("f64");
+                    json!({"op": "to_tensor", "args": [x]})
+                }
+                _ => {
+                    let data: Vec<Json> = (0..count).map(|_| self.float_json()).collect();
+                    json!({"op": "const", "type": {"tensor": shape}, "value": data})
+                }
+            };
+            self.push(nodes, &key, node);
+            return;
+        }
+        let a = self.pick(&key);
+        match self.rng.below(7) {
+            0 | 1 => {
+                let op = self.rng.choose(TENSOR_UNARY);
+                self.push(nodes, &key, json!({"op": op, "args": [a]}));
+            }
+            2 | 3 => {
+                let b = if self.has("tensor[]") && self.rng.chance(40) {
+                    self.pick("tensor[]")
+                } else {
+                    self.pick(&key)
+                };
+                let args = if self.rng.chance(50) {
+                    json!([a, b])
+                } else {
+                    json!([b, a])
+                };
+                let op = self.rng.choose(TENSOR_BINARY);
+                self.push(nodes, &key, json!({"op": op, "args": args}));
+            }
+            4 => {
+                let op = self.rng.choose(REDUCTIONS);
+                let r = self.push(nodes, "tensor[]", json!({"op": op, "args": [a]}));
+                if self.rng.chance(50) {
+                    self.push(nodes, "f64", json!({"op": "to_f64", "args": [r]}));
+                }
+            }
+            5 => self.matrix_step(nodes, shape, &a),
+            _ => {
+                let count: u32 = shape.iter().product();
+                if count == 1 {
+                    self.push(nodes, "f64", json!({"op": "to_f64", "args": [a]}));
+                    return;
+                }
+                let to: Vec<u32> = match (shape, count) {
+                    ([2, 3], _) => vec![3, 2],
+                    (_, 9) => vec![3, 3],
+                    (_, 64) => vec![4, 16],
+                    (_, n) => vec![n],
+                };
+                let to_key = tensor_key(&to);
+                let node = json!({"op": "reshape", "args": [a], "shape": to});
+                self.push(nodes, &to_key, node);
+            }
+        }
+    }
+
+    /// `transpose` or `matmul` of matrix `a` (shape `shape`), when shapes allow.
+    fn matrix_step(&mut self, nodes: &mut Vec<Json>, shape: &[u32], a: &str) {
+        let &[m, k] = shape else {
+            return;
+        };
+        let partners: Vec<&[u32]> = SHAPES
+            .iter()
+            .copied()
+            .filter(|s| s.len() == 2 && s[0] == k && self.has(&tensor_key(s)))
+            .collect();
+        if partners.is_empty() || self.rng.chance(30) {
+            let flipped = tensor_key(&[k, m]);
+            self.push(nodes, &flipped, json!({"op": "transpose", "args": [a]}));
+            return;
+        }
+        let other = *self.rng.choose(&partners);
+        let b = self.pick(&tensor_key(other));
+        let out = tensor_key(&[m, other[1]]);
+        self.push(nodes, &out, json!({"op": "matmul", "args": [a, b]}));
+    }
+
+    fn fork_step(&mut self, nodes: &mut Vec<Json>) {
+        let mut args = Vec::new();
+        let mut keys = Vec::new();
+        for _ in 0..1 + self.rng.below(3) {
+            let key = self.any_key(false);
+            args.push(self.pick(&key));
+            keys.push(key);
+        }
+        let fork = self.push(nodes, "tuple", json!({"op": "fork", "args": args}));
+        let index = self.rng.below(keys.len());
+        let key = keys[index].clone();
+        self.push(
+            nodes,
+            &key,
+            json!({"op": "get", "args": [fork], "index": index}),
+        );
+    }
+
+    /// Nodes of a region computing a value of type `key`, with the given params in scope;
+    /// the region's nodes are out of scope afterwards.
+    fn region(&mut self, params: &[(&str, &str)], keys: &[String], depth: usize) -> (Json, Json) {
+        let saved = self.pools.clone();
+        for (key, id) in params {
+            self.add(key, id);
+        }
+        let mut inner = Vec::new();
+        for _ in 0..self.rng.below(5) {
+            self.step(&mut inner, depth + 1);
+        }
+        let results: Vec<String> = keys.iter().map(|k| self.pick(k)).collect();
+        self.pools = saved;
+        (json!(inner), json!(results))
+    }
+
+    fn if_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
+        if !self.has("bool") {
+            let (a, b) = (self.pick("i64"), self.pick("i64"));
+            self.push(nodes, "bool", json!({"op": "lt", "args": [a, b]}));
+        }
+        let cond = self.pick("bool");
+        let key = self.any_key(false);
+        let keys = [key.clone()];
+        let (then_nodes, then_result) = self.region(&[], &keys, depth);
+        let (else_nodes, else_result) = self.region(&[], &keys, depth);
+        let node = json!({
+            "op": "if",
+            "args": [cond],
+            "then": {"nodes": then_nodes, "result": then_result[0]},
+            "else": {"nodes": else_nodes, "result": else_result[0]},
+        });
+        self.push(nodes, &key, node);
+    }
+
+    fn loop_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
+        let mut keys = Vec::new();
+        let mut init = Vec::new();
+        for _ in 0..1 + self.rng.below(2) {
+            let key = loop {
+                let key = self.any_key(false);
+                // String states could double in length every iteration.
+                if key != "string" {
+                    break key;
+                }
+            };
+            init.push(self.pick(&key));
+            keys.push(key);
+        }
+        let index = self.id();
+        let states: Vec<String> = keys.iter().map(|_| self.id()).collect();
+        let mut params: Vec<(&str, &str)> = vec![("i64", index.as_str())];
+        params.extend(
+            keys.iter()
+                .map(String::as_str)
+                .zip(states.iter().map(String::as_str)),
+        );
+        let (body_nodes, results) = self.region(&params, &keys, depth);
+        let mut param_names = vec![index.clone()];
+        param_names.extend(states.iter().cloned());
+        let node = json!({
+            "op": "loop",
+            "args": init,
+            "iterations": self.rng.below(21),
+            "body": {"params": param_names, "nodes": body_nodes, "results": results},
+        });
+        let key = if keys.len() == 1 {
+            keys[0].clone()
+        } else {
+            "tuple".to_string()
+        };
+        let id = self.push(nodes, &key, node);
+        if keys.len() > 1 {
+            let index = self.rng.below(keys.len());
+            let key = keys[index].clone();
+            self.push(
+                nodes,
+                &key,
+                json!({"op": "get", "args": [id], "index": index}),
+            );
+        }
+    }
+}
