@@ -134,7 +134,12 @@ pub(crate) struct Diagnostic {
     pub(crate) line: Option<u32>,
     /// rustc's human-readable rendering (no colors).
     pub(crate) rendered: String,
+    /// The notes under the message, collapsed to one line (a linker's own error, say).
+    pub(crate) detail: String,
 }
+
+/// How much of a diagnostic's notes the one-line summary keeps.
+const MAX_DETAIL: usize = 600;
 
 fn summary(diagnostics: &[Diagnostic]) -> String {
     let errors: Vec<String> = diagnostics
@@ -142,7 +147,11 @@ fn summary(diagnostics: &[Diagnostic]) -> String {
         .filter(|d| d.level.starts_with("error"))
         .map(|d| match d.line {
             Some(line) => format!("line {line}: {}", d.message),
-            None => d.message.clone(),
+            None if d.detail.is_empty() => d.message.clone(),
+            None => {
+                let detail: String = d.detail.chars().take(MAX_DETAIL).collect();
+                format!("{} ({detail})", d.message)
+            }
         })
         .collect();
     if errors.is_empty() {

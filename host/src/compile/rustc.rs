@@ -217,5 +217,23 @@ fn diagnostic_from_json(json: &serde_json::Value) -> Option<Diagnostic> {
         code: json.get("code").and_then(|c| c.get("code")).and_then(text),
         line,
         rendered: json.get("rendered").and_then(text).unwrap_or_default(),
+        detail: child_notes(json),
     })
+}
+
+/// The notes under a diagnostic that say what went wrong, whitespace-collapsed: for a failed
+/// link, the linker's own error (`failed to resolve import env::memcmp`), without the linker's
+/// command line (the note that starts with a quote) or rustc's "some arguments are omitted".
+fn child_notes(json: &serde_json::Value) -> String {
+    let Some(children) = json.get("children").and_then(serde_json::Value::as_array) else {
+        return String::new();
+    };
+    children
+        .iter()
+        .filter_map(|child| child.get("message").and_then(serde_json::Value::as_str))
+        .map(|message| message.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|message| !message.starts_with('"') && !message.starts_with("some arguments"))
+        .filter(|message| !message.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -68,6 +68,25 @@ fn rejected_source_reports_the_line() {
 }
 
 #[test]
+fn link_failure_reports_the_linkers_own_error() {
+    // An import nothing provides: rustc accepts the crate, the component link refuses it.
+    let source = ADD_I64.replace(
+        "    Ok(alloc::vec![Value::I64(sum)])",
+        "    // SAFETY: never runs; the link fails first.\n    let extra = unsafe { graphjit_missing_symbol() };\n    Ok(alloc::vec![Value::I64(sum + i64::from(extra))])",
+    ) + "unsafe extern \"C\" {\n    fn graphjit_missing_symbol() -> i32;\n}\n";
+    let error = test_compiler()
+        .compile(&source, &CompileOptions::default())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("linking with"), "{message}");
+    assert!(message.contains("graphjit_missing_symbol"), "{message}");
+    assert!(
+        !message.contains("--gc-sections"),
+        "command line leaked: {message}"
+    );
+}
+
+#[test]
 fn warnings_are_errors() {
     let source = ADD_I64.replace("fn graph(", "fn unused() {}\nfn graph(");
     let error = test_compiler()
