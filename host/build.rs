@@ -127,6 +127,45 @@ fn run() -> Result<(), Box<dyn Error>> {
         "pub(crate) const TEMPLATE_HASH: &str = {hash:?};"
     )?;
     std::fs::write(out_dir.join("guest_template.rs"), generated)?;
+    write_codegen_hash(&manifest_dir, &out_dir)?;
+    Ok(())
+}
+
+/// `$OUT_DIR/codegen_hash.rs`: `CODEGEN_HASH`, blake3 over the code generator's source files
+/// (path and contents, sorted by path), so that a generator change changes every cache key.
+fn write_codegen_hash(manifest_dir: &Path, out_dir: &Path) -> Result<(), Box<dyn Error>> {
+    let codegen = manifest_dir.join("src/codegen");
+    println!("cargo:rerun-if-changed={}", codegen.display());
+    let mut files = Vec::new();
+    let mut pending = vec![codegen.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for file in files {
+        let relative = file.strip_prefix(&codegen)?.to_string_lossy().into_owned();
+        let contents = std::fs::read(&file)?;
+        hasher.update(&(relative.len() as u64).to_le_bytes());
+        hasher.update(relative.as_bytes());
+        hasher.update(&(contents.len() as u64).to_le_bytes());
+        hasher.update(&contents);
+    }
+    let hash = hasher.finalize().to_hex();
+    std::fs::write(
+        out_dir.join("codegen_hash.rs"),
+        format!(
+            "/// blake3 of the code generator's source.\npub(crate) const CODEGEN_HASH: &str = {:?};\n",
+            hash.as_str()
+        ),
+    )?;
     Ok(())
 }
 

@@ -41,6 +41,11 @@ pub enum ErrorKind {
     ImportDenied { import: String },
     /// The guest trapped for a reason not listed above (a bug in graphjit).
     Trap,
+    /// `invoke` named a deployment that does not exist (user error).
+    UnknownDeployment,
+    /// The compile cache cannot be used: its directory is unsafe (writable by others, owned
+    /// by another user) or unwritable (environment).
+    CacheUnavailable,
     /// An internal invariant failed (a bug in graphjit); never a panic.
     Internal,
 }
@@ -48,6 +53,8 @@ pub enum ErrorKind {
 /// The pipeline stage that failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stage {
+    /// Building the host: toolchain probe, engine, cache directory.
+    Setup,
     Parse,
     Input,
     Optimize,
@@ -62,6 +69,7 @@ impl Stage {
     /// Lowercase name, as the CLI prints it.
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Setup => "setup",
             Stage::Parse => "parse",
             Stage::Input => "input",
             Stage::Optimize => "optimize",
@@ -86,7 +94,8 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(
+    /// An error of `kind` at `stage`, with no node.
+    pub fn new(
         kind: ErrorKind,
         stage: Stage,
         message: impl Into<String>,
@@ -124,6 +133,8 @@ impl Error {
             ErrorKind::InvalidValue => "invalid_value",
             ErrorKind::ImportDenied { .. } => "import_denied",
             ErrorKind::Trap => "trap",
+            ErrorKind::CacheUnavailable => "cache_unavailable",
+            ErrorKind::UnknownDeployment => "unknown_deployment",
             ErrorKind::Internal => "internal",
         }
     }
@@ -132,7 +143,7 @@ impl Error {
     /// compilation, 4 for the run.
     pub fn exit_code(&self) -> i32 {
         match self.stage {
-            Stage::Parse | Stage::Input => 2,
+            Stage::Setup | Stage::Parse | Stage::Input => 2,
             Stage::Optimize | Stage::Codegen | Stage::Compile | Stage::Load => 3,
             Stage::Run | Stage::Eval => 4,
         }

@@ -5,15 +5,24 @@
 //! error into [`Error`] with the failing node's user-facing id, and never panics.
 
 use std::collections::BTreeMap;
+use std::hash::Hash as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use graphjit_value::Value;
 
+use crate::cache::{
+    Artifact, Blake3Hasher, Built, Cache, CacheConfig, CacheCounters, CacheKey, CacheSource,
+    DiskCacheError, DiskStats, KeyIngredients, Lookup, StageTimes,
+};
 use crate::codegen;
 use crate::compile::{self, Compiler};
+use crate::deploy;
 use crate::error::{Error, ErrorKind, Stage};
 use crate::eval;
 use crate::graph::{self, NodeId};
+use crate::lifecycle::{Lifecycle, Running, State, TraceLog, Transition};
 use crate::runtime::{self, Runtime};
 use crate::values;
 
@@ -43,18 +52,21 @@ impl Default for RunLimits {
 #[derive(Clone, Debug)]
 pub struct Graph {
     pub(crate) inner: graph::Graph,
+    /// blake3 of the canonical form, computed once at parse time.
+    hash: blake3::Hash,
 }
 
 impl Graph {
     /// Parses and validates a graph from JSON (format v1, `docs/graph-format.md`).
     pub fn from_json(bytes: &[u8]) -> Result<Graph, Error> {
         let inner = graph::parse(bytes, &graph::Limits::default())?;
-        Ok(Graph { inner })
+        let hash = inner.canonical_hash();
+        Ok(Graph { inner, hash })
     }
 
     /// The graph's identity: blake3 of its canonical form, hex.
     pub fn hash(&self) -> String {
-        self.inner.canonical_hash().to_hex().to_string()
+        self.hash.to_hex().to_string()
     }
 
     /// The generated Rust for this graph (deterministic: same graph, same text).
@@ -183,18 +195,38 @@ fn input_error(message: impl Into<String>, remediation: impl Into<String>) -> Er
 pub struct RunOutput {
     /// `(output name, value)`, in the graph's output order.
     pub outputs: Vec<(String, Value)>,
+    /// Fuel the run consumed.
     pub fuel_used: u64,
+    /// Wall time of instantiation and the call (of the interpretation, for `eval`).
     pub run_time: Duration,
+    /// The lifecycle context (compiled artifact) that served the run; 0 for `eval`.
+    pub context: u64,
+}
+
+/// How a graph was made ready, and what it cost.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CompileStats {
+    /// The cache key, 64 hex digits.
+    pub key: String,
+    /// Where the ready graph came from.
+    pub cache: CacheSource,
+    /// Why it hit or missed.
+    pub reason: String,
+    /// Whether this request waited for another request's compilation of the same key.
+    pub coalesced: bool,
+    /// Time per stage (zero for stages that did not run for this request).
+    pub stages: StageTimes,
+    /// Wall time of the whole request.
+    pub total: Duration,
 }
 
 /// A graph compiled to a component and loaded into the engine, ready to instantiate.
+#[derive(Clone, Debug)]
 pub struct CompiledGraph {
     graph: Graph,
-    loaded: runtime::LoadedGraph,
-    /// Size of the component in bytes.
-    pub wasm_bytes: usize,
-    /// Time in codegen + rustc + Cranelift.
-    pub compile_time: Duration,
+    artifact: Arc<Artifact>,
+    /// How it was made ready.
+    pub stats: CompileStats,
 }
 
 impl CompiledGraph {
@@ -202,53 +234,282 @@ impl CompiledGraph {
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
+
+    /// The lifecycle context of the artifact behind this handle.
+    pub fn context(&self) -> u64 {
+        self.artifact.lifecycle.context()
+    }
+
+    /// The artifact's current lifecycle state.
+    pub fn state(&self) -> State {
+        self.artifact.lifecycle.state()
+    }
+
+    pub(crate) fn artifact(&self) -> &Arc<Artifact> {
+        &self.artifact
+    }
 }
 
-/// The embedding API: one per process (it owns the wasmtime engine and the toolchain facts).
+/// How a [`Host`] is set up.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Cache bounds and the disk cache directory.
+    pub cache: CacheConfig,
+    /// How many lifecycle transitions the trace keeps ([`Host::trace`]).
+    pub trace_capacity: usize,
+}
+
+impl Default for HostConfig {
+    /// L1 in memory with [`CacheConfig`]'s defaults; L2 under the user's cache directory
+    /// (`$GRAPHJIT_CACHE_DIR`, else `$XDG_CACHE_HOME/graphjit`, else `~/.cache/graphjit`, then
+    /// `components/`), bounded to 1 GiB.
+    fn default() -> Self {
+        HostConfig {
+            cache: CacheConfig {
+                disk_dir: Some(default_disk_dir()),
+                ..CacheConfig::default()
+            },
+            trace_capacity: 100_000,
+        }
+    }
+}
+
+/// The default disk cache directory.
+pub fn default_disk_dir() -> PathBuf {
+    compile::default_cache_root().join("components")
+}
+
+/// The embedding API: one per process (it owns the wasmtime engine, the toolchain facts and
+/// the caches). Cheap to clone; clones share everything.
+#[derive(Clone)]
 pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
     compiler: Compiler,
     runtime: Runtime,
+    pub(crate) cache: Cache,
+    trace: Arc<TraceLog>,
+    /// Every key ingredient but the graph, fixed for this host.
+    base_key: KeyIngredients,
+    pub(crate) deployments: Mutex<BTreeMap<String, deploy::Deployment>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Host {
-    /// Finds the toolchain and builds the engine.
+    /// A host with the default configuration ([`HostConfig::default`]).
     pub fn new() -> Result<Host, Error> {
+        Host::with_config(&HostConfig::default())
+    }
+
+    /// Finds the toolchain, builds the engine and opens the caches.
+    pub fn with_config(config: &HostConfig) -> Result<Host, Error> {
         let compiler = Compiler::new().map_err(compile_error)?;
         let runtime = Runtime::new(&runtime::RuntimeConfig::default())
             .map_err(|e| runtime_error(e, None, Stage::Load))?;
-        Ok(Host { compiler, runtime })
-    }
-
-    /// Compiles a graph to a component (wasm bytes) without loading it.
-    pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {
-        let generated = codegen::generate(&graph.inner);
-        let compiled = self
-            .compiler
-            .compile(&generated.source, &compile::CompileOptions::default())
-            .map_err(|e| {
-                let node = compile_error_node(&e, &generated).and_then(|id| graph.node_name(id.0));
-                compile_error(e).at_node(node)
-            })?;
-        Ok(compiled.wasm)
-    }
-
-    /// Generates, compiles and loads a graph: after this, runs only instantiate and call.
-    pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
-        let start = Instant::now();
-        let wasm = self.compile_wasm(graph)?;
-        let loaded = self
-            .runtime
-            .load(&wasm)
-            .map_err(|e| runtime_error(e, Some(graph), Stage::Load))?;
-        Ok(CompiledGraph {
-            graph: graph.clone(),
-            loaded,
-            wasm_bytes: wasm.len(),
-            compile_time: start.elapsed(),
+        let cache = Cache::new(&config.cache).map_err(|e| {
+            let remediation = match &e {
+                DiskCacheError::Insecure { .. } => {
+                    "use a directory only you can write (chmod go-w), or another --cache-dir"
+                }
+                DiskCacheError::Io { .. } => "use a writable --cache-dir",
+            };
+            Error::new(
+                ErrorKind::CacheUnavailable,
+                Stage::Setup,
+                e.to_string(),
+                remediation,
+            )
+        })?;
+        let base_key = base_key(&compiler, &runtime);
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                compiler,
+                runtime,
+                cache,
+                trace: Arc::new(TraceLog::new(config.trace_capacity)),
+                base_key,
+                deployments: Mutex::new(BTreeMap::new()),
+            }),
         })
     }
 
-    /// Runs a compiled graph in a fresh instance under `limits`.
+    /// Everything the cache key of `graph` is made of.
+    pub fn key_ingredients(&self, graph: &Graph) -> KeyIngredients {
+        KeyIngredients {
+            graph: graph.hash.to_hex().to_string(),
+            ..self.inner.base_key.clone()
+        }
+    }
+
+    /// The cache key of `graph` on this host.
+    pub fn cache_key(&self, graph: &Graph) -> CacheKey {
+        self.key_ingredients(graph).key()
+    }
+
+    /// Compiles a graph to a component (wasm bytes), without caching or loading it.
+    pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {
+        let generated = codegen::generate(&graph.inner);
+        Ok(self.rustc(graph, &generated)?.wasm)
+    }
+
+    fn rustc(
+        &self,
+        graph: &Graph,
+        generated: &codegen::GeneratedRust,
+    ) -> Result<compile::Compiled, Error> {
+        self.inner
+            .compiler
+            .compile(&generated.source, &compile::CompileOptions::default())
+            .map_err(|e| {
+                let node = compile_error_node(&e, generated).and_then(|id| graph.node_name(id.0));
+                compile_error(e).at_node(node)
+            })
+    }
+
+    /// Makes a graph ready to run: from the memory cache, else from the one compilation of
+    /// its key in flight (which reads the disk cache or compiles). Blocks while compiling; in
+    /// async code use [`Host::compile_async`].
+    pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
+        let start = Instant::now();
+        let key = self.cache_key(graph);
+        let key_time = start.elapsed();
+        let (built, coalesced) = self
+            .inner
+            .cache
+            .get_or_build(key, || self.build(graph, key));
+        let built = built?;
+        Ok(CompiledGraph {
+            graph: graph.clone(),
+            stats: CompileStats {
+                key: key.to_hex(),
+                cache: built.source,
+                reason: if coalesced {
+                    format!("waited for a concurrent request's build ({})", built.reason)
+                } else {
+                    built.reason
+                },
+                coalesced,
+                stages: if coalesced {
+                    StageTimes::default()
+                } else {
+                    StageTimes {
+                        key: key_time,
+                        ..built.stages
+                    }
+                },
+                total: start.elapsed(),
+            },
+            artifact: built.artifact,
+        })
+    }
+
+    /// [`Host::compile`] on tokio's blocking pool, so that other tasks keep running.
+    pub async fn compile_async(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
+        let host = self.clone();
+        let graph = graph.clone();
+        tokio::task::spawn_blocking(move || host.compile(&graph))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    Stage::Compile,
+                    format!("the compile task ended abnormally: {e}"),
+                    "report this as a bug",
+                )
+            })?
+    }
+
+    /// One build of `key`, walking the lifecycle: GraphReceived → Optimizing → Generating →
+    /// Compiling → Ready, or → Failed.
+    fn build(&self, graph: &Graph, key: CacheKey) -> Result<Built, Error> {
+        let inner = &self.inner;
+        let lifecycle = Arc::new(Lifecycle::new(Arc::clone(&inner.trace)));
+        let mut stages = StageTimes::default();
+        lifecycle.advance(State::Optimizing, "pass pipeline: none");
+        lifecycle.advance(State::Generating, "");
+        let mut reason = "not in memory; no disk cache configured".to_owned();
+        if let Some(disk) = inner.cache.disk() {
+            let start = Instant::now();
+            let found = disk.get(&key);
+            stages.disk_read = start.elapsed();
+            match found {
+                Lookup::Hit(bytes) => {
+                    let start = Instant::now();
+                    match inner.runtime.load_precompiled(&bytes) {
+                        Ok(loaded) => {
+                            stages.load = start.elapsed();
+                            lifecycle.advance(State::Compiling, "disk hit: generation skipped");
+                            lifecycle.advance(State::Ready, "loaded from the disk cache");
+                            return Ok(Built {
+                                artifact: Arc::new(Artifact::new(key, loaded, lifecycle)),
+                                source: CacheSource::Disk,
+                                reason: "found on disk, integrity checked".to_owned(),
+                                stages,
+                            });
+                        }
+                        Err(e) => {
+                            inner.cache.note_discarded();
+                            reason = format!("disk entry did not load ({e}); recompiled");
+                        }
+                    }
+                }
+                Lookup::Absent => reason = "not in memory or on disk".to_owned(),
+                Lookup::Discarded(why) => {
+                    inner.cache.note_discarded();
+                    reason = format!("disk entry discarded ({why}); recompiled");
+                }
+            }
+        }
+        let fail = |e: Error| {
+            lifecycle.advance(State::Failed, &e.message);
+            e
+        };
+        let start = Instant::now();
+        let generated = codegen::generate(&graph.inner);
+        stages.codegen = start.elapsed();
+        lifecycle.advance(State::Compiling, "");
+        let compiled = self.rustc(graph, &generated).map_err(fail)?;
+        stages.rustc = compiled.rustc_time;
+        let start = Instant::now();
+        let loaded = inner
+            .runtime
+            .load(&compiled.wasm)
+            .map_err(|e| fail(runtime_error(e, Some(graph), Stage::Load)))?;
+        stages.load = start.elapsed();
+        lifecycle.advance(State::Ready, "compiled");
+        if let Some(disk) = inner.cache.disk() {
+            let start = Instant::now();
+            let written = inner
+                .runtime
+                .serialize(&loaded)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| disk.put(&key, &bytes).map_err(|e| e.to_string()));
+            stages.disk_write = start.elapsed();
+            if let Err(e) = written {
+                // The graph is ready; only the next process pays for the failed write.
+                tracing::warn!(key = %key, error = e, "could not write the disk cache");
+                reason = format!("{reason}; disk cache write failed: {e}");
+            }
+        }
+        Ok(Built {
+            artifact: Arc::new(Artifact::new(key, loaded, lifecycle)),
+            source: CacheSource::Miss,
+            reason,
+            stages,
+        })
+    }
+
+    /// Runs a compiled graph in a fresh instance under `limits`. If the handle's artifact was
+    /// evicted meanwhile, the graph is made ready again through the cache first.
     pub async fn run(
         &self,
         compiled: &CompiledGraph,
@@ -259,16 +520,56 @@ impl Host {
         let bound = graph.bind_inputs(inputs)?;
         let mut encoded = Vec::with_capacity(graphjit_value::encoded_len(&bound));
         graphjit_value::encode(&bound, &mut encoded);
+        let (artifact, running) = self.begin(compiled).await?;
+        self.run_on(graph, &artifact, running, &encoded, limits)
+            .await
+    }
+
+    /// Starts a request on `compiled`'s artifact, or on a fresh one if it was retired.
+    async fn begin(&self, compiled: &CompiledGraph) -> Result<(Arc<Artifact>, Running), Error> {
+        if let Ok(running) = compiled.artifact.lifecycle.begin() {
+            return Ok((Arc::clone(&compiled.artifact), running));
+        }
+        // Retired or failed: what the cache gives now. A fresh artifact can itself be retired
+        // by cache pressure before we start on it; a few attempts settle that.
+        for _ in 0..3 {
+            let fresh = self.compile_async(&compiled.graph).await?;
+            if let Ok(running) = fresh.artifact.lifecycle.begin() {
+                return Ok((fresh.artifact, running));
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Internal,
+            Stage::Run,
+            "no ready artifact could be obtained for the graph",
+            "raise the memory cache bounds; report this as a bug if it persists",
+        ))
+    }
+
+    /// Runs one request on a started artifact; `running` ends the request when dropped.
+    pub(crate) async fn run_on(
+        &self,
+        graph: &Graph,
+        artifact: &Artifact,
+        mut running: Running,
+        encoded: &[u8],
+        limits: RunLimits,
+    ) -> Result<RunOutput, Error> {
         let run_limits = runtime::RunLimits {
             fuel: limits.fuel,
             memory_bytes: limits.memory_bytes,
             deadline: limits.deadline,
         };
         let outcome = self
+            .inner
             .runtime
-            .run(&compiled.loaded, &encoded, &run_limits)
-            .await
-            .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
+            .run(&artifact.loaded, encoded, &run_limits)
+            .await;
+        if let Err(runtime::RuntimeError::Instantiate { .. }) = &outcome {
+            running.artifact_failed();
+        }
+        drop(running);
+        let outcome = outcome.map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
         let values = outcome
             .decode()
             .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
@@ -276,7 +577,42 @@ impl Host {
             outputs: name_outputs(graph, values)?,
             fuel_used: outcome.fuel_used,
             run_time: outcome.run_time,
+            context: artifact.lifecycle.context(),
         })
+    }
+
+    /// The lifecycle transitions recorded so far, in order.
+    pub fn trace(&self) -> Vec<Transition> {
+        self.inner.trace.transitions()
+    }
+
+    /// Transitions refused as illegal (empty unless graphjit has a bug).
+    pub fn illegal_transitions(&self) -> Vec<String> {
+        self.inner.trace.illegal()
+    }
+
+    /// Cache counters since this host started.
+    pub fn cache_counters(&self) -> CacheCounters {
+        self.inner.cache.counters()
+    }
+
+    /// Entries and bytes in the memory cache.
+    pub fn memory_cache_usage(&self) -> (usize, usize) {
+        self.inner.cache.memory_usage()
+    }
+
+    /// Entries and bytes in the disk cache (`None` without one).
+    pub fn disk_cache_stats(&self) -> Option<Result<DiskStats, DiskCacheError>> {
+        self.inner.cache.disk().map(|disk| disk.stats())
+    }
+
+    /// Empties the memory cache and the disk cache; returns the disk entries removed.
+    pub fn clear_cache(&self) -> Result<u64, DiskCacheError> {
+        self.inner.cache.clear_memory();
+        match self.inner.cache.disk() {
+            Some(disk) => disk.clear(),
+            None => Ok(0),
+        }
     }
 
     /// Evaluates a graph with the reference interpreter (no compilation).
@@ -297,7 +633,31 @@ impl Host {
             outputs: name_outputs(graph, outcome.outputs)?,
             fuel_used: outcome.fuel_used,
             run_time: start.elapsed(),
+            context: 0,
         })
+    }
+}
+
+/// Every key ingredient that does not depend on the graph.
+fn base_key(compiler: &Compiler, runtime: &Runtime) -> KeyIngredients {
+    let mut engine = Blake3Hasher::default();
+    runtime
+        .engine()
+        .precompile_compatibility_hash()
+        .hash(&mut engine);
+    KeyIngredients {
+        graph: String::new(),
+        passes: "none".to_owned(),
+        target: compile::GUEST_TARGET.to_owned(),
+        target_features: compile::CODEGEN_FLAGS.join(" "),
+        opt_level: compile::CompileOptions::default()
+            .opt_level
+            .as_flag()
+            .to_owned(),
+        rustc: compiler.rustc_version().to_owned(),
+        engine: engine.hex(),
+        template: compiler.template_hash().to_owned(),
+        codegen: crate::cache::CODEGEN_HASH.to_owned(),
     }
 }
 

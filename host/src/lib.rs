@@ -23,20 +23,33 @@
 //! (safe Rust) → `compile` (rustc against the prebuilt guest template) → `runtime` (wasmtime
 //! under fuel, memory and deadline). `eval` is the reference interpreter that defines what
 //! every graph means. Only this file's re-exports are public.
-#![forbid(unsafe_code)]
+// `unsafe` is denied everywhere and allowed in one place, with the seed's five lines: loading
+// a precompiled component from the disk cache (runtime::Runtime::load_precompiled).
+#![deny(unsafe_code)]
 
+mod cache;
 mod codegen;
 mod compile;
+mod deploy;
 mod error;
 mod eval;
 mod graph;
 mod host;
+mod lifecycle;
 mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod values;
 
+pub use cache::{
+    CacheConfig, CacheCounters, CacheKey, CacheSource, DiskCacheError, DiskStats, KeyIngredients,
+    StageTimes,
+};
+pub use deploy::{Deployed, Invocation};
 pub use error::{Error, ErrorKind, Stage};
 pub use graphjit_value::{Tensor, Value};
-pub use host::{CompiledGraph, Graph, Host, RunLimits, RunOutput};
+pub use host::{
+    CompileStats, CompiledGraph, Graph, Host, HostConfig, RunLimits, RunOutput, default_disk_dir,
+};
+pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
 pub use values::{value_to_json, value_to_text};

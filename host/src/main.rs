@@ -3,15 +3,15 @@
 //! Exit status: 0 success; 2 invalid graph, inputs or usage; 3 compilation failed; 4 the run
 //! failed. With `--json`, stdout is exactly one JSON object, success or failure.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use graphjit::{
-    Error, ErrorKind, Graph, Host, RunLimits, RunOutput, Stage, value_to_json, value_to_text,
+    CompileStats, Error, ErrorKind, Graph, Host, HostConfig, RunLimits, RunOutput, Stage,
+    value_to_json, value_to_text,
 };
 use serde_json::json;
 
@@ -34,6 +34,51 @@ enum Command {
     Eval(RunArgs),
     /// Compile a graph and write the generated Rust or the component.
     Compile(CompileArgs),
+    /// Inspect or empty the disk cache of precompiled components.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Entries, bytes and the bound of the disk cache.
+    Stats {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Delete every cached component.
+    Clear {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+#[derive(Args)]
+struct CacheArgs {
+    /// Directory of precompiled components (default: `$GRAPHJIT_CACHE_DIR/components`, else
+    /// `~/.cache/graphjit/components`). Must be writable by this user only.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not read or write the disk cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_disk_cache: bool,
+}
+
+impl CacheArgs {
+    fn host(&self) -> Result<Host, Error> {
+        let mut config = HostConfig::default();
+        if self.no_disk_cache {
+            config.cache.disk_dir = None;
+        } else if let Some(dir) = &self.cache_dir {
+            config.cache.disk_dir = Some(dir.clone());
+        }
+        Host::with_config(&config)
+    }
 }
 
 #[derive(Args)]
@@ -55,6 +100,8 @@ struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 #[derive(Args)]
@@ -86,14 +133,67 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => report(&args, run(&args, true)),
         Command::Eval(args) => report(&args, run(&args, false)),
-        Command::Compile(args) => match compile(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}\n  remediation: {}", e.remediation);
-                exit(e.exit_code())
-            }
-        },
+        Command::Compile(args) => plain(compile(&args)),
+        Command::Cache { action } => plain(cache_command(&action)),
     }
+}
+
+fn plain(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}\n  remediation: {}", e.remediation);
+            exit(e.exit_code())
+        }
+    }
+}
+
+fn cache_command(action: &CacheAction) -> Result<(), Error> {
+    let (CacheAction::Stats { cache: args, .. } | CacheAction::Clear { cache: args }) = action;
+    let host = args.host()?;
+    let disk_error = |e: graphjit::DiskCacheError| {
+        Error::new(
+            ErrorKind::CacheUnavailable,
+            Stage::Setup,
+            e.to_string(),
+            "check the cache directory",
+        )
+    };
+    match action {
+        CacheAction::Stats { json, .. } => {
+            let Some(stats) = host.disk_cache_stats() else {
+                println!("no disk cache (--no-disk-cache)");
+                return Ok(());
+            };
+            let stats = stats.map_err(disk_error)?;
+            let dir = args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(graphjit::default_disk_dir);
+            if *json {
+                let object = json!({
+                    "dir": dir.display().to_string(),
+                    "entries": stats.entries,
+                    "bytes": stats.bytes,
+                    "max_bytes": stats.max_bytes,
+                });
+                println!("{object}");
+            } else {
+                println!(
+                    "{}: {} components, {} bytes (bound {} bytes)",
+                    dir.display(),
+                    stats.entries,
+                    stats.bytes,
+                    stats.max_bytes
+                );
+            }
+        }
+        CacheAction::Clear { .. } => {
+            let removed = host.clear_cache().map_err(disk_error)?;
+            println!("removed {removed} cached components");
+        }
+    }
+    Ok(())
 }
 
 fn exit(code: i32) -> ExitCode {
@@ -102,7 +202,7 @@ fn exit(code: i32) -> ExitCode {
 
 struct Success {
     output: RunOutput,
-    compile_time: Option<Duration>,
+    compiled: Option<CompileStats>,
 }
 
 fn read_graph(path: &Path) -> Result<Graph, Error> {
@@ -128,13 +228,11 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
     if !compile {
         return Host::eval(&graph, &inputs, limits).map(|output| Success {
             output,
-            compile_time: None,
+            compiled: None,
         });
     }
-    let host = Host::new()?;
-    let start = Instant::now();
+    let host = args.cache.host()?;
     let compiled = host.compile(&graph)?;
-    let compile_time = start.elapsed();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,7 +246,7 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
     let output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
     Ok(Success {
         output,
-        compile_time: Some(compile_time),
+        compiled: Some(compiled.stats),
     })
 }
 
@@ -163,22 +261,38 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
                     .iter()
                     .map(|(name, v)| (name.clone(), value_to_json(v)))
                     .collect();
-                let object = json!({
-                    "output": outputs,
-                    "stats": {
-                        "fuel_used": output.fuel_used,
-                        "compile_ms": success.compile_time.map_or(0.0, |t| t.as_secs_f64() * 1e3),
-                        "run_us": output.run_time.as_secs_f64() * 1e6,
-                        "cache": if success.compile_time.is_some() { "miss" } else { "none" },
-                    }
+                let mut stats = json!({
+                    "fuel_used": output.fuel_used,
+                    "compile_ms": success.compiled.as_ref().map_or(0.0, |c| ms(c.total)),
+                    "run_us": output.run_time.as_secs_f64() * 1e6,
+                    "cache": success.compiled.as_ref().map_or("none", |c| c.cache.name()),
                 });
+                if let Some(compiled) = &success.compiled {
+                    let stages = &compiled.stages;
+                    stats["key"] = json!(compiled.key);
+                    stats["cache_reason"] = json!(compiled.reason);
+                    stats["context"] = json!(output.context);
+                    stats["stages_ms"] = json!({
+                        "key": ms(stages.key),
+                        "codegen": ms(stages.codegen),
+                        "rustc": ms(stages.rustc),
+                        "load": ms(stages.load),
+                        "disk_read": ms(stages.disk_read),
+                        "disk_write": ms(stages.disk_write),
+                    });
+                }
+                let object = json!({"output": outputs, "stats": stats});
                 let _ = writeln!(stdout, "{object}");
             } else {
                 for (name, value) in &output.outputs {
                     let _ = writeln!(stdout, "{name} = {}", value_to_text(value));
                 }
-                let compile = success.compile_time.map_or(String::new(), |t| {
-                    format!("compiled in {:.1} ms, ", t.as_secs_f64() * 1e3)
+                let compile = success.compiled.as_ref().map_or(String::new(), |c| {
+                    format!(
+                        "ready in {:.1} ms (cache: {}), ",
+                        ms(c.total),
+                        c.cache.name()
+                    )
                 });
                 eprintln!(
                     "{compile}ran in {:.1} µs, fuel used {}",
@@ -206,6 +320,10 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
             exit(e.exit_code())
         }
     }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }
 
 fn compile(args: &CompileArgs) -> Result<(), Error> {

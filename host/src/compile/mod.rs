@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use error::RustCompileError;
+pub(crate) use rustc::CODEGEN_FLAGS;
+pub(crate) use template::default_cache_root;
+pub(crate) use toolchain::GUEST_TARGET;
 
 use template::TemplateDir;
 use toolchain::Toolchain;

@@ -39,6 +39,15 @@ const PASSED_ENV: &[&str] = &[
     "CARGO_HOME",
 ];
 
+/// Flags that decide the generated machine code (with the target and the opt level); part of
+/// every component cache key.
+pub(crate) const CODEGEN_FLAGS: &[&str] = &[
+    "-Ctarget-feature=+simd128",
+    "-Cdebuginfo=0",
+    "-Cstrip=debuginfo",
+    "-Cpanic=abort",
+];
+
 /// Compiles `source` in `build_dir` (fresh and empty) to a component.
 pub(crate) fn compile_in(
     build_dir: &Path,
@@ -71,12 +80,8 @@ pub(crate) fn compile_in(
         ])
         .args(["--target", GUEST_TARGET])
         .arg(format!("-Copt-level={}", options.opt_level.as_flag()))
-        .args([
-            "-Ctarget-feature=+simd128",
-            "-Cdebuginfo=0",
-            "-Cstrip=debuginfo",
-        ])
-        .args(["-Cpanic=abort", "-Dwarnings", "--error-format=json"])
+        .args(CODEGEN_FLAGS)
+        .args(["-Dwarnings", "--error-format=json"])
         .arg("--extern")
         .arg(format!("graphjit_guest={}", template.guest_rlib.display()))
         .arg(format!("-Ldependency={}", template.dir.display()))

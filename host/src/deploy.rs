@@ -1,0 +1,188 @@
+//! deploy: named deployments and hot code replacement (seed 9.3).
+//!
+//! `deploy(name, graph)` compiles the new version in the background while the current one keeps
+//! serving; once the new one is Ready it becomes current, and the old one is retired: it takes
+//! no new request and moves to Evicted when its last in-flight request ends.
+//!
+//! Invariants:
+//! - A request starts (its lifecycle `begin`) under the same lock that swaps versions, so it
+//!   starts either on the old version before the swap or on the new one after it; never on a
+//!   version that is retired, failed or not yet Ready.
+//! - A deployed version's artifact is pinned: memory-cache pressure drops it from L1 but does
+//!   not retire it while a deployment serves it.
+//! - No request is dropped by a swap: in-flight requests hold the old artifact and finish.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError};
+
+use graphjit_value::Value;
+
+use crate::error::{Error, ErrorKind, Stage};
+use crate::host::{CompiledGraph, Graph, Host, HostInner, RunLimits, RunOutput};
+
+/// One named deployment: its current version.
+#[derive(Debug)]
+pub(crate) struct Deployment {
+    current: CompiledGraph,
+    version: u64,
+}
+
+/// What [`Host::deploy`] did.
+#[derive(Clone, Debug)]
+pub struct Deployed {
+    /// The deployment's name.
+    pub name: String,
+    /// The new version's number (1 for the first deploy of a name).
+    pub version: u64,
+    /// The version replaced, if any.
+    pub replaced: Option<u64>,
+    /// The new version's compilation: cache path, key, stage times.
+    pub compiled: CompiledGraph,
+}
+
+/// The result of [`Host::invoke`].
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// The run's outputs and costs.
+    pub output: RunOutput,
+    /// The version that served it.
+    pub version: u64,
+}
+
+fn lock(inner: &HostInner) -> MutexGuard<'_, BTreeMap<String, Deployment>> {
+    // Each critical section swaps or reads whole entries; a poisoned map is still consistent.
+    inner
+        .deployments
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+fn unknown(name: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownDeployment,
+        Stage::Input,
+        format!("no deployment named {name:?}"),
+        "deploy a graph under that name first",
+    )
+}
+
+impl Host {
+    /// Deploys `graph` as the next version of `name`. The current version, if any, serves
+    /// until this one is Ready; then new requests go here and the old one drains.
+    pub async fn deploy(&self, name: &str, graph: &Graph) -> Result<Deployed, Error> {
+        let compiled = self.compile_async(graph).await?;
+        compiled.artifact().pins.fetch_add(1, Ordering::SeqCst);
+        let (version, old) = {
+            let mut deployments = lock(&self.inner);
+            match deployments.get_mut(name) {
+                Some(deployment) => {
+                    deployment.version += 1;
+                    let old = std::mem::replace(&mut deployment.current, compiled.clone());
+                    (deployment.version, Some(old))
+                }
+                None => {
+                    deployments.insert(
+                        name.to_owned(),
+                        Deployment {
+                            current: compiled.clone(),
+                            version: 1,
+                        },
+                    );
+                    (1, None)
+                }
+            }
+        };
+        if let Some(old) = &old {
+            self.unpin(old, &format!("replaced by version {version} of {name:?}"));
+        }
+        Ok(Deployed {
+            name: name.to_owned(),
+            version,
+            replaced: old.map(|_| version - 1),
+            compiled,
+        })
+    }
+
+    /// Removes a deployment; its version drains and is evicted.
+    pub fn undeploy(&self, name: &str) -> Result<(), Error> {
+        let removed = lock(&self.inner)
+            .remove(name)
+            .ok_or_else(|| unknown(name))?;
+        self.unpin(&removed.current, &format!("{name:?} undeployed"));
+        Ok(())
+    }
+
+    /// Names and current versions of all deployments.
+    pub fn deployments(&self) -> Vec<(String, u64)> {
+        lock(&self.inner)
+            .iter()
+            .map(|(name, d)| (name.clone(), d.version))
+            .collect()
+    }
+
+    fn unpin(&self, compiled: &CompiledGraph, why: &str) {
+        let artifact = compiled.artifact();
+        if artifact.pins.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.inner.cache.retire(artifact, why);
+        }
+    }
+
+    /// Runs the current version of `name`.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        inputs: &BTreeMap<String, Value>,
+        limits: RunLimits,
+    ) -> Result<Invocation, Error> {
+        for _ in 0..3 {
+            let started = {
+                let deployments = lock(&self.inner);
+                let deployment = deployments.get(name).ok_or_else(|| unknown(name))?;
+                let current = &deployment.current;
+                let artifact = Arc::clone(current.artifact());
+                match artifact.lifecycle.begin() {
+                    Ok(running) => Ok((current.clone(), deployment.version, artifact, running)),
+                    Err(_) => Err((current.graph().clone(), deployment.version)),
+                }
+            };
+            match started {
+                Ok((compiled, version, artifact, running)) => {
+                    let graph = compiled.graph();
+                    let bound = graph.bind_inputs(inputs)?;
+                    let mut encoded = Vec::with_capacity(graphjit_value::encoded_len(&bound));
+                    graphjit_value::encode(&bound, &mut encoded);
+                    let output = self
+                        .run_on(graph, &artifact, running, &encoded, limits)
+                        .await?;
+                    return Ok(Invocation { output, version });
+                }
+                // The version's artifact cannot serve (it failed): make it ready again and
+                // put it back under the same version number, unless a new version came.
+                Err((graph, version)) => {
+                    let fresh = self.compile_async(&graph).await?;
+                    fresh.artifact().pins.fetch_add(1, Ordering::SeqCst);
+                    let old = {
+                        let mut deployments = lock(&self.inner);
+                        match deployments.get_mut(name) {
+                            Some(d) if d.version == version => {
+                                Some(std::mem::replace(&mut d.current, fresh.clone()))
+                            }
+                            _ => None,
+                        }
+                    };
+                    match old {
+                        Some(old) => self.unpin(&old, "refreshed after failure"),
+                        None => self.unpin(&fresh, "superseded while refreshing"),
+                    }
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Internal,
+            Stage::Run,
+            format!("deployment {name:?} has no version that can serve"),
+            "redeploy the graph; report this as a bug if it persists",
+        ))
+    }
+}
