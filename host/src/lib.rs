@@ -31,6 +31,7 @@ mod cache;
 mod codegen;
 mod compile;
 mod deploy;
+pub(crate) mod effects;
 mod error;
 mod eval;
 mod graph;

@@ -1,6 +1,7 @@
 //! Test support shared by unit tests, integration tests, benches and later passes: a
-//! generator of random well-typed graphs (as JSON, format v1), and a corpus of hostile
-//! strings.
+//! generator of random well-typed graphs (as JSON, format v1), a corpus of hostile
+//! strings, a throwaway PostgreSQL cluster ([`postgres`]) and a local HTTP server
+//! ([`http_server`]) for the drivers' tests: real servers on loopback, never mocks.
 //!
 //! Invariants:
 //! - Every generated graph parses (`graph::parse` with default limits) and every input has a
@@ -13,6 +14,8 @@
 //!   hundreds of graphs evaluate or compile in seconds.
 
 mod builder;
+pub mod http_server;
+pub mod postgres;
 
 use proptest::prelude::*;
 use serde_json::Value as Json;

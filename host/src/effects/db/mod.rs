@@ -1,0 +1,373 @@
+//! The PostgreSQL runner (seed §6.2's runner pattern): a statement and its parameters in, typed
+//! rows or a row count out, under a deadline, with the pool and its limits fixed at
+//! construction.
+//!
+//! Invariants:
+//! - One call, one transaction: every [`PostgresRunner::query`] and [`PostgresRunner::execute`]
+//!   runs `BEGIN` (`READ ONLY` for [`Access::ReadOnly`]), the one statement, `COMMIT`. A failure
+//!   anywhere rolls it back. Nothing survives between calls but the pooled connection and its
+//!   prepared statements.
+//! - Parameters travel as bound values of prepared statements, never spliced into SQL text.
+//!   Statements are prepared once per connection and cached there.
+//! - Three clocks bound a call: the connect timeout (opening a connection), the server-side
+//!   `statement_timeout` (set on every connection at start-up) and the caller's deadline (the
+//!   whole call, pool wait included). When the deadline fires, the query is cancelled on the
+//!   server and its connection is discarded, never returned to the pool mid-statement.
+//! - Results are capped while they are read: at most `max_rows + 1` rows are fetched from the
+//!   server (a portal), and reading stops at the first row past the byte cap.
+//! - The runner knows nothing of graphs, footprints or wasm: the footprint check happens before
+//!   it is called (DESIGN §7). It is `Send + Sync` and shared by any number of tasks.
+//!
+//! ## Driver: PostgreSQL (via tokio-postgres) — seed §6.3
+//! Assumptions:
+//! 1. Results match SQL semantics for PostgreSQL 14+ (tested against the distribution's server).
+//! 2. The server enforces `statement_timeout`; the runner's deadline backs it up client-side.
+//! 3. Connections are plain TCP (`NoTls`): the server is on loopback or a trusted network.
+//!    TLS is not implemented yet.
+//!
+//! Failure modes: server unreachable or gone → `Connection`; slow statement → `Timeout`;
+//! bad SQL → `Syntax`/`UndefinedTable`/`UndefinedColumn`; bad data → `Constraint`; a write in
+//! a read-only call → `ReadOnly`; oversized result → `RowLimit`/`ByteLimit`.
+//!
+//! Mitigations: a bounded pool (dead connections are dropped on return), timeouts at three
+//! levels, prepared statements against injection, result caps enforced while streaming.
+
+mod cells;
+mod error;
+#[cfg(test)]
+mod tests;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures_util::TryStreamExt;
+use tokio::time::Instant;
+use tokio_postgres::{NoTls, Statement};
+
+pub(crate) use cells::{Cell, Param, Rows};
+use cells::{CellKind, param_fits, read_cell};
+pub(crate) use error::{DbError, TimeoutKind};
+use error::{classify, classify_pool};
+
+/// Default pool size: enough for a handful of concurrent runs per host without exhausting the
+/// server's `max_connections` (100 by default) when several hosts share it.
+pub(crate) const DEFAULT_POOL_SIZE: usize = 8;
+/// Default connect timeout: a loopback or LAN server answers in milliseconds; longer means
+/// it is down, and a run should not spend its deadline finding out.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default per-statement limit on the server: guards the database against a runaway query
+/// even when the caller's deadline is generous.
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default row cap: guards host memory against `SELECT *` on a large table.
+pub(crate) const DEFAULT_MAX_ROWS: usize = 10_000;
+/// Default byte cap (sum of [`Cell`] footprints): guards host memory against wide rows.
+pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// How a runner connects, and what it will return.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DbConfig {
+    /// `postgres://user[:password]@host:port/database` (or tokio-postgres's key=value form).
+    pub(crate) url: String,
+    /// The most connections open at once (≥ 1).
+    pub(crate) pool_size: usize,
+    /// Limit for opening one connection.
+    pub(crate) connect_timeout: Duration,
+    /// Server-side limit for one statement (`statement_timeout`, whole milliseconds, ≥ 1 ms).
+    pub(crate) statement_timeout: Duration,
+    /// The most rows a query may return.
+    pub(crate) max_rows: usize,
+    /// The most bytes (sum of [`Cell::footprint`]s) a query may return.
+    pub(crate) max_bytes: usize,
+}
+
+impl DbConfig {
+    /// The defaults above for `url`.
+    pub(crate) fn new(url: impl Into<String>) -> DbConfig {
+        DbConfig {
+            url: url.into(),
+            pool_size: DEFAULT_POOL_SIZE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            max_rows: DEFAULT_MAX_ROWS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Whether a call may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// `BEGIN READ ONLY`: the server refuses any write (`DbError::ReadOnly`).
+    ReadOnly,
+    /// `BEGIN`: reads and writes.
+    ReadWrite,
+}
+
+/// The PostgreSQL runner: a connection pool and the limits every call runs under.
+#[derive(Clone, Debug)]
+pub(crate) struct PostgresRunner {
+    pool: Pool,
+    config: DbConfig,
+}
+
+impl PostgresRunner {
+    /// Builds the pool and opens one connection, so an unreachable server or a bad login is
+    /// reported here rather than on the first call.
+    pub(crate) async fn connect(config: DbConfig) -> Result<PostgresRunner, DbError> {
+        if config.pool_size == 0 {
+            return Err(DbError::Config {
+                message: "pool_size must be at least 1".into(),
+            });
+        }
+        let mut pg: tokio_postgres::Config =
+            config
+                .url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| DbError::Config {
+                    message: e.to_string(),
+                })?;
+        let statement_ms = config.statement_timeout.as_millis().max(1);
+        let options = match pg.get_options() {
+            Some(existing) => format!("{existing} -c statement_timeout={statement_ms}"),
+            None => format!("-c statement_timeout={statement_ms}"),
+        };
+        pg.options(&options)
+            .connect_timeout(config.connect_timeout)
+            .application_name("graphjit");
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| DbError::Config {
+                message: e.to_string(),
+            })?;
+        let runner = PostgresRunner { pool, config };
+        let deadline = Instant::now() + runner.config.connect_timeout;
+        drop(
+            runner
+                .checkout(deadline, runner.config.connect_timeout)
+                .await?,
+        );
+        Ok(runner)
+    }
+
+    /// The configuration the runner was built with.
+    pub(crate) fn config(&self) -> &DbConfig {
+        &self.config
+    }
+
+    /// Runs a statement that returns rows, in its own transaction, within `timeout` (the
+    /// caller's remaining run deadline).
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[Param],
+        access: Access,
+        timeout: Duration,
+    ) -> Result<Rows, DbError> {
+        let deadline = Instant::now() + timeout;
+        let mut connection = self.checkout(deadline, timeout).await?;
+        let work = tokio::time::timeout_at(
+            deadline,
+            self.query_on(&mut connection, sql, params, access),
+        );
+        let outcome = work.await;
+        self.settle(connection, outcome, timeout)
+    }
+
+    /// Runs a statement for its effect, in its own transaction, within `timeout`; returns the
+    /// number of rows it affected.
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        params: &[Param],
+        access: Access,
+        timeout: Duration,
+    ) -> Result<u64, DbError> {
+        let deadline = Instant::now() + timeout;
+        let mut connection = self.checkout(deadline, timeout).await?;
+        let work = tokio::time::timeout_at(
+            deadline,
+            self.execute_on(&mut connection, sql, params, access),
+        );
+        let outcome = work.await;
+        self.settle(connection, outcome, timeout)
+    }
+
+    /// A pooled connection, waiting no later than `deadline`.
+    async fn checkout(&self, deadline: Instant, limit: Duration) -> Result<Object, DbError> {
+        // The timer's granularity is a millisecond: a spent deadline is refused here, before
+        // anything reaches the server, rather than racing a fast statement.
+        if Instant::now() >= deadline {
+            return Err(DbError::Timeout {
+                kind: TimeoutKind::Deadline,
+                limit,
+            });
+        }
+        match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(classify_pool(
+                &e,
+                self.config.connect_timeout,
+                self.config.statement_timeout,
+            )),
+            Err(_) => Err(DbError::Timeout {
+                kind: TimeoutKind::Deadline,
+                limit,
+            }),
+        }
+    }
+
+    /// The result of a call; on a deadline, the statement is cancelled on the server and the
+    /// connection leaves the pool (it may be mid-statement, mid-transaction).
+    fn settle<T>(
+        &self,
+        connection: Object,
+        outcome: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
+        limit: Duration,
+    ) -> Result<T, DbError> {
+        match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                let cancel = connection.cancel_token();
+                drop(Object::take(connection));
+                tokio::spawn(async move {
+                    // Best effort: if the server is gone there is nothing left to cancel.
+                    let _ = cancel.cancel_query(NoTls).await;
+                });
+                Err(DbError::Timeout {
+                    kind: TimeoutKind::Deadline,
+                    limit,
+                })
+            }
+        }
+    }
+
+    async fn query_on(
+        &self,
+        connection: &mut Object,
+        sql: &str,
+        params: &[Param],
+        access: Access,
+    ) -> Result<Rows, DbError> {
+        let limits = (self.config.max_rows, self.config.max_bytes);
+        let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
+        let transaction = connection
+            .build_transaction()
+            .read_only(access == Access::ReadOnly)
+            .start()
+            .await
+            .map_err(classify)?;
+        let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
+        check_params(&statement, params)?;
+        let columns = column_kinds(&statement)?;
+        let (max_rows, max_bytes) = limits;
+        // One row past the cap is enough to know the cap was exceeded.
+        let fetch = i32::try_from(max_rows.saturating_add(1)).unwrap_or(i32::MAX);
+        let portal = transaction
+            .bind_raw(&statement, params.iter())
+            .await
+            .map_err(classify)?;
+        let mut stream = pin!(
+            transaction
+                .query_portal_raw(&portal, fetch)
+                .await
+                .map_err(classify)?
+        );
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = stream.try_next().await.map_err(classify)? {
+            if rows.len() == max_rows {
+                return Err(DbError::RowLimit { limit: max_rows });
+            }
+            let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
+            for (index, kind) in columns.iter().enumerate() {
+                let cell = read_cell(&row, index, *kind).map_err(classify)?;
+                bytes = bytes.saturating_add(cell.footprint());
+                if bytes > max_bytes {
+                    return Err(DbError::ByteLimit { limit: max_bytes });
+                }
+                cells.push(cell);
+            }
+            rows.push(cells);
+        }
+        drop(stream);
+        transaction.commit().await.map_err(classify)?;
+        let columns = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        Ok(Rows { columns, rows })
+    }
+
+    async fn execute_on(
+        &self,
+        connection: &mut Object,
+        sql: &str,
+        params: &[Param],
+        access: Access,
+    ) -> Result<u64, DbError> {
+        let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
+        let transaction = connection
+            .build_transaction()
+            .read_only(access == Access::ReadOnly)
+            .start()
+            .await
+            .map_err(classify)?;
+        let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
+        check_params(&statement, params)?;
+        let count = transaction
+            .execute_raw(&statement, params.iter())
+            .await
+            .map_err(classify)?;
+        transaction.commit().await.map_err(classify)?;
+        Ok(count)
+    }
+}
+
+/// Every parameter present and of a type it fits, checked before anything runs.
+fn check_params(statement: &Statement, params: &[Param]) -> Result<(), DbError> {
+    let types = statement.params();
+    if types.len() != params.len() {
+        return Err(DbError::ParamCount {
+            expected: types.len(),
+            got: params.len(),
+        });
+    }
+    match types
+        .iter()
+        .zip(params)
+        .position(|(ty, param)| !param_fits(param, ty))
+    {
+        Some(index) => Err(DbError::ParamType {
+            index,
+            param: params[index].kind_name(),
+            pg_type: types[index].name().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// How to read each result column, or the first column with no cell mapping.
+fn column_kinds(statement: &Statement) -> Result<Vec<CellKind>, DbError> {
+    statement
+        .columns()
+        .iter()
+        .map(|column| {
+            CellKind::of(column.type_()).ok_or_else(|| DbError::UnsupportedType {
+                column: column.name().to_string(),
+                pg_type: column.type_().name().to_string(),
+            })
+        })
+        .collect()
+}

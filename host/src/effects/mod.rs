@@ -1,0 +1,16 @@
+//! Effects: the drivers that serve a guest's host imports, one runner per effect type (DESIGN
+//! §7, seed §6). Each runner takes a pure description in and gives a typed result out, under a
+//! timeout, with its dependencies injected at construction.
+//!
+//! Invariants:
+//! - No runner sees a graph, a footprint or the wasm store: the footprint check happens before
+//!   a runner is called, and the runtime turns a runner's result into a guest value.
+//! - Every driver failure arrives classified (connection, timeout, constraint, syntax, …),
+//!   never as a bare string.
+
+// Not called by the runtime yet: the host imports that dispatch to it come next.
+#[allow(
+    dead_code,
+    reason = "the runner is wired to the host imports in a later change"
+)]
+pub(crate) mod db;
