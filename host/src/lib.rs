@@ -34,6 +34,7 @@ mod deploy;
 pub(crate) mod effects;
 mod error;
 mod eval;
+pub(crate) mod footprint;
 mod graph;
 mod host;
 mod lifecycle;
