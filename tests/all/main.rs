@@ -1,7 +1,9 @@
 //! graphjit's integration tests: one binary, one module per concern (Wasmtime's
 //! `tests/all` layout). They use the public API and the `graphjit` binary only.
 
+mod cache;
 mod cli;
+mod deploy;
 mod differential;
 mod limits;
 mod support;

@@ -3,11 +3,26 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use graphjit::{CompiledGraph, Error, Graph, Host, RunLimits, RunOutput, Value};
+use graphjit::{
+    CacheConfig, CompiledGraph, Error, Graph, Host, HostConfig, RunLimits, RunOutput, Value,
+};
 
+/// The shared host: memory cache only, so that every graph the tests compile goes through
+/// rustc at least once per test binary (the disk cache has its own tests).
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    HOST.get_or_init(|| Host::new().expect("toolchain and engine available"))
+    HOST.get_or_init(|| Host::with_config(&memory_only()).expect("toolchain and engine available"))
+}
+
+/// A host configuration without the disk cache.
+pub fn memory_only() -> HostConfig {
+    HostConfig {
+        cache: CacheConfig {
+            disk_dir: None,
+            ..CacheConfig::default()
+        },
+        ..HostConfig::default()
+    }
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
