@@ -698,3 +698,47 @@ fn refusals_say_what_to_do() {
         "SQL calls pg_sleep(): it has side effects or reaches outside the database"
     );
 }
+
+#[test]
+fn odd_corners() {
+    assert_eq!(rw("SELECT * FROM ONLY users"), ok(&["public.users"], &[]));
+    assert_eq!(
+        rw("SELECT * FROM \"PUBLIC\".users"),
+        ok(&["\"PUBLIC\".users"], &[])
+    );
+    assert_eq!(
+        rw("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = (SELECT x FROM s)"),
+        ok(&["public.s", "public.t"], &["public.t"])
+    );
+    assert_eq!(
+        rw("MERGE INTO t USING (SELECT * FROM secret) s ON t.id = s.id WHEN MATCHED THEN DELETE"),
+        ok(&["public.secret", "public.t"], &["public.t"])
+    );
+    assert_eq!(
+        rw("DELETE FROM t RETURNING (SELECT max(v) FROM s)"),
+        ok(&["public.s", "public.t"], &["public.t"])
+    );
+    assert_eq!(
+        rw(
+            "SELECT string_agg(v, ',' ORDER BY (SELECT 1 FROM s)) FILTER (WHERE v IN (SELECT v FROM u)) FROM t"
+        ),
+        ok(&["public.s", "public.t", "public.u"], &[])
+    );
+    assert!(matches!(
+        rw("COPY (SELECT * FROM users) TO STDOUT"),
+        Err(Denied::Statement { index: 0, .. })
+    ));
+    // A Unicode-escaped identifier is either read as the name it denotes or refused.
+    match rw("SELECT * FROM U&\"d\\0061ta\"") {
+        Ok((reads, writes)) => {
+            assert_eq!((reads, writes), (vec!["public.data".to_string()], vec![]));
+        }
+        Err(denied) => assert!(
+            matches!(
+                denied,
+                Denied::SqlSyntax { .. } | Denied::SqlConstruct { .. }
+            ),
+            "{denied:?}"
+        ),
+    }
+}
