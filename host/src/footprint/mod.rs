@@ -20,6 +20,7 @@
 //!
 //! `footprint` knows nothing of wasmtime, the graph's JSON or the drivers; the effects layer
 //! calls it.
+#![forbid(unsafe_code)]
 #![allow(
     dead_code,
     unused_imports,
