@@ -151,12 +151,18 @@ impl PostgresRunner {
                 message: e.to_string(),
             })?;
         let runner = PostgresRunner { pool, config };
-        let deadline = Instant::now() + runner.config.connect_timeout;
-        drop(
-            runner
-                .checkout(deadline, runner.config.connect_timeout)
-                .await?,
-        );
+        let limit = runner.config.connect_timeout;
+        match runner.checkout(Instant::now() + limit, limit).await {
+            Ok(connection) => drop(connection),
+            // Here the only clock is the connect timeout.
+            Err(DbError::Timeout { .. }) => {
+                return Err(DbError::Timeout {
+                    kind: TimeoutKind::Connect,
+                    limit,
+                });
+            }
+            Err(e) => return Err(e),
+        }
         Ok(runner)
     }
 
@@ -259,7 +265,6 @@ impl PostgresRunner {
         params: &[Param],
         access: Access,
     ) -> Result<Rows, DbError> {
-        let limits = (self.config.max_rows, self.config.max_bytes);
         let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
         let transaction = connection
             .build_transaction()
@@ -270,7 +275,7 @@ impl PostgresRunner {
         let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
         check_params(&statement, params)?;
         let columns = column_kinds(&statement)?;
-        let (max_rows, max_bytes) = limits;
+        let (max_rows, max_bytes) = (self.config.max_rows, self.config.max_bytes);
         // One row past the cap is enough to know the cap was exceeded.
         let fetch = i32::try_from(max_rows.saturating_add(1)).unwrap_or(i32::MAX);
         let portal = transaction
@@ -300,7 +305,6 @@ impl PostgresRunner {
             }
             rows.push(cells);
         }
-        drop(stream);
         transaction.commit().await.map_err(classify)?;
         let columns = statement
             .columns()

@@ -539,6 +539,58 @@ async fn connecting_to_nothing_is_a_connection_error() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_answers_is_a_connect_timeout() {
+    // Accepts TCP (the kernel's backlog does) but never speaks the protocol.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = silent
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = DbConfig::new(format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+    config.connect_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let result = PostgresRunner::connect(config).await;
+    assert_eq!(
+        result.err(),
+        Some(DbError::Timeout {
+            kind: TimeoutKind::Connect,
+            limit: Duration::from_millis(300)
+        })
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_pooled_connection_counts_against_the_deadline() {
+    let pg = cluster();
+    let db = runner_with(&pg, |c| c.pool_size = 1).await;
+    let holder = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.query("SELECT pg_sleep(1)", &[], Access::ReadOnly, CALL)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let limit = Duration::from_millis(200);
+    let waited = db.query("SELECT 1", &[], Access::ReadOnly, limit).await;
+    assert_eq!(
+        waited,
+        Err(DbError::Timeout {
+            kind: TimeoutKind::Deadline,
+            limit
+        })
+    );
+    let held = holder.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(held.is_ok(), "{held:?}");
+}
+
+#[tokio::test]
 async fn results_are_capped_in_rows_and_bytes() {
     let pg = cluster();
     let db = runner_with(&pg, |c| {
