@@ -1,0 +1,160 @@
+----------------------------- MODULE Footprint -----------------------------
+(***************************************************************************)
+(* Footprint enforcement (seed 5.1 "Footprint compliance", DESIGN 7): one *)
+(* run of a graph issues effect calls; each is checked against the         *)
+(* graph's declared footprint (tables to read, tables to write, HTTP       *)
+(* destinations) before any driver sees it.  An allowed call reaches its   *)
+(* driver; a denied call ends the run Failed with a typed Denied error.    *)
+(* An HTTP server may redirect anywhere: each hop is checked again.        *)
+(*                                                                         *)
+(* Mapping to the Rust code:                                              *)
+(*   Read, Write, Http   footprint::Footprint's db.read, db.write and http *)
+(*                 sections (host/src/footprint/mod.rs)                   *)
+(*   a db call     one SQL statement; its accesses are what               *)
+(*                 footprint::analyze finds (a statement that writes a    *)
+(*                 table and observes its rows needs both, see the        *)
+(*                 module's "writing does not grant reading")             *)
+(*   Allowed(call) Footprint::check_sql / check_http returning Ok         *)
+(*   Issue(call)   the guest calls an effect import; the effects layer    *)
+(*                 (host/src/effects) receives the effect description     *)
+(*   Admit         the check passed; the effects layer hands the call to  *)
+(*                 its driver (effects::db's runner, the HTTP client)     *)
+(*   Deny          the check returned Denied: the run ends Failed with    *)
+(*                 the typed error, nothing reaches a driver              *)
+(*   Reply/Redirect  the driver answers; an HTTP redirect is a new call   *)
+(*                 checked by Footprint::check_redirect before it is      *)
+(*                 followed, at most MaxHops times                        *)
+(*   Finish        the guest returns: Executing -> Ready                  *)
+(* The effects layer's wiring is still being written (footprint/mod.rs    *)
+(* says "wired into effects next"); this spec is the contract it meets.   *)
+(*                                                                         *)
+(* Properties: TypeOK; NoUndeclaredEffect (every call a driver saw was    *)
+(* allowed by the declared sets); DeniedEndsFailed; NothingAfterDenied    *)
+(* (once Failed, no driver sees another call); and, under fairness,       *)
+(* RunEnds (every run ends Ready or Failed).                              *)
+(***************************************************************************)
+EXTENDS Naturals, FiniteSets
+
+CONSTANTS
+    Tables,     \* table names a statement may touch
+    Urls,       \* destinations a request or a redirect may name
+    Read,       \* declared db.read  (a subset of Tables)
+    Write,      \* declared db.write (a subset of Tables)
+    Http,       \* declared http     (a subset of Urls)
+    MaxCalls,   \* effect calls one run issues, for TLC
+    MaxHops     \* redirects followed per request
+
+ASSUME Read \subseteq Tables /\ Write \subseteq Tables /\ Http \subseteq Urls
+
+Accesses == [mode : {"read", "write"}, table : Tables]
+
+\* A db call: the accesses of one statement (one or two, e.g. UPDATE reads
+\* and writes); an http call: one destination.
+DbCalls == {[effect |-> "db", accesses |-> A] :
+                A \in {A \in SUBSET Accesses : Cardinality(A) \in 1..2}}
+HttpCalls == {[effect |-> "http", url |-> u] : u \in Urls}
+Calls == DbCalls \cup HttpCalls
+NoCall == [effect |-> "none"]
+
+AccessAllowed(a) ==
+    IF a.mode = "read" THEN a.table \in Read ELSE a.table \in Write
+
+Allowed(call) ==
+    IF call.effect = "db"
+    THEN \A a \in call.accesses : AccessAllowed(a)
+    ELSE call.url \in Http
+
+VARIABLES run, pending, driver, reached, denied, issued, hops
+vars == <<run, pending, driver, reached, denied, issued, hops>>
+
+TypeOK ==
+    /\ run \in {"Executing", "Ready", "Failed"}
+    /\ pending \in Calls \cup {NoCall}
+    /\ driver \in Calls \cup {NoCall}
+    /\ reached \subseteq Calls
+    /\ denied \in Calls \cup {NoCall}
+    /\ issued \in 0..MaxCalls
+    /\ hops \in 0..MaxHops
+
+Init ==
+    /\ run = "Executing"
+    /\ pending = NoCall
+    /\ driver = NoCall
+    /\ reached = {}
+    /\ denied = NoCall
+    /\ issued = 0
+    /\ hops = 0
+
+\* The guest asks for an effect (one at a time: an import call blocks).
+Issue(call) ==
+    /\ run = "Executing"
+    /\ pending = NoCall /\ driver = NoCall
+    /\ issued < MaxCalls
+    /\ pending' = call
+    /\ issued' = issued + 1
+    /\ hops' = 0
+    /\ UNCHANGED <<run, driver, reached, denied>>
+
+\* The check passed: the driver sees the call.
+Admit ==
+    /\ pending # NoCall
+    /\ Allowed(pending)
+    /\ driver' = pending
+    /\ reached' = reached \cup {pending}
+    /\ pending' = NoCall
+    /\ UNCHANGED <<run, denied, issued, hops>>
+
+\* The check refused: a typed Denied ends the run.
+Deny ==
+    /\ pending # NoCall
+    /\ ~Allowed(pending)
+    /\ run' = "Failed"
+    /\ denied' = pending
+    /\ pending' = NoCall
+    /\ UNCHANGED <<driver, reached, issued, hops>>
+
+\* The driver answers the guest.
+Reply ==
+    /\ driver # NoCall
+    /\ driver' = NoCall
+    /\ UNCHANGED <<run, pending, reached, denied, issued, hops>>
+
+\* An HTTP server redirects to any destination: a new call to check.
+Redirect(u) ==
+    /\ driver # NoCall
+    /\ driver.effect = "http"
+    /\ hops < MaxHops
+    /\ driver' = NoCall
+    /\ pending' = [effect |-> "http", url |-> u]
+    /\ hops' = hops + 1
+    /\ UNCHANGED <<run, reached, denied, issued>>
+
+\* The guest returns its outputs.
+Finish ==
+    /\ run = "Executing"
+    /\ pending = NoCall /\ driver = NoCall
+    /\ run' = "Ready"
+    /\ UNCHANGED <<pending, driver, reached, denied, issued, hops>>
+
+\* The run is over; nothing more happens.
+Done ==
+    /\ run \in {"Ready", "Failed"}
+    /\ UNCHANGED vars
+
+Next ==
+    \/ \E call \in Calls : Issue(call)
+    \/ Admit \/ Deny \/ Reply \/ \E u \in Urls : Redirect(u)
+    \/ Finish \/ Done
+
+Spec == Init /\ [][Next]_vars /\ WF_vars(Admit \/ Deny \/ Reply \/ Finish)
+
+-----------------------------------------------------------------------------
+
+NoUndeclaredEffect == \A call \in reached : Allowed(call)
+
+DeniedEndsFailed == denied # NoCall => run = "Failed"
+
+NothingAfterDenied == [][run = "Failed" => reached' = reached]_vars
+
+RunEnds == <>(run \in {"Ready", "Failed"})
+=============================================================================
