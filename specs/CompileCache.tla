@@ -135,16 +135,18 @@ Build(r) ==
     /\ LET k == key[r]
            s == Slot(k)
            fresh == [for |-> k, build |-> builds + 1]
+           loaded == [for |-> disk[s], build |-> builds + 1]
        IN
         \/ \* someone finished this key between the L1 check and the flight
            /\ memory[s] # None
            /\ Publish(r, memory[s])
            /\ UNCHANGED <<memory, disk, builds>>
-        \/ \* a verified L2 file: load it (Runtime::load_precompiled)
+        \/ \* a verified L2 file: load it (Runtime::load_precompiled); what
+           \* loads is whatever the file holds
            /\ memory[s] = None
            /\ DiskUsable(k)
-           /\ Publish(r, fresh)
-           /\ memory' = [memory EXCEPT ![s] = fresh]
+           /\ Publish(r, loaded)
+           /\ memory' = [memory EXCEPT ![s] = loaded]
            /\ builds' = builds + 1
            /\ UNCHANGED disk
         \/ \* compile, write L2, admit to L1

@@ -14,7 +14,9 @@
 (*                 footprint::analyze finds (a statement that writes a    *)
 (*                 table and observes its rows needs both, see the        *)
 (*                 module's "writing does not grant reading")             *)
-(*   Allowed(call) Footprint::check_sql / check_http returning Ok         *)
+(*   Check(call)   Footprint::check_sql / check_http returning Ok;        *)
+(*                 Declared(call) states the same sets independently,     *)
+(*                 for the property                                       *)
 (*   Issue(call)   the guest calls an effect import; the effects layer    *)
 (*                 (host/src/effects) receives the effect description     *)
 (*   Admit         the check passed; the effects layer hands the call to  *)
@@ -56,12 +58,20 @@ HttpCalls == {[effect |-> "http", url |-> u] : u \in Urls}
 Calls == DbCalls \cup HttpCalls
 NoCall == [effect |-> "none"]
 
-AccessAllowed(a) ==
-    IF a.mode = "read" THEN a.table \in Read ELSE a.table \in Write
-
-Allowed(call) ==
+\* What the graph declared, stated over the sets a call touches: the
+\* property's side.
+Declared(call) ==
     IF call.effect = "db"
-    THEN \A a \in call.accesses : AccessAllowed(a)
+    THEN /\ {a.table : a \in {x \in call.accesses : x.mode = "read"}} \subseteq Read
+         /\ {a.table : a \in {x \in call.accesses : x.mode = "write"}} \subseteq Write
+    ELSE call.url \in Http
+
+\* The host's decision, shaped like Footprint::check_sql (each access the
+\* statement makes, by mode) and Footprint::check_http / check_redirect.
+Check(call) ==
+    IF call.effect = "db"
+    THEN \A a \in call.accesses :
+            IF a.mode = "read" THEN a.table \in Read ELSE a.table \in Write
     ELSE call.url \in Http
 
 VARIABLES run, pending, driver, reached, denied, issued, hops
@@ -98,7 +108,7 @@ Issue(call) ==
 \* The check passed: the driver sees the call.
 Admit ==
     /\ pending # NoCall
-    /\ Allowed(pending)
+    /\ Check(pending)
     /\ driver' = pending
     /\ reached' = reached \cup {pending}
     /\ pending' = NoCall
@@ -107,7 +117,7 @@ Admit ==
 \* The check refused: a typed Denied ends the run.
 Deny ==
     /\ pending # NoCall
-    /\ ~Allowed(pending)
+    /\ ~Check(pending)
     /\ run' = "Failed"
     /\ denied' = pending
     /\ pending' = NoCall
@@ -150,7 +160,7 @@ Spec == Init /\ [][Next]_vars /\ WF_vars(Admit \/ Deny \/ Reply \/ Finish)
 
 -----------------------------------------------------------------------------
 
-NoUndeclaredEffect == \A call \in reached : Allowed(call)
+NoUndeclaredEffect == \A call \in reached : Declared(call)
 
 DeniedEndsFailed == denied # NoCall => run = "Failed"
 
