@@ -39,10 +39,6 @@ L == INSTANCE JitLifecycle
 
 ASSUME RustTransitions = L!SeedTransitions
 
-ASSUME \A n \in 1..Len(Trace) :
-        /\ Trace[n].ctx \in TraceContexts
-        /\ <<Trace[n].from, Trace[n].to>> \in RustTransitions
-
 traceVars == <<state, inflight, retired, i>>
 
 TraceInit == L!Init /\ i = 1 /\ TLCSet(1, 1)

@@ -3,6 +3,7 @@
 
 mod cache;
 mod cli;
+mod conformance;
 mod deploy;
 mod differential;
 mod limits;
