@@ -152,7 +152,7 @@ impl PostgresRunner {
             })?;
         let runner = PostgresRunner { pool, config };
         let limit = runner.config.connect_timeout;
-        match runner.checkout(Instant::now() + limit, limit).await {
+        match runner.checkout(deadline_after(limit), limit).await {
             Ok(connection) => drop(connection),
             // Here the only clock is the connect timeout.
             Err(DbError::Timeout { .. }) => {
@@ -180,7 +180,7 @@ impl PostgresRunner {
         access: Access,
         timeout: Duration,
     ) -> Result<Rows, DbError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut connection = self.checkout(deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
@@ -199,7 +199,7 @@ impl PostgresRunner {
         access: Access,
         timeout: Duration,
     ) -> Result<u64, DbError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut connection = self.checkout(deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
@@ -246,10 +246,13 @@ impl PostgresRunner {
             Err(_) => {
                 let cancel = connection.cancel_token();
                 drop(Object::take(connection));
-                tokio::spawn(async move {
-                    // Best effort: if the server is gone there is nothing left to cancel.
-                    let _ = cancel.cancel_query(NoTls).await;
-                });
+                // Best effort: if the server is gone there is nothing left to cancel. Outside a
+                // tokio runtime (never the case while a call is running) it is skipped.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _ = cancel.cancel_query(NoTls).await;
+                    });
+                }
                 Err(DbError::Timeout {
                     kind: TimeoutKind::Deadline,
                     limit,
@@ -337,6 +340,14 @@ impl PostgresRunner {
         transaction.commit().await.map_err(classify)?;
         Ok(count)
     }
+}
+
+/// `timeout` from now; a timeout too large to represent means no deadline worth the name (a
+/// year), never an overflow panic.
+fn deadline_after(timeout: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    let now = Instant::now();
+    now.checked_add(timeout.min(FAR)).unwrap_or(now)
 }
 
 /// Every parameter present and of a type it fits, checked before anything runs.

@@ -487,6 +487,11 @@ async fn the_deadline_cancels_the_query_on_the_server() {
         ),
         "{none:?}"
     );
+    // An unbounded deadline is no deadline, not an overflow.
+    let unbounded = db
+        .query("SELECT 5::int8", &[], Access::ReadOnly, Duration::MAX)
+        .await;
+    assert_eq!(unbounded.map(|r| r.rows), Ok(vec![vec![Cell::I64(5)]]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
