@@ -8,3 +8,4 @@ mod deploy;
 mod differential;
 mod limits;
 mod support;
+mod unsafe_policy;
