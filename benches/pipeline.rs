@@ -2,14 +2,17 @@
 //! - `cold_jit/{10,100}_nodes`: graph JSON → ready, loaded graph (codegen + rustc + Cranelift);
 //! - `instantiate_call/tiny`: a fresh instance of a ready graph, one call;
 //! - `tensor_1m/{wasm,native,eval}`: a 1M-element elementwise chain + sum, in the guest, in
-//!   hand-written native Rust with the same float rules, and in the reference interpreter.
+//!   hand-written native Rust with the same float rules, and in the reference interpreter;
+//! - `cache/{memory_hit,disk_hit}`: graph → ready instance from L1 and from L2;
+//! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
+//!   replacements every 20 ms.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use graphjit::{Graph, Host, RunLimits, Value};
+use graphjit::{CacheConfig, CacheSource, Graph, Host, HostConfig, RunLimits, Value};
 
 /// A chain of `n` i64/f64 nodes over one input, each depending on the one before.
 fn chain_graph(n: usize) -> String {
@@ -61,8 +64,22 @@ fn tensor_native() -> f32 {
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
+/// A host with the given memory-cache entries and disk directory.
+fn host_with(memory_entries: usize, disk_dir: Option<std::path::PathBuf>) -> Host {
+    Host::with_config(&HostConfig {
+        cache: CacheConfig {
+            memory_entries,
+            disk_dir,
+            ..CacheConfig::default()
+        },
+        ..HostConfig::default()
+    })
+    .expect("toolchain available")
+}
+
 fn benches(c: &mut Criterion) {
-    let host = Host::new().expect("toolchain available");
+    // No cache at all: every compile below is the cold path.
+    let host = host_with(0, None);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -123,5 +140,100 @@ fn benches(c: &mut Criterion) {
     tensor.finish();
 }
 
-criterion_group!(pipeline, benches);
+fn cache_benches(c: &mut Criterion) {
+    let json = chain_graph(10);
+    let graph = Graph::from_json(json.as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("cache");
+
+    let memory = host_with(16, None);
+    memory.compile(&graph).expect("compiles");
+    group.bench_function("memory_hit", |b| {
+        b.iter(|| {
+            let ready = memory.compile(&graph).expect("hit");
+            assert_eq!(ready.stats.cache, CacheSource::Memory);
+            black_box(ready)
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = host_with(0, Some(dir.path().join("components")));
+    disk.compile(&graph).expect("compiles");
+    group.bench_function("disk_hit", |b| {
+        b.iter(|| {
+            let ready = disk.compile(&graph).expect("hit");
+            assert_eq!(ready.stats.cache, CacheSource::Disk);
+            black_box(ready)
+        })
+    });
+    group.finish();
+}
+
+/// p50/p99 of `invoke` latency with and without a replacement every 20 ms, printed (criterion
+/// reports central tendencies, and this target is about the tail).
+fn replacement_latency(_c: &mut Criterion) {
+    let host = host_with(256, None);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let versions: Vec<Graph> = (1..=21)
+        .map(|v| {
+            Graph::from_json(
+                chain_graph(10)
+                    .replace("1.0001", &format!("1.000{v}"))
+                    .as_bytes(),
+            )
+            .expect("parses")
+        })
+        .collect();
+    let measure = |swap: bool| -> (Duration, Duration, usize) {
+        rt.block_on(async {
+            host.deploy("svc", &versions[0]).await.expect("deploys");
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let client = {
+                let host = host.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let start = std::time::Instant::now();
+                        host.invoke("svc", &BTreeMap::new(), RunLimits::default())
+                            .await
+                            .expect("invokes");
+                        latencies.push(start.elapsed());
+                    }
+                    latencies
+                })
+            };
+            for g in &versions[1..] {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if swap {
+                    host.deploy("svc", g).await.expect("deploys");
+                } else {
+                    // The same cache lookup as a deploy, without the swap: isolates the swap.
+                    host.compile_async(g).await.expect("compiles");
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut latencies = client.await.expect("client");
+            latencies.sort();
+            let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+            (at(0.5), at(0.99), latencies.len())
+        })
+    };
+    // Warm the cache with every version so both runs compare swaps, not compiles.
+    for g in &versions {
+        host.compile(g).expect("compiles");
+    }
+    let (p50_still, p99_still, n_still) = measure(false);
+    let (p50_swap, p99_swap, n_swap) = measure(true);
+    eprintln!(
+        "replacement/invoke: without swaps p50 {p50_still:?} p99 {p99_still:?} (n={n_still}); \
+         with 20 swaps p50 {p50_swap:?} p99 {p99_swap:?} (n={n_swap}); p99 ratio {:.2}",
+        p99_swap.as_secs_f64() / p99_still.as_secs_f64()
+    );
+}
+
+criterion_group!(pipeline, benches, cache_benches, replacement_latency);
 criterion_main!(pipeline);

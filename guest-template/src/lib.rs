@@ -44,6 +44,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub mod effects;
 pub mod ops;
 mod realloc;
 

@@ -41,6 +41,14 @@ pub enum ErrorKind {
     ImportDenied { import: String },
     /// The guest trapped for a reason not listed above (a bug in graphjit).
     Trap,
+    /// An effect call was outside the graph's footprint; no driver saw it (sandbox policy).
+    FootprintDenied,
+    /// An effect call failed in its driver, or its answer did not fit the node's type;
+    /// `class` is `connection`, `timeout`, `constraint`, `syntax`, `permission`,
+    /// `http_status`, `body_too_large`, `limit`, `bad_answer` or `other`.
+    EffectFailed { class: String },
+    /// A driver the host was told to use is unavailable (environment).
+    DriverUnavailable,
     /// `invoke` named a deployment that does not exist (user error).
     UnknownDeployment,
     /// The compile cache cannot be used: its directory is unsafe (writable by others, owned
@@ -135,6 +143,9 @@ impl Error {
             ErrorKind::Trap => "trap",
             ErrorKind::CacheUnavailable => "cache_unavailable",
             ErrorKind::UnknownDeployment => "unknown_deployment",
+            ErrorKind::FootprintDenied => "footprint_denied",
+            ErrorKind::EffectFailed { .. } => "effect_failed",
+            ErrorKind::DriverUnavailable => "driver_unavailable",
             ErrorKind::Internal => "internal",
         }
     }

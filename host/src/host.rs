@@ -19,8 +19,10 @@ use crate::cache::{
 use crate::codegen;
 use crate::compile::{self, Compiler};
 use crate::deploy;
+use crate::effects::{self, Dispatcher, EffectHandler, Services};
 use crate::error::{Error, ErrorKind, Stage};
 use crate::eval;
+use crate::footprint::Footprint;
 use crate::graph::{self, NodeId};
 use crate::lifecycle::{Lifecycle, Running, State, TraceLog, Transition};
 use crate::runtime::{self, Runtime};
@@ -33,8 +35,12 @@ pub struct RunLimits {
     pub fuel: u64,
     /// Bytes of guest linear memory (and the per-allocation cap for `eval`).
     pub memory_bytes: u64,
-    /// Wall-clock limit of the run.
+    /// Wall-clock limit of the run, time in effect calls included.
     pub deadline: Duration,
+    /// The most effect calls the run may make.
+    pub max_effect_calls: u32,
+    /// The most bytes effect answers may bring into the run, all calls together.
+    pub max_effect_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -44,6 +50,8 @@ impl Default for RunLimits {
             fuel: 1_000_000_000,
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(10),
+            max_effect_calls: 1_000,
+            max_effect_bytes: 64 << 20,
         }
     }
 }
@@ -54,6 +62,8 @@ pub struct Graph {
     pub(crate) inner: graph::Graph,
     /// blake3 of the canonical form, computed once at parse time.
     hash: blake3::Hash,
+    /// The footprint, shared by every run's effect dispatcher.
+    footprint: Arc<Footprint>,
 }
 
 impl Graph {
@@ -61,7 +71,12 @@ impl Graph {
     pub fn from_json(bytes: &[u8]) -> Result<Graph, Error> {
         let inner = graph::parse(bytes, &graph::Limits::default())?;
         let hash = inner.canonical_hash();
-        Ok(Graph { inner, hash })
+        let footprint = Arc::new(inner.footprint.clone());
+        Ok(Graph {
+            inner,
+            hash,
+            footprint,
+        })
     }
 
     /// The graph's identity: blake3 of its canonical form, hex.
@@ -72,6 +87,11 @@ impl Graph {
     /// The generated Rust for this graph (deterministic: same graph, same text).
     pub fn rust_source(&self) -> String {
         codegen::generate(&self.inner).source
+    }
+
+    /// Whether the graph has effect nodes (DB, HTTP, kernels, log).
+    pub fn has_effects(&self) -> bool {
+        self.inner.nodes.iter().any(|n| n.op.is_effect())
     }
 
     /// Output names, in the order results are returned.
@@ -96,7 +116,7 @@ impl Graph {
         RunLimits {
             fuel: self.inner.limits.fuel.unwrap_or(base.fuel),
             memory_bytes: self.inner.limits.memory_bytes.unwrap_or(base.memory_bytes),
-            deadline: base.deadline,
+            ..base
         }
     }
 
@@ -291,6 +311,8 @@ pub(crate) struct HostInner {
     runtime: Runtime,
     pub(crate) cache: Cache,
     trace: Arc<TraceLog>,
+    /// The drivers effects are served by.
+    services: Arc<Services>,
     /// Every key ingredient but the graph, fixed for this host.
     base_key: KeyIngredients,
     pub(crate) deployments: Mutex<BTreeMap<String, deploy::Deployment>>,
@@ -336,6 +358,7 @@ impl Host {
                 runtime,
                 cache,
                 trace: Arc::new(TraceLog::new(config.trace_capacity)),
+                services: Arc::new(Services::default()),
                 base_key,
                 deployments: Mutex::new(BTreeMap::new()),
             }),
@@ -444,7 +467,8 @@ impl Host {
             match found {
                 Lookup::Hit(bytes) => {
                     let start = Instant::now();
-                    match inner.runtime.load_precompiled(&bytes) {
+                    let allowed = |i: &str| effects::allows(&graph.footprint, i);
+                    match inner.runtime.load_precompiled(&bytes, &allowed) {
                         Ok(loaded) => {
                             stages.load = start.elapsed();
                             lifecycle.advance(State::Compiling, "disk hit: generation skipped");
@@ -482,7 +506,9 @@ impl Host {
         let start = Instant::now();
         let loaded = inner
             .runtime
-            .load(&compiled.wasm)
+            .load(&compiled.wasm, &|i: &str| {
+                effects::allows(&graph.footprint, i)
+            })
             .map_err(|e| fail(runtime_error(e, Some(graph), Stage::Load)))?;
         stages.load = start.elapsed();
         lifecycle.advance(State::Ready, "compiled");
@@ -559,11 +585,17 @@ impl Host {
             fuel: limits.fuel,
             memory_bytes: limits.memory_bytes,
             deadline: limits.deadline,
+            max_effect_calls: limits.max_effect_calls,
+            max_effect_bytes: limits.max_effect_bytes,
         };
+        let dispatcher: Arc<dyn EffectHandler> = Arc::new(Dispatcher::new(
+            Arc::clone(&graph.footprint),
+            Arc::clone(&self.inner.services),
+        ));
         let outcome = self
             .inner
             .runtime
-            .run(&artifact.loaded, encoded, &run_limits)
+            .run(&artifact.loaded, encoded, &run_limits, Some(dispatcher))
             .await;
         if let Err(runtime::RuntimeError::Instantiate { .. }) = &outcome {
             running.artifact_failed();
@@ -579,6 +611,39 @@ impl Host {
             run_time: outcome.run_time,
             context: artifact.lifecycle.context(),
         })
+    }
+
+    /// Serves DB effects from the PostgreSQL at `url` (`postgres://user@host:port/db`).
+    /// Graphs still reach only the tables their footprint declares.
+    pub async fn connect_database(&self, url: &str) -> Result<(), Error> {
+        let runner = effects::db::PostgresRunner::connect(effects::db::DbConfig::new(url))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::DriverUnavailable,
+                    Stage::Setup,
+                    format!("cannot use the database: {e}"),
+                    "check --database-url and that the server is up",
+                )
+            })?;
+        self.inner.services.db.set(runner).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                Stage::Setup,
+                "this host already has a database",
+                "connect once per host",
+            )
+        })
+    }
+
+    /// Log lines `log` nodes wrote, oldest first: `(level, message)`.
+    pub fn log_lines(&self) -> Vec<(String, String)> {
+        self.inner
+            .services
+            .log
+            .lock()
+            .map(|log| log.clone())
+            .unwrap_or_default()
     }
 
     /// The lifecycle transitions recorded so far, in order.
@@ -627,14 +692,89 @@ impl Host {
             fuel: limits.fuel,
             memory_bytes: limits.memory_bytes,
         };
-        let outcome =
-            eval::eval(&graph.inner, &bound, &eval_limits).map_err(|e| eval_error(e, graph))?;
+        let outcome = eval::eval(&graph.inner, &bound, &eval_limits)
+            .map_err(|e| eval_error(e, graph, limits.memory_bytes))?;
         Ok(RunOutput {
             outputs: name_outputs(graph, outcome.outputs)?,
             fuel_used: outcome.fuel_used,
             run_time: start.elapsed(),
             context: 0,
         })
+    }
+
+    /// Evaluates a graph with the reference interpreter, serving its effect nodes through this
+    /// host's drivers and the graph's footprint, exactly as a compiled run's host imports are.
+    /// Runs on tokio's blocking pool (the interpreter is synchronous; each effect call waits).
+    pub async fn eval_effects(
+        &self,
+        graph: &Graph,
+        inputs: &BTreeMap<String, Value>,
+        limits: RunLimits,
+    ) -> Result<RunOutput, Error> {
+        let bound = graph.bind_inputs(inputs)?;
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&graph.footprint),
+            Arc::clone(&self.inner.services),
+        );
+        let graph = graph.clone();
+        let handle = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            let deadline = start + limits.deadline;
+            let eval_limits = eval::EvalLimits {
+                fuel: limits.fuel,
+                memory_bytes: limits.memory_bytes,
+            };
+            let (mut calls, mut bytes) = (0u32, 0u64);
+            let mut serve = |call: effects::EffectCall| {
+                if calls >= limits.max_effect_calls {
+                    return Err(effects::EffectError::Limit(format!(
+                        "the run may make at most {} effect calls",
+                        limits.max_effect_calls
+                    )));
+                }
+                calls += 1;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Err(effects::EffectError::Timeout(
+                        "the run's deadline passed".into(),
+                    ));
+                }
+                let answer = handle.block_on(async {
+                    tokio::time::timeout(remaining, dispatcher.call(call, remaining))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(effects::EffectError::Timeout(
+                                "the run's deadline passed".into(),
+                            ))
+                        })
+                })?;
+                bytes = bytes.saturating_add(answer.bytes());
+                if bytes > limits.max_effect_bytes {
+                    return Err(effects::EffectError::Limit(format!(
+                        "effect answers may carry at most {} bytes into the run",
+                        limits.max_effect_bytes
+                    )));
+                }
+                Ok(answer)
+            };
+            let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, &mut serve)
+                .map_err(|e| eval_error(e, &graph, limits.memory_bytes))?;
+            Ok::<_, Error>(RunOutput {
+                outputs: name_outputs(&graph, outcome.outputs)?,
+                fuel_used: outcome.fuel_used,
+                run_time: start.elapsed(),
+                context: 0,
+            })
+        });
+        task.await.map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                Stage::Eval,
+                format!("the evaluation task ended abnormally: {e}"),
+                "report this as a bug",
+            )
+        })?
     }
 }
 
@@ -757,6 +897,7 @@ fn runtime_error(e: runtime::RuntimeError, graph: Option<&Graph>, stage: Stage) 
             None,
             "the component may import only graphjit interfaces its footprint allows".to_string(),
         ),
+        R::Effect { node: n, ref error } => effect_error(error, node(n)),
         other => (
             if matches!(other, R::Trap { .. }) {
                 ErrorKind::Trap
@@ -770,10 +911,46 @@ fn runtime_error(e: runtime::RuntimeError, graph: Option<&Graph>, stage: Stage) 
     Error::new(kind, stage, message, remediation).at_node(node)
 }
 
-fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
+/// The kind, node and remediation of a failed effect call.
+pub(crate) fn effect_error(
+    error: &effects::EffectError,
+    node: Option<String>,
+) -> (ErrorKind, Option<String>, String) {
+    use effects::EffectError as E;
+    let remediation = match error {
+        E::FootprintDenied(_) => {
+            "declare what the graph needs in its footprint (the message says what), or remove the call"
+        }
+        E::Limit(_) => "raise the run's effect caps, or make fewer or smaller calls",
+        E::Connection(_) => "check that the server is up and reachable (--database-url)",
+        E::Timeout(_) => "raise --deadline-ms, or make the call cheaper",
+        E::Constraint(_) => "the data violates a constraint: check the values written",
+        E::Syntax(_) => "fix the SQL (or the names it uses)",
+        E::Permission(_) => {
+            "the server refused the privilege; a graph without a write set runs read-only"
+        }
+        E::HttpStatus(_) => "the server answered with an error status",
+        E::BodyTooLarge(_) => "ask for less data",
+        E::BadAnswer(_) => "make the node's \"type\" match what the effect returns",
+        E::Other(_) => "see the message",
+    };
+    let kind = match error {
+        E::FootprintDenied(_) => ErrorKind::FootprintDenied,
+        other => ErrorKind::EffectFailed {
+            class: other.kind_name().to_owned(),
+        },
+    };
+    (kind, node, remediation.to_owned())
+}
+
+fn eval_error(e: eval::EvalError, graph: &Graph, memory_limit: u64) -> Error {
     use eval::EvalError as E;
     let message = e.to_string();
     let node = |n: NodeId| graph.node_name(n.0);
+    if let E::Effect { node: n, error } = &e {
+        let (kind, node, remediation) = effect_error(error, node(*n));
+        return Error::new(kind, Stage::Eval, message, remediation).at_node(node);
+    }
     let (kind, node, remediation) = match e {
         E::Fuel { budget, used } => (
             ErrorKind::FuelExhausted { budget, used },
@@ -782,7 +959,7 @@ fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
         ),
         E::OutOfMemory { node: n, bytes } => (
             ErrorKind::MemoryExceeded {
-                limit: 0,
+                limit: memory_limit,
                 requested: bytes,
             },
             node(n),
@@ -808,7 +985,7 @@ fn eval_error(e: eval::EvalError, graph: &Graph) -> Error {
             None,
             "pass values of the declared input types",
         ),
-        E::Internal(_) => (ErrorKind::Internal, None, "report this as a bug"),
+        E::Internal(_) | E::Effect { .. } => (ErrorKind::Internal, None, "report this as a bug"),
     };
     Error::new(kind, Stage::Eval, message, remediation).at_node(node)
 }

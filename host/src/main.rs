@@ -100,6 +100,10 @@ struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Serve DB effects from this PostgreSQL (`postgres://user@host:port/db`); graphs still
+    /// reach only the tables their footprint declares.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -225,14 +229,12 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
     if let Some(ms) = args.deadline_ms {
         limits.deadline = Duration::from_millis(ms);
     }
-    if !compile {
+    if !compile && !graph.has_effects() {
         return Host::eval(&graph, &inputs, limits).map(|output| Success {
             output,
             compiled: None,
         });
     }
-    let host = args.cache.host()?;
-    let compiled = host.compile(&graph)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -243,6 +245,18 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
             message: format!("cannot start the async runtime: {e}"),
             remediation: "check the process's thread limits".into(),
         })?;
+    let host = args.cache.host()?;
+    if let Some(url) = &args.database_url {
+        runtime.block_on(host.connect_database(url))?;
+    }
+    if !compile {
+        let output = runtime.block_on(host.eval_effects(&graph, &inputs, limits))?;
+        return Ok(Success {
+            output,
+            compiled: None,
+        });
+    }
+    let compiled = host.compile(&graph)?;
     let output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
     Ok(Success {
         output,

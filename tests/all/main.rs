@@ -6,6 +6,7 @@ mod cli;
 mod conformance;
 mod deploy;
 mod differential;
+mod effects;
 mod limits;
 mod support;
 mod unsafe_policy;

@@ -19,6 +19,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod effects;
+
 /// The one NaN an f64 output may carry (quiet, positive, zero payload).
 pub const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
 /// The one NaN an f32 tensor element may carry (quiet, positive, zero payload).

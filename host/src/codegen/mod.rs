@@ -16,7 +16,7 @@ mod literal;
 use std::fmt::Write as _;
 
 use crate::graph::{
-    BinaryOp, CompareOp, Const, Graph, NodeId, Op, ReduceOp, Region, Type, UnaryOp,
+    AnswerType, BinaryOp, CompareOp, Const, Graph, NodeId, Op, ReduceOp, Region, Type, UnaryOp,
 };
 use literal::{f64_literal, rust_type, shape_literal, str_literal};
 
@@ -130,6 +130,23 @@ impl<'g> Generator<'g> {
         } else {
             format!("{}.clone()", self.var(id))
         }
+    }
+
+    /// `rt::Value` expressions for scalar arguments (SQL parameters), comma-separated.
+    fn values(&self, args: &[NodeId], here: &dyn Fn(NodeId) -> bool) -> String {
+        let items: Vec<String> = args
+            .iter()
+            .map(|&x| {
+                let variant = match self.graph.node(x).ty {
+                    Type::Bool => "Bool",
+                    Type::I64 => "I64",
+                    Type::F64 => "F64",
+                    _ => "Str",
+                };
+                format!("rt::Value::{variant}({})", self.owned(x, here(x)))
+            })
+            .collect();
+        items.join(", ")
     }
 
     /// An owned copy of `id` for a position that consumes it: moved if this is the node's only
@@ -284,6 +301,60 @@ impl<'g> Generator<'g> {
                 Some(Type::I64) => format!("rt::ops::i64_to_string({})", a(0)),
                 _ => format!("rt::ops::f64_to_string({})", a(0)),
             },
+            Op::DbQuery { sql, answer } => format!(
+                "rt::effects::{}(rt::effects::db_query({at}, {}, &[{}], &{})?, {at})?",
+                answer_extractor(&node.ty),
+                str_literal(sql),
+                self.values(&node.args, &here),
+                answer_literal(answer),
+            ),
+            Op::DbExecute { sql } => format!(
+                "rt::effects::db_execute({at}, {}, &[{}])?",
+                str_literal(sql),
+                self.values(&node.args, &here),
+            ),
+            Op::Http {
+                method,
+                url,
+                answer,
+            } => {
+                let body = node.args.first().map_or_else(
+                    || "None".to_string(),
+                    |&b| format!("Some(&{})", self.var(b)),
+                );
+                format!(
+                    "rt::effects::{}(rt::effects::http({at}, {}, {}, {body}, &{})?, {at})?",
+                    answer_extractor(&node.ty),
+                    str_literal(method),
+                    str_literal(url),
+                    answer_literal(answer),
+                )
+            }
+            Op::Kernel { name } => {
+                let args: Vec<String> = node
+                    .args
+                    .iter()
+                    .map(|&x| format!("&{}", self.var(x)))
+                    .collect();
+                let shape = match &node.ty {
+                    Type::Tensor(shape) => shape_literal(shape),
+                    _ => "[]".to_string(),
+                };
+                format!(
+                    "rt::effects::kernel({at}, {}, &[{}], &{shape})?",
+                    str_literal(name),
+                    args.join(", ")
+                )
+            }
+            Op::Log { level } => {
+                let x = node.args.first().copied();
+                let shown = x.map_or_else(String::new, |x| self.var(x));
+                let value = x.map_or_else(|| "()".to_string(), |x| self.owned(x, here(x)));
+                format!(
+                    "{{ rt::effects::log({}, &alloc::format!(\"{{:?}}\", &{shown})); {value} }}",
+                    str_literal(level)
+                )
+            }
         };
         self.line(&format!("{} = {expr};", self.binding(id)));
     }
@@ -356,6 +427,31 @@ impl<'g> Generator<'g> {
 }
 
 /// Counts, per node, how many times generated code reads its variable.
+/// The Rust name of the function that turns an effect's answer `Value` into `ty`.
+fn answer_extractor(ty: &Type) -> &'static str {
+    match ty {
+        Type::Bool => "as_bool",
+        Type::I64 => "as_i64",
+        Type::F64 => "as_f64",
+        Type::Str => "as_string",
+        Type::Tensor(_) | Type::Tuple(_) => "as_tensor",
+    }
+}
+
+/// An `AnswerType` expression.
+fn answer_literal(answer: &AnswerType) -> String {
+    match answer {
+        AnswerType::Bool => "rt::effects::AnswerType::Bool".into(),
+        AnswerType::I64 => "rt::effects::AnswerType::I64".into(),
+        AnswerType::F64 => "rt::effects::AnswerType::F64".into(),
+        AnswerType::Str => "rt::effects::AnswerType::Str".into(),
+        AnswerType::Tensor(shape) => format!(
+            "rt::effects::AnswerType::Tensor(alloc::vec::Vec::from({}))",
+            shape_literal(shape)
+        ),
+    }
+}
+
 fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u32]) {
     for &id in &region.nodes {
         if !demanded[id.index()] {

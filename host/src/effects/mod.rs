@@ -14,3 +14,10 @@
     reason = "the runner is wired to the host imports in a later change"
 )]
 pub(crate) mod db;
+
+mod call;
+mod dispatch;
+mod kernels;
+
+pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
+pub(crate) use dispatch::{Dispatcher, Services, allows};

@@ -23,12 +23,17 @@ use std::rc::Rc;
 
 use graphjit_value::Value;
 
-use super::{EvalError, EvalLimits, const_value, scalar, tensor};
+use graphjit_value::effects::{self as conv, cell_from_value};
+
+use super::{EffectFn, EvalError, EvalLimits, const_value, scalar, tensor};
+use crate::effects::{EffectAnswer, EffectCall, EffectError};
 use crate::graph::{Graph, Node, NodeId, Op, Region, Type};
 
 /// One evaluation's state: a slot per node, the demanded set and the fuel meter.
-pub(super) struct Interp<'g> {
+pub(super) struct Interp<'g, 'e> {
     graph: &'g Graph,
+    /// Serves effect nodes.
+    effects: &'e mut EffectFn<'e>,
     demanded: Vec<bool>,
     /// Fuel each node costs before it runs (first bullet of the cost rule).
     costs: Vec<u64>,
@@ -38,8 +43,12 @@ pub(super) struct Interp<'g> {
     limits: EvalLimits,
 }
 
-impl<'g> Interp<'g> {
-    pub(super) fn new(graph: &'g Graph, limits: EvalLimits) -> Result<Self, EvalError> {
+impl<'g, 'e> Interp<'g, 'e> {
+    pub(super) fn new(
+        graph: &'g Graph,
+        limits: EvalLimits,
+        effects: &'e mut EffectFn<'e>,
+    ) -> Result<Self, EvalError> {
         if graph.root.results.len() != graph.outputs.len() {
             return Err(internal("the root region's results and the outputs differ"));
         }
@@ -50,6 +59,7 @@ impl<'g> Interp<'g> {
             .collect::<Result<_, _>>()?;
         Ok(Interp {
             graph,
+            effects,
             demanded: graph.demanded(),
             costs,
             values: vec![None; graph.nodes.len()],
@@ -122,6 +132,86 @@ impl<'g> Interp<'g> {
         Ok(())
     }
 
+    /// One effect node: the call, then its answer as the node's value, with the conversions
+    /// the guest uses (graphjit-value's `effects`).
+    fn effect(&mut self, node: &Node, id: NodeId, args: Vec<Value>) -> Result<Value, EvalError> {
+        let failed = |error: EffectError| EvalError::Effect { node: id, error };
+        let bad = |message: String| failed(EffectError::BadAnswer(message));
+        let call = match &node.op {
+            Op::DbQuery { sql, .. } | Op::DbExecute { sql } => {
+                let params = args
+                    .iter()
+                    .map(cell_from_value)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                if matches!(node.op, Op::DbQuery { .. }) {
+                    EffectCall::DbQuery {
+                        sql: sql.clone(),
+                        params,
+                    }
+                } else {
+                    EffectCall::DbExecute {
+                        sql: sql.clone(),
+                        params,
+                    }
+                }
+            }
+            Op::Http { method, url, .. } => EffectCall::Http {
+                method: method.clone(),
+                url: url.clone(),
+                body: match args.first() {
+                    Some(Value::Str(s)) => Some(s.clone().into_bytes()),
+                    _ => None,
+                },
+            },
+            Op::Kernel { name } => EffectCall::Kernel {
+                name: name.clone(),
+                args: args
+                    .iter()
+                    .map(|a| match a {
+                        Value::Tensor(t) => Ok(t.clone()),
+                        _ => Err(internal("a kernel argument is not a tensor")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            Op::Log { level } => EffectCall::Log {
+                level: level.clone(),
+                message: format!("{:?}", args.first()),
+            },
+            _ => return Err(internal("not an effect op")),
+        };
+        let answer = (self.effects)(call).map_err(failed)?;
+        match (&node.op, answer) {
+            (Op::DbQuery { answer, .. }, EffectAnswer::Rows(rows)) => {
+                conv::rows_to_value(&rows, answer).map_err(bad)
+            }
+            (Op::DbExecute { .. }, EffectAnswer::Count(n)) => i64::try_from(n)
+                .map(Value::I64)
+                .map_err(|_| bad(format!("row count {n}"))),
+            (Op::Http { answer, .. }, EffectAnswer::Response { status, body }) => {
+                if !(200..300).contains(&status) {
+                    return Err(failed(EffectError::HttpStatus(status)));
+                }
+                conv::body_to_value(&body, answer).map_err(bad)
+            }
+            (Op::Kernel { .. }, EffectAnswer::Tensor(t)) => {
+                let Type::Tensor(expected) = &node.ty else {
+                    return Err(internal("a kernel node that is not a tensor"));
+                };
+                conv::tensor_answer(t.shape, t.data, expected)
+                    .map(Value::Tensor)
+                    .map_err(bad)
+            }
+            (Op::Log { .. }, EffectAnswer::Unit) => args
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal("`log` without an argument")),
+            (_, other) => Err(failed(EffectError::Other(format!(
+                "the handler answered with the wrong kind of answer: {other:?}"
+            )))),
+        }
+    }
+
     /// Evaluates the demanded nodes of `region` in its (canonical) order; its results.
     fn region(&mut self, region: &'g Region) -> Result<Vec<Rc<Value>>, EvalError> {
         for &id in &region.nodes {
@@ -184,6 +274,10 @@ impl<'g> Interp<'g> {
                 ),
                 _ => return Err(internal("`get` of something other than one tuple")),
             },
+            op if op.is_effect() => {
+                let args: Vec<Value> = self.arguments(node)?.into_iter().cloned().collect();
+                Rc::new(self.effect(node, id, args)?)
+            }
             op => {
                 let args = self.arguments(node)?;
                 Rc::new(if is_tensor_op(op, &args) {

@@ -24,6 +24,8 @@ mod tests;
 
 use graphjit_value::Value;
 
+use crate::effects::{EffectAnswer, EffectCall, EffectError};
+
 use crate::graph::{Const, Graph, NodeId};
 
 /// Budgets for one evaluation.
@@ -66,6 +68,9 @@ pub(crate) enum EvalError {
     /// Inputs of the wrong number or type (a caller bug: inputs are checked before eval).
     #[error("bad input: {0}")]
     BadInput(String),
+    /// An effect node's call failed, or its answer did not fit the node's type.
+    #[error("effect failed: {error}")]
+    Effect { node: NodeId, error: EffectError },
     /// An IR invariant did not hold (a graphjit bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,17 +87,36 @@ impl EvalError {
             EvalError::Overflow { node }
             | EvalError::DivisionByZero { node }
             | EvalError::InvalidValue { node, .. }
-            | EvalError::OutOfMemory { node, .. } => Some(*node),
+            | EvalError::OutOfMemory { node, .. }
+            | EvalError::Effect { node, .. } => Some(*node),
             EvalError::Fuel { .. } | EvalError::BadInput(_) | EvalError::Internal(_) => None,
         }
     }
 }
 
-/// Evaluates `graph` on `inputs` (one per `graph.inputs` entry, in that order).
+/// Serves one effect call for `eval` (the host's dispatcher, blocking, in practice).
+pub(crate) type EffectFn<'a> = dyn FnMut(EffectCall) -> Result<EffectAnswer, EffectError> + 'a;
+
+/// Evaluates `graph` on `inputs` (one per `graph.inputs` entry, in that order). Effect nodes
+/// fail: use [`eval_with`] to serve them.
 pub(crate) fn eval(
     graph: &Graph,
     inputs: &[Value],
     limits: &EvalLimits,
+) -> Result<EvalOutcome, EvalError> {
+    eval_with(graph, inputs, limits, &mut |_| {
+        Err(EffectError::Other(
+            "effects are not available to this evaluation (it has no host)".into(),
+        ))
+    })
+}
+
+/// Evaluates `graph` on `inputs`, serving effect nodes with `effects`.
+pub(crate) fn eval_with(
+    graph: &Graph,
+    inputs: &[Value],
+    limits: &EvalLimits,
+    effects: &mut EffectFn<'_>,
 ) -> Result<EvalOutcome, EvalError> {
     if inputs.len() != graph.inputs.len() {
         return Err(EvalError::BadInput(format!(
@@ -101,7 +125,7 @@ pub(crate) fn eval(
             graph.inputs.len()
         )));
     }
-    let mut interp = interp::Interp::new(graph, *limits)?;
+    let mut interp = interp::Interp::new(graph, *limits, effects)?;
     for (&id, value) in graph.inputs.iter().zip(inputs) {
         interp.bind_input(id, value)?;
     }

@@ -5,7 +5,8 @@
 //! (NaN is already canonical from `lower`). Every field that changes meaning is encoded; the
 //! graph's display `name` and its run `limits` are not (they change neither code nor results).
 
-use super::{Const, Graph, Node, NodeId, Op, Region, Type};
+use super::{AnswerType, Const, Graph, Node, NodeId, Op, Region, Type};
+use crate::footprint::Footprint;
 
 /// Bumped whenever the encoding or the semantics of an existing op changes.
 const ENCODING_VERSION: u32 = 1;
@@ -20,6 +21,7 @@ pub(super) fn hash(graph: &Graph) -> blake3::Hash {
     for name in &graph.outputs {
         e.str(name);
     }
+    e.footprint(&graph.footprint);
     e.0.finalize()
 }
 
@@ -71,6 +73,7 @@ impl Encoder {
         self.str(&node.name);
         self.str(node.op.name());
         self.ids(&node.args);
+        self.ids(&node.after);
         self.ty(&node.ty);
         match &node.op {
             Op::Input { default } => match default {
@@ -95,6 +98,22 @@ impl Encoder {
                 self.shape(shape);
                 self.u32(value.to_bits());
             }
+            Op::DbQuery { sql, answer } => {
+                self.str(sql);
+                self.answer(answer);
+            }
+            Op::DbExecute { sql } => self.str(sql),
+            Op::Http {
+                method,
+                url,
+                answer,
+            } => {
+                self.str(method);
+                self.str(url);
+                self.answer(answer);
+            }
+            Op::Kernel { name } => self.str(name),
+            Op::Log { level } => self.str(level),
             Op::Param
             | Op::Unary(_)
             | Op::Binary(_)
@@ -111,6 +130,41 @@ impl Encoder {
             | Op::Len
             | Op::ToString => {}
         }
+    }
+
+    fn answer(&mut self, answer: &AnswerType) {
+        match answer {
+            AnswerType::Bool => self.u32(0),
+            AnswerType::I64 => self.u32(1),
+            AnswerType::F64 => self.u32(2),
+            AnswerType::Str => self.u32(3),
+            AnswerType::Tensor(shape) => {
+                self.u32(4);
+                self.shape(shape);
+            }
+        }
+    }
+
+    /// The footprint in normalized form: sets in sorted order, rules sorted by their text.
+    fn footprint(&mut self, footprint: &Footprint) {
+        self.len(footprint.db.read.len());
+        footprint
+            .db
+            .read
+            .iter()
+            .for_each(|t| self.str(&t.to_string()));
+        self.len(footprint.db.write.len());
+        footprint
+            .db
+            .write
+            .iter()
+            .for_each(|t| self.str(&t.to_string()));
+        let mut rules: Vec<String> = footprint.http.iter().map(|r| format!("{r:?}")).collect();
+        rules.sort();
+        self.len(rules.len());
+        rules.iter().for_each(|r| self.str(r));
+        self.len(footprint.kernels.len());
+        footprint.kernels.iter().for_each(|k| self.str(k));
     }
 
     fn ty(&mut self, ty: &Type) {

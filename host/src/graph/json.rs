@@ -25,6 +25,9 @@ pub(super) struct GraphJson {
     pub(super) outputs: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) limits: Option<LimitsJson>,
+    /// Parsed and checked by `footprint::Footprint` (its own format and errors).
+    #[serde(default)]
+    pub(super) footprint: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +55,18 @@ pub(super) struct NodeJson {
     #[serde(rename = "else")]
     pub(super) otherwise: Option<RegionJson>,
     pub(super) body: Option<RegionJson>,
+    /// `db_query` / `db_execute`: the SQL text, `$1`… for the args.
+    pub(super) sql: Option<String>,
+    /// `http`: the method.
+    pub(super) method: Option<String>,
+    /// `http`: the URL.
+    pub(super) url: Option<String>,
+    /// `kernel`: which kernel.
+    pub(super) kernel: Option<String>,
+    /// `log`: the level.
+    pub(super) level: Option<String>,
+    /// Effects: nodes that must run first (ordering only).
+    pub(super) after: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

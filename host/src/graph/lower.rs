@@ -11,8 +11,10 @@ use super::error::{GraphError, GraphErrorKind as Kind, Limits};
 use super::json::{GraphJson, NodeJson, RegionJson, TypeJson, VersionProbe};
 use super::types::{Type, infer};
 use super::{
-    BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region, UnaryOp,
+    AnswerType, BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region,
+    UnaryOp,
 };
+use crate::footprint::Footprint;
 
 /// The graph format version this build reads.
 pub(crate) const FORMAT_VERSION: u64 = 1;
@@ -110,6 +112,16 @@ impl<'l> Lowering<'l> {
             inputs.sort_by(|a, b| self.nodes[a.index()].name.cmp(&self.nodes[b.index()].name));
             inputs
         };
+        let footprint = match json.footprint {
+            None => Footprint::default(),
+            Some(value) => serde_json::from_value::<Footprint>(value).map_err(|e| {
+                GraphError::new(
+                    Kind::Field,
+                    format!("the footprint is not valid: {e}"),
+                    "see \"Footprint\" in docs/graph-format.md",
+                )
+            })?,
+        };
         let limits = json.limits.map_or(GraphLimits::default(), |l| GraphLimits {
             fuel: l.fuel,
             memory_bytes: l.memory,
@@ -121,6 +133,7 @@ impl<'l> Lowering<'l> {
             inputs,
             outputs: json.outputs.into_keys().collect(),
             limits,
+            footprint,
         };
         debug_assert_eq!(graph.check_invariants(), Ok(()));
         Ok(graph)
@@ -194,6 +207,7 @@ impl<'l> Lowering<'l> {
             name: name.to_string(),
             op,
             args,
+            after: Vec::new(),
             captures: Vec::new(),
             ty,
         });
@@ -205,6 +219,12 @@ impl<'l> Lowering<'l> {
         check_fields(json).map_err(at)?;
         let args: Vec<NodeId> = json
             .args
+            .iter()
+            .flatten()
+            .map(|a| self.resolve(a, &json.id))
+            .collect::<Result<_, _>>()?;
+        let after: Vec<NodeId> = json
+            .after
             .iter()
             .flatten()
             .map(|a| self.resolve(a, &json.id))
@@ -245,6 +265,36 @@ impl<'l> Lowering<'l> {
             }
             "if" => return self.if_node(json, args, &arg_types),
             "loop" => return self.loop_node(json, args, arg_types),
+            "db_query" => {
+                let ty = self.declared_type(json).map_err(at)?;
+                let answer = answer_type(&ty).map_err(at)?;
+                let sql = need_text(json, "sql", &json.sql).map_err(at)?;
+                (Op::DbQuery { sql, answer }, ty)
+            }
+            "http" => {
+                let ty = match &json.ty {
+                    Some(_) => self.declared_type(json).map_err(at)?,
+                    None => Type::Str,
+                };
+                let answer = answer_type(&ty).map_err(at)?;
+                if matches!(answer, AnswerType::Tensor(_)) {
+                    return Err(at(GraphError::new(
+                        Kind::Type,
+                        "an `http` answer cannot be a tensor",
+                        "use \"type\": \"string\", \"i64\", \"f64\" or \"bool\"",
+                    )));
+                }
+                let method = need_text(json, "method", &json.method).map_err(at)?;
+                let url = need_text(json, "url", &json.url).map_err(at)?;
+                (
+                    Op::Http {
+                        method,
+                        url,
+                        answer,
+                    },
+                    ty,
+                )
+            }
             name => {
                 let op = simple_op(name, json).map_err(at)?;
                 let refs: Vec<&Type> = arg_types.iter().collect();
@@ -258,8 +308,13 @@ impl<'l> Lowering<'l> {
                 (op, ty)
             }
         };
+        if op.is_effect() {
+            check_effect(&op, &arg_types).map_err(at)?;
+        }
         self.check_type_size(&ty).map_err(at)?;
-        Ok(self.alloc(&json.id, op, args, ty))
+        let id = self.alloc(&json.id, op, args, ty);
+        self.nodes[id.index()].after = after;
+        Ok(id)
     }
 
     fn if_node(
@@ -643,6 +698,23 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
         "concat" => Op::Concat,
         "len" => Op::Len,
         "to_string" => Op::ToString,
+        "db_execute" => Op::DbExecute {
+            sql: need_text(json, "sql", &json.sql)?,
+        },
+        "kernel" => Op::Kernel {
+            name: need_text(json, "kernel", &json.kernel)?,
+        },
+        "log" => {
+            let level = json.level.clone().unwrap_or_else(|| "info".to_owned());
+            if !LOG_LEVELS.contains(&level.as_str()) {
+                return Err(GraphError::new(
+                    Kind::Field,
+                    format!("unknown log level {level:?}"),
+                    format!("use one of {LOG_LEVELS:?}"),
+                ));
+            }
+            Op::Log { level }
+        }
         other => {
             return Err(GraphError::new(
                 Kind::UnknownOp,
@@ -665,6 +737,11 @@ fn check_fields(json: &NodeJson) -> Result<(), GraphError> {
         "iota" => &["shape"],
         "fill" => &["shape", "value"],
         "reshape" => &["args", "shape"],
+        "db_query" => &["args", "sql", "type", "after"],
+        "db_execute" => &["args", "sql", "after"],
+        "http" => &["args", "method", "url", "type", "after"],
+        "kernel" => &["args", "kernel", "after"],
+        "log" => &["args", "level", "after"],
         _ => &["args"],
     };
     let present = [
@@ -678,6 +755,12 @@ fn check_fields(json: &NodeJson) -> Result<(), GraphError> {
         ("then", json.then.is_some()),
         ("else", json.otherwise.is_some()),
         ("body", json.body.is_some()),
+        ("sql", json.sql.is_some()),
+        ("method", json.method.is_some()),
+        ("url", json.url.is_some()),
+        ("kernel", json.kernel.is_some()),
+        ("level", json.level.is_some()),
+        ("after", json.after.is_some()),
     ];
     match present
         .iter()
@@ -752,6 +835,7 @@ fn free_names<'a>(region: &'a RegionJson, out: &mut BTreeSet<&'a str>) {
         .collect();
     for node in &region.nodes {
         used.extend(node.args.iter().flatten().map(String::as_str));
+        used.extend(node.after.iter().flatten().map(String::as_str));
         for (_, sub) in node.regions() {
             free_names(sub, &mut used);
         }
@@ -770,7 +854,13 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
     let mut waiting_on = vec![0usize; nodes.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
-        let mut deps: BTreeSet<&str> = node.args.iter().flatten().map(String::as_str).collect();
+        let mut deps: BTreeSet<&str> = node
+            .args
+            .iter()
+            .chain(&node.after)
+            .flatten()
+            .map(String::as_str)
+            .collect();
         for (_, region) in node.regions() {
             free_names(region, &mut deps);
         }
@@ -821,4 +911,67 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
         .at(stuck));
     }
     Ok(order)
+}
+
+/// Levels a `log` node may use.
+const LOG_LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
+
+/// The longest SQL, URL, method or kernel name a graph may hold in one field.
+const MAX_EFFECT_TEXT: usize = 64 * 1024;
+
+/// A required text field of an effect node.
+fn need_text(json: &NodeJson, field: &str, value: &Option<String>) -> Result<String, GraphError> {
+    let text = value.clone().ok_or_else(|| {
+        GraphError::new(
+            Kind::Field,
+            format!("`{}` needs a {field:?}", json.op),
+            format!("add \"{field}\": \"...\""),
+        )
+    })?;
+    if text.len() > MAX_EFFECT_TEXT {
+        return Err(GraphError::new(
+            Kind::ResourceExceeded,
+            format!(
+                "{field:?} is {} bytes; the limit is {MAX_EFFECT_TEXT}",
+                text.len()
+            ),
+            "shorten it",
+        ));
+    }
+    Ok(text)
+}
+
+/// The answer type an effect node declares.
+fn answer_type(ty: &Type) -> Result<AnswerType, GraphError> {
+    Ok(match ty {
+        Type::Bool => AnswerType::Bool,
+        Type::I64 => AnswerType::I64,
+        Type::F64 => AnswerType::F64,
+        Type::Str => AnswerType::Str,
+        Type::Tensor(shape) if shape.len() <= 2 => AnswerType::Tensor(shape.clone()),
+        other => {
+            return Err(GraphError::new(
+                Kind::Type,
+                format!("an effect cannot answer {other}"),
+                "use bool, i64, f64, string, or a tensor of rank 0 to 2",
+            ));
+        }
+    })
+}
+
+/// Argument checks of effect nodes that `infer` cannot express (SQL parameters are scalars).
+fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
+    if let Op::DbQuery { .. } | Op::DbExecute { .. } = op {
+        if let Some(bad) = args
+            .iter()
+            .find(|t| !matches!(t, Type::Bool | Type::I64 | Type::F64 | Type::Str))
+        {
+            return Err(GraphError::new(
+                Kind::Type,
+                format!("an SQL parameter cannot be {bad}"),
+                "pass bool, i64, f64 or string values as parameters",
+            ));
+        }
+    }
+    Ok(())
 }

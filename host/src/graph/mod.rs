@@ -29,6 +29,9 @@ pub(crate) use lower::parse;
 pub(crate) use types::Type;
 
 use graphjit_value::Tensor;
+pub(crate) use graphjit_value::effects::AnswerType;
+
+use crate::footprint::Footprint;
 
 /// Index of a node in [`Graph::nodes`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -55,6 +58,8 @@ pub(crate) struct Graph {
     pub(crate) outputs: Vec<String>,
     /// Run limits the graph asks for (the caller may lower or override them).
     pub(crate) limits: GraphLimits,
+    /// What the graph's effects may touch; everything else is refused.
+    pub(crate) footprint: Footprint,
 }
 
 /// Run limits written in the graph itself.
@@ -82,15 +87,22 @@ pub(crate) struct Node {
     pub(crate) name: String,
     pub(crate) op: Op,
     pub(crate) args: Vec<NodeId>,
+    /// Ordering-only dependencies (`"after"`): evaluated before this node, values unused.
+    /// How a graph says "this write happens before that read".
+    pub(crate) after: Vec<NodeId>,
     /// Outer nodes that this node's sub-regions reference (empty for nodes without regions).
     pub(crate) captures: Vec<NodeId>,
     pub(crate) ty: Type,
 }
 
 impl Node {
-    /// Everything that must be evaluated before this node: arguments, then captures.
+    /// Everything that must be evaluated before this node: arguments, `after`, captures.
     pub(crate) fn dependencies(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.args.iter().chain(&self.captures).copied()
+        self.args
+            .iter()
+            .chain(&self.after)
+            .chain(&self.captures)
+            .copied()
     }
 }
 
@@ -165,6 +177,29 @@ pub(crate) enum Op {
     Len,
     /// Decimal text of an i64 or f64.
     ToString,
+    /// Effect: SQL that returns rows (`args` are `$1`, `$2`, …), answered as `answer`.
+    DbQuery {
+        sql: String,
+        answer: AnswerType,
+    },
+    /// Effect: SQL that returns a row count (`args` are the parameters); an i64.
+    DbExecute {
+        sql: String,
+    },
+    /// Effect: an HTTP request (`args`: none, or the body string), answered as `answer`.
+    Http {
+        method: String,
+        url: String,
+        answer: AnswerType,
+    },
+    /// Effect: a host kernel on tensors, by name.
+    Kernel {
+        name: String,
+    },
+    /// Effect: logs its argument at `level`; the value is the argument.
+    Log {
+        level: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -259,6 +294,12 @@ impl Graph {
     pub(crate) fn demanded(&self) -> Vec<bool> {
         let mut demanded = vec![false; self.nodes.len()];
         let mut stack: Vec<NodeId> = self.root.results.clone();
+        // Effects run for their effect, used or not (when their region runs at all).
+        stack.extend(
+            (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].op.is_effect())
+                .map(|i| NodeId(u32::try_from(i).unwrap_or(u32::MAX))),
+        );
         while let Some(id) = stack.pop() {
             if std::mem::replace(&mut demanded[id.index()], true) {
                 continue;
@@ -328,6 +369,19 @@ impl Op {
         }
     }
 
+    /// Whether the op leaves the sandbox (a host import). Effect nodes always run when the
+    /// region holding them runs, whether or not their value is used.
+    pub(crate) fn is_effect(&self) -> bool {
+        matches!(
+            self,
+            Op::DbQuery { .. }
+                | Op::DbExecute { .. }
+                | Op::Http { .. }
+                | Op::Kernel { .. }
+                | Op::Log { .. }
+        )
+    }
+
     /// The op's name as written in JSON.
     pub(crate) fn name(&self) -> &'static str {
         match self {
@@ -354,6 +408,11 @@ impl Op {
             Op::Concat => "concat",
             Op::Len => "len",
             Op::ToString => "to_string",
+            Op::DbQuery { .. } => "db_query",
+            Op::DbExecute { .. } => "db_execute",
+            Op::Http { .. } => "http",
+            Op::Kernel { .. } => "kernel",
+            Op::Log { .. } => "log",
         }
     }
 }

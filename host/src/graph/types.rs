@@ -60,9 +60,19 @@ impl Type {
 pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
     use Type::{Bool, F64, I64, Str, Tensor};
     match op {
-        Op::Input { .. } | Op::Param | Op::Const(_) | Op::If { .. } | Op::Loop { .. } => {
-            Err(format!("`{}` is typed from its declaration", op.name()))
+        Op::Input { .. }
+        | Op::Param
+        | Op::Const(_)
+        | Op::If { .. }
+        | Op::Loop { .. }
+        | Op::DbQuery { .. }
+        | Op::Http { .. } => Err(format!("`{}` is typed from its declaration", op.name())),
+        Op::DbExecute { .. } => Ok(I64),
+        Op::Log { .. } => {
+            let [a] = arity::<1>(op, args)?;
+            Ok(a.clone())
         }
+        Op::Kernel { name } => kernel_type(name, args),
         Op::Unary(u) => {
             let [a] = arity::<1>(op, args)?;
             let ok = match (u, a) {
@@ -241,4 +251,40 @@ pub(crate) fn all_op_names() -> Vec<&'static str> {
     names.extend(CompareOp::ALL.iter().map(|o| o.name()));
     names.extend(ReduceOp::ALL.iter().map(|o| o.name()));
     names
+}
+
+/// Kernels the host offers, with their argument and result types.
+pub(crate) const KERNELS: [&str; 3] = ["matmul", "softmax", "conv2d"];
+
+/// The result type of kernel `name` on `args`:
+/// - `matmul`: `[m, k] × [k, n] → [m, n]`;
+/// - `softmax`: any tensor → the same shape (over the last axis);
+/// - `conv2d`: input `[h, w]`, filter `[kh, kw]` (no larger) → `[h − kh + 1, w − kw + 1]`
+///   (valid cross-correlation, stride 1).
+fn kernel_type(name: &str, args: &[&Type]) -> Result<Type, String> {
+    use Type::Tensor;
+    match (name, args) {
+        ("matmul", [Tensor(a), Tensor(b)]) => match (a.as_slice(), b.as_slice()) {
+            ([m, k], [k2, n]) if k == k2 => Ok(Tensor(vec![*m, *n])),
+            _ => Err(format!(
+                "kernel matmul needs [m, k] and [k, n], got {a:?} and {b:?}"
+            )),
+        },
+        ("softmax", [Tensor(a)]) if !a.is_empty() => Ok(Tensor(a.clone())),
+        ("conv2d", [Tensor(x), Tensor(f)]) => match (x.as_slice(), f.as_slice()) {
+            ([h, w], [kh, kw]) if kh <= h && kw <= w && *kh > 0 && *kw > 0 => {
+                Ok(Tensor(vec![h - kh + 1, w - kw + 1]))
+            }
+            _ => Err(format!(
+                "kernel conv2d needs an input [h, w] and a non-empty filter no larger, got {x:?} and {f:?}"
+            )),
+        },
+        (known, _) if KERNELS.contains(&known) => Err(format!(
+            "kernel {known} does not take {} arguments of these types",
+            args.len()
+        )),
+        (unknown, _) => Err(format!(
+            "unknown kernel {unknown:?}; the host offers {KERNELS:?}"
+        )),
+    }
 }

@@ -95,9 +95,18 @@ pub(crate) struct RunLimits {
     pub(crate) fuel: u64,
     /// Linear-memory limit in bytes (clamped to [`RuntimeConfig::max_memory_bytes`]).
     pub(crate) memory_bytes: u64,
-    /// Wall-clock deadline, from the start of instantiation.
+    /// Wall-clock deadline, from the start of instantiation; covers time in effect calls.
     pub(crate) deadline: Duration,
+    /// The most effect calls the run may make.
+    pub(crate) max_effect_calls: u32,
+    /// The most bytes effect answers may carry into the run, all calls together.
+    pub(crate) max_effect_bytes: u64,
 }
+
+/// Default cap on effect calls per run.
+pub(crate) const DEFAULT_MAX_EFFECT_CALLS: u32 = 1_000;
+/// Default cap on bytes effect answers bring into one run.
+pub(crate) const DEFAULT_MAX_EFFECT_BYTES: u64 = 64 << 20;
 
 impl Default for RunLimits {
     fn default() -> Self {
@@ -105,6 +114,8 @@ impl Default for RunLimits {
             fuel: DEFAULT_FUEL,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             deadline: DEFAULT_DEADLINE,
+            max_effect_calls: DEFAULT_MAX_EFFECT_CALLS,
+            max_effect_bytes: DEFAULT_MAX_EFFECT_BYTES,
         }
     }
 }

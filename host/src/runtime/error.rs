@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::bindings::graphjit::guest::types::RunError;
+use super::host_imports;
 use super::limiter::RunState;
+use crate::effects::EffectError;
 
 /// The one error type of `runtime`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +98,15 @@ pub(crate) enum RuntimeError {
         /// wasmtime's reason.
         message: String,
     },
+    /// An effect node's call failed (the footprint refused it, the driver failed, or the
+    /// answer did not fit the node's type).
+    #[error("effect at node {node} failed: {error}")]
+    Effect {
+        /// Node index in the graph's canonical order.
+        node: u32,
+        /// Why.
+        error: EffectError,
+    },
     /// A bug (guest side): the output bytes do not decode as values.
     #[error("the guest's output does not decode: {message}")]
     BadOutput {
@@ -125,6 +136,10 @@ impl From<RunError> for RuntimeError {
                 message: invalid.message,
             },
             RunError::BadInput(message) => RuntimeError::BadInput { message },
+            RunError::Effect(failure) => RuntimeError::Effect {
+                node: failure.node,
+                error: host_imports::from_wit_error(failure.error),
+            },
         }
     }
 }

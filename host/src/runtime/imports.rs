@@ -5,14 +5,18 @@
 //! only, no functions), so a name alone cannot smuggle a function in. WASI is not on the list.
 
 use super::error::RuntimeError;
+use super::host_imports;
 
 /// The types interface every graph world imports (it holds `run-error`; no functions).
 pub(crate) const TYPES_INTERFACE: &str = "graphjit:guest/types@0.1.0";
 
-/// Refuses the first import that is not allowed, naming it.
+/// Refuses the first import that is not allowed, naming it. The types interfaces are always
+/// allowed (types only); an effect interface (`db`, `http`, `kernels`, `log`) only when
+/// `allowed` says the graph's footprint permits it.
 pub(crate) fn check(
     component: &wasmtime::component::Component,
     engine: &wasmtime::Engine,
+    allowed: &dyn Fn(&str) -> bool,
 ) -> Result<(), RuntimeError> {
     use wasmtime::component::types::ComponentItem;
     let component_type = component.component_type();
@@ -20,7 +24,21 @@ pub(crate) fn check(
         let denied = || RuntimeError::ImportDenied {
             import: name.to_owned(),
         };
-        if name != TYPES_INTERFACE {
+        let effect = match name {
+            host_imports::DB => Some("db"),
+            host_imports::HTTP => Some("http"),
+            host_imports::KERNELS => Some("kernels"),
+            host_imports::LOG => Some("log"),
+            _ => None,
+        };
+        if let Some(interface) = effect {
+            if !allowed(interface) {
+                return Err(denied());
+            }
+            // The functions' signatures are checked against the linker's at instantiate_pre.
+            continue;
+        }
+        if name != TYPES_INTERFACE && name != host_imports::EFFECT_TYPES {
             return Err(denied());
         }
         let ComponentItem::ComponentInstance(instance) = import.ty else {

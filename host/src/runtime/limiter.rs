@@ -4,7 +4,10 @@
 //! recording the request, so that a later trap can be reported as
 //! [`super::RuntimeError::Memory`] with the limit and the requested size.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::effects::EffectHandler;
 
 use super::config::{
     MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLE_ELEMENTS, MAX_TABLES_PER_RUN,
@@ -81,6 +84,29 @@ pub(crate) struct RunState {
     pub(crate) limiter: MemoryLimiter,
     /// When the run must end.
     pub(crate) deadline: Instant,
-    /// Set by the epoch callback when it interrupted the guest for the deadline.
+    /// Set by the epoch callback (or an effect call) when the deadline ended the run.
     pub(crate) deadline_hit: bool,
+    /// The run's effect handler and its accounting.
+    pub(crate) effects: EffectState,
+}
+
+/// Effect calls of one run: who serves them, and what they have used so far.
+pub(crate) struct EffectState {
+    pub(crate) handler: Option<Arc<dyn EffectHandler>>,
+    pub(crate) calls: u32,
+    pub(crate) max_calls: u32,
+    pub(crate) bytes: u64,
+    pub(crate) max_bytes: u64,
+}
+
+impl std::fmt::Debug for EffectState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EffectState")
+            .field("handler", &self.handler.is_some())
+            .field("calls", &self.calls)
+            .field("max_calls", &self.max_calls)
+            .field("bytes", &self.bytes)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
 }

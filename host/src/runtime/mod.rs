@@ -16,6 +16,7 @@ mod bindings;
 mod config;
 mod engine;
 mod error;
+mod host_imports;
 mod imports;
 mod limiter;
 
@@ -26,12 +27,19 @@ pub(crate) use error::RuntimeError;
 
 use bindings::GraphPre;
 use error::{Phase, classify, describe};
-use limiter::{MemoryLimiter, RunState};
+use limiter::{EffectState, MemoryLimiter, RunState};
+
+use std::sync::Arc;
+
+use crate::effects::EffectHandler;
 
 /// One engine (Cranelift, the instance pool, the epoch ticker) for the whole host.
 pub(crate) struct Runtime {
     engine: wasmtime::Engine,
     config: RuntimeConfig,
+    /// Every host import, defined once; each component is checked against its graph's
+    /// allowances before it is linked.
+    linker: wasmtime::component::Linker<RunState>,
     // Dropped after the engine's users; stops the ticker thread.
     _ticker: engine::EpochTicker,
 }
@@ -80,29 +88,44 @@ impl Runtime {
     pub(crate) fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = engine::build(config)?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)?;
+        let mut linker = wasmtime::component::Linker::<RunState>::new(&engine);
+        let setup = |e: wasmtime::Error| RuntimeError::Engine {
+            message: describe(&e),
+        };
+        linker.instance(imports::TYPES_INTERFACE).map_err(setup)?;
+        host_imports::add_to_linker(&mut linker).map_err(setup)?;
         Ok(Runtime {
             engine,
             config: config.clone(),
+            linker,
             _ticker: ticker,
         })
     }
 
     /// Compiles `wasm` with Cranelift, refuses it if it imports anything not allowed, and
     /// prepares its instantiation. Runs none of its code.
-    pub(crate) fn load(&self, wasm: &[u8]) -> Result<LoadedGraph, RuntimeError> {
+    pub(crate) fn load(
+        &self,
+        wasm: &[u8],
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
         let component = wasmtime::component::Component::new(&self.engine, wasm).map_err(|e| {
             RuntimeError::InvalidComponent {
                 message: describe(&e),
             }
         })?;
-        self.prepare(component, start)
+        self.prepare(component, start, allowed)
     }
 
     /// Loads a component that [`Runtime::serialize`] wrote, skipping Cranelift. The bytes must
     /// come from a source that vouches for them (the disk cache checks the blake3 recorded at
     /// write time); their imports are checked again like any component's.
-    pub(crate) fn load_precompiled(&self, bytes: &[u8]) -> Result<LoadedGraph, RuntimeError> {
+    pub(crate) fn load_precompiled(
+        &self,
+        bytes: &[u8],
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
         // ASSUMPTION: `bytes` are exactly what `Component::serialize` produced on an engine
         //   with this configuration: the disk cache returns a payload only when its blake3
@@ -124,7 +147,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::InvalidComponent {
                 message: describe(&e),
             })?;
-        self.prepare(component, start)
+        self.prepare(component, start, allowed)
     }
 
     /// The compiled form of a loaded graph, for the disk cache.
@@ -143,18 +166,14 @@ impl Runtime {
         &self,
         component: wasmtime::component::Component,
         start: Instant,
+        allowed: &dyn Fn(&str) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let compile_time = start.elapsed();
-        imports::check(&component, &self.engine)?;
-        let mut linker = wasmtime::component::Linker::<RunState>::new(&self.engine);
-        linker
-            .instance(imports::TYPES_INTERFACE)
-            .map_err(|e| RuntimeError::Instantiate {
-                message: describe(&e),
-            })?;
+        imports::check(&component, &self.engine, allowed)?;
         let image = component.image_range();
         let code_bytes = (image.end as usize).saturating_sub(image.start as usize);
-        let pre = linker
+        let pre = self
+            .linker
             .instantiate_pre(&component)
             .and_then(GraphPre::new)
             .map_err(|e| RuntimeError::Instantiate {
@@ -173,6 +192,7 @@ impl Runtime {
         graph: &LoadedGraph,
         input: &[u8],
         limits: &RunLimits,
+        effects: Option<Arc<dyn EffectHandler>>,
     ) -> Result<RunOutcome, RuntimeError> {
         let memory_limit = limits.memory_bytes.min(self.config.max_memory_bytes);
         let start = Instant::now();
@@ -182,6 +202,13 @@ impl Runtime {
                 .checked_add(limits.deadline)
                 .unwrap_or(start + Duration::from_secs(86_400)),
             deadline_hit: false,
+            effects: EffectState {
+                handler: effects,
+                calls: 0,
+                max_calls: limits.max_effect_calls,
+                bytes: 0,
+                max_bytes: limits.max_effect_bytes,
+            },
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);

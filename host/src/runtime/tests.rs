@@ -31,7 +31,7 @@ fn load(body: &str) -> LoadedGraph {
         Ok(compiled) => compiled,
         Err(e) => panic!("guest does not compile: {e}\n{source}"),
     };
-    runtime().load(&compiled.wasm).unwrap()
+    runtime().load(&compiled.wasm, &|_| false).unwrap()
 }
 
 fn encoded(values: &[Value]) -> Vec<u8> {
@@ -45,7 +45,7 @@ async fn run(
     inputs: &[Value],
     limits: &RunLimits,
 ) -> Result<Vec<Value>, RuntimeError> {
-    let outcome = runtime().run(graph, &encoded(inputs), limits).await?;
+    let outcome = runtime().run(graph, &encoded(inputs), limits, None).await?;
     outcome.decode()
 }
 
@@ -57,7 +57,12 @@ async fn add_returns_the_encoded_sum() {
     let graph = load(ADD);
     let limits = RunLimits::default();
     let outcome = runtime()
-        .run(&graph, &encoded(&[Value::I64(2), Value::I64(40)]), &limits)
+        .run(
+            &graph,
+            &encoded(&[Value::I64(2), Value::I64(40)]),
+            &limits,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(decode(&outcome.output).unwrap(), vec![Value::I64(42)]);
@@ -71,7 +76,12 @@ async fn add_returns_the_encoded_sum() {
     let mut best = Duration::MAX;
     for _ in 0..20 {
         let outcome = runtime()
-            .run(&graph, &encoded(&[Value::I64(1), Value::I64(2)]), &limits)
+            .run(
+                &graph,
+                &encoded(&[Value::I64(1), Value::I64(2)]),
+                &limits,
+                None,
+            )
             .await
             .unwrap();
         best = best.min(outcome.run_time);
@@ -99,7 +109,9 @@ async fn inputs_of_the_wrong_type_or_bytes_that_do_not_decode_are_bad_input() {
         matches!(missing, Err(RuntimeError::BadInput { .. })),
         "{missing:?}"
     );
-    let garbage = runtime().run(&graph, &[0xff, 0xff, 0xff], &limits).await;
+    let garbage = runtime()
+        .run(&graph, &[0xff, 0xff, 0xff], &limits, None)
+        .await;
     assert!(
         matches!(garbage, Err(RuntimeError::BadInput { .. })),
         "{garbage:?}"
@@ -278,7 +290,7 @@ fn a_component_importing_wasi_is_refused() {
         .unwrap();
     assert!(status.success());
     let wasm = std::fs::read(dir.path().join("main.wasm")).unwrap();
-    let Err(error) = runtime().load(&wasm) else {
+    let Err(error) = runtime().load(&wasm, &|_| false) else {
         panic!("a WASI component was accepted");
     };
     assert!(
@@ -289,12 +301,12 @@ fn a_component_importing_wasi_is_refused() {
 
 #[test]
 fn bytes_that_are_not_a_component_are_invalid() {
-    let error = runtime().load(b"\0asm\x01\0\0\0").err();
+    let error = runtime().load(b"\0asm\x01\0\0\0", &|_| false).err();
     assert!(
         matches!(error, Some(RuntimeError::InvalidComponent { .. })),
         "{error:?}"
     );
-    let error = runtime().load(b"not wasm").err();
+    let error = runtime().load(b"not wasm", &|_| false).err();
     assert!(
         matches!(error, Some(RuntimeError::InvalidComponent { .. })),
         "{error:?}"

@@ -75,11 +75,7 @@ fn corrupt_truncated_and_foreign_files_are_discarded() {
     fs::rename(cache.path(&key("other")), cache.path(&key("victim"))).unwrap();
     expect_discarded(&cache, &key("victim"), "another key");
 
-    fs::write(
-        cache.path(&key("junk")),
-        [b'#'; 200],
-    )
-    .unwrap();
+    fs::write(cache.path(&key("junk")), [b'#'; 200]).unwrap();
     expect_discarded(&cache, &key("junk"), "magic");
 }
 

@@ -1,0 +1,153 @@
+//! Effect calls from generated code: each effect node is one call to a host import, and its
+//! answer becomes a value of the node's type with graphjit-value's shared conversions (the
+//! same ones `eval` uses, so both agree on every answer).
+//!
+//! Invariants:
+//! - A failed call, or an answer that does not fit the node's type, is
+//!   [`RunError::Effect`] naming the node; nothing here panics.
+//! - Only the functions generated code calls are linked: a graph without DB nodes never
+//!   references `db`, so its component does not import it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::bindings::graphjit::guest::effect_types as wit;
+use crate::bindings::graphjit::guest::types::EffectFailure;
+use crate::bindings::graphjit::guest::{db, http, kernels, log as wit_log};
+use crate::{RunError, Tensor, Value};
+pub use graphjit_value::effects::AnswerType;
+use graphjit_value::effects::{self as conv, Cell, Rows};
+
+fn failed(node: u32, error: wit::EffectError) -> RunError {
+    RunError::Effect(EffectFailure { node, error })
+}
+
+fn bad_answer(node: u32, message: String) -> RunError {
+    failed(node, wit::EffectError::BadAnswer(message))
+}
+
+fn to_wit_cell(cell: Cell) -> wit::Cell {
+    match cell {
+        Cell::Null => wit::Cell::Null,
+        Cell::Int(i) => wit::Cell::Int(i),
+        Cell::Float(x) => wit::Cell::Float(x),
+        Cell::Bool(b) => wit::Cell::Boolean(b),
+        Cell::Text(s) => wit::Cell::Text(s),
+        Cell::Bytes(b) => wit::Cell::Bytes(b),
+    }
+}
+
+fn from_wit_cell(cell: wit::Cell) -> Cell {
+    match cell {
+        wit::Cell::Null => Cell::Null,
+        wit::Cell::Int(i) => Cell::Int(i),
+        wit::Cell::Float(x) => Cell::Float(x),
+        wit::Cell::Boolean(b) => Cell::Bool(b),
+        wit::Cell::Text(s) => Cell::Text(s),
+        wit::Cell::Bytes(b) => Cell::Bytes(b),
+    }
+}
+
+fn params(node: u32, values: &[Value]) -> Result<Vec<wit::Cell>, RunError> {
+    values
+        .iter()
+        .map(|v| conv::cell_from_value(v).map(to_wit_cell))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| bad_answer(node, m))
+}
+
+/// `db_query`: the rows of `sql` with `$n` bound to `values`, as a value of type `ty`.
+pub fn db_query(node: u32, sql: &str, values: &[Value], ty: &AnswerType) -> Result<Value, RunError> {
+    let cells = params(node, values)?;
+    let rows = db::query(sql, &cells).map_err(|e| failed(node, e))?;
+    let rows = Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(from_wit_cell).collect())
+            .collect(),
+    };
+    conv::rows_to_value(&rows, ty).map_err(|m| bad_answer(node, m))
+}
+
+/// `db_execute`: the row count of `sql`.
+pub fn db_execute(node: u32, sql: &str, values: &[Value]) -> Result<i64, RunError> {
+    let cells = params(node, values)?;
+    let count = db::execute(sql, &cells).map_err(|e| failed(node, e))?;
+    i64::try_from(count).map_err(|_| bad_answer(node, alloc::format!("row count {count}")))
+}
+
+/// `http`: the response body as a value of type `ty` (non-2xx statuses are errors).
+pub fn http(
+    node: u32,
+    method: &str,
+    url: &str,
+    body: Option<&String>,
+    ty: &AnswerType,
+) -> Result<Value, RunError> {
+    let body = body.map(|b| b.as_bytes().to_vec());
+    let response = http::request(method, url, body.as_deref()).map_err(|e| failed(node, e))?;
+    if !(200..300).contains(&response.status) {
+        return Err(failed(node, wit::EffectError::HttpStatus(response.status)));
+    }
+    conv::body_to_value(&response.body, ty).map_err(|m| bad_answer(node, m))
+}
+
+/// `kernel`: the host's kernel `name` on `args`, checked to have shape `expected`.
+pub fn kernel(node: u32, name: &str, args: &[&Tensor], expected: &[u32]) -> Result<Tensor, RunError> {
+    let args: Vec<wit::Tensor> = args
+        .iter()
+        .map(|t| wit::Tensor {
+            shape: t.shape.clone(),
+            data: t.data.clone(),
+        })
+        .collect();
+    let out = kernels::call(name, &args).map_err(|e| failed(node, e))?;
+    conv::tensor_answer(out.shape, out.data, expected).map_err(|m| bad_answer(node, m))
+}
+
+/// `log`: one line at `level`.
+pub fn log(level: &str, message: &str) {
+    wit_log::log(level, message);
+}
+
+/// The answer as an i64 (the type the node declared).
+pub fn as_i64(value: Value, node: u32) -> Result<i64, RunError> {
+    match value {
+        Value::I64(v) => Ok(v),
+        _ => Err(bad_answer(node, String::from("expected i64"))),
+    }
+}
+
+/// The answer as an f64.
+pub fn as_f64(value: Value, node: u32) -> Result<f64, RunError> {
+    match value {
+        Value::F64(v) => Ok(v),
+        _ => Err(bad_answer(node, String::from("expected f64"))),
+    }
+}
+
+/// The answer as a bool.
+pub fn as_bool(value: Value, node: u32) -> Result<bool, RunError> {
+    match value {
+        Value::Bool(v) => Ok(v),
+        _ => Err(bad_answer(node, String::from("expected bool"))),
+    }
+}
+
+/// The answer as a string.
+pub fn as_string(value: Value, node: u32) -> Result<String, RunError> {
+    match value {
+        Value::Str(v) => Ok(v),
+        _ => Err(bad_answer(node, String::from("expected string"))),
+    }
+}
+
+/// The answer as a tensor.
+pub fn as_tensor(value: Value, node: u32) -> Result<Tensor, RunError> {
+    match value {
+        Value::Tensor(v) => Ok(v),
+        _ => Err(bad_answer(node, String::from("expected a tensor"))),
+    }
+}

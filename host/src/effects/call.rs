@@ -1,0 +1,144 @@
+//! The contract between whoever makes effect calls (the runtime, for a guest's host imports;
+//! `eval`, for effect nodes) and whoever serves them (the [`Dispatcher`](super::Dispatcher)):
+//! pure descriptions in, typed answers or typed errors out.
+//!
+//! Invariants:
+//! - The same [`EffectCall`] gets the same treatment whoever makes it: the footprint check,
+//!   then the runner; so a graph's effects behave alike under `eval` and in wasm.
+//! - [`EffectError`] mirrors the WIT `effect-error` variant one to one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use graphjit_value::Tensor;
+use graphjit_value::effects::{Cell, Rows};
+
+/// One effect, as a pure description.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum EffectCall {
+    /// SQL that returns rows.
+    DbQuery { sql: String, params: Vec<Cell> },
+    /// SQL that returns a row count.
+    DbExecute { sql: String, params: Vec<Cell> },
+    /// An HTTP request.
+    Http {
+        method: String,
+        url: String,
+        body: Option<Vec<u8>>,
+    },
+    /// A kernel on tensors.
+    Kernel { name: String, args: Vec<Tensor> },
+    /// A log line.
+    Log { level: String, message: String },
+}
+
+impl EffectCall {
+    /// The WIT interface this call goes through.
+    pub(crate) fn interface(&self) -> &'static str {
+        match self {
+            EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => "db",
+            EffectCall::Http { .. } => "http",
+            EffectCall::Kernel { .. } => "kernels",
+            EffectCall::Log { .. } => "log",
+        }
+    }
+}
+
+/// A successful effect's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum EffectAnswer {
+    Rows(Rows),
+    Count(u64),
+    Response { status: u16, body: Vec<u8> },
+    Tensor(Tensor),
+    Unit,
+}
+
+impl EffectAnswer {
+    /// Bytes the answer carries back into the guest (what the run's byte cap and the fuel
+    /// charge per byte count).
+    pub(crate) fn bytes(&self) -> u64 {
+        let cell = |c: &Cell| match c {
+            Cell::Null | Cell::Bool(_) => 1,
+            Cell::Int(_) | Cell::Float(_) => 8,
+            Cell::Text(s) => s.len() as u64,
+            Cell::Bytes(b) => b.len() as u64,
+        };
+        match self {
+            EffectAnswer::Rows(rows) => {
+                rows.columns.iter().map(|c| c.len() as u64).sum::<u64>()
+                    + rows
+                        .rows
+                        .iter()
+                        .flat_map(|row| row.iter().map(cell))
+                        .sum::<u64>()
+            }
+            EffectAnswer::Count(_) => 8,
+            EffectAnswer::Response { body, .. } => body.len() as u64,
+            EffectAnswer::Tensor(t) => 4 * t.data.len() as u64,
+            EffectAnswer::Unit => 0,
+        }
+    }
+}
+
+/// Why an effect failed: the WIT `effect-error`, host side.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EffectError {
+    #[error("outside the footprint: {0}")]
+    FootprintDenied(String),
+    #[error("effect limit: {0}")]
+    Limit(String),
+    #[error("connection failed: {0}")]
+    Connection(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    #[error("syntax or undefined name: {0}")]
+    Syntax(String),
+    #[error("permission denied: {0}")]
+    Permission(String),
+    #[error("HTTP status {0}")]
+    HttpStatus(u16),
+    #[error("response body over the cap ({0} bytes read)")]
+    BodyTooLarge(u64),
+    #[error("the answer does not fit the node's type: {0}")]
+    BadAnswer(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl EffectError {
+    /// snake_case name of the variant (`footprint_denied`, `timeout`, …).
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            EffectError::FootprintDenied(_) => "footprint_denied",
+            EffectError::Limit(_) => "limit",
+            EffectError::Connection(_) => "connection",
+            EffectError::Timeout(_) => "timeout",
+            EffectError::Constraint(_) => "constraint",
+            EffectError::Syntax(_) => "syntax",
+            EffectError::Permission(_) => "permission",
+            EffectError::HttpStatus(_) => "http_status",
+            EffectError::BodyTooLarge(_) => "body_too_large",
+            EffectError::BadAnswer(_) => "bad_answer",
+            EffectError::Other(_) => "other",
+        }
+    }
+}
+
+/// A boxed future, as trait objects return them.
+pub(crate) type EffectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<EffectAnswer, EffectError>> + Send + 'a>>;
+
+/// Serves effect calls. `timeout` is what remains of the run's deadline: the handler must
+/// answer (or fail with [`EffectError::Timeout`]) within it.
+pub(crate) trait EffectHandler: Send + Sync {
+    /// Checks and serves one call.
+    fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_>;
+
+    /// Whether components of this graph may import the interface named `interface`
+    /// (`db`, `http`, `kernels`, `log`): the link-time half of the footprint check.
+    fn allows_interface(&self, interface: &str) -> bool;
+}

@@ -1,0 +1,194 @@
+//! The [`Dispatcher`]: one graph's footprint in front of the host's drivers. Every effect call
+//! (from a guest's host import or from `eval`) comes here: the footprint check first, then the
+//! runner, then the runner's failure classified into an [`EffectError`].
+//!
+//! Invariants:
+//! - A call the footprint refuses never reaches a driver ([`EffectError::FootprintDenied`],
+//!   with what was refused and what to declare).
+//! - SQL that writes nothing runs in a read-only transaction, and so does every statement of
+//!   a graph whose footprint declares no write set.
+//! - Each driver call gets the smaller of its own timeout and what the run has left.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use graphjit_value::effects::{Cell, Rows};
+
+use super::call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
+use super::db::{self, Access, DbError, PostgresRunner};
+use super::kernels;
+use crate::footprint::{Denied, Footprint};
+
+/// The most log lines one host keeps (oldest dropped first).
+const MAX_LOG_LINES: usize = 10_000;
+
+/// The host's drivers, shared by every graph's dispatcher.
+#[derive(Debug, Default)]
+pub(crate) struct Services {
+    /// PostgreSQL, once the host was given a database.
+    pub(crate) db: std::sync::OnceLock<PostgresRunner>,
+    /// Log lines from `log` nodes: `(level, message)`.
+    pub(crate) log: Mutex<Vec<(String, String)>>,
+}
+
+impl Services {
+    fn push_log(&self, level: String, message: String) {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= MAX_LOG_LINES {
+            log.remove(0);
+        }
+        log.push((level, message));
+    }
+}
+
+/// One graph's effect handler.
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatcher {
+    footprint: Arc<Footprint>,
+    services: Arc<Services>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(footprint: Arc<Footprint>, services: Arc<Services>) -> Dispatcher {
+        Dispatcher {
+            footprint,
+            services,
+        }
+    }
+
+    async fn serve(
+        &self,
+        call: EffectCall,
+        timeout: Duration,
+    ) -> Result<EffectAnswer, EffectError> {
+        match call {
+            EffectCall::DbQuery { sql, params } => {
+                let (runner, access) = self.db(&sql)?;
+                let rows = runner
+                    .query(&sql, &to_params(params), access, timeout)
+                    .await
+                    .map_err(classify_db)?;
+                Ok(EffectAnswer::Rows(from_db_rows(rows)))
+            }
+            EffectCall::DbExecute { sql, params } => {
+                let (runner, access) = self.db(&sql)?;
+                let count = runner
+                    .execute(&sql, &to_params(params), access, timeout)
+                    .await
+                    .map_err(classify_db)?;
+                Ok(EffectAnswer::Count(count))
+            }
+            EffectCall::Http { method, url, .. } => {
+                self.footprint.check_http(&method, &url).map_err(denied)?;
+                Err(EffectError::Other(
+                    "this host has no HTTP driver configured".into(),
+                ))
+            }
+            EffectCall::Kernel { name, args } => {
+                self.footprint.check_kernel(&name).map_err(denied)?;
+                kernels::run(&name, &args)
+                    .map(EffectAnswer::Tensor)
+                    .map_err(EffectError::BadAnswer)
+            }
+            EffectCall::Log { level, message } => {
+                self.services.push_log(level, message);
+                Ok(EffectAnswer::Unit)
+            }
+        }
+    }
+
+    /// The footprint check of one SQL text, and the runner and access it runs with.
+    fn db(&self, sql: &str) -> Result<(&PostgresRunner, Access), EffectError> {
+        let access = self.footprint.check_sql(sql).map_err(denied)?;
+        let runner = self.services.db.get().ok_or_else(|| {
+            EffectError::Connection("this host has no database configured (--database-url)".into())
+        })?;
+        let access = if access.writes.is_empty() || self.footprint.db.read_only() {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        Ok((runner, access))
+    }
+}
+
+impl EffectHandler for Dispatcher {
+    fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_> {
+        Box::pin(self.serve(call, timeout))
+    }
+
+    fn allows_interface(&self, interface: &str) -> bool {
+        allows(&self.footprint, interface)
+    }
+}
+
+/// Whether a graph with `footprint` may import `interface` (the link-time check).
+pub(crate) fn allows(footprint: &Footprint, interface: &str) -> bool {
+    match interface {
+        "db" => !footprint.db.read.is_empty() || !footprint.db.write.is_empty(),
+        "http" => !footprint.http.is_empty(),
+        "kernels" => !footprint.kernels.is_empty(),
+        // A log line changes nothing outside the run, and it is bounded.
+        "log" => true,
+        _ => false,
+    }
+}
+
+fn denied(denied: Denied) -> EffectError {
+    EffectError::FootprintDenied(format!("{denied}; fix: {}", denied.remediation()))
+}
+
+fn to_params(cells: Vec<Cell>) -> Vec<db::Param> {
+    cells
+        .into_iter()
+        .map(|cell| match cell {
+            Cell::Null => db::Param::Null,
+            Cell::Int(i) => db::Param::I64(i),
+            Cell::Float(x) => db::Param::F64(x),
+            Cell::Bool(b) => db::Param::Bool(b),
+            Cell::Text(s) => db::Param::Str(s),
+            Cell::Bytes(b) => db::Param::Bytes(b),
+        })
+        .collect()
+}
+
+fn from_db_rows(rows: db::Rows) -> Rows {
+    Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|cell| match cell {
+                        db::Cell::Null => Cell::Null,
+                        db::Cell::I64(i) => Cell::Int(i),
+                        db::Cell::F64(x) => Cell::Float(x),
+                        db::Cell::Bool(b) => Cell::Bool(b),
+                        db::Cell::Str(s) => Cell::Text(s),
+                        db::Cell::Bytes(b) => Cell::Bytes(b),
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// A driver failure as the WIT error variant.
+fn classify_db(error: DbError) -> EffectError {
+    let message = error.to_string();
+    match error {
+        DbError::Connection { .. } | DbError::Config { .. } => EffectError::Connection(message),
+        DbError::Timeout { .. } => EffectError::Timeout(message),
+        DbError::Constraint { .. } => EffectError::Constraint(message),
+        DbError::Syntax { .. }
+        | DbError::UndefinedTable { .. }
+        | DbError::UndefinedColumn { .. }
+        | DbError::ParamCount { .. }
+        | DbError::ParamType { .. } => EffectError::Syntax(message),
+        DbError::Permission { .. } | DbError::ReadOnly { .. } => EffectError::Permission(message),
+        DbError::RowLimit { .. } | DbError::ByteLimit { .. } => EffectError::Limit(message),
+        DbError::UnsupportedType { .. } => EffectError::BadAnswer(message),
+        _ => EffectError::Other(message),
+    }
+}

@@ -1,0 +1,268 @@
+//! The host side of the effect interfaces (`db`, `http`, `kernels`, `log`): each guest call
+//! becomes an [`EffectCall`] for the run's [`EffectHandler`], under the run's accounting.
+//!
+//! Accounting, per run (documented in docs/graph-format.md, "Effects"):
+//! - a cap on the number of effect calls and on the bytes their answers carry back;
+//! - fuel: [`FUEL_PER_CALL`] per call plus [`FUEL_PER_BYTE`] per byte returned, taken from the
+//!   run's budget, so host work counts against the same bound as guest work;
+//! - the run's deadline: each call gets only what remains of it, and a call that ends past it
+//!   ends the run with the deadline error.
+//!
+//! Invariants:
+//! - Nothing reaches a handler without passing the caps first; the handler does the footprint
+//!   check before any driver.
+//! - A guest can make a call fail, never make the host panic: every conversion is total.
+
+use std::time::Instant;
+
+use graphjit_value::Tensor;
+use graphjit_value::effects::{Cell, Rows};
+use wasmtime::component::Linker;
+use wasmtime::{StoreContextMut, Trap};
+
+use super::bindings::graphjit::guest::effect_types as wit;
+use super::bindings::graphjit::guest::http::Response;
+use super::limiter::RunState;
+use crate::effects::{EffectAnswer, EffectCall, EffectError};
+
+/// Fuel charged for each effect call (about the cost of 10k wasm instructions).
+pub(crate) const FUEL_PER_CALL: u64 = 10_000;
+/// Fuel charged per byte an effect's answer carries into the guest.
+pub(crate) const FUEL_PER_BYTE: u64 = 1;
+
+/// The interfaces, by their full names.
+pub(crate) const DB: &str = "graphjit:guest/db@0.1.0";
+pub(crate) const HTTP: &str = "graphjit:guest/http@0.1.0";
+pub(crate) const KERNELS: &str = "graphjit:guest/kernels@0.1.0";
+pub(crate) const LOG: &str = "graphjit:guest/log@0.1.0";
+pub(crate) const EFFECT_TYPES: &str = "graphjit:guest/effect-types@0.1.0";
+
+/// Defines every effect function in `linker`. Which of them a component may import is decided
+/// per graph, before instantiation (`imports::check`).
+pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    linker.instance(EFFECT_TYPES)?;
+    let mut db = linker.instance(DB)?;
+    db.func_wrap_async(
+        "query",
+        |store: StoreContextMut<'_, RunState>, (sql, params): (String, Vec<wit::Cell>)| {
+            Box::new(async move {
+                let call = EffectCall::DbQuery {
+                    sql,
+                    params: params.into_iter().map(from_wit_cell).collect(),
+                };
+                let answer = serve(store, call).await?.and_then(|a| match a {
+                    EffectAnswer::Rows(rows) => Ok(to_wit_rows(rows)),
+                    other => Err(unexpected(&other)),
+                });
+                Ok((answer.map_err(to_wit_error),))
+            })
+        },
+    )?;
+    db.func_wrap_async(
+        "execute",
+        |store: StoreContextMut<'_, RunState>, (sql, params): (String, Vec<wit::Cell>)| {
+            Box::new(async move {
+                let call = EffectCall::DbExecute {
+                    sql,
+                    params: params.into_iter().map(from_wit_cell).collect(),
+                };
+                let answer = serve(store, call).await?.and_then(|a| match a {
+                    EffectAnswer::Count(n) => Ok(n),
+                    other => Err(unexpected(&other)),
+                });
+                Ok((answer.map_err(to_wit_error),))
+            })
+        },
+    )?;
+    let mut http = linker.instance(HTTP)?;
+    http.func_wrap_async(
+        "request",
+        |store: StoreContextMut<'_, RunState>,
+         (method, url, body): (String, String, Option<Vec<u8>>)| {
+            Box::new(async move {
+                let call = EffectCall::Http { method, url, body };
+                let answer = serve(store, call).await?.and_then(|a| match a {
+                    EffectAnswer::Response { status, body } => Ok(Response { status, body }),
+                    other => Err(unexpected(&other)),
+                });
+                Ok((answer.map_err(to_wit_error),))
+            })
+        },
+    )?;
+    let mut kernels = linker.instance(KERNELS)?;
+    kernels.func_wrap_async(
+        "call",
+        |store: StoreContextMut<'_, RunState>, (name, args): (String, Vec<wit::Tensor>)| {
+            Box::new(async move {
+                let call = EffectCall::Kernel {
+                    name,
+                    args: args
+                        .into_iter()
+                        .map(|t| Tensor {
+                            shape: t.shape,
+                            data: t.data,
+                        })
+                        .collect(),
+                };
+                let answer = serve(store, call).await?.and_then(|a| match a {
+                    EffectAnswer::Tensor(t) => Ok(wit::Tensor {
+                        shape: t.shape,
+                        data: t.data,
+                    }),
+                    other => Err(unexpected(&other)),
+                });
+                Ok((answer.map_err(to_wit_error),))
+            })
+        },
+    )?;
+    let mut log = linker.instance(LOG)?;
+    log.func_wrap_async(
+        "log",
+        |store: StoreContextMut<'_, RunState>, (level, message): (String, String)| {
+            Box::new(async move {
+                // A log line that is refused (caps, no handler) is dropped, not an error: a
+                // log never changes what a run computes.
+                let _ignored = serve(store, EffectCall::Log { level, message }).await?;
+                Ok(())
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Caps, fuel and deadline around one handler call. `Err` ends the run (a trap: out of fuel
+/// or past the deadline); `Ok(Err(_))` is the call's typed failure, which the guest returns.
+async fn serve(
+    mut store: StoreContextMut<'_, RunState>,
+    call: EffectCall,
+) -> wasmtime::Result<Result<EffectAnswer, EffectError>> {
+    let state = store.data_mut();
+    let Some(handler) = state.effects.handler.clone() else {
+        return Ok(Err(EffectError::Other(
+            "this run has no effect handler; effects are refused".into(),
+        )));
+    };
+    if state.effects.calls >= state.effects.max_calls {
+        return Ok(Err(EffectError::Limit(format!(
+            "the run may make at most {} effect calls",
+            state.effects.max_calls
+        ))));
+    }
+    state.effects.calls += 1;
+    charge(&mut store, FUEL_PER_CALL)?;
+    let deadline = store.data().deadline;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        store.data_mut().deadline_hit = true;
+        return Err(Trap::Interrupt.into());
+    }
+    let answer = match tokio::time::timeout(remaining, handler.call(call, remaining)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            store.data_mut().deadline_hit = true;
+            return Err(Trap::Interrupt.into());
+        }
+    };
+    if Instant::now() >= deadline {
+        store.data_mut().deadline_hit = true;
+        return Err(Trap::Interrupt.into());
+    }
+    let Ok(answer) = answer else {
+        return Ok(answer);
+    };
+    let bytes = answer.bytes();
+    let state = store.data_mut();
+    state.effects.bytes = state.effects.bytes.saturating_add(bytes);
+    if state.effects.bytes > state.effects.max_bytes {
+        return Ok(Err(EffectError::Limit(format!(
+            "effect answers may carry at most {} bytes into the run",
+            state.effects.max_bytes
+        ))));
+    }
+    charge(&mut store, bytes.saturating_mul(FUEL_PER_BYTE))?;
+    Ok(Ok(answer))
+}
+
+/// Takes `cost` fuel from the run, or ends it out of fuel.
+fn charge(store: &mut StoreContextMut<'_, RunState>, cost: u64) -> wasmtime::Result<()> {
+    let fuel = store.get_fuel()?;
+    if fuel < cost {
+        store.set_fuel(0)?;
+        return Err(Trap::OutOfFuel.into());
+    }
+    store.set_fuel(fuel - cost)?;
+    Ok(())
+}
+
+fn unexpected(answer: &EffectAnswer) -> EffectError {
+    EffectError::Other(format!(
+        "the handler answered with the wrong kind of answer: {answer:?}"
+    ))
+}
+
+fn from_wit_cell(cell: wit::Cell) -> Cell {
+    match cell {
+        wit::Cell::Null => Cell::Null,
+        wit::Cell::Int(i) => Cell::Int(i),
+        wit::Cell::Float(x) => Cell::Float(x),
+        wit::Cell::Boolean(b) => Cell::Bool(b),
+        wit::Cell::Text(s) => Cell::Text(s),
+        wit::Cell::Bytes(b) => Cell::Bytes(b),
+    }
+}
+
+fn to_wit_cell(cell: Cell) -> wit::Cell {
+    match cell {
+        Cell::Null => wit::Cell::Null,
+        Cell::Int(i) => wit::Cell::Int(i),
+        Cell::Float(x) => wit::Cell::Float(x),
+        Cell::Bool(b) => wit::Cell::Boolean(b),
+        Cell::Text(s) => wit::Cell::Text(s),
+        Cell::Bytes(b) => wit::Cell::Bytes(b),
+    }
+}
+
+fn to_wit_rows(rows: Rows) -> wit::Rows {
+    wit::Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(to_wit_cell).collect())
+            .collect(),
+    }
+}
+
+/// Host error → WIT error.
+pub(crate) fn to_wit_error(error: EffectError) -> wit::EffectError {
+    match error {
+        EffectError::FootprintDenied(m) => wit::EffectError::FootprintDenied(m),
+        EffectError::Limit(m) => wit::EffectError::Limit(m),
+        EffectError::Connection(m) => wit::EffectError::Connection(m),
+        EffectError::Timeout(m) => wit::EffectError::Timeout(m),
+        EffectError::Constraint(m) => wit::EffectError::Constraint(m),
+        EffectError::Syntax(m) => wit::EffectError::Syntax(m),
+        EffectError::Permission(m) => wit::EffectError::Permission(m),
+        EffectError::HttpStatus(s) => wit::EffectError::HttpStatus(s),
+        EffectError::BodyTooLarge(n) => wit::EffectError::BodyTooLarge(n),
+        EffectError::BadAnswer(m) => wit::EffectError::BadAnswer(m),
+        EffectError::Other(m) => wit::EffectError::Other(m),
+    }
+}
+
+/// WIT error → host error (what a guest reported back in its `run-error`).
+pub(crate) fn from_wit_error(error: wit::EffectError) -> EffectError {
+    match error {
+        wit::EffectError::FootprintDenied(m) => EffectError::FootprintDenied(m),
+        wit::EffectError::Limit(m) => EffectError::Limit(m),
+        wit::EffectError::Connection(m) => EffectError::Connection(m),
+        wit::EffectError::Timeout(m) => EffectError::Timeout(m),
+        wit::EffectError::Constraint(m) => EffectError::Constraint(m),
+        wit::EffectError::Syntax(m) => EffectError::Syntax(m),
+        wit::EffectError::Permission(m) => EffectError::Permission(m),
+        wit::EffectError::HttpStatus(s) => EffectError::HttpStatus(s),
+        wit::EffectError::BodyTooLarge(n) => EffectError::BodyTooLarge(n),
+        wit::EffectError::BadAnswer(m) => EffectError::BadAnswer(m),
+        wit::EffectError::Other(m) => EffectError::Other(m),
+    }
+}

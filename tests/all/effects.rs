@@ -1,0 +1,315 @@
+//! Effects end to end against a real PostgreSQL on loopback: wasm and eval agree, the
+//! footprint refuses what it does not declare (and nothing is written), link-time refusal,
+//! kernels, and a server killed between runs.
+
+use std::collections::BTreeMap;
+
+use graphjit::testing::postgres::TestPostgres;
+use graphjit::{ErrorKind, Graph, Host, RunLimits, Value};
+
+use crate::support::{block_on, graph, memory_only};
+
+/// A cluster with `orders`, `audit_log` and `secrets`, and a host connected to it.
+struct Db {
+    pg: TestPostgres,
+    host: Host,
+}
+
+fn setup() -> Db {
+    let pg = TestPostgres::start()
+        .unwrap_or_else(|e| panic!("a real PostgreSQL is needed (scripts/test installs it): {e}"));
+    let url = pg.url();
+    block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total bigint NOT NULL);
+                 INSERT INTO orders (customer, total) VALUES ('ada', 120), ('bob', 80), ('ada', 300);
+                 CREATE TABLE audit_log (msg text NOT NULL);
+                 CREATE TABLE secrets (value text);
+                 INSERT INTO secrets VALUES ('hunter2');
+                 CREATE TABLE \"Secrets\" (value text);",
+            )
+            .await
+            .expect("schema");
+    });
+    let host = Host::with_config(&memory_only()).expect("host");
+    block_on(host.connect_database(&url)).expect("database");
+    Db { pg, host }
+}
+
+impl Db {
+    fn count(&self, table: &str) -> i64 {
+        let url = self.pg.url();
+        let table = table.to_owned();
+        block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connects");
+            tokio::spawn(connection);
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .expect("count");
+            row.get::<_, i64>(0)
+        })
+    }
+
+    fn run(&self, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+        let compiled = self.host.compile(g)?;
+        block_on(
+            self.host
+                .run(&compiled, &BTreeMap::new(), RunLimits::default()),
+        )
+        .map(|out| out.outputs)
+    }
+
+    fn eval(&self, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+        block_on(
+            self.host
+                .eval_effects(g, &BTreeMap::new(), RunLimits::default()),
+        )
+        .map(|out| out.outputs)
+    }
+}
+
+fn db_graph(nodes: &str, outputs: &str, footprint: &str) -> Graph {
+    graph(&format!(
+        r#"{{"version": 1, "nodes": [{nodes}], "outputs": {outputs}, "footprint": {footprint}}}"#
+    ))
+}
+
+#[test]
+fn queries_and_writes_agree_between_wasm_and_eval() {
+    let db = setup();
+    let report = db_graph(
+        r#"{"id": "min", "op": "input", "type": "i64", "default": 100},
+           {"id": "n", "op": "db_query", "sql": "SELECT count(*) FROM orders WHERE total > $1", "args": ["min"], "type": "i64"},
+           {"id": "totals", "op": "db_query", "sql": "SELECT total FROM orders ORDER BY id", "type": {"tensor": [3]}},
+           {"id": "who", "op": "db_query", "sql": "SELECT customer FROM orders WHERE total = (SELECT max(total) FROM orders)", "type": "string"}"#,
+        r#"{"n": "n", "totals": "totals", "who": "who"}"#,
+        r#"{"db": {"read": ["orders"]}}"#,
+    );
+    let wasm = db.run(&report).expect("runs");
+    assert_eq!(wasm, db.eval(&report).expect("evaluates"), "wasm == eval");
+    assert_eq!(wasm[0].1, Value::I64(2));
+    assert_eq!(wasm[2].1, Value::Str("ada".into()));
+    let Value::Tensor(t) = &wasm[1].1 else {
+        panic!("totals is a tensor")
+    };
+    assert_eq!(t.data, [120.0, 80.0, 300.0]);
+
+    let write = db_graph(
+        r#"{"id": "msg", "op": "input", "type": "string", "default": "hello"},
+           {"id": "w", "op": "db_execute", "sql": "INSERT INTO audit_log (msg) VALUES ($1)", "args": ["msg"]},
+           {"id": "n", "op": "db_query", "sql": "SELECT count(*) FROM audit_log", "type": "i64", "after": ["w"]}"#,
+        r#"{"written": "w", "n": "n"}"#,
+        r#"{"db": {"read": ["audit_log"], "write": ["audit_log"]}}"#,
+    );
+    let out = db.run(&write).expect("writes");
+    assert_eq!(
+        out[0],
+        ("n".to_string(), Value::I64(1)),
+        "the read ran after the write"
+    );
+    assert_eq!(out[1], ("written".to_string(), Value::I64(1)));
+    let _ = db.eval(&write).expect("eval writes too");
+    assert_eq!(db.count("audit_log"), 2);
+}
+
+#[test]
+fn the_footprint_refuses_and_nothing_is_written() {
+    let db = setup();
+    let read_orders = r#"{"db": {"read": ["orders"]}}"#;
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "a write from a read-only graph",
+            "db_execute",
+            "DELETE FROM orders",
+        ),
+        (
+            "insert without a write set",
+            "db_execute",
+            "INSERT INTO orders (customer, total) VALUES ('eve', 1)",
+        ),
+        (
+            "a second statement",
+            "db_execute",
+            "SELECT 1; DROP TABLE orders",
+        ),
+        (
+            "a table in a CTE",
+            "db_query",
+            "WITH s AS (SELECT value FROM secrets) SELECT count(*) FROM s",
+        ),
+        (
+            "a table in a subquery",
+            "db_query",
+            "SELECT count(*) FROM orders WHERE customer IN (SELECT value FROM secrets)",
+        ),
+        (
+            "a table in a UNION",
+            "db_query",
+            "SELECT customer FROM orders UNION SELECT value FROM secrets",
+        ),
+        (
+            "a quoted mixed-case table",
+            "db_query",
+            "SELECT count(*) FROM \"Secrets\"",
+        ),
+        (
+            "an upper-case name",
+            "db_query",
+            "SELECT count(*) FROM SECRETS",
+        ),
+        (
+            "a schema-qualified table",
+            "db_query",
+            "SELECT count(*) FROM public.secrets",
+        ),
+        (
+            "pg_catalog",
+            "db_query",
+            "SELECT count(*) FROM pg_catalog.pg_user",
+        ),
+        (
+            "information_schema",
+            "db_query",
+            "SELECT count(*) FROM information_schema.tables",
+        ),
+        (
+            "pg_sleep",
+            "db_query",
+            "SELECT count(*) FROM orders WHERE pg_sleep(5) IS NOT NULL",
+        ),
+        ("lo_import", "db_query", "SELECT lo_import('/etc/passwd')"),
+        (
+            "COPY TO PROGRAM",
+            "db_execute",
+            "COPY orders TO PROGRAM 'touch /tmp/graphjit-pwned'",
+        ),
+        (
+            "a data-modifying CTE",
+            "db_query",
+            "WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d",
+        ),
+    ];
+    let before = (
+        db.count("orders"),
+        db.count("secrets"),
+        db.count("audit_log"),
+    );
+    for (what, op, sql) in cases {
+        let ty = if *op == "db_query" {
+            r#", "type": "i64""#
+        } else {
+            ""
+        };
+        let g = db_graph(
+            &format!(
+                r#"{{"id": "q", "op": "{op}", "sql": {}{ty}}}"#,
+                serde_json::json!(sql)
+            ),
+            r#"{"q": "q"}"#,
+            read_orders,
+        );
+        for (side, result) in [("wasm", db.run(&g)), ("eval", db.eval(&g))] {
+            let error = result.expect_err(what);
+            assert_eq!(
+                error.kind,
+                ErrorKind::FootprintDenied,
+                "{what} ({side}): {error}"
+            );
+            assert_eq!(error.node.as_deref(), Some("q"), "{what}");
+            assert_eq!(error.exit_code(), 4, "{what}");
+        }
+    }
+    assert_eq!(
+        (
+            db.count("orders"),
+            db.count("secrets"),
+            db.count("audit_log")
+        ),
+        before,
+        "nothing was written"
+    );
+    assert!(!std::path::Path::new("/tmp/graphjit-pwned").exists());
+}
+
+#[test]
+fn a_db_node_without_a_db_footprint_is_refused_before_anything_runs() {
+    let db = setup();
+    let g = db_graph(
+        r#"{"id": "w", "op": "db_execute", "sql": "DELETE FROM orders"}"#,
+        r#"{"w": "w"}"#,
+        r#"{"kernels": ["softmax"]}"#,
+    );
+    let error = db.host.compile(&g).expect_err("refused at load");
+    assert!(
+        matches!(&error.kind, ErrorKind::ImportDenied { import } if import.contains("/db@")),
+        "{error}"
+    );
+    assert_eq!(db.count("orders"), 3);
+}
+
+#[test]
+fn a_server_killed_between_runs_is_a_typed_error_and_the_host_recovers() {
+    let mut db = setup();
+    let g = db_graph(
+        r#"{"id": "n", "op": "db_query", "sql": "SELECT count(*) FROM orders", "type": "i64"}"#,
+        r#"{"n": "n"}"#,
+        r#"{"db": {"read": ["orders"]}}"#,
+    );
+    assert_eq!(db.run(&g).expect("runs")[0].1, Value::I64(3));
+    db.pg.kill().expect("kill");
+    let error = db.run(&g).expect_err("no server");
+    assert!(
+        matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "connection"),
+        "{error}"
+    );
+    db.pg.restart().expect("restart");
+    assert_eq!(db.run(&g).expect("runs again")[0].1, Value::I64(3));
+}
+
+#[test]
+fn kernels_run_in_the_host_and_only_declared_ones() {
+    let host = Host::with_config(&memory_only()).expect("host");
+    let g = graph(
+        r#"{"version": 1, "nodes": [
+            {"id": "a", "op": "iota", "shape": [2, 3]},
+            {"id": "b", "op": "fill", "shape": [3, 2], "value": 0.5},
+            {"id": "m", "op": "kernel", "kernel": "matmul", "args": ["a", "b"]},
+            {"id": "s", "op": "kernel", "kernel": "softmax", "args": ["m"]}
+        ], "outputs": {"m": "m", "s": "s"}, "footprint": {"kernels": ["matmul", "softmax"]}}"#,
+    );
+    let compiled = host.compile(&g).expect("compiles");
+    let wasm = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).expect("runs");
+    let eval =
+        block_on(host.eval_effects(&g, &BTreeMap::new(), RunLimits::default())).expect("evaluates");
+    assert_eq!(wasm.outputs, eval.outputs);
+    let Value::Tensor(m) = &wasm.outputs[0].1 else {
+        panic!("tensor")
+    };
+    assert_eq!(m.data, [1.5, 1.5, 6.0, 6.0]);
+    // Declared kernels only: the same graph without softmax in its footprint.
+    let denied = graph(
+        &serde_json::to_string(&{
+            let mut v: serde_json::Value = serde_json::from_str(
+                r#"{"version": 1, "nodes": [
+                {"id": "a", "op": "iota", "shape": [2, 2]},
+                {"id": "s", "op": "kernel", "kernel": "softmax", "args": ["a"]}
+            ], "outputs": {"s": "s"}, "footprint": {"kernels": ["matmul"]}}"#,
+            )
+            .expect("json");
+            v["name"] = "denied".into();
+            v
+        })
+        .expect("json"),
+    );
+    let compiled = host.compile(&denied).expect("compiles");
+    let error = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
+}

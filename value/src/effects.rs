@@ -1,0 +1,283 @@
+//! How effect answers become graph values, and graph values become effect arguments: one
+//! definition, used by every guest (through the guest template) and by `eval`, so the two
+//! agree on every answer bit for bit.
+//!
+//! Invariants:
+//! - Conversions never panic; every answer that does not fit the node's declared type is an
+//!   `Err` with a message saying what was expected and what came.
+//! - A database answer fits a scalar type only as exactly one row of exactly one column; NULL
+//!   never silently becomes a zero.
+//! - Numbers cross into tensors by `as f32` (round to nearest), and NaN is canonicalized.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::{Tensor, Value, canonical_f32, canonical_f64};
+
+/// One SQL value: a parameter or a result cell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// Integers of any width.
+    Int(i64),
+    /// Floating point (and numerics the driver reports as floats).
+    Float(f64),
+    /// Booleans.
+    Bool(bool),
+    /// Text.
+    Text(String),
+    /// Binary data.
+    Bytes(Vec<u8>),
+}
+
+/// A query's rows.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Rows {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, each with one cell per column.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// The type an effect node declares for its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerType {
+    /// `bool`
+    Bool,
+    /// `i64`
+    I64,
+    /// `f64`
+    F64,
+    /// `string`
+    Str,
+    /// `{"tensor": shape}`
+    Tensor(Vec<u32>),
+}
+
+/// A graph value as a query parameter (tensors and tuples are not parameters).
+pub fn cell_from_value(value: &Value) -> Result<Cell, String> {
+    match value {
+        Value::Bool(b) => Ok(Cell::Bool(*b)),
+        Value::I64(i) => Ok(Cell::Int(*i)),
+        Value::F64(x) => Ok(Cell::Float(*x)),
+        Value::Str(s) => Ok(Cell::Text(s.clone())),
+        Value::Tensor(_) => Err("a tensor cannot be an SQL parameter".into()),
+        Value::Tuple(_) => Err("a tuple cannot be an SQL parameter".into()),
+    }
+}
+
+fn describe(cell: &Cell) -> &'static str {
+    match cell {
+        Cell::Null => "NULL",
+        Cell::Int(_) => "an integer",
+        Cell::Float(_) => "a float",
+        Cell::Bool(_) => "a boolean",
+        Cell::Text(_) => "text",
+        Cell::Bytes(_) => "bytes",
+    }
+}
+
+fn single(rows: &Rows) -> Result<&Cell, String> {
+    match (rows.rows.len(), rows.columns.len()) {
+        (1, 1) => rows.rows[0]
+            .first()
+            .ok_or_else(|| String::from("the row has no cell")),
+        (r, c) => Err(format!(
+            "expected exactly one row of one column, got {r} rows of {c} columns"
+        )),
+    }
+}
+
+fn number(cell: &Cell) -> Result<f64, String> {
+    match cell {
+        Cell::Int(i) => Ok(*i as f64),
+        Cell::Float(x) => Ok(*x),
+        other => Err(format!("expected a number, got {}", describe(other))),
+    }
+}
+
+/// A query's rows as a value of the node's type.
+///
+/// - `bool`, `i64`, `f64`, `string`: exactly one row of one column; an integer is accepted for
+///   `f64` (exactly as `as f64` converts it) but a float is never truncated to `i64`.
+/// - `{"tensor": [r, c]}`: exactly `r` rows of `c` numeric columns; `[n]`: `n` rows of one
+///   column, or one row of `n` columns; `[]`: one number.
+pub fn rows_to_value(rows: &Rows, ty: &AnswerType) -> Result<Value, String> {
+    if rows.rows.iter().any(|row| row.len() != rows.columns.len()) {
+        return Err("a row's length differs from the column count".into());
+    }
+    match ty {
+        AnswerType::Bool => match single(rows)? {
+            Cell::Bool(b) => Ok(Value::Bool(*b)),
+            other => Err(format!("expected a boolean, got {}", describe(other))),
+        },
+        AnswerType::I64 => match single(rows)? {
+            Cell::Int(i) => Ok(Value::I64(*i)),
+            other => Err(format!("expected an integer, got {}", describe(other))),
+        },
+        AnswerType::F64 => Ok(Value::F64(canonical_f64(number(single(rows)?)?))),
+        AnswerType::Str => match single(rows)? {
+            Cell::Text(s) => Ok(Value::Str(s.clone())),
+            other => Err(format!("expected text, got {}", describe(other))),
+        },
+        AnswerType::Tensor(shape) => {
+            let (r, c) = (rows.rows.len(), rows.columns.len());
+            let fits = match shape.as_slice() {
+                [] => r == 1 && c == 1,
+                [n] => (r == *n as usize && c == 1) || (r == 1 && c == *n as usize),
+                [sr, sc] => r == *sr as usize && c == *sc as usize,
+                _ => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "expected rows fitting tensor shape {shape:?}, got {r} rows of {c} columns"
+                ));
+            }
+            let mut data = Vec::new();
+            data.try_reserve_exact(r.saturating_mul(c))
+                .map_err(|_| String::from("out of memory for the answer"))?;
+            for row in &rows.rows {
+                for cell in row {
+                    data.push(canonical_f32(number(cell)? as f32));
+                }
+            }
+            Ok(Value::Tensor(Tensor {
+                shape: shape.clone(),
+                data,
+            }))
+        }
+    }
+}
+
+/// An HTTP body as the node's type: `string` (valid UTF-8), or a number parsed from the
+/// trimmed body text (`i64`, `f64`), or `bool` (`true`/`false`).
+pub fn body_to_value(body: &[u8], ty: &AnswerType) -> Result<Value, String> {
+    let text = core::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
+    let trimmed = text.trim();
+    match ty {
+        AnswerType::Str => Ok(Value::Str(String::from(text))),
+        AnswerType::I64 => trimmed
+            .parse::<i64>()
+            .map(Value::I64)
+            .map_err(|_| format!("expected an integer body, got {:?}", preview(trimmed))),
+        AnswerType::F64 => trimmed
+            .parse::<f64>()
+            .map(|x| Value::F64(canonical_f64(x)))
+            .map_err(|_| format!("expected a number body, got {:?}", preview(trimmed))),
+        AnswerType::Bool => match trimmed {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            other => Err(format!("expected true or false, got {:?}", preview(other))),
+        },
+        AnswerType::Tensor(_) => Err("an HTTP body cannot be a tensor".into()),
+    }
+}
+
+fn preview(text: &str) -> &str {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// A kernel's answer as a tensor of the expected shape.
+pub fn tensor_answer(shape: Vec<u32>, data: Vec<f32>, expected: &[u32]) -> Result<Tensor, String> {
+    if shape.as_slice() != expected {
+        return Err(format!(
+            "the kernel returned shape {shape:?}, the graph expects {expected:?}"
+        ));
+    }
+    if Tensor::element_count(&shape) != Some(data.len()) {
+        return Err(format!(
+            "the kernel returned {} elements for shape {shape:?}",
+            data.len()
+        ));
+    }
+    Ok(Tensor {
+        shape,
+        data: data.into_iter().map(canonical_f32).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn one(cell: Cell) -> Rows {
+        Rows {
+            columns: vec![String::from("c")],
+            rows: vec![vec![cell]],
+        }
+    }
+
+    #[test]
+    fn scalars_need_exactly_one_cell_of_their_kind() {
+        assert!(matches!(
+            rows_to_value(&one(Cell::Int(7)), &AnswerType::I64),
+            Ok(Value::I64(7))
+        ));
+        assert!(matches!(
+            rows_to_value(&one(Cell::Int(7)), &AnswerType::F64),
+            Ok(Value::F64(x)) if x == 7.0
+        ));
+        assert!(rows_to_value(&one(Cell::Float(7.5)), &AnswerType::I64).is_err());
+        assert!(rows_to_value(&one(Cell::Null), &AnswerType::I64).is_err());
+        assert!(rows_to_value(&Rows::default(), &AnswerType::I64).is_err());
+        let two = Rows {
+            columns: vec![String::from("c")],
+            rows: vec![vec![Cell::Int(1)], vec![Cell::Int(2)]],
+        };
+        assert!(rows_to_value(&two, &AnswerType::I64).is_err());
+    }
+
+    #[test]
+    fn tensors_take_numeric_rows_of_the_declared_shape() {
+        let rows = Rows {
+            columns: vec![String::from("a"), String::from("b")],
+            rows: vec![
+                vec![Cell::Int(1), Cell::Float(2.5)],
+                vec![Cell::Int(3), Cell::Float(f64::NAN)],
+            ],
+        };
+        let Ok(Value::Tensor(t)) = rows_to_value(&rows, &AnswerType::Tensor(vec![2, 2])) else {
+            panic!("2x2 fits");
+        };
+        assert_eq!(t.data[..3], [1.0, 2.5, 3.0]);
+        assert_eq!(t.data[3].to_bits(), crate::CANONICAL_NAN_F32);
+        assert!(rows_to_value(&rows, &AnswerType::Tensor(vec![4])).is_err());
+        let ragged = Rows {
+            columns: vec![String::from("a"), String::from("b")],
+            rows: vec![vec![Cell::Int(1)]],
+        };
+        assert!(rows_to_value(&ragged, &AnswerType::Tensor(vec![1, 2])).is_err());
+    }
+
+    #[test]
+    fn bodies_parse_by_type() {
+        assert!(matches!(
+            body_to_value(b" 42\n", &AnswerType::I64),
+            Ok(Value::I64(42))
+        ));
+        assert!(body_to_value(b"\xff", &AnswerType::Str).is_err());
+        assert!(body_to_value(b"4x", &AnswerType::I64).is_err());
+        assert!(matches!(
+            body_to_value(b"true", &AnswerType::Bool),
+            Ok(Value::Bool(true))
+        ));
+    }
+
+    #[test]
+    fn parameters_are_scalars() {
+        assert_eq!(cell_from_value(&Value::I64(3)), Ok(Cell::Int(3)));
+        assert!(
+            cell_from_value(&Value::Tensor(Tensor {
+                shape: vec![],
+                data: vec![1.0]
+            }))
+            .is_err()
+        );
+    }
+}
