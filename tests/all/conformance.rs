@@ -133,7 +133,7 @@ fn check_trace(trace: &[Entry], relation: &[(Option<State>, State)]) -> Verdict 
     let started = Instant::now();
     let output = Command::new(&java)
         .current_dir(dir.path())
-        .arg("-XX:+UseParallelGC")
+        .args(["-XX:+UseParallelGC", "-Xmx1g"])
         .arg(format!("-Djava.io.tmpdir={}", dir.path().display()))
         .arg("-cp")
         .arg(jar)
@@ -303,7 +303,7 @@ fn cache_and_run_workload_trace_conforms_and_a_corrupted_copy_does_not() {
         let _ = host.compile(&one).expect("compiles");
         let spinning = host.compile(spinning.graph()).expect("reloads");
         let long = RunLimits {
-            fuel: 2_000_000_000,
+            fuel: 1_000_000_000, // about a second: ample time to evict it while it runs
             deadline: Duration::from_secs(30),
             ..RunLimits::default()
         };
