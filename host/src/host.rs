@@ -22,7 +22,7 @@ use crate::deploy;
 use crate::effects::{self, Dispatcher, EffectHandler, Services};
 use crate::error::{Error, ErrorKind, Stage};
 use crate::eval;
-use crate::footprint::Footprint;
+use crate::footprint::{EgressPolicy, Footprint};
 use crate::graph::{self, NodeId};
 use crate::lifecycle::{Lifecycle, Running, State, TraceLog, Transition};
 use crate::runtime::{self, Runtime};
@@ -277,6 +277,36 @@ pub struct HostConfig {
     pub cache: CacheConfig,
     /// How many lifecycle transitions the trace keeps ([`Host::trace`]).
     pub trace_capacity: usize,
+    /// What HTTP effects may reach, beyond each graph's footprint.
+    pub http: HttpSettings,
+}
+
+/// The host's HTTP egress policy and limits (every graph's footprint applies on top).
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Allow loopback addresses (127.0.0.0/8, ::1): for tests against a local server.
+    pub allow_loopback: bool,
+    /// Allow private addresses (RFC 1918, fc00::/7).
+    pub allow_private: bool,
+    /// The most body bytes one response may carry.
+    pub max_body_bytes: u64,
+    /// Limit for opening a connection.
+    pub connect_timeout: Duration,
+    /// Limit for one request, redirects included (the run's deadline may be shorter).
+    pub total_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    /// Public addresses only; 16 MiB bodies; 5 s to connect, 30 s in all.
+    fn default() -> Self {
+        HttpSettings {
+            allow_loopback: false,
+            allow_private: false,
+            max_body_bytes: 16 << 20,
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -290,6 +320,7 @@ impl Default for HostConfig {
                 ..CacheConfig::default()
             },
             trace_capacity: 100_000,
+            http: HttpSettings::default(),
         }
     }
 }
@@ -358,7 +389,20 @@ impl Host {
                 runtime,
                 cache,
                 trace: Arc::new(TraceLog::new(config.trace_capacity)),
-                services: Arc::new(Services::default()),
+                services: Arc::new(Services {
+                    http: effects::HttpRunner::new(effects::HttpConfig {
+                        connect_timeout: config.http.connect_timeout,
+                        total_timeout: config.http.total_timeout,
+                        max_body_bytes: config.http.max_body_bytes,
+                        egress: EgressPolicy {
+                            allow_loopback: config.http.allow_loopback,
+                            allow_private: config.http.allow_private,
+                            allowed_nets: Vec::new(),
+                        },
+                        ..effects::HttpConfig::default()
+                    }),
+                    ..Services::default()
+                }),
                 base_key,
                 deployments: Mutex::new(BTreeMap::new()),
             }),

@@ -51,7 +51,8 @@ pub use deploy::{Deployed, Invocation};
 pub use error::{Error, ErrorKind, Stage};
 pub use graphjit_value::{Tensor, Value};
 pub use host::{
-    CompileStats, CompiledGraph, Graph, Host, HostConfig, RunLimits, RunOutput, default_disk_dir,
+    CompileStats, CompiledGraph, Graph, Host, HostConfig, HttpSettings, RunLimits, RunOutput,
+    default_disk_dir,
 };
 pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
 pub use values::{value_to_json, value_to_text};

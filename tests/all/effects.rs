@@ -313,3 +313,98 @@ fn kernels_run_in_the_host_and_only_declared_ones() {
     let error = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).unwrap_err();
     assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
 }
+
+#[test]
+fn the_effect_examples_in_the_format_doc_run_against_postgres() {
+    let db = setup();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/graph-format.md"),
+    )
+    .expect("doc");
+    let mut ran = 0;
+    for block in doc
+        .split("```json")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+    {
+        let g = graph(block);
+        if !g.has_effects() {
+            continue;
+        }
+        let wasm = db.run(&g).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let eval = db.eval(&g).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        // Each run wrote one audit row: the second saw one more.
+        let count = |out: &[(String, Value)], name: &str| {
+            out.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        };
+        assert_eq!(count(&wasm, "big_orders"), Some(Value::I64(2)), "{block}");
+        assert_eq!(count(&eval, "big_orders"), Some(Value::I64(2)), "{block}");
+        assert_eq!(count(&wasm, "audit_rows"), Some(Value::I64(1)), "{block}");
+        assert_eq!(count(&eval, "audit_rows"), Some(Value::I64(2)), "{block}");
+        ran += 1;
+    }
+    assert!(ran >= 1, "the doc lost its effect example");
+}
+
+/// `graphjit` with `args`, run from the repository root.
+fn cli(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_graphjit"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), json)
+}
+
+#[test]
+fn the_effect_examples_run_from_the_command_line() {
+    let pg = TestPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL is needed: {e}"));
+    let url = pg.url();
+    let schema = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/db/schema.sql"
+    ))
+    .expect("schema");
+    block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client.batch_execute(&schema).await.expect("schema loads");
+    });
+    let base = ["--json", "--no-disk-cache", "--database-url", url.as_str()];
+    let (code, report) = cli(&[&["run", "examples/db-report.json"][..], &base].concat());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["output"]["big_orders"], 2, "{report}");
+    assert_eq!(report["output"]["revenue"], 545.0, "{report}");
+    assert_eq!(report["output"]["top_customer"], "ada", "{report}");
+    assert_eq!(report["output"]["reports_so_far"], 1, "{report}");
+    let (code, again) = cli(&[&["eval", "examples/db-report.json"][..], &base].concat());
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(
+        again["output"]["reports_so_far"], 2,
+        "eval wrote through the same driver"
+    );
+
+    let (code, denied) = cli(&[&["run", "examples/denied.json"][..], &base].concat());
+    assert_eq!(code, Some(4), "{denied}");
+    assert_eq!(denied["error"]["kind"], "footprint_denied", "{denied}");
+    assert!(
+        denied["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("secrets")),
+        "names what was refused: {denied}"
+    );
+
+    let (code, kernels) = cli(&["run", "examples/kernels.json", "--json", "--no-disk-cache"]);
+    assert_eq!(code, Some(0), "{kernels}");
+    let (_, kernels_eval) = cli(&["eval", "examples/kernels.json", "--json"]);
+    assert_eq!(kernels["output"], kernels_eval["output"]);
+}

@@ -16,6 +16,7 @@ use graphjit_value::effects::{Cell, Rows};
 
 use super::call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
 use super::db::{self, Access, DbError, PostgresRunner};
+use super::http::HttpRunner;
 use super::kernels;
 use crate::footprint::{Denied, Footprint};
 
@@ -27,6 +28,8 @@ const MAX_LOG_LINES: usize = 10_000;
 pub(crate) struct Services {
     /// PostgreSQL, once the host was given a database.
     pub(crate) db: std::sync::OnceLock<PostgresRunner>,
+    /// HTTP, with the host's egress policy.
+    pub(crate) http: HttpRunner,
     /// Log lines from `log` nodes: `(level, message)`.
     pub(crate) log: Mutex<Vec<(String, String)>>,
 }
@@ -78,11 +81,13 @@ impl Dispatcher {
                     .map_err(classify_db)?;
                 Ok(EffectAnswer::Count(count))
             }
-            EffectCall::Http { method, url, .. } => {
-                self.footprint.check_http(&method, &url).map_err(denied)?;
-                Err(EffectError::Other(
-                    "this host has no HTTP driver configured".into(),
-                ))
+            EffectCall::Http { method, url, body } => {
+                let (status, body) = self
+                    .services
+                    .http
+                    .request(&self.footprint, &method, &url, body, timeout)
+                    .await?;
+                Ok(EffectAnswer::Response { status, body })
             }
             EffectCall::Kernel { name, args } => {
                 self.footprint.check_kernel(&name).map_err(denied)?;

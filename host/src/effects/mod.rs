@@ -17,7 +17,9 @@ pub(crate) mod db;
 
 mod call;
 mod dispatch;
+mod http;
 mod kernels;
 
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
 pub(crate) use dispatch::{Dispatcher, Services, allows};
+pub(crate) use http::{HttpConfig, HttpRunner};

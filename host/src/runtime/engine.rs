@@ -1,7 +1,8 @@
 //! The one wasmtime `Engine` and the thread that advances its epoch.
 //!
 //! Invariants: every setting that makes runs bounded and deterministic is set here and nowhere
-//! else (fuel, epochs, NaN canonicalization, relaxed SIMD off, pooled and bounded memories);
+//! else (fuel, epochs, relaxed SIMD off, pooled and bounded memories; NaN is canonical at the
+//! boundary, see below);
 //! the ticker thread never touches a store and ends when the [`EpochTicker`] is dropped.
 
 use std::sync::Arc;
@@ -33,7 +34,10 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<wasmtime::Engine, RuntimeE
     let mut wasm = wasmtime::Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)
-        .cranelift_nan_canonicalization(true)
+        // NaN payloads are made canonical where they can be observed: every value leaving the
+        // guest is canonicalized by graphjit-value's encoder, and no op exposes a float's bits.
+        // Canonicalizing after every float instruction as well only costs time in hot loops.
+        .cranelift_nan_canonicalization(false)
         .wasm_relaxed_simd(false)
         .wasm_component_model(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
