@@ -67,11 +67,15 @@ struct CacheArgs {
     /// Do not read or write the disk cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_disk_cache: bool,
+    /// Let HTTP effects reach loopback addresses (a local test server); refused by default.
+    #[arg(long)]
+    allow_loopback: bool,
 }
 
 impl CacheArgs {
     fn host(&self) -> Result<Host, Error> {
         let mut config = HostConfig::default();
+        config.http.allow_loopback = self.allow_loopback;
         if self.no_disk_cache {
             config.cache.disk_dir = None;
         } else if let Some(dir) = &self.cache_dir {

@@ -196,6 +196,7 @@ fn one_entry_host(disk: &Path) -> Host {
             ..CacheConfig::default()
         },
         trace_capacity: TRACE_CAPACITY,
+        ..HostConfig::default()
     })
     .expect("host")
 }

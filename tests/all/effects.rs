@@ -403,8 +403,137 @@ fn the_effect_examples_run_from_the_command_line() {
         "names what was refused: {denied}"
     );
 
+    // The HTTP example targets a local server; without --allow-loopback the host refuses the
+    // address before connecting.
+    let (code, http) = cli(&[
+        "run",
+        "examples/http-fetch.json",
+        "--json",
+        "--no-disk-cache",
+    ]);
+    assert_eq!(code, Some(4), "{http}");
+    assert_eq!(http["error"]["kind"], "footprint_denied", "{http}");
+
     let (code, kernels) = cli(&["run", "examples/kernels.json", "--json", "--no-disk-cache"]);
     assert_eq!(code, Some(0), "{kernels}");
     let (_, kernels_eval) = cli(&["eval", "examples/kernels.json", "--json"]);
     assert_eq!(kernels["output"], kernels_eval["output"]);
+}
+
+mod http {
+    //! HTTP effects against a real local server.
+
+    use super::*;
+    use graphjit::testing::http_server::TestHttp;
+    use graphjit::{HostConfig, HttpSettings};
+
+    fn host(allow_loopback: bool) -> Host {
+        Host::with_config(&HostConfig {
+            http: HttpSettings {
+                allow_loopback,
+                max_body_bytes: 4096,
+                ..HttpSettings::default()
+            },
+            ..memory_only()
+        })
+        .expect("host")
+    }
+
+    fn fetch(server: &TestHttp, path: &str, prefix: &str) -> Graph {
+        let port = server.addr().port();
+        graph(&format!(
+            r#"{{"version": 1, "nodes": [
+                {{"id": "r", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}{path}"}}
+            ], "outputs": {{"body": "r"}},
+            "footprint": {{"http": [{{"method": "GET", "scheme": "http", "host": "127.0.0.1", "port": {port}, "path_prefix": "{prefix}"}}]}}}}"#
+        ))
+    }
+
+    fn run(host: &Host, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+        let compiled = host.compile(g)?;
+        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    }
+
+    fn eval(host: &Host, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+        block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    }
+
+    #[test]
+    fn a_declared_request_is_served_and_eval_agrees() {
+        let server = TestHttp::start();
+        let host = host(true);
+        let g = fetch(&server, "/json", "/json");
+        let wasm = run(&host, &g).expect("fetches");
+        assert_eq!(wasm, eval(&host, &g).expect("fetches"));
+        let Value::Str(body) = &wasm[0].1 else {
+            panic!("a string body")
+        };
+        assert!(body.starts_with('{'), "{body}");
+        assert_eq!(server.requests(), 2);
+    }
+
+    #[test]
+    fn refusals_never_reach_the_server() {
+        let server = TestHttp::start();
+        let open = host(true);
+        let port = server.addr().port();
+        // Path outside the prefix, `..` out of it, and a redirect to an undeclared place.
+        for (path, prefix) in [
+            ("/echo", "/json"),
+            ("/json/../echo", "/json"),
+            ("/json10", "/json"),
+        ] {
+            let error = run(&open, &fetch(&server, path, prefix)).expect_err(path);
+            assert_eq!(error.kind, ErrorKind::FootprintDenied, "{path}: {error}");
+        }
+        assert_eq!(server.requests(), 0, "no refused request was sent");
+        // The footprint allows it, the host's egress policy does not (loopback by default).
+        let error = run(&host(false), &fetch(&server, "/json", "/json")).expect_err("egress");
+        assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
+        assert!(error.message.contains("127.0.0.1"), "{error}");
+        assert_eq!(server.requests(), 0);
+        // A redirect to a host the footprint does not name: the first hop is sent, the
+        // second is refused.
+        let to = format!("/redirect?to=http://localhost:{port}/json");
+        let error = run(&open, &fetch(&server, &to, "/redirect")).expect_err("redirect");
+        assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
+        assert_eq!(server.requests(), 1);
+    }
+
+    #[test]
+    fn faults_are_typed_and_the_host_keeps_serving() {
+        let server = TestHttp::start();
+        let host = host(true);
+        let kind = |path: &str, prefix: &str, limits: RunLimits| {
+            let compiled = host
+                .compile(&fetch(&server, path, prefix))
+                .expect("compiles");
+            block_on(host.run(&compiled, &BTreeMap::new(), limits))
+                .expect_err(path)
+                .kind
+        };
+        let quick = RunLimits {
+            deadline: std::time::Duration::from_millis(300),
+            ..RunLimits::default()
+        };
+        let hung = kind("/hang", "/hang", quick);
+        assert!(
+            matches!(hung, ErrorKind::DeadlineExceeded { .. }),
+            "{hung:?}"
+        );
+        let big = kind("/big/100000", "/big", RunLimits::default());
+        assert!(
+            matches!(&big, ErrorKind::EffectFailed { class } if class == "body_too_large"),
+            "{big:?}"
+        );
+        let status = kind("/status/500", "/status", RunLimits::default());
+        assert!(
+            matches!(&status, ErrorKind::EffectFailed { class } if class == "http_status"),
+            "{status:?}"
+        );
+        assert!(
+            run(&host, &fetch(&server, "/json", "/json")).is_ok(),
+            "still serving"
+        );
+    }
 }

@@ -20,6 +20,6 @@ mod dispatch;
 mod http;
 mod kernels;
 
-pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
+pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler};
 pub(crate) use dispatch::{Dispatcher, Services, allows};
 pub(crate) use http::{HttpConfig, HttpRunner};
