@@ -4,6 +4,9 @@
 //! - `tensor_1m/{wasm,native,eval}`: a 1M-element elementwise chain + sum, in the guest, in
 //!   hand-written native Rust with the same float rules, and in the reference interpreter;
 //! - `cache/{memory_hit,disk_hit}`: graph → ready instance from L1 and from L2;
+//! - `effects/{loop100_log,loop100_pure}`: 100 host calls (a `log` with a trivial runner) vs the
+//!   same loop without them: the difference / 100 is one guest → host → guest round trip;
+//! - `matmul512/{guest,host_kernel}`: a 512×512 matmul in the guest vs the native kernel;
 //! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
 //!   replacements every 20 ms.
 
@@ -235,5 +238,97 @@ fn replacement_latency(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(pipeline, benches, cache_benches, replacement_latency);
+/// A loop of 100 iterations whose body logs its state (one host call each) or, for the
+/// baseline, does the same pure work without the call.
+fn loop_graph(with_log: bool) -> String {
+    let body = if with_log {
+        r#"{"id": "l", "op": "log", "level": "debug", "args": ["s"]},
+           {"id": "n", "op": "add", "args": ["l", "one"]}"#
+    } else {
+        r#"{"id": "n", "op": "add", "args": ["s", "one"]}"#
+    };
+    format!(
+        r#"{{"version": 1, "nodes": [
+            {{"id": "one", "op": "const", "value": 1}},
+            {{"id": "zero", "op": "const", "value": 0}},
+            {{"id": "lp", "op": "loop", "args": ["zero"], "iterations": 100,
+              "body": {{"params": ["i", "s"], "nodes": [{body}], "results": ["n"]}}}}
+        ], "outputs": {{"n": "lp"}}}}"#
+    )
+}
+
+/// `a × b` for 512×512 matrices, in the guest (`matmul` op) or through the host kernel.
+fn matmul_graph(kernel: bool) -> String {
+    let op = if kernel {
+        r#""op": "kernel", "kernel": "matmul""#
+    } else {
+        r#""op": "matmul""#
+    };
+    format!(
+        r#"{{"version": 1, "nodes": [
+            {{"id": "r", "op": "iota", "shape": [262144]}},
+            {{"id": "k", "op": "const", "type": {{"tensor": []}}, "value": [0.0001]}},
+            {{"id": "s", "op": "mul", "args": ["r", "k"]}},
+            {{"id": "a", "op": "reshape", "args": ["s"], "shape": [512, 512]}},
+            {{"id": "b", "op": "transpose", "args": ["a"]}},
+            {{"id": "c", {op}, "args": ["a", "b"]}},
+            {{"id": "t", "op": "sum", "args": ["c"]}}
+        ], "outputs": {{"t": "t"}}, "footprint": {{"kernels": ["matmul"]}}}}"#
+    )
+}
+
+fn effect_benches(c: &mut Criterion) {
+    let host = host_with(16, None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let inputs = BTreeMap::new();
+    let limits = RunLimits::default();
+    let mut group = c.benchmark_group("effects");
+    for (name, json) in [
+        ("loop100_log", loop_graph(true)),
+        ("loop100_pure", loop_graph(false)),
+    ] {
+        let compiled = host
+            .compile(&Graph::from_json(json.as_bytes()).expect("parses"))
+            .expect("compiles");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &inputs, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.finish();
+
+    // 2·512³ flops take more than the default fuel in the guest.
+    let limits = RunLimits {
+        fuel: u64::MAX / 4,
+        deadline: Duration::from_secs(120),
+        ..RunLimits::default()
+    };
+    let mut group = c.benchmark_group("matmul512");
+    group.sample_size(10);
+    for (name, kernel) in [("guest", false), ("host_kernel", true)] {
+        let compiled = host
+            .compile(&Graph::from_json(matmul_graph(kernel).as_bytes()).expect("parses"))
+            .expect("compiles");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &inputs, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    pipeline,
+    benches,
+    cache_benches,
+    effect_benches,
+    replacement_latency
+);
 criterion_main!(pipeline);
