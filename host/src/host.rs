@@ -325,6 +325,34 @@ impl Default for HostConfig {
     }
 }
 
+/// What `graphjit explain` shows about a graph, without compiling it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Explanation {
+    /// The graph's display name.
+    pub name: Option<String>,
+    /// The canonical hash (the graph's identity).
+    pub hash: String,
+    /// Nodes in all regions.
+    pub nodes: usize,
+    /// Inputs as `(name, type)`.
+    pub inputs: Vec<(String, String)>,
+    /// Output names.
+    pub outputs: Vec<String>,
+    /// Effect nodes by op (`db_query`, `http`, …).
+    pub effects: BTreeMap<String, usize>,
+    /// The footprint: tables read, tables written, HTTP rules, kernels.
+    pub footprint: BTreeMap<String, Vec<String>>,
+    /// The cache key on this host.
+    pub key: String,
+    /// What the key is made of.
+    pub ingredients: KeyIngredients,
+    /// Where a run would get the compiled graph now, and why.
+    pub cache: CacheSource,
+    /// The assumptions its execution rests on (seed 5.3), with the TLA+ properties that
+    /// depend on each.
+    pub assumptions: Vec<crate::assumptions::Assumption>,
+}
+
 /// The default disk cache directory.
 pub fn default_disk_dir() -> PathBuf {
     compile::default_cache_root().join("components")
@@ -420,6 +448,54 @@ impl Host {
     /// The cache key of `graph` on this host.
     pub fn cache_key(&self, graph: &Graph) -> CacheKey {
         self.key_ingredients(graph).key()
+    }
+
+    /// What the host knows about `graph` before compiling it: its shape, effects, footprint,
+    /// cache key and where a run would find it, and the assumptions it rests on.
+    pub fn explain(&self, graph: &Graph) -> Explanation {
+        let mut effects: BTreeMap<String, usize> = BTreeMap::new();
+        for node in graph.inner.nodes.iter().filter(|n| n.op.is_effect()) {
+            *effects.entry(node.op.name().to_owned()).or_default() += 1;
+        }
+        let kinds: Vec<&str> = effects
+            .keys()
+            .map(|op| match op.as_str() {
+                "db_query" | "db_execute" => "db",
+                "http" => "http",
+                "kernel" => "kernels",
+                _ => "log",
+            })
+            .collect();
+        let fp = &graph.footprint;
+        let mut footprint = BTreeMap::new();
+        footprint.insert(
+            "db.read".to_owned(),
+            fp.db.read.iter().map(ToString::to_string).collect(),
+        );
+        footprint.insert(
+            "db.write".to_owned(),
+            fp.db.write.iter().map(ToString::to_string).collect(),
+        );
+        footprint.insert(
+            "http".to_owned(),
+            fp.http.iter().map(|r| format!("{r:?}")).collect(),
+        );
+        footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
+        let ingredients = self.key_ingredients(graph);
+        let key = ingredients.key();
+        Explanation {
+            name: graph.inner.name.clone(),
+            hash: graph.hash(),
+            nodes: graph.inner.nodes.len(),
+            inputs: graph.inputs(),
+            outputs: graph.inner.outputs.clone(),
+            effects,
+            footprint,
+            key: key.to_hex(),
+            ingredients,
+            cache: self.inner.cache.peek(&key),
+            assumptions: crate::assumptions::for_effects(&kinds),
+        }
     }
 
     /// Compiles a graph to a component (wasm bytes), without caching or loading it.

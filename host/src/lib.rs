@@ -27,6 +27,7 @@
 // a precompiled component from the disk cache (runtime::Runtime::load_precompiled).
 #![deny(unsafe_code)]
 
+mod assumptions;
 mod cache;
 mod codegen;
 mod compile;
@@ -43,6 +44,7 @@ mod runtime;
 pub mod testing;
 mod values;
 
+pub use assumptions::Assumption;
 pub use cache::{
     CacheConfig, CacheCounters, CacheKey, CacheSource, DiskCacheError, DiskStats, KeyIngredients,
     StageTimes,
@@ -51,8 +53,8 @@ pub use deploy::{Deployed, Invocation};
 pub use error::{Error, ErrorKind, Stage};
 pub use graphjit_value::{Tensor, Value};
 pub use host::{
-    CompileStats, CompiledGraph, Graph, Host, HostConfig, HttpSettings, RunLimits, RunOutput,
-    default_disk_dir,
+    CompileStats, CompiledGraph, Explanation, Graph, Host, HostConfig, HttpSettings, RunLimits,
+    RunOutput, default_disk_dir,
 };
 pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
 pub use values::{value_to_json, value_to_text};

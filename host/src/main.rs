@@ -34,11 +34,29 @@ enum Command {
     Eval(RunArgs),
     /// Compile a graph and write the generated Rust or the component.
     Compile(CompileArgs),
+    /// Show a graph's shape, effects, footprint, cache key (and whether it would hit), and with
+    /// --assumptions the assumptions its execution rests on.
+    Explain(ExplainArgs),
     /// Inspect or empty the disk cache of precompiled components.
     Cache {
         #[command(subcommand)]
         action: CacheAction,
     },
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The graph (JSON, format v1).
+    file: PathBuf,
+    /// List the assumption inventory (drivers, toolchain, clock) with the TLA+ properties
+    /// that depend on each.
+    #[arg(long)]
+    assumptions: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 #[derive(Subcommand)]
@@ -143,6 +161,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => report(&args, run(&args, false)),
         Command::Compile(args) => plain(compile(&args)),
         Command::Cache { action } => plain(cache_command(&action)),
+        Command::Explain(args) => plain(explain(&args)),
     }
 }
 
@@ -338,6 +357,89 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
             exit(e.exit_code())
         }
     }
+}
+
+fn explain(args: &ExplainArgs) -> Result<(), Error> {
+    let graph = read_graph(&args.file)?;
+    let host = args.cache.host()?;
+    let mut explanation = host.explain(&graph);
+    if !args.assumptions {
+        explanation.assumptions.clear();
+    }
+    if args.json {
+        let json = serde_json::to_value(&explanation).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                Stage::Parse,
+                e.to_string(),
+                "report this as a bug",
+            )
+        })?;
+        println!("{json}");
+        return Ok(());
+    }
+    let e = &explanation;
+    println!("graph {}", e.name.as_deref().unwrap_or("(unnamed)"));
+    println!("  hash     {}", e.hash);
+    println!("  nodes    {}", e.nodes);
+    let inputs: Vec<String> = e.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+    println!("  inputs   {}", inputs.join(", "));
+    println!("  outputs  {}", e.outputs.join(", "));
+    let effects: Vec<String> = e
+        .effects
+        .iter()
+        .map(|(op, n)| format!("{op} ×{n}"))
+        .collect();
+    println!(
+        "  effects  {}",
+        if effects.is_empty() {
+            "none".to_owned()
+        } else {
+            effects.join(", ")
+        }
+    );
+    for (section, entries) in &e.footprint {
+        if !entries.is_empty() {
+            println!("  footprint {section}: {}", entries.join(", "));
+        }
+    }
+    println!("cache");
+    println!("  key      {}", e.key);
+    let why = match e.cache {
+        graphjit::CacheSource::Memory => "memory (ready in this process)",
+        graphjit::CacheSource::Disk => {
+            "disk (a precompiled component is there; verified when loaded)"
+        }
+        graphjit::CacheSource::Miss => "miss (not in memory or on disk: a run compiles it)",
+    };
+    println!("  a run now: {why}");
+    let i = &e.ingredients;
+    for (name, value) in [
+        ("graph", &i.graph),
+        ("passes", &i.passes),
+        ("target", &i.target),
+        ("features", &i.target_features),
+        ("opt-level", &i.opt_level),
+        ("engine", &i.engine),
+        ("template", &i.template),
+        ("codegen", &i.codegen),
+    ] {
+        println!("  {name:<9} {value}");
+    }
+    println!("  rustc     {}", i.rustc.lines().next().unwrap_or(""));
+    if args.assumptions {
+        println!("assumptions");
+        for a in &e.assumptions {
+            println!("  [{}] {}", a.component, a.assumption);
+            println!("      if not: {}", a.failure_mode);
+            println!("      mitigation: {}", a.mitigation);
+            println!(
+                "      TLA+ properties relying on it: {}",
+                a.properties.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn ms(duration: Duration) -> f64 {

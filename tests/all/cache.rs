@@ -255,3 +255,92 @@ fn a_cache_dir_others_can_write_is_refused_with_exit_2() {
         "nothing written"
     );
 }
+
+#[test]
+fn explain_shows_the_key_a_run_uses_and_whether_it_would_hit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache_dir = dir.path().join("c");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_graphjit"))
+            .args(args)
+            .arg("--cache-dir")
+            .arg(&cache_dir)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let before = cli(&["explain", "examples/hello.json", "--json"]);
+    assert_eq!(before["cache"], "miss", "{before}");
+    assert_eq!(
+        before["assumptions"],
+        serde_json::json!([]),
+        "only with --assumptions"
+    );
+    let run = cli(&["run", "examples/hello.json", "--json"]);
+    let after = cli(&["explain", "examples/hello.json", "--json", "--assumptions"]);
+    assert_eq!(
+        after["key"], run["stats"]["key"],
+        "explain and run agree on the key"
+    );
+    assert_eq!(after["cache"], "disk", "{after}");
+    let components: Vec<&str> = after["assumptions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["component"].as_str())
+        .collect();
+    assert!(components.contains(&"rustc") && components.contains(&"wasmtime"));
+    assert!(
+        !components.contains(&"postgresql"),
+        "hello has no DB effects"
+    );
+
+    let db = cli(&[
+        "explain",
+        "examples/db-report.json",
+        "--json",
+        "--assumptions",
+    ]);
+    assert_eq!(db["effects"]["db_query"], 4, "{db}");
+    assert_eq!(
+        db["footprint"]["db.write"],
+        serde_json::json!(["public.audit_log"])
+    );
+    // Every TLA+ property an assumption cites exists in specs/.
+    let specs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
+    for assumption in db["assumptions"].as_array().expect("list") {
+        assert!(
+            assumption["component"] != "postgresql"
+                || !assumption["properties"]
+                    .as_array()
+                    .expect("list")
+                    .is_empty()
+        );
+        for property in assumption["properties"].as_array().expect("list") {
+            let (module, name) = property
+                .as_str()
+                .and_then(|p| p.split_once('!'))
+                .expect("Module!Property");
+            let text = std::fs::read_to_string(specs.join(format!("{module}.tla")))
+                .unwrap_or_else(|e| panic!("{module}.tla: {e}"));
+            assert!(
+                text.contains(&format!("{name} ==")),
+                "{module}!{name} is not defined"
+            );
+        }
+    }
+    assert!(
+        db["assumptions"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|a| a["component"] == "postgresql"),
+        "{db}"
+    );
+}

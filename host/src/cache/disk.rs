@@ -105,6 +105,11 @@ impl DiskCache {
         self.dir.join(format!("{}.{EXTENSION}", key.to_hex()))
     }
 
+    /// Whether a file for `key` exists (not verified: [`DiskCache::get`] does that).
+    pub(crate) fn contains(&self, key: &CacheKey) -> bool {
+        self.path(key).is_file()
+    }
+
     /// Reads and checks the entry for `key`.
     pub(crate) fn get(&self, key: &CacheKey) -> Lookup {
         let path = self.path(key);

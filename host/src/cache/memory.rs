@@ -34,6 +34,11 @@ impl<V: Clone> MemoryCache<V> {
         self.map.get(key).map(|(value, _)| value.clone())
     }
 
+    /// Whether `key` has an entry (recency unchanged).
+    pub(crate) fn contains(&self, key: &CacheKey) -> bool {
+        self.map.contains(key)
+    }
+
     /// Inserts `value` weighing `weight` bytes; returns what had to leave.
     pub(crate) fn insert(&mut self, key: CacheKey, value: V, weight: usize) -> Vec<V> {
         let mut evicted = Vec::new();

@@ -283,6 +283,18 @@ impl Cache {
         }
     }
 
+    /// Where a request for `key` would be served from now, without serving it: `memory`,
+    /// `disk` (present; verified only when loaded) or `miss`.
+    pub(crate) fn peek(&self, key: &CacheKey) -> CacheSource {
+        if lock(&self.memory).contains(key) {
+            return CacheSource::Memory;
+        }
+        match &self.disk {
+            Some(disk) if disk.contains(key) => CacheSource::Disk,
+            _ => CacheSource::Miss,
+        }
+    }
+
     /// The disk cache, if configured.
     pub(crate) fn disk(&self) -> Option<&DiskCache> {
         self.disk.as_ref()

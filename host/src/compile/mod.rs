@@ -193,3 +193,15 @@ pub(crate) fn test_compiler() -> &'static Compiler {
 
 #[cfg(test)]
 mod tests;
+
+/// What compilation assumes (the assumption inventory, `crate::assumptions`).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] =
+    &[crate::assumptions::Assumption {
+        component: "rustc",
+        assumption: "rustc compiles safe Rust soundly to wasm32-wasip2 (no miscompilation); the \
+                 toolchain is the one the guest template was built with (checked: rustc -vV)",
+        failure_mode: "generated code computes something other than eval says",
+        mitigation: "the differential test (wasm == eval, bit-exact) over generated graphs; the \
+                 sandbox bounds what wrong code can do",
+        properties: &["CompileCache!NoStaleArtifact"],
+    }];

@@ -227,3 +227,15 @@ impl HttpRunner {
         }
     }
 }
+
+/// What the HTTP driver assumes (seed 6.3; the assumption inventory).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] =
+    &[crate::assumptions::Assumption {
+        component: "http",
+        assumption: "reqwest/hyper implement HTTP/1.1 correctly and connect only to the addresses \
+                 they are pinned to; DNS answers are checked before use",
+        failure_mode: "a request reaches an undeclared or internal address",
+        mitigation: "footprint check after normalization and on every redirect; egress policy on \
+                 every resolved address; pinned resolution; no proxies; body cap",
+        properties: &["Footprint!NoUndeclaredEffect"],
+    }];

@@ -150,3 +150,15 @@ mod tests {
         assert!(run("nope", &[]).is_err());
     }
 }
+
+/// What the native kernels assume (the assumption inventory).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] = &[
+    crate::assumptions::Assumption {
+        component: "kernels",
+        assumption: "ndarray/matrixmultiply compute matmul correctly to f32 rounding; shapes are \
+                 checked again in the host",
+        failure_mode: "a kernel's answer differs from the guest op by more than rounding",
+        mitigation: "kernel answers are shape-checked on both sides; tests compare with known values",
+        properties: &["Footprint!NoUndeclaredEffect"],
+    },
+];

@@ -22,4 +22,5 @@ mod kernels;
 
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler};
 pub(crate) use dispatch::{Dispatcher, Services, allows};
-pub(crate) use http::{HttpConfig, HttpRunner};
+pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner};
+pub(crate) use kernels::ASSUMPTIONS as KERNEL_ASSUMPTIONS;

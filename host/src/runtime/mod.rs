@@ -259,3 +259,29 @@ impl Runtime {
 
 #[cfg(test)]
 mod tests;
+
+/// What running a component assumes (the assumption inventory, `crate::assumptions`).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] = &[
+    crate::assumptions::Assumption {
+        component: "wasmtime",
+        assumption: "wasmtime isolates a component's memory and enforces fuel, the memory \
+                     limiter and epoch interruption; a component reaches the host only through \
+                     the imports it was linked with",
+        failure_mode: "a guest escapes the sandbox or runs unbounded",
+        mitigation: "imports checked against the footprint before instantiation; fuel, memory \
+                     and deadline per run; wasmtime pinned to an exact version",
+        properties: &[
+            "Footprint!NoUndeclaredEffect",
+            "FuelTermination!AllRunsEnd",
+            "FuelTermination!FuelNeverNegative",
+        ],
+    },
+    crate::assumptions::Assumption {
+        component: "wasmtime",
+        assumption: "Component::deserialize of bytes this engine serialized yields the same \
+                     component (the disk cache's one unsafe call)",
+        failure_mode: "a tampered cache file runs native code",
+        mitigation: "private cache directory, blake3 checked before loading, key in the header",
+        properties: &["CompileCache!NoStaleArtifact"],
+    },
+];

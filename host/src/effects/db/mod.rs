@@ -386,3 +386,25 @@ fn column_kinds(statement: &Statement) -> Result<Vec<CellKind>, DbError> {
         })
         .collect()
 }
+
+/// What the PostgreSQL driver assumes (seed 6.3; the assumption inventory).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] = &[
+    crate::assumptions::Assumption {
+        component: "postgresql",
+        assumption: "query results match SQL semantics for PostgreSQL 14+; READ ONLY \
+                     transactions refuse writes; statement_timeout is enforced by the server",
+        failure_mode: "wrong answers; a write slipping past the parser; a hung statement",
+        mitigation: "footprint check on a real parse first; read-only transactions unless the \
+                     statement writes; client-side deadline that cancels on the server",
+        properties: &["Footprint!NoUndeclaredEffect", "Footprint!DeniedEndsFailed"],
+    },
+    crate::assumptions::Assumption {
+        component: "postgresql",
+        assumption: "tokio-postgres reports connection loss as an error (never hangs past its \
+                     timeouts); prepared statements keep parameters out of the SQL text",
+        failure_mode: "a run waits forever on a dead server; injection through parameters",
+        mitigation: "connect, statement and run deadlines; parameters always bound, never \
+                     formatted into SQL",
+        properties: &["FuelTermination!AllRunsEnd"],
+    },
+];

@@ -1,0 +1,64 @@
+//! The assumption inventory (seed 5.3): what a graph's execution rests on outside the proof
+//! boundary, and which TLA+ properties depend on each assumption.
+//!
+//! The entries live next to the code they describe (`ASSUMPTIONS` in `compile`, `runtime`,
+//! `effects::db`, `effects::http`, `effects::kernels`, and here for the clock and the
+//! scheduler); this module only collects the ones a given graph uses. A property is named
+//! `Module!Property`, as in `specs/` (`tests/all/unsafe_policy.rs` checks such names exist).
+
+use serde::Serialize;
+
+/// One assumption about something outside the proof boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Assumption {
+    /// What is assumed about: `rustc`, `wasmtime`, `postgresql`, `http`, `kernels`, `clock`,
+    /// `scheduler`.
+    pub component: &'static str,
+    /// The assumption itself.
+    pub assumption: &'static str,
+    /// What happens if it does not hold.
+    pub failure_mode: &'static str,
+    /// What limits the damage.
+    pub mitigation: &'static str,
+    /// TLA+ properties (`Module!Property`) whose proof relies on it.
+    pub properties: &'static [&'static str],
+}
+
+/// The host's clock and scheduler.
+pub(crate) const PLATFORM: &[Assumption] = &[
+    Assumption {
+        component: "clock",
+        assumption: "the monotonic clock advances; the epoch ticker thread runs every few milliseconds",
+        failure_mode: "a stalled clock or ticker lets a run pass its wall-clock deadline",
+        mitigation: "fuel bounds every run independently of time (FuelTermination)",
+        properties: &["FuelTermination!AllRunsEnd"],
+    },
+    Assumption {
+        component: "scheduler",
+        assumption: "tokio polls every ready task eventually (fuel yields give it the chance)",
+        failure_mode: "one run starves others; replacement drains slowly",
+        mitigation: "fuel-based yielding every 10M units; per-run deadlines",
+        properties: &[
+            "HotReplacement!RequestsFinish",
+            "JitLifecycle!RetiredEventuallyEvicted",
+        ],
+    },
+];
+
+/// Every assumption a graph with effects of `kinds` (`db`, `http`, `kernels`) rests on.
+pub(crate) fn for_effects(kinds: &[&str]) -> Vec<Assumption> {
+    let mut out: Vec<Assumption> = Vec::new();
+    out.extend_from_slice(crate::compile::ASSUMPTIONS);
+    out.extend_from_slice(crate::runtime::ASSUMPTIONS);
+    out.extend_from_slice(PLATFORM);
+    if kinds.contains(&"db") {
+        out.extend_from_slice(crate::effects::db::ASSUMPTIONS);
+    }
+    if kinds.contains(&"http") {
+        out.extend_from_slice(crate::effects::HTTP_ASSUMPTIONS);
+    }
+    if kinds.contains(&"kernels") {
+        out.extend_from_slice(crate::effects::KERNEL_ASSUMPTIONS);
+    }
+    out
+}
