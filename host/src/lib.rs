@@ -43,6 +43,7 @@ mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod values;
+mod verify;
 
 pub use assumptions::Assumption;
 pub use cache::{
@@ -58,3 +59,4 @@ pub use host::{
 };
 pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
 pub use values::{value_to_json, value_to_text};
+pub use verify::{CheckItem, Checklist};

@@ -37,6 +37,9 @@ enum Command {
     /// Show a graph's shape, effects, footprint, cache key (and whether it would hit), and with
     /// --assumptions the assumptions its execution rests on.
     Explain(ExplainArgs),
+    /// The seed's verification checklist for a graph, each item measured with its evidence;
+    /// exits 1 when an item fails.
+    Verify(ExplainArgs),
     /// Inspect or empty the disk cache of precompiled components.
     Cache {
         #[command(subcommand)]
@@ -162,6 +165,14 @@ fn main() -> ExitCode {
         Command::Compile(args) => plain(compile(&args)),
         Command::Cache { action } => plain(cache_command(&action)),
         Command::Explain(args) => plain(explain(&args)),
+        Command::Verify(args) => match verify(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e}\n  remediation: {}", e.remediation);
+                exit(e.exit_code())
+            }
+        },
     }
 }
 
@@ -440,6 +451,26 @@ fn explain(args: &ExplainArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn verify(args: &ExplainArgs) -> Result<bool, Error> {
+    let graph = read_graph(&args.file)?;
+    let host = args.cache.host()?;
+    let checklist = host.verify(&graph);
+    if args.json {
+        let json = serde_json::json!({
+            "graph": checklist.graph,
+            "ok": checklist.ok(),
+            "items": checklist.items,
+        });
+        println!("{json}");
+    } else {
+        for item in &checklist.items {
+            println!("[{}] {}", if item.ok { "x" } else { " " }, item.item);
+            println!("      {}", item.evidence);
+        }
+    }
+    Ok(checklist.ok())
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -249,3 +249,58 @@ fn every_example_runs_and_agrees_with_eval() {
         assert_eq!(run["output"], eval["output"], "{example}");
     }
 }
+
+#[test]
+fn verify_measures_each_item_and_fails_without_evidence() {
+    let tla = tempfile::tempdir().expect("temp dir");
+    let verify = |record: Option<&str>| {
+        if let Some(text) = record {
+            std::fs::write(tla.path().join("last-check.txt"), text).expect("record");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_graphjit"))
+            .args([
+                "verify",
+                "examples/kernels.json",
+                "--json",
+                "--no-disk-cache",
+            ])
+            .env("GRAPHJIT_TLA_HOME", tla.path())
+            .current_dir(repo())
+            .output()
+            .expect("runs");
+        (out.status.code(), json_of(&out))
+    };
+    let item = |json: &serde_json::Value, prefix: &str| {
+        json["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["item"].as_str().is_some_and(|t| t.starts_with(prefix)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no item {prefix}: {json}"))
+    };
+    // No TLC result yet: that item fails, and so does the command.
+    let (code, json) = verify(None);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(item(&json, "TLA+")["ok"], false);
+    assert_eq!(item(&json, "Generated code")["ok"], true, "{json}");
+    assert_eq!(item(&json, "No unsafe")["ok"], true, "{json}");
+    let inventory = item(&json, "Assumption inventory");
+    assert!(
+        inventory["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("kernels")),
+        "{inventory}"
+    );
+    // A TLC run that failed a spec still fails the item.
+    let (code, json) = verify(Some(
+        "date: 2026-11-26T00:00:00Z\nfailed: 1\nFootprint ok: x\n",
+    ));
+    assert_eq!(code, Some(1));
+    assert_eq!(item(&json, "TLA+")["ok"], false);
+    let (code, json) = verify(Some(
+        "date: 2026-11-26T00:00:00Z\nfailed: 0\nFootprint              ok: no error (1 states)\n",
+    ));
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["ok"], true);
+}
