@@ -26,11 +26,24 @@ pub enum ErrorKind {
     /// than the one the guest template was built with (environment).
     Toolchain,
     /// The run used its whole fuel budget (a limit).
-    FuelExhausted { budget: u64, used: u64 },
+    FuelExhausted {
+        /// The run's fuel budget.
+        budget: u64,
+        /// Fuel consumed when it stopped.
+        used: u64,
+    },
     /// The run needed more memory than its limit (a limit).
-    MemoryExceeded { limit: u64, requested: u64 },
+    MemoryExceeded {
+        /// The limit in bytes.
+        limit: u64,
+        /// The size asked for, in bytes.
+        requested: u64,
+    },
     /// The run went past its wall-clock deadline (a limit).
-    DeadlineExceeded { limit_ms: u64 },
+    DeadlineExceeded {
+        /// The deadline in milliseconds.
+        limit_ms: u64,
+    },
     /// Checked i64 arithmetic overflowed (the graph's logic).
     Overflow,
     /// Integer division or remainder by zero (the graph's logic).
@@ -38,7 +51,10 @@ pub enum ErrorKind {
     /// A value outside an operation's domain, e.g. NaN to i64 (the graph's logic).
     InvalidValue,
     /// The component imports something the graph may not use; nothing ran (sandbox policy).
-    ImportDenied { import: String },
+    ImportDenied {
+        /// The refused import's full name.
+        import: String,
+    },
     /// The guest trapped for a reason not listed above (a bug in graphjit).
     Trap,
     /// An effect call was outside the graph's footprint; no driver saw it (sandbox policy).
@@ -46,7 +62,10 @@ pub enum ErrorKind {
     /// An effect call failed in its driver, or its answer did not fit the node's type;
     /// `class` is `connection`, `timeout`, `constraint`, `syntax`, `permission`,
     /// `http_status`, `body_too_large`, `limit`, `bad_answer` or `other`.
-    EffectFailed { class: String },
+    EffectFailed {
+        /// The failure's class (see above).
+        class: String,
+    },
     /// A driver the host was told to use is unavailable (environment).
     DriverUnavailable,
     /// `invoke` named a deployment that does not exist (user error).
@@ -63,13 +82,21 @@ pub enum ErrorKind {
 pub enum Stage {
     /// Building the host: toolchain probe, engine, cache directory.
     Setup,
+    /// Reading and validating the graph.
     Parse,
+    /// Binding the inputs.
     Input,
+    /// The pass pipeline.
     Optimize,
+    /// Generating Rust.
     Codegen,
+    /// rustc.
     Compile,
+    /// Cranelift, the import check, the disk cache.
     Load,
+    /// Instantiating and running the component.
     Run,
+    /// The reference interpreter.
     Eval,
 }
 
@@ -93,11 +120,15 @@ impl Stage {
 /// A typed failure of any stage.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Error {
+    /// What went wrong.
     pub kind: ErrorKind,
+    /// Where in the pipeline.
     pub stage: Stage,
     /// The id of the node at fault, as written in the graph.
     pub node: Option<String>,
+    /// What happened, for people.
     pub message: String,
+    /// What to do about it.
     pub remediation: String,
 }
 

@@ -771,6 +771,11 @@ impl Host {
         self.inner.trace.transitions()
     }
 
+    /// Transitions that did not fit in the trace ([`HostConfig::trace_capacity`]).
+    pub fn trace_dropped(&self) -> u64 {
+        self.inner.trace.dropped()
+    }
+
     /// Transitions refused as illegal (empty unless graphjit has a bug).
     pub fn illegal_transitions(&self) -> Vec<String> {
         self.inner.trace.illegal()

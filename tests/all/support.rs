@@ -9,13 +9,13 @@ use graphjit::{
 
 /// The shared host: memory cache only, so that every graph the tests compile goes through
 /// rustc at least once per test binary (the disk cache has its own tests).
-pub fn host() -> &'static Host {
+pub(crate) fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
     HOST.get_or_init(|| Host::with_config(&memory_only()).expect("toolchain and engine available"))
 }
 
 /// A host configuration without the disk cache.
-pub fn memory_only() -> HostConfig {
+pub(crate) fn memory_only() -> HostConfig {
     HostConfig {
         cache: CacheConfig {
             disk_dir: None,
@@ -25,7 +25,7 @@ pub fn memory_only() -> HostConfig {
     }
 }
 
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -36,25 +36,25 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     .block_on(f)
 }
 
-pub fn graph(json: &str) -> Graph {
+pub(crate) fn graph(json: &str) -> Graph {
     Graph::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("graph should parse: {e}\n{json}"))
 }
 
-pub fn compile(graph: &Graph) -> CompiledGraph {
+pub(crate) fn compile(graph: &Graph) -> CompiledGraph {
     host()
         .compile(graph)
         .unwrap_or_else(|e| panic!("graph should compile: {e}\n{}", graph.rust_source()))
 }
 
-pub fn run_with(compiled: &CompiledGraph, limits: RunLimits) -> Result<RunOutput, Error> {
+pub(crate) fn run_with(compiled: &CompiledGraph, limits: RunLimits) -> Result<RunOutput, Error> {
     block_on(host().run(compiled, &BTreeMap::new(), limits))
 }
 
-pub fn eval_with(graph: &Graph, limits: RunLimits) -> Result<RunOutput, Error> {
+pub(crate) fn eval_with(graph: &Graph, limits: RunLimits) -> Result<RunOutput, Error> {
     Host::eval(graph, &BTreeMap::new(), limits)
 }
 
 /// The outputs' values alone.
-pub fn values(out: &RunOutput) -> Vec<Value> {
+pub(crate) fn values(out: &RunOutput) -> Vec<Value> {
     out.outputs.iter().map(|(_, v)| v.clone()).collect()
 }

@@ -97,6 +97,7 @@ impl DiskCache {
     }
 
     /// The directory.
+    #[cfg(test)]
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }

@@ -36,6 +36,10 @@ pub(crate) const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// LLVM optimization level for guests (`-C opt-level`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[allow(
+    dead_code,
+    reason = "every level rustc takes; guests use the default until the pass configuration picks one"
+)]
 pub(crate) enum OptLevel {
     /// `0`: fastest compile, slowest code.
     O0,
@@ -165,11 +169,13 @@ impl Compiler {
     }
 
     /// The directory holding the template's rlibs.
+    #[cfg(test)]
     pub(crate) fn template_dir(&self) -> &std::path::Path {
         &self.template.dir
     }
 
     /// The rustc binary compiles run.
+    #[cfg(test)]
     pub(crate) fn rustc_path(&self) -> &std::path::Path {
         &self.toolchain.rustc
     }

@@ -22,6 +22,10 @@ pub(crate) struct Toolchain {
     /// proxy, ~10 ms per call), else the configured rustc.
     pub(crate) rustc: PathBuf,
     /// `rustc --print sysroot`.
+    #[allow(
+        dead_code,
+        reason = "kept with the toolchain facts it was probed with (Debug)"
+    )]
     pub(crate) sysroot: PathBuf,
     /// `rustc -vV`, verbatim.
     pub(crate) version: String,

@@ -33,18 +33,6 @@ pub(crate) enum EffectCall {
     Log { level: String, message: String },
 }
 
-impl EffectCall {
-    /// The WIT interface this call goes through.
-    pub(crate) fn interface(&self) -> &'static str {
-        match self {
-            EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => "db",
-            EffectCall::Http { .. } => "http",
-            EffectCall::Kernel { .. } => "kernels",
-            EffectCall::Log { .. } => "log",
-        }
-    }
-}
-
 /// A successful effect's answer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum EffectAnswer {
@@ -137,8 +125,4 @@ pub(crate) type EffectFuture<'a> =
 pub(crate) trait EffectHandler: Send + Sync {
     /// Checks and serves one call.
     fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_>;
-
-    /// Whether components of this graph may import the interface named `interface`
-    /// (`db`, `http`, `kernels`, `log`): the link-time half of the footprint check.
-    fn allows_interface(&self, interface: &str) -> bool;
 }

@@ -121,10 +121,6 @@ impl EffectHandler for Dispatcher {
     fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_> {
         Box::pin(self.serve(call, timeout))
     }
-
-    fn allows_interface(&self, interface: &str) -> bool {
-        allows(&self.footprint, interface)
-    }
 }
 
 /// Whether a graph with `footprint` may import `interface` (the link-time check).

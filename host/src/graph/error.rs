@@ -63,16 +63,6 @@ pub(crate) enum GraphErrorKind {
     ResourceExceeded,
 }
 
-impl GraphErrorKind {
-    /// The error kind as the CLI's JSON writes it.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            GraphErrorKind::ResourceExceeded => "resource_exceeded",
-            _ => "invalid_graph",
-        }
-    }
-}
-
 /// A graph that cannot be compiled, with the node at fault and what to do about it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct GraphError {
