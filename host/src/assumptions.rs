@@ -53,6 +53,7 @@ pub(crate) fn for_effects(kinds: &[&str]) -> Vec<Assumption> {
     out.extend_from_slice(PLATFORM);
     if kinds.contains(&"db") {
         out.extend_from_slice(crate::effects::db::ASSUMPTIONS);
+        out.extend_from_slice(crate::effects::SQLITE_ASSUMPTIONS);
     }
     if kinds.contains(&"http") {
         out.extend_from_slice(crate::effects::HTTP_ASSUMPTIONS);

@@ -746,7 +746,26 @@ impl Host {
                     "check --database-url and that the server is up",
                 )
             })?;
-        self.inner.services.db.set(runner).map_err(|_| {
+        self.set_database(effects::DbService::Postgres(runner))
+    }
+
+    /// Serves DB effects from an embedded, in-memory SQLite database, first running the
+    /// operator's `init` script (`CREATE TABLE …; INSERT …`). Graphs still reach only the
+    /// tables their footprint declares, with the same checks as on PostgreSQL.
+    pub fn use_embedded_database(&self, init: Option<&str>) -> Result<(), Error> {
+        let runner = effects::SqliteRunner::open(init).map_err(|e| {
+            Error::new(
+                ErrorKind::DriverUnavailable,
+                Stage::Setup,
+                format!("cannot open the embedded database: {e}"),
+                "check the --db-init script",
+            )
+        })?;
+        self.set_database(effects::DbService::Sqlite(runner))
+    }
+
+    fn set_database(&self, service: effects::DbService) -> Result<(), Error> {
+        self.inner.services.db.set(service).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidInput,
                 Stage::Setup,

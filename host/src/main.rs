@@ -129,6 +129,10 @@ struct RunArgs {
     /// reach only the tables their footprint declares.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Without --database-url, DB effects use an embedded in-memory SQLite database; this SQL
+    /// script (tables and rows) runs in it first.
+    #[arg(long, value_name = "FILE.sql", conflicts_with = "database_url")]
+    db_init: Option<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -282,6 +286,19 @@ fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
     let host = args.cache.host()?;
     if let Some(url) = &args.database_url {
         runtime.block_on(host.connect_database(url))?;
+    } else if graph.has_effects() {
+        let init = match &args.db_init {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    Stage::Setup,
+                    format!("cannot read {}: {e}", path.display()),
+                    "check the --db-init path",
+                )
+            })?),
+            None => None,
+        };
+        host.use_embedded_database(init.as_deref())?;
     }
     if !compile {
         let output = runtime.block_on(host.eval_effects(&graph, &inputs, limits))?;

@@ -120,83 +120,86 @@ fn queries_and_writes_agree_between_wasm_and_eval() {
     assert_eq!(db.count("audit_log"), 2);
 }
 
+/// SQL the footprint `{"db": {"read": ["orders"]}}` must refuse: `(what, op, sql)`.
+const HOSTILE_SQL: &[(&str, &str, &str)] = &[
+    (
+        "a write from a read-only graph",
+        "db_execute",
+        "DELETE FROM orders",
+    ),
+    (
+        "insert without a write set",
+        "db_execute",
+        "INSERT INTO orders (customer, total) VALUES ('eve', 1)",
+    ),
+    (
+        "a second statement",
+        "db_execute",
+        "SELECT 1; DROP TABLE orders",
+    ),
+    (
+        "a table in a CTE",
+        "db_query",
+        "WITH s AS (SELECT value FROM secrets) SELECT count(*) FROM s",
+    ),
+    (
+        "a table in a subquery",
+        "db_query",
+        "SELECT count(*) FROM orders WHERE customer IN (SELECT value FROM secrets)",
+    ),
+    (
+        "a table in a UNION",
+        "db_query",
+        "SELECT customer FROM orders UNION SELECT value FROM secrets",
+    ),
+    (
+        "a quoted mixed-case table",
+        "db_query",
+        "SELECT count(*) FROM \"Secrets\"",
+    ),
+    (
+        "an upper-case name",
+        "db_query",
+        "SELECT count(*) FROM SECRETS",
+    ),
+    (
+        "a schema-qualified table",
+        "db_query",
+        "SELECT count(*) FROM public.secrets",
+    ),
+    (
+        "pg_catalog",
+        "db_query",
+        "SELECT count(*) FROM pg_catalog.pg_user",
+    ),
+    (
+        "information_schema",
+        "db_query",
+        "SELECT count(*) FROM information_schema.tables",
+    ),
+    (
+        "pg_sleep",
+        "db_query",
+        "SELECT count(*) FROM orders WHERE pg_sleep(5) IS NOT NULL",
+    ),
+    ("lo_import", "db_query", "SELECT lo_import('/etc/passwd')"),
+    (
+        "COPY TO PROGRAM",
+        "db_execute",
+        "COPY orders TO PROGRAM 'touch /tmp/graphjit-pwned'",
+    ),
+    (
+        "a data-modifying CTE",
+        "db_query",
+        "WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d",
+    ),
+];
+
 #[test]
 fn the_footprint_refuses_and_nothing_is_written() {
     let db = setup();
     let read_orders = r#"{"db": {"read": ["orders"]}}"#;
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "a write from a read-only graph",
-            "db_execute",
-            "DELETE FROM orders",
-        ),
-        (
-            "insert without a write set",
-            "db_execute",
-            "INSERT INTO orders (customer, total) VALUES ('eve', 1)",
-        ),
-        (
-            "a second statement",
-            "db_execute",
-            "SELECT 1; DROP TABLE orders",
-        ),
-        (
-            "a table in a CTE",
-            "db_query",
-            "WITH s AS (SELECT value FROM secrets) SELECT count(*) FROM s",
-        ),
-        (
-            "a table in a subquery",
-            "db_query",
-            "SELECT count(*) FROM orders WHERE customer IN (SELECT value FROM secrets)",
-        ),
-        (
-            "a table in a UNION",
-            "db_query",
-            "SELECT customer FROM orders UNION SELECT value FROM secrets",
-        ),
-        (
-            "a quoted mixed-case table",
-            "db_query",
-            "SELECT count(*) FROM \"Secrets\"",
-        ),
-        (
-            "an upper-case name",
-            "db_query",
-            "SELECT count(*) FROM SECRETS",
-        ),
-        (
-            "a schema-qualified table",
-            "db_query",
-            "SELECT count(*) FROM public.secrets",
-        ),
-        (
-            "pg_catalog",
-            "db_query",
-            "SELECT count(*) FROM pg_catalog.pg_user",
-        ),
-        (
-            "information_schema",
-            "db_query",
-            "SELECT count(*) FROM information_schema.tables",
-        ),
-        (
-            "pg_sleep",
-            "db_query",
-            "SELECT count(*) FROM orders WHERE pg_sleep(5) IS NOT NULL",
-        ),
-        ("lo_import", "db_query", "SELECT lo_import('/etc/passwd')"),
-        (
-            "COPY TO PROGRAM",
-            "db_execute",
-            "COPY orders TO PROGRAM 'touch /tmp/graphjit-pwned'",
-        ),
-        (
-            "a data-modifying CTE",
-            "db_query",
-            "WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d",
-        ),
-    ];
+    let cases = HOSTILE_SQL;
     let before = (
         db.count("orders"),
         db.count("secrets"),
@@ -384,6 +387,17 @@ fn the_effect_examples_run_from_the_command_line() {
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["output"]["big_orders"], 2, "{report}");
     assert_eq!(report["output"]["revenue"], 545.0, "{report}");
+    // The same example on the embedded database, without PostgreSQL.
+    let (code, embedded) = cli(&[
+        "run",
+        "examples/db-report.json",
+        "--json",
+        "--no-disk-cache",
+        "--db-init",
+        "examples/db/schema.sql",
+    ]);
+    assert_eq!(code, Some(0), "{embedded}");
+    assert_eq!(embedded["output"], report["output"]);
     assert_eq!(report["output"]["top_customer"], "ada", "{report}");
     assert_eq!(report["output"]["reports_so_far"], 1, "{report}");
     let (code, again) = cli(&[&["eval", "examples/db-report.json"][..], &base].concat());
@@ -536,4 +550,63 @@ mod http {
             "still serving"
         );
     }
+}
+
+#[test]
+fn the_embedded_database_serves_the_same_graphs_under_the_same_footprint() {
+    let host = Host::with_config(&memory_only()).expect("host");
+    let schema = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/db/schema.sql"
+    ))
+    .expect("schema");
+    host.use_embedded_database(Some(&schema)).expect("sqlite");
+    let run = |g: &Graph| {
+        let compiled = host.compile(g)?;
+        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    };
+    let counts = db_graph(
+        r#"{"id": "o", "op": "db_query", "sql": "SELECT count(*) FROM orders", "type": "i64"},
+           {"id": "s", "op": "db_query", "sql": "SELECT count(*) FROM secrets", "type": "i64"},
+           {"id": "a", "op": "db_query", "sql": "SELECT count(*) FROM audit_log", "type": "i64"}"#,
+        r#"{"a": "a", "o": "o", "s": "s"}"#,
+        r#"{"db": {"read": ["orders", "secrets", "audit_log"]}}"#,
+    );
+    let before = run(&counts).expect("counts");
+    for (what, op, sql) in HOSTILE_SQL {
+        let ty = if *op == "db_query" {
+            r#", "type": "i64""#
+        } else {
+            ""
+        };
+        let g = db_graph(
+            &format!(
+                r#"{{"id": "q", "op": "{op}", "sql": {}{ty}}}"#,
+                serde_json::json!(sql)
+            ),
+            r#"{"q": "q"}"#,
+            r#"{"db": {"read": ["orders"]}}"#,
+        );
+        let error = run(&g).expect_err(what);
+        assert_eq!(error.kind, ErrorKind::FootprintDenied, "{what}: {error}");
+    }
+    assert_eq!(run(&counts).expect("counts"), before, "nothing was written");
+    let report = graph(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/db-report.json"
+        ))
+        .expect("example"),
+    );
+    let out = run(&report).expect("report");
+    let eval =
+        block_on(host.eval_effects(&report, &BTreeMap::new(), RunLimits::default())).expect("eval");
+    assert_eq!(out[0].1, Value::I64(2), "big_orders");
+    assert_eq!(out[2].1, Value::F64(545.0), "revenue");
+    assert_eq!(out[1].1, Value::I64(1), "reports_so_far after one run");
+    assert_eq!(
+        eval.outputs[1].1,
+        Value::I64(2),
+        "eval wrote through the same database"
+    );
 }

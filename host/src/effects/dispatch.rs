@@ -18,6 +18,7 @@ use super::call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHan
 use super::db::{self, Access, DbError, PostgresRunner};
 use super::http::HttpRunner;
 use super::kernels;
+use super::sqlite::SqliteRunner;
 use crate::footprint::{Denied, Footprint};
 
 /// The most log lines one host keeps (oldest dropped first).
@@ -26,8 +27,8 @@ const MAX_LOG_LINES: usize = 10_000;
 /// The host's drivers, shared by every graph's dispatcher.
 #[derive(Debug, Default)]
 pub(crate) struct Services {
-    /// PostgreSQL, once the host was given a database.
-    pub(crate) db: std::sync::OnceLock<PostgresRunner>,
+    /// The database, once the host was given one: PostgreSQL, or the embedded SQLite.
+    pub(crate) db: std::sync::OnceLock<DbService>,
     /// HTTP, with the host's egress policy.
     pub(crate) http: HttpRunner,
     /// Log lines from `log` nodes: `(level, message)`.
@@ -42,6 +43,13 @@ impl Services {
         }
         log.push((level, message));
     }
+}
+
+/// Where DB effects go.
+#[derive(Debug)]
+pub(crate) enum DbService {
+    Postgres(PostgresRunner),
+    Sqlite(SqliteRunner),
 }
 
 /// One graph's effect handler.
@@ -66,19 +74,30 @@ impl Dispatcher {
     ) -> Result<EffectAnswer, EffectError> {
         match call {
             EffectCall::DbQuery { sql, params } => {
-                let (runner, access) = self.db(&sql)?;
-                let rows = runner
-                    .query(&sql, &to_params(params), access, timeout)
-                    .await
-                    .map_err(classify_db)?;
-                Ok(EffectAnswer::Rows(from_db_rows(rows)))
+                let (service, access) = self.db(&sql)?;
+                let rows = match service {
+                    DbService::Postgres(runner) => runner
+                        .query(&sql, &to_params(params), access, timeout)
+                        .await
+                        .map(from_db_rows)
+                        .map_err(classify_db)?,
+                    DbService::Sqlite(runner) => {
+                        runner.query(&sql, params, access, timeout).await?
+                    }
+                };
+                Ok(EffectAnswer::Rows(rows))
             }
             EffectCall::DbExecute { sql, params } => {
-                let (runner, access) = self.db(&sql)?;
-                let count = runner
-                    .execute(&sql, &to_params(params), access, timeout)
-                    .await
-                    .map_err(classify_db)?;
+                let (service, access) = self.db(&sql)?;
+                let count = match service {
+                    DbService::Postgres(runner) => runner
+                        .execute(&sql, &to_params(params), access, timeout)
+                        .await
+                        .map_err(classify_db)?,
+                    DbService::Sqlite(runner) => {
+                        runner.execute(&sql, params, access, timeout).await?
+                    }
+                };
                 Ok(EffectAnswer::Count(count))
             }
             EffectCall::Http { method, url, body } => {
@@ -103,7 +122,7 @@ impl Dispatcher {
     }
 
     /// The footprint check of one SQL text, and the runner and access it runs with.
-    fn db(&self, sql: &str) -> Result<(&PostgresRunner, Access), EffectError> {
+    fn db(&self, sql: &str) -> Result<(&DbService, Access), EffectError> {
         let access = self.footprint.check_sql(sql).map_err(denied)?;
         let runner = self.services.db.get().ok_or_else(|| {
             EffectError::Connection("this host has no database configured (--database-url)".into())

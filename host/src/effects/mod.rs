@@ -19,8 +19,10 @@ mod call;
 mod dispatch;
 mod http;
 mod kernels;
+mod sqlite;
 
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler};
-pub(crate) use dispatch::{Dispatcher, Services, allows};
+pub(crate) use dispatch::{DbService, Dispatcher, Services, allows};
 pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner};
 pub(crate) use kernels::ASSUMPTIONS as KERNEL_ASSUMPTIONS;
+pub(crate) use sqlite::{ASSUMPTIONS as SQLITE_ASSUMPTIONS, SqliteRunner};
