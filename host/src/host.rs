@@ -429,6 +429,7 @@ impl Host {
                         },
                         ..effects::HttpConfig::default()
                     }),
+                    kernels: effects::Kernels::detect(),
                     ..Services::default()
                 }),
                 base_key,
@@ -783,6 +784,13 @@ impl Host {
             .lock()
             .map(|log| log.clone())
             .unwrap_or_default()
+    }
+
+    /// What serves `kernel` nodes on this host, and why: `native (<why no GPU>)`, or
+    /// `cuda: <device name> (…)` when built with the `cuda` feature on a machine with a CUDA
+    /// device, the driver and cuBLAS.
+    pub fn kernel_backend(&self) -> String {
+        self.inner.services.kernels.backend().to_string()
     }
 
     /// The lifecycle transitions recorded so far, in order.

@@ -17,7 +17,7 @@ use graphjit_value::effects::{Cell, Rows};
 use super::call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
 use super::db::{self, Access, DbError, PostgresRunner};
 use super::http::HttpRunner;
-use super::kernels;
+use super::kernels::Kernels;
 use super::sqlite::SqliteRunner;
 use crate::footprint::{Denied, Footprint};
 
@@ -33,6 +33,8 @@ pub(crate) struct Services {
     pub(crate) http: HttpRunner,
     /// Log lines from `log` nodes: `(level, message)`.
     pub(crate) log: Mutex<Vec<(String, String)>>,
+    /// The kernels and their backend (native unless the host detected a GPU).
+    pub(crate) kernels: Kernels,
 }
 
 impl Services {
@@ -110,7 +112,9 @@ impl Dispatcher {
             }
             EffectCall::Kernel { name, args } => {
                 self.footprint.check_kernel(&name).map_err(denied)?;
-                kernels::run(&name, &args)
+                self.services
+                    .kernels
+                    .run(&name, &args)
                     .map(EffectAnswer::Tensor)
                     .map_err(EffectError::BadAnswer)
             }

@@ -1,5 +1,6 @@
-//! Native CPU kernels: what a `kernel` node runs when the host serves it (no GPU path yet; a
-//! GPU build must agree with these within the tolerance documented in docs/graph-format.md).
+//! Native CPU kernels: what a `kernel` node runs when no GPU serves it — today every kernel,
+//! with or without the `cuda` feature (see `gpu.rs` for why). A GPU kernel must agree with
+//! these within the tolerance documented in docs/graph-format.md.
 //!
 //! Invariants:
 //! - Shapes are checked here again (the guest is not trusted); a mismatch is an `Err`, never a
@@ -150,15 +151,3 @@ mod tests {
         assert!(run("nope", &[]).is_err());
     }
 }
-
-/// What the native kernels assume (the assumption inventory).
-pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] = &[
-    crate::assumptions::Assumption {
-        component: "kernels",
-        assumption: "ndarray/matrixmultiply compute matmul correctly to f32 rounding; shapes are \
-                 checked again in the host",
-        failure_mode: "a kernel's answer differs from the guest op by more than rounding",
-        mitigation: "kernel answers are shape-checked on both sides; tests compare with known values",
-        properties: &["Footprint!NoUndeclaredEffect"],
-    },
-];
