@@ -7,6 +7,9 @@
 //! - `effects/{loop100_log,loop100_pure}`: 100 host calls (a `log` with a trivial runner) vs the
 //!   same loop without them: the difference / 100 is one guest → host → guest round trip;
 //! - `matmul512/{guest,host_kernel}`: a 512×512 matmul in the guest vs the native kernel;
+//! - `matmul512_gpu/host_kernel_cuda`: the same kernel served by cuBLAS, only when the host's
+//!   kernel backend runs matmul on a CUDA device (`--features cuda`); otherwise it prints why
+//!   it was skipped;
 //! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
 //!   replacements every 20 ms.
 
@@ -324,11 +327,46 @@ fn effect_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// The host kernel's matmul on the GPU, when this host has one that runs it (`--features cuda`
+/// on a machine with a CUDA device, the driver and cuBLAS, and a backend that puts matmul
+/// there); otherwise a printed reason and nothing measured.
+fn gpu_kernel_benches(c: &mut Criterion) {
+    let host = host_with(16, None);
+    let backend = host.kernel_backend();
+    if !backend.starts_with("cuda: ") || backend.contains("on GPU: none") {
+        eprintln!("matmul512_gpu skipped: the kernels' backend runs no matmul on a GPU: {backend}");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let inputs = BTreeMap::new();
+    let limits = RunLimits {
+        fuel: u64::MAX / 4,
+        deadline: Duration::from_secs(120),
+        ..RunLimits::default()
+    };
+    let compiled = host
+        .compile(&Graph::from_json(matmul_graph(true).as_bytes()).expect("parses"))
+        .expect("compiles");
+    let mut group = c.benchmark_group("matmul512_gpu");
+    group.sample_size(10);
+    group.bench_function("host_kernel_cuda", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(&compiled, &inputs, limits))
+                .expect("runs")
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     pipeline,
     benches,
     cache_benches,
     effect_benches,
-    replacement_latency
+    replacement_latency,
+    gpu_kernel_benches
 );
 criterion_main!(pipeline);
