@@ -107,7 +107,9 @@ fn tolerance_holds_between_two_summation_orders() {
             random_matrix(m, k, &mut seed),
             random_matrix(k, n, &mut seed),
         );
-        let native = kernels.run("matmul", &[a.clone(), b.clone()]).unwrap();
+        let native = kernels
+            .run("matmul", &[a.clone(), b.clone()])
+            .expect("the kernel runs");
         assert_within_tolerance(&a, &b, &native, &matmul_backwards(&a, &b));
     }
 }
@@ -123,7 +125,7 @@ fn tolerance_is_not_vacuous() {
     );
     let native = Kernels::default()
         .run("matmul", &[a.clone(), b.clone()])
-        .unwrap();
+        .expect("the kernel runs");
     let mut off = native.clone();
     off.data[5] += 1e-3;
     let bound = matmul_tolerance(&a, &b)[5];
@@ -153,10 +155,10 @@ fn every_backend_serves_every_kernel_like_native() {
         ("softmax", vec![x.clone()]),
         ("conv2d", vec![x, random_matrix(2, 3, &mut seed)]),
     ] {
-        let got = kernels.run(name, &args).unwrap();
+        let got = kernels.run(name, &args).expect("the kernel runs");
         assert_eq!(
             got,
-            native::run(name, &args).unwrap(),
+            native::run(name, &args).expect("the kernel runs"),
             "{name} on {}",
             kernels.backend()
         );
@@ -206,7 +208,12 @@ fn gpu_matmul_agrees_with_native_within_tolerance() {
             random_matrix(k, n, &mut seed),
         );
         let args = [a.clone(), b.clone()];
-        let answer = kernels.run("matmul", &args).unwrap();
-        assert_within_tolerance(&a, &b, &answer, &native::run("matmul", &args).unwrap());
+        let answer = kernels.run("matmul", &args).expect("the kernel runs");
+        assert_within_tolerance(
+            &a,
+            &b,
+            &answer,
+            &native::run("matmul", &args).expect("the kernel runs"),
+        );
     }
 }
