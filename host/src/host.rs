@@ -25,6 +25,7 @@ use crate::eval;
 use crate::footprint::{EgressPolicy, Footprint};
 use crate::graph::{self, NodeId};
 use crate::lifecycle::{Lifecycle, Running, State, TraceLog, Transition};
+use crate::passes::{self, PassConfig, PassReport};
 use crate::runtime::{self, Runtime};
 use crate::values;
 
@@ -84,7 +85,32 @@ impl Graph {
         self.hash.to_hex().to_string()
     }
 
-    /// The generated Rust for this graph (deterministic: same graph, same text).
+    /// The same graph with another IR (what the optimizer made of it): identity, inputs,
+    /// outputs and footprint unchanged.
+    pub(crate) fn with_inner(&self, inner: graph::Graph) -> Graph {
+        Graph {
+            inner,
+            hash: self.hash,
+            footprint: Arc::clone(&self.footprint),
+        }
+    }
+
+    /// The generated Rust for this graph after `passes` (what a host with that configuration
+    /// compiles; deterministic).
+    pub fn rust_source_with(&self, passes: &PassConfig) -> Result<String, Error> {
+        let (inner, _) = passes::optimize(&self.inner, passes).map_err(|e| {
+            Error::new(
+                ErrorKind::OptimizationFailed,
+                Stage::Optimize,
+                e,
+                "report this as a bug; --passes none avoids the optimizer",
+            )
+        })?;
+        Ok(codegen::generate(&inner).source)
+    }
+
+    /// The generated Rust for this graph as written, before any pass (deterministic: same
+    /// graph, same text).
     pub fn rust_source(&self) -> String {
         codegen::generate(&self.inner).source
     }
@@ -279,6 +305,8 @@ pub struct HostConfig {
     pub trace_capacity: usize,
     /// What HTTP effects may reach, beyond each graph's footprint.
     pub http: HttpSettings,
+    /// The optimizer's passes (part of every cache key).
+    pub passes: PassConfig,
 }
 
 /// The host's HTTP egress policy and limits (every graph's footprint applies on top).
@@ -321,6 +349,7 @@ impl Default for HostConfig {
             },
             trace_capacity: 100_000,
             http: HttpSettings::default(),
+            passes: PassConfig::default(),
         }
     }
 }
@@ -351,6 +380,10 @@ pub struct Explanation {
     /// The assumptions its execution rests on (seed 5.3), with the TLA+ properties that
     /// depend on each.
     pub assumptions: Vec<crate::assumptions::Assumption>,
+    /// The pass pipeline and what each pass changed.
+    pub passes: Vec<PassReport>,
+    /// Nodes after the passes.
+    pub nodes_optimized: usize,
 }
 
 /// The default disk cache directory.
@@ -375,6 +408,8 @@ pub(crate) struct HostInner {
     /// Every key ingredient but the graph, fixed for this host.
     base_key: KeyIngredients,
     pub(crate) deployments: Mutex<BTreeMap<String, deploy::Deployment>>,
+    /// The pass pipeline every compile runs.
+    passes: PassConfig,
 }
 
 impl std::fmt::Debug for Host {
@@ -410,7 +445,7 @@ impl Host {
                 remediation,
             )
         })?;
-        let base_key = base_key(&compiler, &runtime);
+        let base_key = base_key(&compiler, &runtime, &config.passes);
         Ok(Host {
             inner: Arc::new(HostInner {
                 compiler,
@@ -434,6 +469,7 @@ impl Host {
                 }),
                 base_key,
                 deployments: Mutex::new(BTreeMap::new()),
+                passes: config.passes.clone(),
             }),
         })
     }
@@ -484,7 +520,13 @@ impl Host {
         footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
         let ingredients = self.key_ingredients(graph);
         let key = ingredients.key();
+        let (nodes_optimized, pass_reports) = match self.optimize(graph) {
+            Ok((optimized, reports)) => (optimized.inner.nodes.len(), reports),
+            Err(_) => (graph.inner.nodes.len(), Vec::new()),
+        };
         Explanation {
+            passes: pass_reports,
+            nodes_optimized,
             name: graph.inner.name.clone(),
             hash: graph.hash(),
             nodes: graph.inner.nodes.len(),
@@ -499,10 +541,31 @@ impl Host {
         }
     }
 
-    /// Compiles a graph to a component (wasm bytes), without caching or loading it.
+    /// The graph after this host's pass pipeline, with what each pass did.
+    pub fn optimize(&self, graph: &Graph) -> Result<(Graph, Vec<PassReport>), Error> {
+        passes::optimize(&graph.inner, &self.inner.passes)
+            .map(|(inner, reports)| (graph.with_inner(inner), reports))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::OptimizationFailed,
+                    Stage::Optimize,
+                    e,
+                    "report this as a bug; --passes none avoids the optimizer",
+                )
+            })
+    }
+
+    /// The Rust this host generates for `graph` (after its passes).
+    pub fn rust_source(&self, graph: &Graph) -> Result<String, Error> {
+        Ok(self.optimize(graph)?.0.rust_source())
+    }
+
+    /// Compiles a graph (after this host's passes) to a component (wasm bytes), without
+    /// caching or loading it.
     pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {
-        let generated = codegen::generate(&graph.inner);
-        Ok(self.rustc(graph, &generated)?.wasm)
+        let (optimized, _) = self.optimize(graph)?;
+        let generated = codegen::generate(&optimized.inner);
+        Ok(self.rustc(&optimized, &generated)?.wasm)
     }
 
     fn rustc(
@@ -578,7 +641,22 @@ impl Host {
         let inner = &self.inner;
         let lifecycle = Arc::new(Lifecycle::new(Arc::clone(&inner.trace)));
         let mut stages = StageTimes::default();
-        lifecycle.advance(State::Optimizing, "pass pipeline: none");
+        let passes = &inner.passes;
+        lifecycle.advance(State::Optimizing, &format!("passes: {passes}"));
+        let start = Instant::now();
+        let optimized = match passes::optimize(&graph.inner, passes) {
+            Ok((optimized, _reports)) => graph.with_inner(optimized),
+            Err(e) => {
+                lifecycle.advance(State::Failed, &e);
+                return Err(Error::new(
+                    ErrorKind::OptimizationFailed,
+                    Stage::Optimize,
+                    e,
+                    "report this as a bug; --passes none avoids the optimizer",
+                ));
+            }
+        };
+        stages.optimize = start.elapsed();
         lifecycle.advance(State::Generating, "");
         let mut reason = "not in memory; no disk cache configured".to_owned();
         if let Some(disk) = inner.cache.disk() {
@@ -595,7 +673,9 @@ impl Host {
                             lifecycle.advance(State::Compiling, "disk hit: generation skipped");
                             lifecycle.advance(State::Ready, "loaded from the disk cache");
                             return Ok(Built {
-                                artifact: Arc::new(Artifact::new(key, loaded, lifecycle)),
+                                artifact: Arc::new(Artifact::new(
+                                    key, loaded, lifecycle, optimized,
+                                )),
                                 source: CacheSource::Disk,
                                 reason: "found on disk, integrity checked".to_owned(),
                                 stages,
@@ -619,10 +699,10 @@ impl Host {
             e
         };
         let start = Instant::now();
-        let generated = codegen::generate(&graph.inner);
+        let generated = codegen::generate(&optimized.inner);
         stages.codegen = start.elapsed();
         lifecycle.advance(State::Compiling, "");
-        let compiled = self.rustc(graph, &generated).map_err(fail)?;
+        let compiled = self.rustc(&optimized, &generated).map_err(fail)?;
         stages.rustc = compiled.rustc_time;
         let start = Instant::now();
         let loaded = inner
@@ -630,7 +710,7 @@ impl Host {
             .load(&compiled.wasm, &|i: &str| {
                 effects::allows(&graph.footprint, i)
             })
-            .map_err(|e| fail(runtime_error(e, Some(graph), Stage::Load)))?;
+            .map_err(|e| fail(runtime_error(e, Some(&optimized), Stage::Load)))?;
         stages.load = start.elapsed();
         lifecycle.advance(State::Ready, "compiled");
         if let Some(disk) = inner.cache.disk() {
@@ -648,7 +728,7 @@ impl Host {
             }
         }
         Ok(Built {
-            artifact: Arc::new(Artifact::new(key, loaded, lifecycle)),
+            artifact: Arc::new(Artifact::new(key, loaded, lifecycle, optimized)),
             source: CacheSource::Miss,
             reason,
             stages,
@@ -722,10 +802,12 @@ impl Host {
             running.artifact_failed();
         }
         drop(running);
-        let outcome = outcome.map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
+        // Node indices from the guest are those of the graph it was generated from.
+        let generated_from = &artifact.graph;
+        let outcome = outcome.map_err(|e| runtime_error(e, Some(generated_from), Stage::Run))?;
         let values = outcome
             .decode()
-            .map_err(|e| runtime_error(e, Some(graph), Stage::Run))?;
+            .map_err(|e| runtime_error(e, Some(generated_from), Stage::Run))?;
         Ok(RunOutput {
             outputs: name_outputs(graph, values)?,
             fuel_used: outcome.fuel_used,
@@ -931,7 +1013,7 @@ impl Host {
 }
 
 /// Every key ingredient that does not depend on the graph.
-fn base_key(compiler: &Compiler, runtime: &Runtime) -> KeyIngredients {
+fn base_key(compiler: &Compiler, runtime: &Runtime, passes: &PassConfig) -> KeyIngredients {
     let mut engine = Blake3Hasher::default();
     runtime
         .engine()
@@ -939,7 +1021,7 @@ fn base_key(compiler: &Compiler, runtime: &Runtime) -> KeyIngredients {
         .hash(&mut engine);
     KeyIngredients {
         graph: String::new(),
-        passes: "none".to_owned(),
+        passes: format!("passes-v1:{passes}"),
         target: compile::GUEST_TARGET.to_owned(),
         target_features: compile::CODEGEN_FLAGS.join(" "),
         opt_level: compile::CompileOptions::default()

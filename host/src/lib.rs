@@ -39,6 +39,7 @@ pub(crate) mod footprint;
 mod graph;
 mod host;
 mod lifecycle;
+mod passes;
 mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -58,5 +59,6 @@ pub use host::{
     RunOutput, default_disk_dir,
 };
 pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
+pub use passes::{Pass, PassConfig, PassReport};
 pub use values::{value_to_json, value_to_text};
 pub use verify::{CheckItem, Checklist};

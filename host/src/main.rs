@@ -91,11 +91,22 @@ struct CacheArgs {
     /// Let HTTP effects reach loopback addresses (a local test server); refused by default.
     #[arg(long)]
     allow_loopback: bool,
+    /// Optimizer passes: all (default), none, or a list such as fold,cse,dce.
+    #[arg(long, value_name = "all|none|LIST", default_value = "all")]
+    passes: String,
 }
 
 impl CacheArgs {
     fn host(&self) -> Result<Host, Error> {
         let mut config = HostConfig::default();
+        config.passes = graphjit::PassConfig::parse(&self.passes).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                Stage::Setup,
+                e,
+                "use --passes all, none, or a comma-separated list",
+            )
+        })?;
         config.http.allow_loopback = self.allow_loopback;
         if self.no_disk_cache {
             config.cache.disk_dir = None;
@@ -431,6 +442,16 @@ fn explain(args: &ExplainArgs) -> Result<(), Error> {
             println!("  footprint {section}: {}", entries.join(", "));
         }
     }
+    println!("passes ({} → {} nodes)", e.nodes, e.nodes_optimized);
+    for report in &e.passes {
+        println!(
+            "  {:<5} {} changed, {} → {} nodes",
+            report.pass.name(),
+            report.changed,
+            report.nodes_before,
+            report.nodes_after
+        );
+    }
     println!("cache");
     println!("  key      {}", e.key);
     let why = match e.cache {
@@ -497,7 +518,9 @@ fn ms(duration: Duration) -> f64 {
 fn compile(args: &CompileArgs) -> Result<(), Error> {
     let graph = read_graph(&args.file)?;
     let bytes = match args.emit {
-        Emit::Rust => graph.rust_source().into_bytes(),
+        Emit::Rust => graph
+            .rust_source_with(&graphjit::PassConfig::default())?
+            .into_bytes(),
         Emit::Wasm => Host::new()?.compile_wasm(&graph)?,
     };
     let written = match &args.output {

@@ -88,6 +88,8 @@ impl CacheSource {
 pub struct StageTimes {
     /// Computing the key (canonical hash of the graph included).
     pub key: Duration,
+    /// The pass pipeline.
+    pub optimize: Duration,
     /// Generating Rust.
     pub codegen: Duration,
     /// rustc (compile, link, componentize).
@@ -110,17 +112,26 @@ pub(crate) struct Artifact {
     pub(crate) weight: usize,
     /// Deployments serving it; a pinned artifact is not retired by L1 pressure.
     pub(crate) pins: AtomicUsize,
+    /// The (optimized) graph the component was generated from: its node indices are the ones
+    /// the guest reports errors with.
+    pub(crate) graph: crate::host::Graph,
 }
 
 impl Artifact {
     /// A ready artifact (its lifecycle already in Ready).
-    pub(crate) fn new(key: CacheKey, loaded: LoadedGraph, lifecycle: Arc<Lifecycle>) -> Artifact {
+    pub(crate) fn new(
+        key: CacheKey,
+        loaded: LoadedGraph,
+        lifecycle: Arc<Lifecycle>,
+        graph: crate::host::Graph,
+    ) -> Artifact {
         Artifact {
             key,
             weight: loaded.code_bytes,
             loaded,
             lifecycle,
             pins: AtomicUsize::new(0),
+            graph,
         }
     }
 

@@ -136,6 +136,19 @@ pub(crate) fn eval_with(
     })
 }
 
+/// The value of scalar `op` at `node` on constant `args`, when computing it succeeds: what
+/// constant folding replaces the node by (exactly what evaluating it would give).
+pub(crate) fn fold(op: &crate::graph::Op, args: &[Value], node: NodeId) -> Option<Value> {
+    if args
+        .iter()
+        .any(|v| matches!(v, Value::Tensor(_) | Value::Tuple(_)))
+    {
+        return None;
+    }
+    let refs: Vec<&Value> = args.iter().collect();
+    scalar::apply(op, &refs, node, u64::MAX).ok()
+}
+
 /// The value of a constant (also the value of an input's default).
 pub(crate) fn const_value(c: &Const) -> Value {
     match c {

@@ -1,0 +1,171 @@
+//! Preservation, measured: for each pass alone and for the whole pipeline, `eval(p(g))` equals
+//! `eval(g)` — outputs bit for bit, or the same error at the same node — over generated graphs;
+//! plus what each pass is for, on small graphs.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use graphjit_value::Value;
+
+use super::*;
+use crate::eval::{EvalError, EvalLimits, eval};
+use crate::graph::{Limits, parse};
+use crate::testing::{default_inputs, generate};
+
+const LIMITS: EvalLimits = EvalLimits {
+    fuel: 50_000_000,
+    memory_bytes: 64 << 20,
+};
+
+/// Generated graphs per pass (and for the pipeline).
+const GRAPHS: u64 = 500;
+
+fn graph(json: &str) -> Graph {
+    parse(json.as_bytes(), &Limits::default()).unwrap()
+}
+
+/// What a run shows: outputs (by bits) or the error's kind and node name.
+fn observe(g: &Graph) -> Result<Vec<Vec<u8>>, String> {
+    let inputs = default_inputs(g).unwrap();
+    match eval(g, &inputs, &LIMITS) {
+        Ok(out) => Ok(out
+            .outputs
+            .iter()
+            .map(|v| {
+                let mut bytes = Vec::new();
+                graphjit_value::encode(std::slice::from_ref(v), &mut bytes);
+                bytes
+            })
+            .collect()),
+        Err(EvalError::Fuel { .. }) => Err("fuel".into()),
+        Err(e) => Err(format!(
+            "{:?} at {:?}",
+            std::mem::discriminant(&e),
+            e.node().map(|n| g.nodes[n.index()].name.clone())
+        )),
+    }
+}
+
+fn check_preserves(config: &PassConfig) -> usize {
+    let mut changed_graphs = 0;
+    for seed in 0..GRAPHS {
+        let json = generate(seed).to_string();
+        let g = graph(&json);
+        let (optimized, reports) =
+            optimize(&g, config).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if reports.iter().any(|r| r.changed > 0) {
+            changed_graphs += 1;
+        }
+        let (before, after) = (observe(&g), observe(&optimized));
+        if before == Err("fuel".into()) {
+            continue;
+        }
+        assert_eq!(before, after, "seed {seed}, passes {config}: {json}");
+        assert!(
+            optimized.nodes.len() <= g.nodes.len(),
+            "seed {seed}: a pass grew the graph"
+        );
+    }
+    changed_graphs
+}
+
+#[test]
+fn dce_preserves_eval() {
+    let changed = check_preserves(&PassConfig::parse("dce").unwrap());
+    assert!(
+        changed > 50,
+        "dce fired on only {changed} of {GRAPHS} graphs"
+    );
+}
+
+#[test]
+fn fold_preserves_eval() {
+    let changed = check_preserves(&PassConfig::parse("fold").unwrap());
+    assert!(
+        changed > 50,
+        "fold fired on only {changed} of {GRAPHS} graphs"
+    );
+}
+
+#[test]
+fn cse_preserves_eval() {
+    let changed = check_preserves(&PassConfig::parse("cse").unwrap());
+    // The generator seldom repeats a computation; each_pass_does_its_job covers CSE directly.
+    assert!(changed > 0, "cse never fired on {GRAPHS} graphs");
+}
+
+#[test]
+fn the_pipeline_preserves_eval() {
+    check_preserves(&PassConfig::default());
+}
+
+#[test]
+fn each_pass_does_its_job() {
+    let g = graph(
+        r#"{"version": 1, "nodes": [
+            {"id": "x", "op": "input", "type": "i64", "default": 4},
+            {"id": "unused_input", "op": "input", "type": "i64", "default": 1},
+            {"id": "two", "op": "const", "value": 2},
+            {"id": "three", "op": "const", "value": 3},
+            {"id": "six", "op": "mul", "args": ["two", "three"]},
+            {"id": "a", "op": "mul", "args": ["x", "six"]},
+            {"id": "b", "op": "mul", "args": ["x", "six"]},
+            {"id": "sum", "op": "add", "args": ["a", "b"]},
+            {"id": "dead", "op": "div", "args": ["x", "x"]},
+            {"id": "zero", "op": "const", "value": 0},
+            {"id": "boom", "op": "div", "args": ["three", "zero"]},
+            {"id": "log", "op": "log", "args": ["x"]}
+        ], "outputs": {"sum": "sum", "boom": "boom"}}"#,
+    );
+    let (out, reports) = optimize(&g, &PassConfig::default()).unwrap();
+    let names: Vec<&str> = out.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert!(names.contains(&"unused_input"), "inputs stay: {names:?}");
+    assert!(names.contains(&"log"), "effects stay: {names:?}");
+    assert!(!names.contains(&"dead"), "dead code goes: {names:?}");
+    assert!(!names.contains(&"b"), "b is a: {names:?}");
+    let six = out.nodes.iter().find(|n| n.name == "six").unwrap();
+    assert!(matches!(six.op, Op::Const(Const::I64(6))), "{:?}", six.op);
+    let boom = out.nodes.iter().find(|n| n.name == "boom").unwrap();
+    assert!(
+        matches!(boom.op, Op::Binary(_)),
+        "a failing node is not folded away"
+    );
+    assert_eq!(reports.len(), 3);
+    assert!(reports.iter().all(|r| r.changed > 0), "{reports:?}");
+    // And the result still fails where it did, with the same error at the same node.
+    assert_eq!(observe(&g), observe(&out));
+    let _ = Value::Bool(true);
+}
+
+#[test]
+fn config_parses_and_prints_in_pipeline_order() {
+    assert_eq!(
+        PassConfig::parse("dce,fold").unwrap().to_string(),
+        "fold,dce"
+    );
+    assert_eq!(
+        PassConfig::parse("all").unwrap().to_string(),
+        "fold,cse,dce"
+    );
+    assert_eq!(PassConfig::parse("none").unwrap().to_string(), "none");
+    assert!(PassConfig::parse("fusion").is_err());
+}
+
+/// Regression graphs, kept as files with the outcome they must keep under every pass.
+#[test]
+fn regressions_keep_their_outcome() {
+    // seed 225: an `if` whose dead inner node was the only user of a failing outer node; dce
+    // once recomputed the `if`'s captures, dropped the outer node and turned an error into a
+    // result. The expected outcome is the error at n7 (remainder by zero).
+    let g = graph(include_str!(
+        "regressions/captures-keep-failing-outer-node.json"
+    ));
+    let expected = observe(&g);
+    assert!(
+        matches!(&expected, Err(e) if e.ends_with("Some(\"n7\")")),
+        "{expected:?}"
+    );
+    for config in ["dce", "fold", "cse", "all"] {
+        let (optimized, _) = optimize(&g, &PassConfig::parse(config).unwrap()).unwrap();
+        assert_eq!(observe(&optimized), expected, "{config}");
+    }
+}
