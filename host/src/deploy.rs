@@ -11,6 +11,10 @@
 //! - A deployed version's artifact is pinned: memory-cache pressure drops it from L1 but does
 //!   not retire it while a deployment serves it.
 //! - No request is dropped by a swap: in-flight requests hold the old artifact and finish.
+//! - Each step of specs/HotReplacement.tla this file takes is recorded where it happens
+//!   ([`crate::DeployEvent`], `lifecycle/deployments.rs`): `Compiled` once the deploy holds the
+//!   Ready artifact, `Swapped` and `RequestStarted` under the deployments lock; `Host::
+//!   deploy_trace` returns them and tests/all/conformance.rs checks them with TLC.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -20,6 +24,7 @@ use graphjit_value::Value;
 
 use crate::error::{Error, ErrorKind, Stage};
 use crate::host::{CompiledGraph, Graph, Host, HostInner, RunLimits, RunOutput};
+use crate::lifecycle::DeployTag;
 
 /// One named deployment: its current version.
 #[derive(Debug)]
@@ -73,9 +78,12 @@ impl Host {
     pub async fn deploy(&self, name: &str, graph: &Graph) -> Result<Deployed, Error> {
         let compiled = self.compile_async(graph).await?;
         compiled.artifact().pins.fetch_add(1, Ordering::SeqCst);
+        let lifecycle = &compiled.artifact().lifecycle;
+        let shared_name: Arc<str> = Arc::from(name);
+        lifecycle.deploy_compiled(&shared_name);
         let (version, old) = {
             let mut deployments = lock(&self.inner);
-            match deployments.get_mut(name) {
+            let (version, old) = match deployments.get_mut(name) {
                 Some(deployment) => {
                     deployment.version += 1;
                     let old = std::mem::replace(&mut deployment.current, compiled.clone());
@@ -91,7 +99,12 @@ impl Host {
                     );
                     (1, None)
                 }
-            }
+            };
+            lifecycle.deploy_swapped(
+                DeployTag::new(shared_name, version),
+                old.as_ref().map(CompiledGraph::context),
+            );
+            (version, old)
         };
         if let Some(old) = &old {
             self.unpin(old, &format!("replaced by version {version} of {name:?}"));
@@ -141,7 +154,7 @@ impl Host {
                 let deployment = deployments.get(name).ok_or_else(|| unknown(name))?;
                 let current = &deployment.current;
                 let artifact = Arc::clone(current.artifact());
-                match artifact.lifecycle.begin() {
+                match artifact.lifecycle.begin_request() {
                     Ok(running) => Ok((current.clone(), deployment.version, artifact, running)),
                     Err(_) => Err((current.graph().clone(), deployment.version)),
                 }
@@ -162,11 +175,19 @@ impl Host {
                 Err((graph, version)) => {
                     let fresh = self.compile_async(&graph).await?;
                     fresh.artifact().pins.fetch_add(1, Ordering::SeqCst);
+                    let lifecycle = &fresh.artifact().lifecycle;
+                    let shared_name: Arc<str> = Arc::from(name);
+                    lifecycle.deploy_compiled(&shared_name);
                     let old = {
                         let mut deployments = lock(&self.inner);
                         match deployments.get_mut(name) {
                             Some(d) if d.version == version => {
-                                Some(std::mem::replace(&mut d.current, fresh.clone()))
+                                let old = std::mem::replace(&mut d.current, fresh.clone());
+                                lifecycle.deploy_swapped(
+                                    DeployTag::new(shared_name, version),
+                                    Some(old.context()),
+                                );
+                                Some(old)
                             }
                             _ => None,
                         }

@@ -880,6 +880,12 @@ impl Host {
         self.inner.trace.transitions()
     }
 
+    /// The hot-replacement events of every deployment recorded so far, in order (each one a
+    /// step of `specs/HotReplacement.tla`; bounded by [`HostConfig::trace_capacity`]).
+    pub fn deploy_trace(&self) -> Vec<crate::DeployEvent> {
+        self.inner.trace.deploy_events()
+    }
+
     /// Transitions that did not fit in the trace ([`HostConfig::trace_capacity`]).
     pub fn trace_dropped(&self) -> u64 {
         self.inner.trace.dropped()

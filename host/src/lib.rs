@@ -58,7 +58,7 @@ pub use host::{
     CompileStats, CompiledGraph, Explanation, Graph, Host, HostConfig, HttpSettings, RunLimits,
     RunOutput, default_disk_dir,
 };
-pub use lifecycle::{State, TRANSITIONS, Transition, is_legal};
+pub use lifecycle::{DeployEvent, DeployEventKind, State, TRANSITIONS, Transition, is_legal};
 pub use passes::{Pass, PassConfig, PassReport};
 pub use values::{value_to_json, value_to_text};
 pub use verify::{CheckItem, Checklist};

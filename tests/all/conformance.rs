@@ -6,6 +6,11 @@
 //! hand-made illegal traces, a real trace with one transition corrupted, and a Rust transition
 //! relation ([`graphjit::TRANSITIONS`]) that differs from the spec's.
 //!
+//! Hot replacement is checked the same way one level up: the deployment events the host
+//! records ([`Host::deploy_trace`]) are written as `HotReplacementTraceData`, and
+//! `specs/HotReplacementTrace.tla` INSTANCEs `specs/HotReplacement.tla` and matches each event
+//! against that spec's actions. Hand-made illegal deployment traces are rejected.
+//!
 //! TLC is the one `specs/check` installs (`specs/check --install-only` prints its path), or
 //! `$GRAPHJIT_TLA_JAR`; Java runs it. Without them these tests fail with the command that
 //! installs them: they never pass without having run TLC.
@@ -18,7 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use graphjit::{CacheConfig, Host, HostConfig, RunLimits, State, TRANSITIONS, Transition, Value};
+use graphjit::{
+    CacheConfig, DeployEvent, DeployEventKind, Host, HostConfig, RunLimits, State, TRANSITIONS,
+    Transition, Value,
+};
 
 use crate::support::graph;
 
@@ -114,21 +122,29 @@ fn data_module(trace: &[Entry], relation: &[(Option<State>, State)]) -> String {
 
 /// Runs TLC on `specs/JitLifecycleTrace.tla` with `trace` and `relation` as its data.
 fn check_trace(trace: &[Entry], relation: &[(Option<State>, State)]) -> Verdict {
+    run_trace_check(
+        "JitLifecycleTrace",
+        "JitLifecycle",
+        &data_module(trace, relation),
+        trace.len(),
+    )
+}
+
+/// Runs TLC on the trace module `specs/{module}.tla` (which INSTANCEs `specs/{spec}.tla`) with
+/// `data` as its data module `{module}Data`; `entries` is the trace's length, for the log.
+fn run_trace_check(module: &str, spec: &str, data: &str, entries: usize) -> Verdict {
     let jar = tla_jar();
     let dir = tempfile::tempdir().expect("temp dir");
     let specs = repository().join("specs");
     for file in [
-        "JitLifecycle.tla",
-        "JitLifecycleTrace.tla",
-        "JitLifecycleTrace.cfg",
+        format!("{spec}.tla"),
+        format!("{module}.tla"),
+        format!("{module}.cfg"),
     ] {
-        std::fs::copy(specs.join(file), dir.path().join(file)).expect("copy the spec");
+        std::fs::copy(specs.join(&file), dir.path().join(&file)).expect("copy the spec");
     }
-    std::fs::write(
-        dir.path().join("JitLifecycleTraceData.tla"),
-        data_module(trace, relation),
-    )
-    .expect("write the trace module");
+    std::fs::write(dir.path().join(format!("{module}Data.tla")), data)
+        .expect("write the trace module");
     let java = std::env::var_os("JAVA").unwrap_or_else(|| "java".into());
     let started = Instant::now();
     let output = Command::new(&java)
@@ -139,7 +155,9 @@ fn check_trace(trace: &[Entry], relation: &[(Option<State>, State)]) -> Verdict 
         .arg(jar)
         .args(["tlc2.TLC", "-deadlock", "-workers", "1", "-metadir"])
         .arg(dir.path().join("states"))
-        .args(["-config", "JitLifecycleTrace.cfg", "JitLifecycleTrace"])
+        .arg("-config")
+        .arg(format!("{module}.cfg"))
+        .arg(module)
         .output()
         .unwrap_or_else(|e| {
             panic!("could not run {java:?} (install Java 17: apt-get install -y openjdk-17-jre-headless): {e}")
@@ -147,10 +165,12 @@ fn check_trace(trace: &[Entry], relation: &[(Option<State>, State)]) -> Verdict 
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     eprintln!(
-        "TLC: {} trace entries checked in {:.1} s",
-        trace.len(),
+        "TLC ({module}): {entries} trace entries checked in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(line) = text.lines().find(|line| line.contains("states generated")) {
+        eprintln!("TLC ({module}): {line}");
+    }
     if text.contains("Invariant TraceIncomplete is violated") {
         return Verdict::Accepted;
     }
@@ -170,6 +190,130 @@ fn check_trace(trace: &[Entry], relation: &[(Option<State>, State)]) -> Verdict 
         .max()
         .unwrap_or(0);
     Verdict::NoMatch { matched }
+}
+
+/// One deployment event as `specs/HotReplacementTrace.tla` sees it: the spec action's name, the
+/// version (artifact context), the client (request slot; 0 where the action has none) and, for
+/// a swap, the version replaced (0: none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Step {
+    action: &'static str,
+    version: u64,
+    client: u64,
+    replaced: u64,
+}
+
+impl Step {
+    fn of(action: &'static str, version: u64) -> Step {
+        Step {
+            action,
+            version,
+            client: 0,
+            replaced: 0,
+        }
+    }
+
+    fn request(action: &'static str, version: u64, client: u64) -> Step {
+        Step {
+            client,
+            ..Step::of(action, version)
+        }
+    }
+
+    fn swap(version: u64, replaced: u64) -> Step {
+        Step {
+            replaced,
+            ..Step::of("Swap", version)
+        }
+    }
+}
+
+/// `deployment`'s events as steps of HotReplacement. Requests are renamed to client slots (the
+/// lowest free one when a request starts; the spec's clients are symmetric, so this only keeps
+/// TLC's state small); a request ending that never started gets a slot of its own, which holds
+/// no request, so TLC rejects it.
+fn replacement_steps(events: &[DeployEvent], deployment: &str) -> Vec<Step> {
+    /// The slot holding `request` (or a fresh, empty one), freed; numbered from 1.
+    fn release(slots: &mut Vec<Option<u64>>, request: u64) -> u64 {
+        let index = match slots.iter().position(|s| *s == Some(request)) {
+            Some(index) => index,
+            None => {
+                slots.push(None);
+                slots.len() - 1
+            }
+        };
+        slots[index] = None;
+        index as u64 + 1
+    }
+    let mut slots: Vec<Option<u64>> = Vec::new();
+    let mut steps = Vec::new();
+    for event in events.iter().filter(|e| e.deployment == deployment) {
+        let version = event.context;
+        steps.push(match event.kind {
+            DeployEventKind::Compiled => Step::of("Compiled", version),
+            DeployEventKind::Swapped { replaced } => Step::swap(version, replaced.unwrap_or(0)),
+            DeployEventKind::Retired => Step::of("RetireOld", version),
+            DeployEventKind::Evicted => Step::of("Evict", version),
+            DeployEventKind::RequestStarted { request } => {
+                let index = match slots.iter().position(Option::is_none) {
+                    Some(index) => index,
+                    None => {
+                        slots.push(None);
+                        slots.len() - 1
+                    }
+                };
+                slots[index] = Some(request);
+                Step::request("Start", version, index as u64 + 1)
+            }
+            DeployEventKind::RequestFinished { request } => {
+                Step::request("Finish", version, release(&mut slots, request))
+            }
+            DeployEventKind::RequestBroke { request } => {
+                Step::request("Break", version, release(&mut slots, request))
+            }
+        });
+    }
+    steps
+}
+
+/// The module `HotReplacementTraceData` that `specs/HotReplacementTrace.tla` extends.
+fn replacement_data_module(steps: &[Step]) -> String {
+    let mut versions: Vec<u64> = steps
+        .iter()
+        .flat_map(|s| [s.version, s.replaced])
+        .filter(|v| *v != 0)
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let clients = steps.iter().map(|s| s.client).max().unwrap_or(0);
+    let mut out = String::new();
+    out.push_str("---- MODULE HotReplacementTraceData ----\n");
+    out.push_str("\\* Written by tests/all/conformance.rs from a host's deployment events.\n");
+    out.push_str("EXTENDS Naturals, Sequences\n\n");
+    let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
+    let _ = writeln!(out, "TraceVersions == {{{}}}\n", versions.join(", "));
+    let _ = writeln!(out, "TraceClients == 1..{clients}\n");
+    out.push_str("Trace == <<\n");
+    for (index, step) in steps.iter().enumerate() {
+        let comma = if index + 1 < steps.len() { "," } else { "" };
+        let _ = writeln!(
+            out,
+            "  [kind |-> \"{}\", v |-> {}, c |-> {}, replaced |-> {}]{comma}",
+            step.action, step.version, step.client, step.replaced
+        );
+    }
+    out.push_str(">>\n====\n");
+    out
+}
+
+/// Runs TLC on `specs/HotReplacementTrace.tla` with `steps` as its trace.
+fn check_replacement(steps: &[Step]) -> Verdict {
+    run_trace_check(
+        "HotReplacementTrace",
+        "HotReplacement",
+        &replacement_data_module(steps),
+        steps.len(),
+    )
 }
 
 fn entries(trace: &[Transition]) -> Vec<Entry> {
@@ -219,6 +363,26 @@ fn numbered(v: i64) -> graphjit::Graph {
             {{"id": "v", "op": "const", "value": {v}}},
             {{"id": "y", "op": "mul", "args": ["x", "v"]}}
         ], "outputs": {{"y": "y"}}}}"#
+    ))
+}
+
+/// [`numbered`], plus a loop of 2,000,000 steps (milliseconds): requests last long enough
+/// that replacements retire versions while requests run on them.
+fn busy_numbered(v: i64) -> graphjit::Graph {
+    graph(&format!(
+        r#"{{"version": 1, "nodes": [
+            {{"id": "x", "op": "input", "type": "i64", "default": 1}},
+            {{"id": "v", "op": "const", "value": {v}}},
+            {{"id": "y", "op": "mul", "args": ["x", "v"]}},
+            {{"id": "x0", "op": "const", "value": 1.5}},
+            {{"id": "busy", "op": "loop", "args": ["x0"], "iterations": 2000000,
+             "body": {{"params": ["i", "s"], "nodes": [
+                {{"id": "k", "op": "const", "value": 0.999}},
+                {{"id": "one", "op": "const", "value": 1.0}},
+                {{"id": "xk", "op": "mul", "args": ["s", "k"]}},
+                {{"id": "next", "op": "add", "args": ["xk", "one"]}}
+             ], "results": ["next"]}}}}
+        ], "outputs": {{"y": "y", "z": "busy"}}}}"#
     ))
 }
 
@@ -353,7 +517,9 @@ fn cache_and_run_workload_trace_conforms_and_a_corrupted_copy_does_not() {
 }
 
 /// Hot replacement under load (the pattern of tests/all/deploy.rs): clients invoke a deployment
-/// while it is replaced 11 times; the whole host's trace is a behaviour of the spec.
+/// while it is replaced 11 times; the whole host's lifecycle trace is a behaviour of
+/// JitLifecycle, its deployment events are a behaviour of HotReplacement, and the same events
+/// with one request ending on a version other than the one it started on are not.
 #[test]
 fn hot_replacement_trace_conforms() {
     const VERSIONS: i64 = 12;
@@ -361,7 +527,8 @@ fn hot_replacement_trace_conforms() {
     let disk = tempfile::tempdir().expect("temp dir");
     let host = one_entry_host(disk.path());
     let runtime = runtime();
-    let graphs: Vec<_> = (1..=VERSIONS).map(numbered).collect();
+    let graphs: Vec<_> = (1..=VERSIONS).map(busy_numbered).collect();
+    let started = Instant::now();
     let served = runtime.block_on(async {
         host.deploy("svc", &graphs[0]).await.expect("first deploy");
         let stop = Arc::new(AtomicBool::new(false));
@@ -381,7 +548,7 @@ fn hot_replacement_trace_conforms() {
                     );
                     served += 1;
                     // Bounds the trace (each idle -> busy -> idle is two transitions).
-                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 served
             }));
@@ -408,6 +575,122 @@ fn hot_replacement_trace_conforms() {
         "replaced versions were evicted: {evicted}"
     );
     assert_eq!(check_trace(&trace, TRANSITIONS), Verdict::Accepted);
+
+    let events = host.deploy_trace();
+    assert!(
+        events.len() < TRACE_CAPACITY,
+        "the deployment trace may have dropped events"
+    );
+    let steps = replacement_steps(&events, "svc");
+    let count = |action: &str| steps.iter().filter(|s| s.action == action).count();
+    assert_eq!(count("Compiled"), VERSIONS as usize, "{steps:?}");
+    assert_eq!(count("Swap"), VERSIONS as usize);
+    assert_eq!(count("RetireOld"), VERSIONS as usize - 1);
+    assert_eq!(count("Start"), served as usize);
+    assert_eq!(count("Finish"), served as usize);
+    let retired_busy = steps
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.action == "RetireOld" && busy_at(&steps[..*i], s.version))
+        .count();
+    eprintln!(
+        "load: {:.1} s, {} deployment events, {served} requests, {retired_busy} versions \
+         retired while requests ran on them, {} evicted when drained",
+        started.elapsed().as_secs_f64(),
+        steps.len(),
+        count("Evict")
+    );
+    assert!(
+        retired_busy > 0 && count("Evict") > 0,
+        "some version was retired while a request ran on it"
+    );
+    assert_eq!(check_replacement(&steps), Verdict::Accepted);
+
+    // One request ends on the version current at the end instead of the one it started on.
+    let last = steps
+        .iter()
+        .rev()
+        .find(|s| s.action == "Swap")
+        .expect("swaps")
+        .version;
+    let position = steps
+        .iter()
+        .position(|s| s.action == "Finish" && s.version != last)
+        .expect("a request finished on an earlier version");
+    let mut corrupted = steps.clone();
+    corrupted[position].version = last;
+    assert_eq!(
+        check_replacement(&corrupted),
+        Verdict::NoMatch { matched: position }
+    );
+}
+
+/// Whether a request runs on `version` after `steps`.
+fn busy_at(steps: &[Step], version: u64) -> bool {
+    let started = steps
+        .iter()
+        .filter(|s| s.action == "Start" && s.version == version)
+        .count();
+    let ended = steps
+        .iter()
+        .filter(|s| matches!(s.action, "Finish" | "Break") && s.version == version)
+        .count();
+    started > ended
+}
+
+/// Version 1 serving one request: compiled, swapped in, the request started.
+fn serving_one() -> Vec<Step> {
+    vec![
+        Step::of("Compiled", 1),
+        Step::swap(1, 0),
+        Step::request("Start", 1, 1),
+    ]
+}
+
+/// A request served by a version that was never Ready: swapped in without `Compiled`, or
+/// started on a compiled version that was never swapped in. Both rejected at that event.
+#[test]
+fn a_request_on_a_version_never_ready_is_rejected() {
+    let mut legal = serving_one();
+    legal.extend([
+        Step::request("Finish", 1, 1),
+        Step::of("Compiled", 2),
+        Step::swap(2, 1),
+        Step::request("Start", 2, 1),
+    ]);
+    assert_eq!(check_replacement(&legal), Verdict::Accepted);
+
+    let mut never_compiled = serving_one();
+    never_compiled.extend([Step::request("Finish", 1, 1), Step::swap(2, 1)]);
+    assert_eq!(
+        check_replacement(&never_compiled),
+        Verdict::NoMatch { matched: 4 }
+    );
+
+    let mut never_current = serving_one();
+    never_current.extend([Step::of("Compiled", 2), Step::request("Start", 2, 2)]);
+    assert_eq!(
+        check_replacement(&never_current),
+        Verdict::NoMatch { matched: 4 }
+    );
+}
+
+/// A replaced version retired while a request runs on it, then evicted before the request
+/// finishes: rejected at the eviction; evicted after the request finishes: accepted.
+#[test]
+fn eviction_before_the_drain_is_rejected() {
+    let mut trace = serving_one();
+    trace.extend([
+        Step::of("Compiled", 2),
+        Step::swap(2, 1),
+        Step::of("RetireOld", 1),
+    ]);
+    let mut early = trace.clone();
+    early.extend([Step::of("Evict", 1), Step::request("Finish", 1, 1)]);
+    assert_eq!(check_replacement(&early), Verdict::NoMatch { matched: 6 });
+
+    trace.extend([Step::request("Finish", 1, 1), Step::of("Evict", 1)]);
+    assert_eq!(check_replacement(&trace), Verdict::Accepted);
 }
 
 /// `Executing → Evicted`: rejected at that entry; the prefix before it is accepted.

@@ -25,11 +25,20 @@
 //! - Every transition is recorded, in order, with its time since the host started, in the
 //!   host's [`TraceLog`] (bounded) and as a `tracing` event.
 //! - A retired or failed artifact never starts a request.
+//! - A deployed artifact's hot-replacement events ([`DeployEvent`], `deployments.rs`) are
+//!   recorded under the same locks, in the same order, as the transitions they go with: each
+//!   one is a step of `specs/HotReplacement.tla`'s `Next` (checked by `specs/HotReplacementTrace.tla`).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+mod deployments;
+
+use deployments::DeployRecord;
+pub(crate) use deployments::DeployTag;
+pub use deployments::{DeployEvent, DeployEventKind};
 
 /// A state of the seed's lifecycle (9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -118,6 +127,9 @@ struct TraceInner {
     transitions: Vec<Transition>,
     dropped: u64,
     illegal: Vec<String>,
+    /// Hot-replacement events, bounded by the same capacity (`deployments.rs`).
+    deploy_events: Vec<DeployRecord>,
+    next_request: u64,
 }
 
 impl TraceLog {
@@ -208,6 +220,8 @@ struct Cell {
     state: State,
     in_flight: u64,
     retired: bool,
+    /// The deployment version this artifact was swapped in as, if any (`deployments.rs`).
+    deployed: Option<DeployTag>,
 }
 
 /// The lifecycle of one artifact. Shared by every request that runs it.
@@ -230,6 +244,7 @@ impl Lifecycle {
                 state: State::GraphReceived,
                 in_flight: 0,
                 retired: false,
+                deployed: None,
             }),
         }
     }
@@ -277,12 +292,22 @@ impl Lifecycle {
     /// Starts a request: `Ready → Executing` for the first one. The guard ends it.
     pub(crate) fn begin(self: &Arc<Self>) -> Result<Running, Unavailable> {
         let mut cell = self.lock();
+        self.start(&mut cell)?;
+        Ok(Running {
+            lifecycle: Arc::clone(self),
+            failed: false,
+            request: None,
+        })
+    }
+
+    /// The checks and the transition of a request's start, under the cell's lock.
+    fn start(&self, cell: &mut Cell) -> Result<(), Unavailable> {
         if cell.retired {
             return Err(Unavailable::Retired);
         }
         match cell.state {
             State::Ready => {
-                self.go(&mut cell, State::Executing, "");
+                self.go(cell, State::Executing, "");
             }
             State::Executing => {}
             State::Failed => return Err(Unavailable::Failed),
@@ -290,10 +315,7 @@ impl Lifecycle {
             _ => return Err(Unavailable::NotReady),
         }
         cell.in_flight += 1;
-        Ok(Running {
-            lifecycle: Arc::clone(self),
-            failed: false,
-        })
+        Ok(())
     }
 
     /// Takes the artifact out of service: no new request starts on it, and it moves to
@@ -304,12 +326,13 @@ impl Lifecycle {
             return;
         }
         cell.retired = true;
+        self.record_deploy(&cell, DeployEventKind::Retired);
         if cell.state == State::Ready {
             self.go(&mut cell, State::Evicted, why);
         }
     }
 
-    fn end(&self, failed: bool) {
+    fn end(&self, failed: bool, request: Option<&(u64, DeployTag)>) {
         let mut cell = self.lock();
         cell.in_flight = cell.in_flight.saturating_sub(1);
         if failed && cell.state == State::Executing {
@@ -318,12 +341,17 @@ impl Lifecycle {
                 State::Failed,
                 "the artifact no longer instantiates",
             );
+            self.record_request_end(request, |request| DeployEventKind::RequestBroke { request });
             return;
         }
+        self.record_request_end(request, |request| DeployEventKind::RequestFinished {
+            request,
+        });
         if cell.in_flight == 0 && cell.state == State::Executing {
             self.go(&mut cell, State::Ready, "");
             if cell.retired {
                 self.go(&mut cell, State::Evicted, "retired and drained");
+                self.record_deploy(&cell, DeployEventKind::Evicted);
             }
         }
     }
@@ -334,6 +362,11 @@ impl Lifecycle {
 pub(crate) struct Running {
     lifecycle: Arc<Lifecycle>,
     failed: bool,
+    /// The request's number and deployment version, for a request [`Host::invoke`] started
+    /// (`Lifecycle::begin_request`); `None` for any other.
+    ///
+    /// [`Host::invoke`]: crate::Host::invoke
+    request: Option<(u64, DeployTag)>,
 }
 
 impl Running {
@@ -345,7 +378,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.lifecycle.end(self.failed);
+        self.lifecycle.end(self.failed, self.request.as_ref());
     }
 }
 
