@@ -211,3 +211,19 @@ fn every_example_in_the_format_doc_parses_and_agrees() {
         );
     }
 }
+
+#[test]
+fn fused_elementwise_dags_agree_with_eval() {
+    // The default host runs every pass, fusion included; eval runs the graph as written.
+    for seed in 0..40 {
+        let json = graphjit::testing::elementwise_dag(seed);
+        let g = graph(&json);
+        let limits = RunLimits::default();
+        let expected = outcome(&eval_with(&g, limits));
+        assert_eq!(
+            expected,
+            outcome(&run_with(&compile(&g), limits)),
+            "seed {seed}: {json}"
+        );
+    }
+}

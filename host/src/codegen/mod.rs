@@ -16,7 +16,8 @@ mod literal;
 use std::fmt::Write as _;
 
 use crate::graph::{
-    AnswerType, BinaryOp, CompareOp, Const, Graph, NodeId, Op, ReduceOp, Region, Type, UnaryOp,
+    AnswerType, BinaryOp, CompareOp, Const, FusedStep, Graph, NodeId, Op, ReduceOp, Region, Type,
+    UnaryOp,
 };
 use literal::{f64_literal, rust_type, shape_literal, str_literal};
 
@@ -346,6 +347,25 @@ impl<'g> Generator<'g> {
                     args.join(", ")
                 )
             }
+            Op::Fused { steps } => {
+                let inputs: Vec<String> = node
+                    .args
+                    .iter()
+                    .map(|&x| format!("&{}", self.var(x)))
+                    .collect();
+                let shape = match &node.ty {
+                    Type::Tensor(shape) => shape_literal(shape),
+                    _ => "[]".to_string(),
+                };
+                let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
+                format!(
+                    "rt::ops::fused([{}], &{shape}, {at}, |[{}]: [f32; {}]| {{ {} }})?",
+                    inputs.join(", "),
+                    params.join(", "),
+                    node.args.len(),
+                    fused_body(steps)
+                )
+            }
             Op::Log { level } => {
                 let x = node.args.first().copied();
                 let shown = x.map_or_else(String::new, |x| self.var(x));
@@ -427,6 +447,69 @@ impl<'g> Generator<'g> {
 }
 
 /// Counts, per node, how many times generated code reads its variable.
+/// The body of a fused loop's closure: one `let` per step, the last register as its value.
+fn fused_body(steps: &[FusedStep]) -> String {
+    let mut used = vec![false; steps.len()];
+    for step in steps {
+        match *step {
+            FusedStep::Arg(_) => {}
+            FusedStep::Unary(_, r) => used[r as usize] = true,
+            FusedStep::Binary(_, a, b) => {
+                used[a as usize] = true;
+                used[b as usize] = true;
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        let name = if used[i] || i + 1 == steps.len() {
+            format!("r{i}")
+        } else {
+            format!("_r{i}")
+        };
+        let value = match *step {
+            FusedStep::Arg(k) => format!("x{k}"),
+            FusedStep::Unary(op, r) => format!("{}(r{r})", unary_f32_fn(op)),
+            FusedStep::Binary(op, a, b) => format!("{}(r{a}, r{b})", binary_f32_fn(op)),
+        };
+        let _ = write!(out, "let {name}: f32 = {value}; ");
+    }
+    let _ = write!(out, "r{}", steps.len().saturating_sub(1));
+    out
+}
+
+/// The element function of a unary tensor op.
+fn unary_f32_fn(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "rt::ops::neg_f32",
+        UnaryOp::Abs => "rt::ops::libm::fabsf",
+        UnaryOp::Sqrt => "rt::ops::libm::sqrtf",
+        UnaryOp::Exp => "rt::ops::libm::expf",
+        UnaryOp::Ln => "rt::ops::libm::logf",
+        UnaryOp::Sin => "rt::ops::libm::sinf",
+        UnaryOp::Cos => "rt::ops::libm::cosf",
+        UnaryOp::Tanh => "rt::ops::libm::tanhf",
+        UnaryOp::Floor => "rt::ops::libm::floorf",
+        UnaryOp::Ceil => "rt::ops::libm::ceilf",
+        UnaryOp::Relu => "rt::ops::relu_f32",
+        UnaryOp::Sigmoid => "rt::ops::sigmoid_f32",
+        UnaryOp::Not => "compile_error!(\"not on tensor\")",
+    }
+}
+
+/// The element function of a binary tensor op.
+fn binary_f32_fn(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Add => "rt::ops::add_f32",
+        BinaryOp::Sub => "rt::ops::sub_f32",
+        BinaryOp::Mul => "rt::ops::mul_f32",
+        BinaryOp::Div => "rt::ops::div_f32",
+        BinaryOp::Min => "rt::ops::libm::fminf",
+        BinaryOp::Max => "rt::ops::libm::fmaxf",
+        _ => "compile_error!(\"tensor op\")",
+    }
+}
+
 /// The Rust name of the function that turns an effect's answer `Value` into `ty`.
 fn answer_extractor(ty: &Type) -> &'static str {
     match ty {
@@ -493,21 +576,7 @@ fn const_expr(c: &Const, at: u32) -> String {
 
 fn unary_expr(op: UnaryOp, ty: &Type, a: &str, at: u32) -> String {
     if let Type::Tensor(_) = ty {
-        let f = match op {
-            UnaryOp::Neg => "rt::ops::neg_f32",
-            UnaryOp::Abs => "rt::ops::libm::fabsf",
-            UnaryOp::Sqrt => "rt::ops::libm::sqrtf",
-            UnaryOp::Exp => "rt::ops::libm::expf",
-            UnaryOp::Ln => "rt::ops::libm::logf",
-            UnaryOp::Sin => "rt::ops::libm::sinf",
-            UnaryOp::Cos => "rt::ops::libm::cosf",
-            UnaryOp::Tanh => "rt::ops::libm::tanhf",
-            UnaryOp::Floor => "rt::ops::libm::floorf",
-            UnaryOp::Ceil => "rt::ops::libm::ceilf",
-            UnaryOp::Relu => "rt::ops::relu_f32",
-            UnaryOp::Sigmoid => "rt::ops::sigmoid_f32",
-            UnaryOp::Not => "compile_error!(\"not on tensor\")",
-        };
+        let f = unary_f32_fn(op);
         return format!("rt::ops::map(&{a}, {f}, {at})?");
     }
     match (op, ty) {
@@ -531,15 +600,7 @@ fn unary_expr(op: UnaryOp, ty: &Type, a: &str, at: u32) -> String {
 fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> String {
     match ty {
         Type::Tensor(_) => {
-            let f = match op {
-                BinaryOp::Add => "rt::ops::add_f32",
-                BinaryOp::Sub => "rt::ops::sub_f32",
-                BinaryOp::Mul => "rt::ops::mul_f32",
-                BinaryOp::Div => "rt::ops::div_f32",
-                BinaryOp::Min => "rt::ops::libm::fminf",
-                BinaryOp::Max => "rt::ops::libm::fmaxf",
-                _ => "compile_error!(\"tensor op\")",
-            };
+            let f = binary_f32_fn(op);
             format!("rt::ops::zip(&{a}, &{b}, {f}, {at})?")
         }
         Type::I64 => {

@@ -274,6 +274,12 @@ impl<'g, 'e> Interp<'g, 'e> {
                 ),
                 _ => return Err(internal("`get` of something other than one tuple")),
             },
+            Op::Fused { steps } => {
+                let Type::Tensor(shape) = &node.ty else {
+                    return Err(internal("a fused node that is not a tensor"));
+                };
+                Rc::new(tensor::fused(steps, &self.arguments(node)?, shape)?)
+            }
             op if op.is_effect() => {
                 let args: Vec<Value> = self.arguments(node)?.into_iter().cloned().collect();
                 Rc::new(self.effect(node, id, args)?)

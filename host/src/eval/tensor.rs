@@ -52,6 +52,73 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
     Ok(Value::Tensor(t))
 }
 
+/// A fused elementwise chain: per element, the steps in order (the same element functions as
+/// the unfused ops, so the same bits).
+pub(super) fn fused(
+    steps: &[crate::graph::FusedStep],
+    args: &[&Value],
+    shape: &[u32],
+) -> Result<Value, EvalError> {
+    use crate::graph::FusedStep;
+    let n = element_count(shape)?;
+    let inputs: Vec<&Tensor> = args
+        .iter()
+        .map(|a| match a {
+            Value::Tensor(t) if t.shape.is_empty() || t.shape == shape => Ok(t),
+            _ => Err(internal(
+                "a fused input that is not a tensor of the result's shape or []",
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let unary: Vec<Option<fn(f32) -> f32>> = steps
+        .iter()
+        .map(|s| match s {
+            FusedStep::Unary(op, _) => unary_fn(*op).map(Some),
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
+    let binary: Vec<Option<fn(f32, f32) -> f32>> = steps
+        .iter()
+        .map(|s| match s {
+            FusedStep::Binary(op, _, _) => binary_fn(*op).map(Some),
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut regs = vec![0f32; steps.len()];
+    let mut data = Vec::with_capacity(n);
+    for i in 0..n {
+        for (j, step) in steps.iter().enumerate() {
+            let reg = |r: u32| {
+                regs.get(r as usize)
+                    .copied()
+                    .filter(|_| (r as usize) < j)
+                    .ok_or_else(|| internal("a fused step reads a later register"))
+            };
+            let value = match (*step, unary[j], binary[j]) {
+                (FusedStep::Arg(k), _, _) => {
+                    let t = inputs
+                        .get(k as usize)
+                        .ok_or_else(|| internal("a fused step reads a missing argument"))?;
+                    let at = if t.shape.is_empty() { 0 } else { i };
+                    *t.data
+                        .get(at)
+                        .ok_or_else(|| internal("a tensor's data disagrees with its shape"))?
+                }
+                (FusedStep::Unary(_, r), Some(f), _) => f(reg(r)?),
+                (FusedStep::Binary(_, a, b), _, Some(f)) => f(reg(a)?, reg(b)?),
+                _ => return Err(internal("a fused step without its function")),
+            };
+            regs[j] = value;
+        }
+        data.push(
+            *regs
+                .last()
+                .ok_or_else(|| internal("an empty fused program"))?,
+        );
+    }
+    Ok(Value::Tensor(tensor(shape, data)))
+}
+
 fn tensor(shape: &[u32], data: Vec<f32>) -> Tensor {
     Tensor {
         shape: shape.to_vec(),

@@ -5,7 +5,7 @@
 //! (NaN is already canonical from `lower`). Every field that changes meaning is encoded; the
 //! graph's display `name` and its run `limits` are not (they change neither code nor results).
 
-use super::{AnswerType, Const, Graph, Node, NodeId, Op, Region, Type};
+use super::{AnswerType, Const, FusedStep, Graph, Node, NodeId, Op, Region, Type};
 use crate::footprint::Footprint;
 
 /// Bumped whenever the encoding or the semantics of an existing op changes.
@@ -113,6 +113,28 @@ impl Encoder {
                 self.answer(answer);
             }
             Op::Kernel { name } => self.str(name),
+            Op::Fused { steps } => {
+                self.len(steps.len());
+                for step in steps {
+                    match step {
+                        FusedStep::Arg(k) => {
+                            self.u32(0);
+                            self.u32(*k);
+                        }
+                        FusedStep::Unary(op, r) => {
+                            self.u32(1);
+                            self.str(op.name());
+                            self.u32(*r);
+                        }
+                        FusedStep::Binary(op, a, b) => {
+                            self.u32(2);
+                            self.str(op.name());
+                            self.u32(*a);
+                            self.u32(*b);
+                        }
+                    }
+                }
+            }
             Op::Log { level } => self.str(level),
             Op::Param
             | Op::Unary(_)

@@ -200,6 +200,24 @@ pub(crate) enum Op {
     Log {
         level: String,
     },
+    /// Made by the fusion pass, never written in JSON: a chain of elementwise tensor ops as
+    /// one loop. `args` are the chain's inputs (tensors of the result's shape, or `[]`,
+    /// broadcast); for each element, `steps` compute registers in order and the last one is
+    /// the element's value — exactly the ops the chain applied, in the same order.
+    Fused {
+        steps: Vec<FusedStep>,
+    },
+}
+
+/// One step of a fused elementwise program; its value is register number = its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FusedStep {
+    /// Argument `k`'s element.
+    Arg(u32),
+    /// A unary op on an earlier register.
+    Unary(UnaryOp, u32),
+    /// A binary op on two earlier registers.
+    Binary(BinaryOp, u32, u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -413,6 +431,7 @@ impl Op {
             Op::Http { .. } => "http",
             Op::Kernel { .. } => "kernel",
             Op::Log { .. } => "log",
+            Op::Fused { .. } => "fused",
         }
     }
 }

@@ -66,7 +66,8 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::If { .. }
         | Op::Loop { .. }
         | Op::DbQuery { .. }
-        | Op::Http { .. } => Err(format!("`{}` is typed from its declaration", op.name())),
+        | Op::Http { .. }
+        | Op::Fused { .. } => Err(format!("`{}` is typed from its declaration", op.name())),
         Op::DbExecute { .. } => Ok(I64),
         Op::Log { .. } => {
             let [a] = arity::<1>(op, args)?;

@@ -2,9 +2,9 @@
 //! graph with a report of what it changed; the pipeline runs the configured passes in a fixed
 //! order and checks the graph's invariants after each.
 //!
-//! Implemented: dead code elimination (`dce`), constant folding (`fold`), common subexpression
-//! elimination (`cse`). Fusion, vectorization, memory planning, placement and batching are
-//! not yet here (issue 4).
+//! Implemented: constant folding (`fold`), common subexpression elimination (`cse`), dead code
+//! elimination (`dce`), fusion of elementwise tensor chains (`fuse`). Vectorization, memory
+//! planning, placement, batching and map→reduce fusion are not yet here (issue 4).
 //!
 //! Invariants:
 //! - Preservation: for every pass `p` and graph `g`, `eval(p(g)) == eval(g)` — outputs and
@@ -17,6 +17,7 @@
 //!   give the same result.
 
 mod compact;
+mod fuse;
 #[cfg(test)]
 mod tests;
 
@@ -37,11 +38,13 @@ pub enum Pass {
     Fold,
     /// Common subexpression elimination within a region.
     Cse,
+    /// Fusion: chains of elementwise tensor ops become one loop, without intermediate tensors.
+    Fuse,
 }
 
 impl Pass {
     /// Every pass, in pipeline order.
-    pub const ALL: [Pass; 3] = [Pass::Fold, Pass::Cse, Pass::Dce];
+    pub const ALL: [Pass; 4] = [Pass::Fold, Pass::Cse, Pass::Dce, Pass::Fuse];
 
     /// The name used by `--passes`.
     pub fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Pass {
             Pass::Dce => "dce",
             Pass::Fold => "fold",
             Pass::Cse => "cse",
+            Pass::Fuse => "fuse",
         }
     }
 }
@@ -143,6 +147,7 @@ pub(crate) fn optimize(
             Pass::Dce => dce(&current),
             Pass::Fold => fold(&current),
             Pass::Cse => cse(&current),
+            Pass::Fuse => fuse::fuse(&current),
         };
         next.check_invariants()
             .map_err(|e| format!("pass {} broke an invariant: {e}", pass.name()))?;

@@ -52,6 +52,65 @@ pub fn generate(seed: u64) -> Json {
     builder::graph(seed)
 }
 
+/// A random DAG of elementwise tensor ops (shape [n] with [] broadcasts), with reuse and
+/// several outputs, as graph JSON: what fusion works on.
+pub fn elementwise_dag(seed: u64) -> String {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let len = 1 + next(40);
+    let mut nodes = vec![
+        format!(r#"{{"id": "t0", "op": "iota", "shape": [{len}]}}"#),
+        r#"{"id": "s0", "op": "const", "type": {"tensor": []}, "value": [0.37]}"#.to_string(),
+        format!(r#"{{"id": "t1", "op": "fill", "shape": [{len}], "value": -1.5}}"#),
+        r#"{"id": "s1", "op": "const", "type": {"tensor": []}, "value": ["nan"]}"#.to_string(),
+    ];
+    let mut full = vec!["t0".to_string(), "t1".to_string()];
+    let scalars = ["s0", "s1"];
+    let unary = [
+        "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil", "relu", "sigmoid",
+    ];
+    let binary = ["add", "sub", "mul", "div", "min", "max"];
+    let count = 2 + next(14);
+    for i in 0..count {
+        let id = format!("e{i}");
+        let a = full[next(full.len() as u64) as usize].clone();
+        if next(3) == 0 {
+            let op = unary[next(unary.len() as u64) as usize];
+            nodes.push(format!(
+                r#"{{"id": "{id}", "op": "{op}", "args": ["{a}"]}}"#
+            ));
+        } else {
+            let op = binary[next(binary.len() as u64) as usize];
+            let b = if next(4) == 0 {
+                scalars[next(2) as usize].to_string()
+            } else {
+                full[next(full.len() as u64) as usize].clone()
+            };
+            let (x, y) = if next(2) == 0 { (a, b) } else { (b, a) };
+            nodes.push(format!(
+                r#"{{"id": "{id}", "op": "{op}", "args": ["{x}", "{y}"]}}"#
+            ));
+        }
+        full.push(id);
+    }
+    let last = full.last().cloned().unwrap_or_default();
+    let extra = full[next(full.len() as u64) as usize].clone();
+    nodes.push(format!(
+        r#"{{"id": "total", "op": "sum", "args": ["{last}"]}}"#
+    ));
+    format!(
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{"total": "total", "last": "{last}", "extra": "{extra}"}}}}"#,
+        nodes.join(", ")
+    )
+}
+
 /// The inputs' defaults in `graph.inputs` order, or `None` if an input has none.
 #[cfg(test)]
 pub(crate) fn default_inputs(graph: &crate::graph::Graph) -> Option<Vec<graphjit_value::Value>> {

@@ -1,0 +1,196 @@
+//! Fusion: a chain of elementwise tensor ops (unary maps, binary zips with `[]` broadcast) of
+//! one shape becomes one `fused` node that computes each element through the whole chain, so
+//! the intermediate tensors are never allocated.
+//!
+//! Invariants:
+//! - Bit-exact: each element goes through the same element functions in the same order as
+//!   before (no contraction into FMA, no reassociation).
+//! - Only nodes whose every use is inside the group are absorbed; a value anything else reads
+//!   (a region result, an output, a capture, an `after`, another node) stays materialized.
+//! - Deterministic: groups grow from roots taken in reverse canonical order, absorbing
+//!   arguments in argument order; no hash-map order decides anything.
+//! - Bounded: at most [`MAX_STEPS`] steps and [`MAX_INPUTS`] inputs per group, so a fused
+//!   node's code stays small (TVM caps fused ops for compile time too).
+
+use std::collections::BTreeSet;
+
+use super::compact;
+use crate::graph::{BinaryOp, FusedStep, Graph, NodeId, Op, Region, Type, UnaryOp};
+
+/// Most ops in one fused node.
+pub(super) const MAX_STEPS: usize = 32;
+/// Most distinct inputs of one fused node.
+pub(super) const MAX_INPUTS: usize = 6;
+
+fn elementwise(graph: &Graph, id: NodeId) -> bool {
+    let node = graph.node(id);
+    let Type::Tensor(_) = node.ty else {
+        return false;
+    };
+    match node.op {
+        Op::Unary(op) => op != UnaryOp::Not,
+        Op::Binary(op) => matches!(
+            op,
+            BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Min
+                | BinaryOp::Max
+        ),
+        _ => false,
+    }
+}
+
+/// Whether something other than a node's `args` reads each node (results, outputs, captures,
+/// `after`), and every node's readers through `args`.
+fn uses(graph: &Graph) -> (Vec<bool>, Vec<Vec<NodeId>>) {
+    let mut pinned = vec![false; graph.nodes.len()];
+    let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); graph.nodes.len()];
+    let mut regions: Vec<&Region> = vec![&graph.root];
+    while let Some(region) = regions.pop() {
+        for &r in &region.results {
+            pinned[r.index()] = true;
+        }
+        for &id in &region.nodes {
+            let node = graph.node(id);
+            for &a in &node.args {
+                readers[a.index()].push(id);
+            }
+            for &a in node.after.iter().chain(&node.captures) {
+                pinned[a.index()] = true;
+            }
+            regions.extend(node.op.regions());
+        }
+    }
+    (pinned, readers)
+}
+
+pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
+    let demanded = graph.demanded();
+    let (pinned, readers) = uses(graph);
+    let mut taken = vec![false; graph.nodes.len()];
+    let mut groups: Vec<(NodeId, Vec<NodeId>)> = Vec::new();
+    let mut regions: Vec<&Region> = vec![&graph.root];
+    while let Some(region) = regions.pop() {
+        let here: BTreeSet<NodeId> = region.nodes.iter().copied().collect();
+        for &id in region.nodes.iter().rev() {
+            regions.extend(graph.node(id).op.regions());
+            if taken[id.index()] || !demanded[id.index()] || !elementwise(graph, id) {
+                continue;
+            }
+            let ty = &graph.node(id).ty;
+            let mut members: BTreeSet<NodeId> = BTreeSet::from([id]);
+            loop {
+                let mut grew = false;
+                let candidates: Vec<NodeId> = members
+                    .iter()
+                    .flat_map(|&m| graph.node(m).args.iter().copied())
+                    .collect();
+                for a in candidates {
+                    let absorbable = here.contains(&a)
+                        && !members.contains(&a)
+                        && !taken[a.index()]
+                        && demanded[a.index()]
+                        && !pinned[a.index()]
+                        && elementwise(graph, a)
+                        && &graph.node(a).ty == ty
+                        && readers[a.index()].iter().all(|r| members.contains(r));
+                    if absorbable && members.len() < MAX_STEPS {
+                        let mut trial = members.clone();
+                        trial.insert(a);
+                        if external_inputs(graph, region, &trial).len() <= MAX_INPUTS {
+                            members = trial;
+                            grew = true;
+                        }
+                    }
+                }
+                if !grew {
+                    break;
+                }
+            }
+            if members.len() >= 2 {
+                for m in &members {
+                    taken[m.index()] = true;
+                }
+                let ordered: Vec<NodeId> = region
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|n| members.contains(n))
+                    .collect();
+                groups.push((id, ordered));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return (graph.clone(), 0);
+    }
+    let mut out = graph.clone();
+    let mut remove = vec![false; graph.nodes.len()];
+    let mut changed = 0;
+    for (root, members) in &groups {
+        let region_inputs = external_inputs_ordered(graph, members);
+        let mut register: Vec<(NodeId, u32)> = Vec::new();
+        let mut steps = Vec::new();
+        for (k, &input) in region_inputs.iter().enumerate() {
+            register.push((input, steps.len() as u32));
+            steps.push(FusedStep::Arg(k as u32));
+        }
+        let reg = |register: &[(NodeId, u32)], id: NodeId| {
+            register
+                .iter()
+                .find(|(n, _)| *n == id)
+                .map_or(0, |(_, r)| *r)
+        };
+        for &m in members {
+            let node = graph.node(m);
+            let step = match (&node.op, node.args.as_slice()) {
+                (Op::Unary(op), [a]) => FusedStep::Unary(*op, reg(&register, *a)),
+                (Op::Binary(op), [a, b]) => {
+                    FusedStep::Binary(*op, reg(&register, *a), reg(&register, *b))
+                }
+                _ => continue,
+            };
+            register.push((m, steps.len() as u32));
+            steps.push(step);
+        }
+        let node = &mut out.nodes[root.index()];
+        node.op = Op::Fused { steps };
+        node.args = region_inputs;
+        for &m in members {
+            if m != *root {
+                remove[m.index()] = true;
+                changed += 1;
+            }
+        }
+    }
+    (
+        compact::rebuild(&out, &remove, &vec![None; graph.nodes.len()]),
+        changed,
+    )
+}
+
+/// Arguments of `members` that are not members, in order of first use (in canonical order).
+fn external_inputs_ordered(graph: &Graph, members: &[NodeId]) -> Vec<NodeId> {
+    let set: BTreeSet<NodeId> = members.iter().copied().collect();
+    let mut out = Vec::new();
+    for &m in members {
+        for &a in &graph.node(m).args {
+            if !set.contains(&a) && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+fn external_inputs(graph: &Graph, region: &Region, members: &BTreeSet<NodeId>) -> Vec<NodeId> {
+    let ordered: Vec<NodeId> = region
+        .nodes
+        .iter()
+        .copied()
+        .filter(|n| members.contains(n))
+        .collect();
+    external_inputs_ordered(graph, &ordered)
+}
