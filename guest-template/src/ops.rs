@@ -190,6 +190,27 @@ pub fn map_in_place(mut a: Tensor, f: impl Fn(f32) -> f32) -> Tensor {
     a
 }
 
+/// A fused chain of elementwise ops, as one loop: element `i` of the result is `f` of the
+/// inputs' elements `i` (a `[]`-shaped input is broadcast). No intermediate tensor exists.
+pub fn fused<const K: usize>(
+    inputs: [&Tensor; K],
+    shape: &[u32],
+    node: u32,
+    f: impl Fn([f32; K]) -> f32,
+) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    let n = element_count(&shape);
+    let scalar: [bool; K] = core::array::from_fn(|k| inputs[k].shape.is_empty());
+    for i in 0..n {
+        let x: [f32; K] = core::array::from_fn(|k| {
+            let at = if scalar[k] { 0 } else { i };
+            inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
+        });
+        data.push(f(x));
+    }
+    Ok(Tensor { shape, data })
+}
+
 /// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
 pub fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Result<Tensor, RunError> {
     let shape = if a.shape.is_empty() { &b.shape } else { &a.shape };
