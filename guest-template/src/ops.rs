@@ -211,6 +211,56 @@ pub fn fused<const K: usize>(
     Ok(Tensor { shape, data })
 }
 
+/// Which reduction a fused map→reduce ends in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    /// `sum`
+    Sum,
+    /// `reduce_max`
+    Max,
+    /// `reduce_min`
+    Min,
+    /// `mean`
+    Mean,
+}
+
+/// A fused chain ending in a reduction: the chain's elements are reduced as they are computed,
+/// in the defined order (8 lanes, element `i` into lane `i % 8`, then pairwise), so no tensor
+/// of elements exists and the bits equal the unfused chain's `sum`/`reduce_max`/… .
+pub fn fused_reduce<const K: usize>(
+    inputs: [&Tensor; K],
+    shape: &[u32],
+    node: u32,
+    reduction: Reduction,
+    f: impl Fn([f32; K]) -> f32,
+) -> Result<Tensor, RunError> {
+    let n = element_count(shape);
+    let (init, op): (f32, fn(f32, f32) -> f32) = match reduction {
+        Reduction::Sum | Reduction::Mean => (0.0, add_f32),
+        Reduction::Max => (f32::NEG_INFINITY, libm::fmaxf),
+        Reduction::Min => (f32::INFINITY, libm::fminf),
+    };
+    let scalar: [bool; K] = core::array::from_fn(|k| inputs[k].shape.is_empty());
+    let mut p = [init; LANES];
+    for i in 0..n {
+        let x: [f32; K] = core::array::from_fn(|k| {
+            let at = if scalar[k] { 0 } else { i };
+            inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
+        });
+        if let Some(acc) = p.get_mut(i % LANES) {
+            *acc = op(*acc, f(x));
+        }
+    }
+    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
+    let r = [op(q[0], q[2]), op(q[1], q[3])];
+    let s = op(r[0], r[1]);
+    let value = match reduction {
+        Reduction::Mean => s / (n as f32),
+        _ => s,
+    };
+    reduced(value, node)
+}
+
 /// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
 pub fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Result<Tensor, RunError> {
     let shape = if a.shape.is_empty() { &b.shape } else { &a.shape };

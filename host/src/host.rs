@@ -247,6 +247,10 @@ pub struct RunOutput {
     pub run_time: Duration,
     /// The lifecycle context (compiled artifact) that served the run; 0 for `eval`.
     pub context: u64,
+    /// The guest's linear-memory high-water mark in bytes (0 for `eval`).
+    pub peak_memory_bytes: u64,
+    /// Effect calls the run made (each one a round of its own: batching is not implemented).
+    pub effect_calls: u32,
 }
 
 /// How a graph was made ready, and what it cost.
@@ -813,6 +817,8 @@ impl Host {
             fuel_used: outcome.fuel_used,
             run_time: outcome.run_time,
             context: artifact.lifecycle.context(),
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            effect_calls: outcome.effect_calls,
         })
     }
 
@@ -939,6 +945,8 @@ impl Host {
             fuel_used: outcome.fuel_used,
             run_time: start.elapsed(),
             context: 0,
+            peak_memory_bytes: 0,
+            effect_calls: 0,
         })
     }
 
@@ -1005,6 +1013,8 @@ impl Host {
                 fuel_used: outcome.fuel_used,
                 run_time: start.elapsed(),
                 context: 0,
+                peak_memory_bytes: 0,
+                effect_calls: calls,
             })
         });
         task.await.map_err(|e| {

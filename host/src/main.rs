@@ -348,6 +348,8 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
                     stats["key"] = json!(compiled.key);
                     stats["cache_reason"] = json!(compiled.reason);
                     stats["context"] = json!(output.context);
+                    stats["peak_memory_bytes"] = json!(output.peak_memory_bytes);
+                    stats["effect_rounds"] = json!(output.effect_calls);
                     stats["stages_ms"] = json!({
                         "key": ms(stages.key),
                         "codegen": ms(stages.codegen),

@@ -304,3 +304,42 @@ fn verify_measures_each_item_and_fails_without_evidence() {
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["ok"], true);
 }
+
+#[test]
+fn fusion_keeps_the_answer_and_drops_the_intermediate_buffers() {
+    let graph = write_temp(
+        r#"{"version": 1, "nodes": [
+            {"id": "t", "op": "iota", "shape": [262144]},
+            {"id": "k", "op": "const", "type": {"tensor": []}, "value": [0.000001]},
+            {"id": "a", "op": "mul", "args": ["t", "k"]},
+            {"id": "b", "op": "tanh", "args": ["a"]},
+            {"id": "c", "op": "relu", "args": ["b"]},
+            {"id": "d", "op": "add", "args": ["c", "a"]},
+            {"id": "s", "op": "sum", "args": ["d"]}
+        ], "outputs": {"s": "s"}}"#,
+    );
+    let path = graph.path().to_str().expect("utf-8 path");
+    let run = |passes: &str| {
+        json_of(&graphjit(&[
+            "run",
+            path,
+            "--json",
+            "--no-disk-cache",
+            "--passes",
+            passes,
+        ]))
+    };
+    let (plain, fused) = (run("none"), run("all"));
+    assert_eq!(plain["output"], fused["output"], "bit-identical answer");
+    let peak = |j: &serde_json::Value| j["stats"]["peak_memory_bytes"].as_u64().expect("peak");
+    assert!(
+        peak(&fused) * 5 < peak(&plain) * 2,
+        "fused peak {} is not under 0.4x of {}",
+        peak(&fused),
+        peak(&plain)
+    );
+    assert_ne!(
+        plain["stats"]["key"], fused["stats"]["key"],
+        "passes are in the key"
+    );
+}

@@ -347,24 +347,44 @@ impl<'g> Generator<'g> {
                     args.join(", ")
                 )
             }
-            Op::Fused { steps } => {
+            Op::Fused { steps, reduce } => {
                 let inputs: Vec<String> = node
                     .args
                     .iter()
                     .map(|&x| format!("&{}", self.var(x)))
                     .collect();
-                let shape = match &node.ty {
-                    Type::Tensor(shape) => shape_literal(shape),
-                    _ => "[]".to_string(),
-                };
                 let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
-                format!(
-                    "rt::ops::fused([{}], &{shape}, {at}, |[{}]: [f32; {}]| {{ {} }})?",
-                    inputs.join(", "),
+                let closure = format!(
+                    "|[{}]: [f32; {}]| {{ {} }}",
                     params.join(", "),
                     node.args.len(),
                     fused_body(steps)
-                )
+                );
+                match reduce {
+                    None => {
+                        let shape = match &node.ty {
+                            Type::Tensor(shape) => shape_literal(shape),
+                            _ => "[]".to_string(),
+                        };
+                        format!(
+                            "rt::ops::fused([{}], &{shape}, {at}, {closure})?",
+                            inputs.join(", ")
+                        )
+                    }
+                    Some((op, shape)) => {
+                        let kind = match op {
+                            ReduceOp::Sum => "Sum",
+                            ReduceOp::Max => "Max",
+                            ReduceOp::Min => "Min",
+                            ReduceOp::Mean => "Mean",
+                        };
+                        format!(
+                            "rt::ops::fused_reduce([{}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
+                            inputs.join(", "),
+                            shape_literal(shape)
+                        )
+                    }
+                }
             }
             Op::Log { level } => {
                 let x = node.args.first().copied();

@@ -274,11 +274,15 @@ impl<'g, 'e> Interp<'g, 'e> {
                 ),
                 _ => return Err(internal("`get` of something other than one tuple")),
             },
-            Op::Fused { steps } => {
+            Op::Fused { steps, reduce } => {
                 let Type::Tensor(shape) = &node.ty else {
                     return Err(internal("a fused node that is not a tensor"));
                 };
-                Rc::new(tensor::fused(steps, &self.arguments(node)?, shape)?)
+                let args = self.arguments(node)?;
+                Rc::new(match reduce {
+                    None => tensor::fused(steps, &args, shape)?,
+                    Some((op, elements)) => tensor::fused_reduce(steps, &args, elements, *op)?,
+                })
             }
             op if op.is_effect() => {
                 let args: Vec<Value> = self.arguments(node)?.into_iter().cloned().collect();

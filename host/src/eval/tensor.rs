@@ -119,6 +119,20 @@ pub(super) fn fused(
     Ok(Value::Tensor(tensor(shape, data)))
 }
 
+/// A fused chain ending in a reduction: the chain's elements (of `shape`), reduced by `op` in
+/// the defined order — the same bits as the chain followed by the reduction.
+pub(super) fn fused_reduce(
+    steps: &[crate::graph::FusedStep],
+    args: &[&Value],
+    shape: &[u32],
+    op: ReduceOp,
+) -> Result<Value, EvalError> {
+    let Value::Tensor(elements) = fused(steps, args, shape)? else {
+        return Err(internal("a fused chain that is not a tensor"));
+    };
+    Ok(Value::Tensor(tensor(&[], vec![reduce(op, &elements.data)])))
+}
+
 fn tensor(shape: &[u32], data: Vec<f32>) -> Tensor {
     Tensor {
         shape: shape.to_vec(),

@@ -113,7 +113,15 @@ impl Encoder {
                 self.answer(answer);
             }
             Op::Kernel { name } => self.str(name),
-            Op::Fused { steps } => {
+            Op::Fused { steps, reduce } => {
+                match reduce {
+                    Some((op, shape)) => {
+                        self.u32(1);
+                        self.str(op.name());
+                        self.shape(shape);
+                    }
+                    None => self.u32(0),
+                }
                 self.len(steps.len());
                 for step in steps {
                     match step {

@@ -206,6 +206,9 @@ pub(crate) enum Op {
     /// the element's value — exactly the ops the chain applied, in the same order.
     Fused {
         steps: Vec<FusedStep>,
+        /// When set, the elements are not stored but reduced (in the defined 8-lane order) to
+        /// a `[]` tensor: map→reduce fusion. `shape` is then the elements' shape.
+        reduce: Option<(ReduceOp, Vec<u32>)>,
     },
 }
 

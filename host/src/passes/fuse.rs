@@ -70,7 +70,8 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
     let demanded = graph.demanded();
     let (pinned, readers) = uses(graph);
     let mut taken = vec![false; graph.nodes.len()];
-    let mut groups: Vec<(NodeId, Vec<NodeId>)> = Vec::new();
+    // (the chain's last op, the chain in canonical order, the reduction it feeds, if fused too)
+    let mut groups: Vec<(NodeId, Vec<NodeId>, Option<NodeId>)> = Vec::new();
     let mut regions: Vec<&Region> = vec![&graph.root];
     while let Some(region) = regions.pop() {
         let here: BTreeSet<NodeId> = region.nodes.iter().copied().collect();
@@ -109,8 +110,20 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
                     break;
                 }
             }
-            if members.len() >= 2 {
-                for m in &members {
+            // map→reduce: a chain whose only reader is a reduction of it fuses into it.
+            let reduction = match readers[id.index()].as_slice() {
+                [r] if !pinned[id.index()]
+                    && here.contains(r)
+                    && demanded[r.index()]
+                    && !taken[r.index()]
+                    && matches!(graph.node(*r).op, Op::Reduce(_)) =>
+                {
+                    Some(*r)
+                }
+                _ => None,
+            };
+            if members.len() >= 2 || reduction.is_some() {
+                for m in members.iter().chain(&reduction) {
                     taken[m.index()] = true;
                 }
                 let ordered: Vec<NodeId> = region
@@ -119,7 +132,7 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
                     .copied()
                     .filter(|n| members.contains(n))
                     .collect();
-                groups.push((id, ordered));
+                groups.push((id, ordered, reduction));
             }
         }
     }
@@ -129,7 +142,7 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
     let mut out = graph.clone();
     let mut remove = vec![false; graph.nodes.len()];
     let mut changed = 0;
-    for (root, members) in &groups {
+    for (root, members, reduction) in &groups {
         let region_inputs = external_inputs_ordered(graph, members);
         let mut register: Vec<(NodeId, u32)> = Vec::new();
         let mut steps = Vec::new();
@@ -155,11 +168,22 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
             register.push((m, steps.len() as u32));
             steps.push(step);
         }
-        let node = &mut out.nodes[root.index()];
-        node.op = Op::Fused { steps };
+        let reduce = match reduction {
+            Some(r) => match (&graph.node(*r).op, &graph.node(*root).ty) {
+                (Op::Reduce(op), Type::Tensor(shape)) => Some((*r, *op, shape.clone())),
+                _ => None,
+            },
+            None => None,
+        };
+        let fused_id = reduce.as_ref().map_or(*root, |(r, _, _)| *r);
+        let node = &mut out.nodes[fused_id.index()];
+        node.op = Op::Fused {
+            steps,
+            reduce: reduce.map(|(_, op, shape)| (op, shape)),
+        };
         node.args = region_inputs;
         for &m in members {
-            if m != *root {
+            if m != fused_id {
                 remove[m.index()] = true;
                 changed += 1;
             }

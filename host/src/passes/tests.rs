@@ -140,16 +140,20 @@ fn fusion_makes_one_loop_of_an_elementwise_chain() {
         .filter(|n| matches!(n.op, Op::Fused { .. }))
         .collect();
     assert_eq!(fused.len(), 1, "{:?}", out.nodes);
-    assert_eq!(fused[0].name, "d", "the chain's last op stands for it");
-    let Op::Fused { steps } = &fused[0].op else {
+    assert_eq!(
+        fused[0].name, "s",
+        "the chain and its reduction are one node"
+    );
+    let Op::Fused { steps, reduce } = &fused[0].op else {
         unreachable!()
     };
     assert_eq!(steps.len(), 2 + 4, "two inputs (t, k), four ops: {steps:?}");
+    assert_eq!(reduce, &Some((crate::graph::ReduceOp::Sum, vec![1000])));
     assert!(
         out.nodes.iter().any(|n| n.name == "kept"),
         "an output is not absorbed"
     );
-    assert_eq!(reports[0].changed, 3);
+    assert_eq!(reports[0].changed, 4);
     assert_eq!(observe(&g), observe(&out));
 }
 

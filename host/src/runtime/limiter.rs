@@ -18,6 +18,8 @@ use super::config::{
 pub(crate) struct MemoryLimiter {
     limit: u64,
     refused: Option<u64>,
+    /// The largest size a memory was allowed to grow to: the run's peak linear memory.
+    peak: u64,
 }
 
 impl MemoryLimiter {
@@ -25,7 +27,13 @@ impl MemoryLimiter {
         MemoryLimiter {
             limit,
             refused: None,
+            peak: 0,
         }
+    }
+
+    /// The guest's linear-memory high-water mark in bytes.
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak
     }
 
     /// The limit in bytes.
@@ -53,6 +61,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.refused = Some(self.refused.map_or(desired, |r| r.max(desired)));
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

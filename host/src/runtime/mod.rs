@@ -70,6 +70,10 @@ pub(crate) struct RunOutcome {
     pub(crate) output: Vec<u8>,
     /// Fuel consumed by instantiation and the call.
     pub(crate) fuel_used: u64,
+    /// The guest's linear-memory high-water mark in bytes.
+    pub(crate) peak_memory_bytes: u64,
+    /// Effect calls the run made.
+    pub(crate) effect_calls: u32,
     /// Wall time of instantiation and the call.
     pub(crate) run_time: Duration,
 }
@@ -244,6 +248,8 @@ impl Runtime {
             Ok(Ok(output)) => Ok(RunOutcome {
                 output,
                 fuel_used,
+                peak_memory_bytes: store.data().limiter.peak(),
+                effect_calls: store.data().effects.calls,
                 run_time,
             }),
             Ok(Err(guest_error)) => Err(guest_error.into()),

@@ -319,6 +319,8 @@ fn output_that_does_not_decode_is_bad_output() {
         output: vec![9, 9, 9],
         fuel_used: 0,
         run_time: Duration::ZERO,
+        peak_memory_bytes: 0,
+        effect_calls: 0,
     };
     assert!(matches!(
         outcome.decode(),
