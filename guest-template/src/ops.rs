@@ -191,12 +191,13 @@ pub fn map_in_place(mut a: Tensor, f: impl Fn(f32) -> f32) -> Tensor {
 }
 
 /// A fused chain of elementwise ops, as one loop: element `i` of the result is `f` of the
-/// inputs' elements `i` (a `[]`-shaped input is broadcast). No intermediate tensor exists.
+/// inputs' elements `i` (a `[]`-shaped input is broadcast) and of `i` itself (a fused `iota`).
+/// No intermediate tensor exists.
 pub fn fused<const K: usize>(
     inputs: [&Tensor; K],
     shape: &[u32],
     node: u32,
-    f: impl Fn([f32; K]) -> f32,
+    f: impl Fn([f32; K], usize) -> f32,
 ) -> Result<Tensor, RunError> {
     let (shape, mut data) = alloc_tensor(shape, node)?;
     let n = element_count(&shape);
@@ -206,7 +207,7 @@ pub fn fused<const K: usize>(
             let at = if scalar[k] { 0 } else { i };
             inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
         });
-        data.push(f(x));
+        data.push(f(x, i));
     }
     Ok(Tensor { shape, data })
 }
@@ -232,7 +233,7 @@ pub fn fused_reduce<const K: usize>(
     shape: &[u32],
     node: u32,
     reduction: Reduction,
-    f: impl Fn([f32; K]) -> f32,
+    f: impl Fn([f32; K], usize) -> f32,
 ) -> Result<Tensor, RunError> {
     let n = element_count(shape);
     let (init, op): (f32, fn(f32, f32) -> f32) = match reduction {
@@ -248,7 +249,7 @@ pub fn fused_reduce<const K: usize>(
             inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
         });
         if let Some(acc) = p.get_mut(i % LANES) {
-            *acc = op(*acc, f(x));
+            *acc = op(*acc, f(x, i));
         }
     }
     let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];

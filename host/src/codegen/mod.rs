@@ -354,8 +354,13 @@ impl<'g> Generator<'g> {
                     .map(|&x| format!("&{}", self.var(x)))
                     .collect();
                 let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
+                let index = if steps.contains(&FusedStep::Index) {
+                    "i"
+                } else {
+                    "_i"
+                };
                 let closure = format!(
-                    "|[{}]: [f32; {}]| {{ {} }}",
+                    "|[{}]: [f32; {}], {index}: usize| {{ {} }}",
                     params.join(", "),
                     node.args.len(),
                     fused_body(steps)
@@ -472,7 +477,7 @@ fn fused_body(steps: &[FusedStep]) -> String {
     let mut used = vec![false; steps.len()];
     for step in steps {
         match *step {
-            FusedStep::Arg(_) => {}
+            FusedStep::Arg(_) | FusedStep::Index => {}
             FusedStep::Unary(_, r) => used[r as usize] = true,
             FusedStep::Binary(_, a, b) => {
                 used[a as usize] = true;
@@ -489,6 +494,7 @@ fn fused_body(steps: &[FusedStep]) -> String {
         };
         let value = match *step {
             FusedStep::Arg(k) => format!("x{k}"),
+            FusedStep::Index => "i as f32".to_string(),
             FusedStep::Unary(op, r) => format!("{}(r{r})", unary_f32_fn(op)),
             FusedStep::Binary(op, a, b) => format!("{}(r{a}, r{b})", binary_f32_fn(op)),
         };

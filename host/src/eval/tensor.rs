@@ -104,6 +104,7 @@ pub(super) fn fused(
                         .get(at)
                         .ok_or_else(|| internal("a tensor's data disagrees with its shape"))?
                 }
+                (FusedStep::Index, _, _) => i as f32,
                 (FusedStep::Unary(_, r), Some(f), _) => f(reg(r)?),
                 (FusedStep::Binary(_, a, b), _, Some(f)) => f(reg(a)?, reg(b)?),
                 _ => return Err(internal("a fused step without its function")),

@@ -129,6 +129,7 @@ impl Encoder {
                             self.u32(0);
                             self.u32(*k);
                         }
+                        FusedStep::Index => self.u32(3),
                         FusedStep::Unary(op, r) => {
                             self.u32(1);
                             self.str(op.name());

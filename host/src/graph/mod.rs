@@ -217,6 +217,8 @@ pub(crate) enum Op {
 pub(crate) enum FusedStep {
     /// Argument `k`'s element.
     Arg(u32),
+    /// The element's index as f32 (`iota` fused in: `i as f32`).
+    Index,
     /// A unary op on an earlier register.
     Unary(UnaryOp, u32),
     /// A binary op on two earlier registers.

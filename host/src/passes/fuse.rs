@@ -89,6 +89,20 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
                     .flat_map(|&m| graph.node(m).args.iter().copied())
                     .collect();
                 for a in candidates {
+                    // An `iota` of the chain's shape that only the chain reads becomes its index.
+                    let iota = matches!(&graph.node(a).op, Op::Iota { .. })
+                        && here.contains(&a)
+                        && !members.contains(&a)
+                        && !taken[a.index()]
+                        && demanded[a.index()]
+                        && !pinned[a.index()]
+                        && &graph.node(a).ty == ty
+                        && readers[a.index()].iter().all(|r| members.contains(r));
+                    if iota && members.len() < MAX_STEPS {
+                        members.insert(a);
+                        grew = true;
+                        continue;
+                    }
                     let absorbable = here.contains(&a)
                         && !members.contains(&a)
                         && !taken[a.index()]
@@ -159,6 +173,7 @@ pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
         for &m in members {
             let node = graph.node(m);
             let step = match (&node.op, node.args.as_slice()) {
+                (Op::Iota { .. }, []) => FusedStep::Index,
                 (Op::Unary(op), [a]) => FusedStep::Unary(*op, reg(&register, *a)),
                 (Op::Binary(op), [a, b]) => {
                     FusedStep::Binary(*op, reg(&register, *a), reg(&register, *b))
