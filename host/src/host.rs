@@ -559,6 +559,11 @@ impl Host {
             })
     }
 
+    /// Graphviz of `graph` after this host's passes.
+    pub fn dot(&self, graph: &Graph) -> Result<String, Error> {
+        Ok(self.optimize(graph)?.0.inner.to_dot())
+    }
+
     /// The Rust this host generates for `graph` (after its passes).
     pub fn rust_source(&self, graph: &Graph) -> Result<String, Error> {
         Ok(self.optimize(graph)?.0.rust_source())

@@ -58,6 +58,9 @@ struct ExplainArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Print Graphviz of the optimized graph instead (`| dot -Tsvg > graph.svg`).
+    #[arg(long, conflicts_with_all = ["json", "assumptions"])]
+    dot: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -403,6 +406,10 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
 fn explain(args: &ExplainArgs) -> Result<(), Error> {
     let graph = read_graph(&args.file)?;
     let host = args.cache.host()?;
+    if args.dot {
+        print!("{}", host.dot(&graph)?);
+        return Ok(());
+    }
     let mut explanation = host.explain(&graph);
     if !args.assumptions {
         explanation.assumptions.clear();

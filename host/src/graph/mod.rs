@@ -19,6 +19,7 @@
 //! `iterations` times. The first error in that order is the run's error.
 
 mod canonical;
+mod dot;
 mod error;
 mod json;
 mod lower;

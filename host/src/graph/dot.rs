@@ -1,0 +1,122 @@
+//! Graphviz of a graph (`graphjit explain --dot`): people would rather look than read.
+//!
+//! Invariant: user text (ids) only ever appears inside quoted, escaped labels; node names in
+//! the DOT text are generated (`n17`), so a hostile id cannot change the output's structure.
+
+use std::fmt::Write as _;
+
+use super::{Graph, NodeId, Region};
+
+/// Escapes `text` for a double-quoted DOT label.
+fn label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Graph {
+    /// The graph as a Graphviz digraph: one box per node (id, op, type), argument edges solid,
+    /// `after` edges dashed, each `if`/`loop` region a cluster whose results point at its
+    /// owner (dotted), outputs as double octagons.
+    pub(crate) fn to_dot(&self) -> String {
+        let mut out = String::from(
+            "digraph graphjit {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
+        self.dot_region(&self.root, 1, &mut out);
+        for (i, node) in self.nodes.iter().enumerate() {
+            for a in &node.args {
+                let _ = writeln!(out, "  n{} -> n{i};", a.0);
+            }
+            for a in &node.after {
+                let _ = writeln!(out, "  n{} -> n{i} [style=dashed];", a.0);
+            }
+            for region in node.op.regions() {
+                for r in &region.results {
+                    let _ = writeln!(out, "  n{} -> n{i} [style=dotted];", r.0);
+                }
+            }
+        }
+        for (k, (name, result)) in self.outputs.iter().zip(&self.root.results).enumerate() {
+            let _ = writeln!(
+                out,
+                "  out{k} [shape=doubleoctagon, label=\"{}\"];\n  n{} -> out{k};",
+                label(name),
+                result.0
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    fn dot_region(&self, region: &Region, depth: usize, out: &mut String) {
+        let pad = "  ".repeat(depth);
+        for &id in region.params.iter().chain(&region.nodes) {
+            self.dot_node(id, &pad, out);
+            for (k, sub) in self.node(id).op.regions().into_iter().enumerate() {
+                let _ = writeln!(out, "{pad}subgraph cluster_{}_{k} {{", id.0);
+                let _ = writeln!(out, "{pad}  style=rounded; color=gray;");
+                self.dot_region(sub, depth + 1, out);
+                let _ = writeln!(out, "{pad}}}");
+            }
+        }
+    }
+
+    fn dot_node(&self, id: NodeId, pad: &str, out: &mut String) {
+        let node = self.node(id);
+        let style = if node.op.is_effect() {
+            ", style=filled, fillcolor=\"#ffe0b0\""
+        } else if node.op.name() == "fused" {
+            ", style=filled, fillcolor=\"#d0f0d0\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{pad}n{} [label=\"{}\\n{} : {}\"{style}];",
+            id.0,
+            label(&node.name),
+            node.op.name(),
+            label(&node.ty.to_string())
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{Limits, parse};
+
+    #[test]
+    fn hostile_ids_stay_inside_labels() {
+        let g = parse(
+            br#"{"version": 1, "nodes": [
+                {"id": "x\"]; evil -> n0; a [label=\"", "op": "input", "type": "i64", "default": 1},
+                {"id": "y\n}", "op": "neg", "args": ["x\"]; evil -> n0; a [label=\""]}
+            ], "outputs": {"o\"": "y\n}"}}"#,
+            &Limits::default(),
+        )
+        .expect("parses");
+        let dot = g.to_dot();
+        let edges: Vec<&str> = dot
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.contains(" -> ") && !l.contains('['))
+            .collect();
+        assert_eq!(edges, ["n0 -> n1;", "n1 -> out0;"], "{dot}");
+        assert!(
+            !dot.lines().any(|l| l.trim_start().starts_with("evil")),
+            "{dot}"
+        );
+        assert!(dot.ends_with("}\n"));
+        assert_eq!(dot.lines().filter(|l| l.trim() == "}").count(), 1, "{dot}");
+    }
+}
