@@ -257,3 +257,53 @@ proptest! {
         let _ = Graph::from_json(&bytes[..cut]);
     }
 }
+
+#[test]
+fn a_large_graph_fits_the_guest_stack() {
+    // Guests get a 256 KiB stack (compile/rustc.rs): a graph of a few thousand nodes, with
+    // strings and tensors live at once, must still run, and agree with eval.
+    let mut nodes = vec![
+        r#"{"id": "x", "op": "input", "type": "f64", "default": 1.25}"#.to_string(),
+        r#"{"id": "k", "op": "const", "value": 1.0001}"#.to_string(),
+        r#"{"id": "s", "op": "input", "type": "string", "default": "a"}"#.to_string(),
+        r#"{"id": "t", "op": "iota", "shape": [4]}"#.to_string(),
+    ];
+    let (mut last, mut last_s, mut last_t) = ("x".to_string(), "s".to_string(), "t".to_string());
+    let mut outputs = Vec::new();
+    for i in 0..3000 {
+        let op = ["mul", "add", "max", "sub"][i % 4];
+        nodes.push(format!(
+            r#"{{"id": "n{i}", "op": "{op}", "args": ["{last}", "k"]}}"#
+        ));
+        last = format!("n{i}");
+        if i % 3 == 0 {
+            nodes.push(format!(
+                r#"{{"id": "s{i}", "op": "concat", "args": ["{last_s}", "s"]}}"#
+            ));
+            last_s = format!("s{i}");
+        }
+        if i % 5 == 0 {
+            nodes.push(format!(
+                r#"{{"id": "t{i}", "op": "add", "args": ["{last_t}", "t"]}}"#
+            ));
+            nodes.push(format!(
+                r#"{{"id": "u{i}", "op": "sum", "args": ["t{i}"]}}"#
+            ));
+            outputs.push(format!(r#""u{i}": "u{i}""#));
+            last_t = format!("t{i}");
+        }
+    }
+    outputs.push(format!(
+        r#""y": "{last}", "s": "{last_s}", "t": "{last_t}""#
+    ));
+    let json = format!(
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{{}}}}}"#,
+        nodes.join(", "),
+        outputs.join(", ")
+    );
+    let g = graph(&json);
+    let limits = RunLimits::default();
+    let wasm = run_with(&compile(&g), limits).expect("runs within the guest stack");
+    let eval = eval_with(&g, limits).expect("evaluates");
+    assert_eq!(wasm.outputs, eval.outputs);
+}
