@@ -622,3 +622,38 @@ fn the_embedded_database_serves_the_same_graphs_under_the_same_footprint() {
         "eval wrote through the same database"
     );
 }
+
+#[test]
+fn unqualified_names_resolve_to_public_whatever_the_url_says() {
+    let db = setup();
+    let url = db.pg.url();
+    block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE SCHEMA other; CREATE TABLE other.orders (id int); INSERT INTO other.orders VALUES (1);",
+            )
+            .await
+            .expect("schema");
+    });
+    // The footprint says `orders` is `public.orders`; a URL that moves the search path to
+    // `other` must not make the server read `other.orders` under that name.
+    let sneaky = format!("{url}?options=-c%20search_path%3Dother");
+    let host = Host::with_config(&memory_only()).expect("host");
+    block_on(host.connect_database(&sneaky)).expect("database");
+    let g = db_graph(
+        r#"{"id": "n", "op": "db_query", "sql": "SELECT count(*) FROM orders", "type": "i64"}"#,
+        r#"{"n": "n"}"#,
+        r#"{"db": {"read": ["orders"]}}"#,
+    );
+    let compiled = host.compile(&g).expect("compiles");
+    let out = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).expect("runs");
+    assert_eq!(
+        out.outputs[0].1,
+        Value::I64(3),
+        "public.orders has 3 rows, other.orders 1"
+    );
+}

@@ -128,9 +128,13 @@ impl PostgresRunner {
                     message: e.to_string(),
                 })?;
         let statement_ms = config.statement_timeout.as_millis().max(1);
+        // `search_path` is pinned to `public` (after whatever the URL asks for, so it wins):
+        // the footprint resolves an unqualified table name to `public.<name>`, and the server
+        // must resolve it the same way, or a graph could read a table it did not declare.
+        let ours = format!("-c statement_timeout={statement_ms} -c search_path=public");
         let options = match pg.get_options() {
-            Some(existing) => format!("{existing} -c statement_timeout={statement_ms}"),
-            None => format!("-c statement_timeout={statement_ms}"),
+            Some(existing) => format!("{existing} {ours}"),
+            None => ours,
         };
         pg.options(&options)
             .connect_timeout(config.connect_timeout)
