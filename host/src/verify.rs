@@ -351,6 +351,12 @@ mod tests {
 
     #[test]
     fn the_scan_sees_code_not_strings_or_comments() {
+        // The strings below are scanner input with the keyword in them, never compiled.
+        // ASSUMPTION: none: test data for `unsafe_lines` and `documented`.
+        // DEPENDS ON: nothing at run time.
+        // TLA+ PROPERTY: none (a test fixture).
+        // FAILURE MODE: none: no code of these strings ever runs.
+        // MITIGATION: not applicable.
         let source = "let s = \"unsafe { }\"; // unsafe here\nunsafe { f() }\nlet t = '\"'; let u = '\\''; fn g<'a>() {}\nlet v = \"unsafe\";\n";
         assert_eq!(unsafe_lines(source), [1]);
         assert!(!documented(source, 1));

@@ -131,6 +131,10 @@ impl Runtime {
         allowed: &dyn Fn(&str) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
+        #[allow(
+            unsafe_code,
+            reason = "wasmtime requires unsafe to load precompiled code"
+        )]
         // ASSUMPTION: `bytes` are exactly what `Component::serialize` produced on an engine
         //   with this configuration: the disk cache returns a payload only when its blake3
         //   matches the one recorded when this host wrote it, under a key that includes the
@@ -143,10 +147,6 @@ impl Runtime {
         //   matching hash: native code runs outside the sandbox.
         // MITIGATION: the directory check, the hash check and the key in the header; a host
         //   that cannot trust its own uid's files runs without L2 (`disk_dir: None`).
-        #[allow(
-            unsafe_code,
-            reason = "wasmtime requires unsafe to load precompiled code"
-        )]
         let component = unsafe { wasmtime::component::Component::deserialize(&self.engine, bytes) }
             .map_err(|e| RuntimeError::InvalidComponent {
                 message: describe(&e),

@@ -10,7 +10,7 @@
 //!   (`LD_LIBRARY_PATH`, `/etc/ld.so.cache`, the system directories); whatever can still go
 //!   wrong past that check (a library that loads but lacks a symbol) runs under `catch_unwind`
 //!   and becomes a reason, not a crash.
-//! - No kernel runs on the GPU yet. cudarc offers cuBLAS sgemm only as an `unsafe fn`
+//! - No kernel runs on the GPU yet. cudarc offers cuBLAS sgemm only as a function marked unsafe
 //!   (`cublas::Gemm::gemm`: cuBLAS cannot check the buffer sizes it is given), and so is every
 //!   kernel launch; the host denies `unsafe`, so matmul, softmax and conv2d stay native until
 //!   one documented `unsafe` block for sgemm is accepted. Detection, and the reason it gives,

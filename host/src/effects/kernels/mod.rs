@@ -40,7 +40,7 @@ impl Kernels {
             Ok(device) => Kernels {
                 backend: format!(
                     "cuda: {device} (on GPU: none; matmul, softmax and conv2d run natively: \
-                     cudarc's cuBLAS sgemm is an `unsafe fn` and the host denies `unsafe`)"
+                     cudarc's cuBLAS sgemm is marked unsafe, which the host denies)"
                 ),
             },
             Err(why) => Kernels::native(&why),
