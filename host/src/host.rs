@@ -488,7 +488,7 @@ impl Host {
 
     /// The cache key of `graph` on this host.
     pub fn cache_key(&self, graph: &Graph) -> CacheKey {
-        self.key_ingredients(graph).key()
+        self.inner.base_key.key_for(graph.hash.to_hex().as_str())
     }
 
     /// What the host knows about `graph` before compiling it: its shape, effects, footprint,
@@ -683,7 +683,11 @@ impl Host {
                             lifecycle.advance(State::Ready, "loaded from the disk cache");
                             return Ok(Built {
                                 artifact: Arc::new(Artifact::new(
-                                    key, loaded, lifecycle, optimized,
+                                    key,
+                                    loaded,
+                                    lifecycle,
+                                    optimized,
+                                    self.effect_handler(graph),
                                 )),
                                 source: CacheSource::Disk,
                                 reason: "found on disk, integrity checked".to_owned(),
@@ -737,10 +741,27 @@ impl Host {
             }
         }
         Ok(Built {
-            artifact: Arc::new(Artifact::new(key, loaded, lifecycle, optimized)),
+            artifact: Arc::new(Artifact::new(
+                key,
+                loaded,
+                lifecycle,
+                optimized,
+                self.effect_handler(graph),
+            )),
             source: CacheSource::Miss,
             reason,
             stages,
+        })
+    }
+
+    /// The effect handler of a graph's artifacts: its footprint in front of this host's
+    /// drivers, or `None` when it has no effect node.
+    fn effect_handler(&self, graph: &Graph) -> Option<Arc<dyn EffectHandler>> {
+        graph.has_effects().then(|| {
+            Arc::new(Dispatcher::new(
+                Arc::clone(&graph.footprint),
+                Arc::clone(&self.inner.services),
+            )) as Arc<dyn EffectHandler>
         })
     }
 
@@ -798,14 +819,15 @@ impl Host {
             max_effect_calls: limits.max_effect_calls,
             max_effect_bytes: limits.max_effect_bytes,
         };
-        let dispatcher: Arc<dyn EffectHandler> = Arc::new(Dispatcher::new(
-            Arc::clone(&graph.footprint),
-            Arc::clone(&self.inner.services),
-        ));
         let outcome = self
             .inner
             .runtime
-            .run(&artifact.loaded, encoded, &run_limits, Some(dispatcher))
+            .run(
+                &artifact.loaded,
+                encoded,
+                &run_limits,
+                artifact.effects.clone(),
+            )
             .await;
         if let Err(runtime::RuntimeError::Instantiate { .. }) = &outcome {
             running.artifact_failed();

@@ -41,6 +41,12 @@ pub struct KeyIngredients {
 impl KeyIngredients {
     /// The key these ingredients give.
     pub fn key(&self) -> CacheKey {
+        self.key_for(&self.graph)
+    }
+
+    /// The key of these ingredients with `graph` as the graph's hash: what a host computes on
+    /// every compile request, memory hits included, without copying its fixed ingredients.
+    pub(crate) fn key_for(&self, graph: &str) -> CacheKey {
         let mut hasher = blake3::Hasher::new();
         let mut put = |label: &str, value: &str| {
             for part in [label, value] {
@@ -49,7 +55,7 @@ impl KeyIngredients {
             }
         };
         put("layout", KEY_LAYOUT);
-        put("graph", &self.graph);
+        put("graph", graph);
         put("passes", &self.passes);
         put("target", &self.target);
         put("target_features", &self.target_features);
@@ -154,6 +160,13 @@ mod tests {
             assert_ne!(changed.key(), base, "changing {name} must change the key");
         }
         assert_eq!(sample().key(), base, "same ingredients, same key");
+        let mut other = sample();
+        other.graph = "another".into();
+        assert_eq!(
+            sample().key_for("another"),
+            other.key(),
+            "key_for is key with that graph"
+        );
     }
 
     #[test]

@@ -103,7 +103,6 @@ pub struct StageTimes {
 }
 
 /// A compiled, loaded graph: what L1 holds and requests run.
-#[derive(Debug)]
 pub(crate) struct Artifact {
     pub(crate) key: CacheKey,
     pub(crate) loaded: LoadedGraph,
@@ -115,6 +114,20 @@ pub(crate) struct Artifact {
     /// The (optimized) graph the component was generated from: its node indices are the ones
     /// the guest reports errors with.
     pub(crate) graph: crate::host::Graph,
+    /// What serves its effect calls: built once here, not per run; `None` for a graph
+    /// without effect nodes (its component imports no effect interface).
+    pub(crate) effects: Option<Arc<dyn crate::effects::EffectHandler>>,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Artifact")
+            .field("key", &self.key)
+            .field("context", &self.lifecycle.context())
+            .field("weight", &self.weight)
+            .field("effects", &self.effects.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Artifact {
@@ -124,6 +137,7 @@ impl Artifact {
         loaded: LoadedGraph,
         lifecycle: Arc<Lifecycle>,
         graph: crate::host::Graph,
+        effects: Option<Arc<dyn crate::effects::EffectHandler>>,
     ) -> Artifact {
         Artifact {
             key,
@@ -132,6 +146,7 @@ impl Artifact {
             lifecycle,
             pins: AtomicUsize::new(0),
             graph,
+            effects,
         }
     }
 
