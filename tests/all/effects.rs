@@ -195,10 +195,26 @@ const HOSTILE_SQL: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A graph running one of [`HOSTILE_SQL`] as node `q`, declaring only `orders` as read.
+fn hostile_graph(op: &str, sql: &str) -> Graph {
+    let ty = if op == "db_query" {
+        r#", "type": "i64""#
+    } else {
+        ""
+    };
+    db_graph(
+        &format!(
+            r#"{{"id": "q", "op": "{op}", "sql": {}{ty}}}"#,
+            serde_json::json!(sql)
+        ),
+        r#"{"q": "q"}"#,
+        r#"{"db": {"read": ["orders"]}}"#,
+    )
+}
+
 #[test]
 fn the_footprint_refuses_and_nothing_is_written() {
     let db = setup();
-    let read_orders = r#"{"db": {"read": ["orders"]}}"#;
     let cases = HOSTILE_SQL;
     let before = (
         db.count("orders"),
@@ -206,19 +222,7 @@ fn the_footprint_refuses_and_nothing_is_written() {
         db.count("audit_log"),
     );
     for (what, op, sql) in cases {
-        let ty = if *op == "db_query" {
-            r#", "type": "i64""#
-        } else {
-            ""
-        };
-        let g = db_graph(
-            &format!(
-                r#"{{"id": "q", "op": "{op}", "sql": {}{ty}}}"#,
-                serde_json::json!(sql)
-            ),
-            r#"{"q": "q"}"#,
-            read_orders,
-        );
+        let g = hostile_graph(op, sql);
         for (side, result) in [("wasm", db.run(&g)), ("eval", db.eval(&g))] {
             let error = result.expect_err(what);
             assert_eq!(
@@ -586,19 +590,7 @@ fn the_embedded_database_serves_the_same_graphs_under_the_same_footprint() {
     );
     let before = run(&counts).expect("counts");
     for (what, op, sql) in HOSTILE_SQL {
-        let ty = if *op == "db_query" {
-            r#", "type": "i64""#
-        } else {
-            ""
-        };
-        let g = db_graph(
-            &format!(
-                r#"{{"id": "q", "op": "{op}", "sql": {}{ty}}}"#,
-                serde_json::json!(sql)
-            ),
-            r#"{"q": "q"}"#,
-            r#"{"db": {"read": ["orders"]}}"#,
-        );
+        let g = hostile_graph(op, sql);
         let error = run(&g).expect_err(what);
         assert_eq!(error.kind, ErrorKind::FootprintDenied, "{what}: {error}");
     }

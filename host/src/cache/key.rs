@@ -96,6 +96,23 @@ impl fmt::Debug for CacheKey {
     }
 }
 
+/// A key for tests: ingredients that differ only in the graph field, set to `name`.
+#[cfg(test)]
+pub(crate) fn test_key(name: &str) -> CacheKey {
+    KeyIngredients {
+        graph: name.into(),
+        passes: String::new(),
+        target: String::new(),
+        target_features: String::new(),
+        opt_level: String::new(),
+        rustc: String::new(),
+        engine: String::new(),
+        template: String::new(),
+        codegen: String::new(),
+    }
+    .key()
+}
+
 /// Feeds a value's `std::hash::Hash` output into blake3: wasmtime exposes its engine
 /// compatibility as `impl Hash`, and its byte stream is stable for one wasmtime build.
 #[derive(Default)]

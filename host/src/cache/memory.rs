@@ -109,21 +109,9 @@ impl<V> std::fmt::Debug for MemoryCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::KeyIngredients;
 
     fn key(n: u8) -> CacheKey {
-        KeyIngredients {
-            graph: n.to_string(),
-            passes: String::new(),
-            target: String::new(),
-            target_features: String::new(),
-            opt_level: String::new(),
-            rustc: String::new(),
-            engine: String::new(),
-            template: String::new(),
-            codegen: String::new(),
-        }
-        .key()
+        crate::cache::key::test_key(&n.to_string())
     }
 
     #[test]

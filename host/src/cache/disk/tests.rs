@@ -4,21 +4,9 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use super::*;
-use crate::cache::KeyIngredients;
 
 fn key(name: &str) -> CacheKey {
-    KeyIngredients {
-        graph: name.into(),
-        passes: String::new(),
-        target: String::new(),
-        target_features: String::new(),
-        opt_level: String::new(),
-        rustc: String::new(),
-        engine: String::new(),
-        template: String::new(),
-        codegen: String::new(),
-    }
-    .key()
+    crate::cache::key::test_key(name)
 }
 
 fn open(max_bytes: u64) -> (tempfile::TempDir, DiskCache) {
