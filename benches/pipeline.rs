@@ -1,8 +1,10 @@
 //! Criterion benchmarks of the spine (results and the command in `benches/RESULTS.md`):
 //! - `cold_jit/{10,100}_nodes`: graph JSON → ready, loaded graph (codegen + rustc + Cranelift);
 //! - `instantiate_call/tiny`: a fresh instance of a ready graph, one call;
-//! - `tensor_1m/{wasm,native,eval}`: a 1M-element elementwise chain + sum, in the guest, in
-//!   hand-written native Rust with the same float rules, and in the reference interpreter;
+//! - `tensor_1m/{wasm,native,native_fused,native_fused_inlined,eval}`: a 1M-element
+//!   elementwise chain + sum, in the guest, in hand-written native Rust with the same float
+//!   rules (per op, fused by hand, fused by hand with the guest's inlined `tanhf`), and in the
+//!   reference interpreter;
 //! - `cache/{memory_hit,disk_hit}`: graph → ready instance from L1 and from L2;
 //! - `effects/{loop100_log,loop100_pure}`: 100 host calls (a `log` with a trivial runner) vs the
 //!   same loop without them: the difference / 100 is one guest → host → guest round trip;
@@ -81,6 +83,22 @@ fn host_with(memory_entries: usize, disk_dir: Option<std::path::PathBuf>) -> Hos
         ..HostConfig::default()
     })
     .expect("toolchain available")
+}
+
+/// `tensor_native_fused` with the guest's own inlinable `tanhf` (`graphjit_value::math`)
+/// instead of `libm`'s: what native code gets from the same trick the guest uses.
+fn tensor_native_fused_inlined() -> f32 {
+    let n = 1_048_576usize;
+    let scale = 0.000_001f32;
+    let mut p = [0.0f32; 8];
+    for i in 0..n {
+        let a = i as f32 * scale;
+        let b = graphjit_value::math::tanhf(a);
+        let c = if b > 0.0 { b } else { 0.0 };
+        p[i % 8] += c + a;
+    }
+    let q = [p[0] + p[4], p[1] + p[5], p[2] + p[6], p[3] + p[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 /// The same computation fused by hand: one pass, no intermediate vectors, the same element
@@ -163,6 +181,14 @@ fn benches(c: &mut Criterion) {
     );
     tensor.bench_function("native_fused", |b| {
         b.iter(|| black_box(tensor_native_fused()))
+    });
+    assert_eq!(
+        tensor_native_fused_inlined().to_bits(),
+        tensor_native().to_bits(),
+        "fused by hand with the inlinable tanhf, same bits"
+    );
+    tensor.bench_function("native_fused_inlined", |b| {
+        b.iter(|| black_box(tensor_native_fused_inlined()))
     });
     tensor.bench_function("eval", |b| {
         b.iter(|| Host::eval(&graph, &inputs, limits).expect("evaluates"))

@@ -14,6 +14,8 @@ use crate::{InvalidValue, OutOfMemory, RunError, Tensor};
 
 /// The float functions both `eval` and generated code use (never the platform's libm).
 pub use libm;
+/// The hot ones (`tanhf`, `expf`) in the inlinable form `eval` uses too: one loop, no calls.
+pub use graphjit_value::math;
 
 // ---- i64, checked ----------------------------------------------------------------------
 
@@ -102,7 +104,7 @@ pub fn relu_f32(x: f32) -> f32 {
 }
 /// `1 / (1 + e^-x)`.
 pub fn sigmoid_f32(x: f32) -> f32 {
-    1.0 / (1.0 + libm::expf(-x))
+    1.0 / (1.0 + math::expf(-x))
 }
 /// `-x`.
 pub fn neg_f32(x: f32) -> f32 {

@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub mod effects;
+pub mod math;
 
 /// The one NaN an f64 output may carry (quiet, positive, zero payload).
 pub const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;

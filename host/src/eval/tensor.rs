@@ -7,7 +7,7 @@
 //! provably below a length already checked against the shape), so a malformed tensor is
 //! `EvalError::Internal`, never a panic.
 
-use graphjit_value::{Tensor, Value};
+use graphjit_value::{Tensor, Value, math};
 
 use super::EvalError;
 use super::interp::internal;
@@ -160,16 +160,16 @@ fn unary_fn(op: UnaryOp) -> Result<fn(f32) -> f32, EvalError> {
         UnaryOp::Neg => |x| -x,
         UnaryOp::Abs => libm::fabsf,
         UnaryOp::Sqrt => libm::sqrtf,
-        UnaryOp::Exp => libm::expf,
+        UnaryOp::Exp => math::expf,
         UnaryOp::Ln => libm::logf,
         UnaryOp::Sin => libm::sinf,
         UnaryOp::Cos => libm::cosf,
-        UnaryOp::Tanh => libm::tanhf,
+        UnaryOp::Tanh => math::tanhf,
         UnaryOp::Floor => libm::floorf,
         UnaryOp::Ceil => libm::ceilf,
         // NaN, -0.0 and every x <= 0 give +0.0.
         UnaryOp::Relu => |x| if x > 0.0 { x } else { 0.0 },
-        UnaryOp::Sigmoid => |x| 1.0 / (1.0 + libm::expf(-x)),
+        UnaryOp::Sigmoid => |x| 1.0 / (1.0 + math::expf(-x)),
         UnaryOp::Not => return Err(internal("`not` of a tensor")),
     })
 }

@@ -57,7 +57,7 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     })
 }
 
-/// Softmax over the last axis, max-subtracted, with `libm::expf` (the same function the guest
+/// Softmax over the last axis, max-subtracted, with `graphjit_value::math::expf` (the same function the guest
 /// uses for `exp`).
 fn softmax(x: &Tensor) -> Result<Tensor, String> {
     let last = *x.shape.last().ok_or("softmax of a scalar")? as usize;
@@ -67,7 +67,10 @@ fn softmax(x: &Tensor) -> Result<Tensor, String> {
     let mut data = Vec::with_capacity(x.data.len());
     for row in x.data.chunks(last) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = row.iter().map(|&v| libm::expf(v - max)).collect();
+        let exps: Vec<f32> = row
+            .iter()
+            .map(|&v| graphjit_value::math::expf(v - max))
+            .collect();
         let sum: f32 = exps.iter().sum();
         data.extend(exps.iter().map(|&e| e / sum));
     }
