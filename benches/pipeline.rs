@@ -12,6 +12,8 @@
 //! - `matmul512_gpu/host_kernel_cuda`: the same kernel served by cuBLAS, only when the host's
 //!   kernel backend runs matmul on a CUDA device (`--features cuda`); otherwise it prints why
 //!   it was skipped;
+//! - `fusion/{fused,unfused}`, `fanout/{batched,sequential}`: the optimizer's targets (see
+//!   `optimizer_benches`);
 //! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
 //!   replacements every 20 ms.
 
@@ -310,19 +312,26 @@ fn loop_graph(with_log: bool) -> String {
     )
 }
 
-/// `a × b` for 512×512 matrices, in the guest (`matmul` op) or through the host kernel.
+/// `a × b` for 512×512 matrices, with the `matmul` op or through the host kernel.
 fn matmul_graph(kernel: bool) -> String {
+    square_matmul_graph(512, kernel)
+}
+
+/// `a × b` for n×n matrices (`a` = iota · 10⁻⁴, `b` = aᵀ), summed: with the `matmul` op (where
+/// it runs is the `place` pass's choice) or the `kernel` node (always the host's ndarray GEMM).
+fn square_matmul_graph(n: u32, kernel: bool) -> String {
     let op = if kernel {
         r#""op": "kernel", "kernel": "matmul""#
     } else {
         r#""op": "matmul""#
     };
+    let elements = n * n;
     format!(
         r#"{{"version": 1, "nodes": [
-            {{"id": "r", "op": "iota", "shape": [262144]}},
+            {{"id": "r", "op": "iota", "shape": [{elements}]}},
             {{"id": "k", "op": "const", "type": {{"tensor": []}}, "value": [0.0001]}},
             {{"id": "s", "op": "mul", "args": ["r", "k"]}},
-            {{"id": "a", "op": "reshape", "args": ["s"], "shape": [512, 512]}},
+            {{"id": "a", "op": "reshape", "args": ["s"], "shape": [{n}, {n}]}},
             {{"id": "b", "op": "transpose", "args": ["a"]}},
             {{"id": "c", {op}, "args": ["a", "b"]}},
             {{"id": "t", "op": "sum", "args": ["c"]}}
@@ -363,7 +372,10 @@ fn effect_benches(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("matmul512");
     group.sample_size(10);
+    // `guest` keeps the op in the guest (no `place` pass); `host_kernel` is the kernel node.
+    let unplaced = host_with_passes("fold,cse,dce,fuse,batch");
     for (name, kernel) in [("guest", false), ("host_kernel", true)] {
+        let host = if kernel { &host } else { &unplaced };
         let compiled = host
             .compile(&Graph::from_json(matmul_graph(kernel).as_bytes()).expect("parses"))
             .expect("compiles");
@@ -411,11 +423,130 @@ fn gpu_kernel_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// A host with the given passes, loopback HTTP allowed (for the local delay server).
+fn host_with_passes(passes: &str) -> Host {
+    Host::with_config(&HostConfig {
+        passes: graphjit::PassConfig::parse(passes).expect("passes"),
+        http: graphjit::HttpSettings {
+            allow_loopback: true,
+            ..graphjit::HttpSettings::default()
+        },
+        ..HostConfig::default()
+    })
+    .expect("toolchain available")
+}
+
+fn example(name: &str) -> String {
+    let path = format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The optimizer's targets (issue 4): `fusion/{fused,unfused}` runs `examples/fusion.json`
+/// (five elementwise ops over 1M f32 + a mean) with every pass and with none, and prints each
+/// one's peak guest memory; `fanout/{batched,sequential}` runs `examples/fanout.json` (eight
+/// independent GETs) against a local server that answers each after 20 ms, with and without
+/// the `batch` pass.
+fn optimizer_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let limits = RunLimits::default();
+    let inputs = BTreeMap::new();
+
+    let fusion = Graph::from_json(example("fusion.json").as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("fusion");
+    group.sample_size(20);
+    let mut outputs = Vec::new();
+    for (name, passes) in [("fused", "all"), ("unfused", "none")] {
+        let host = host_with_passes(passes);
+        let compiled = host.compile(&fusion).expect("compiles");
+        let out = rt
+            .block_on(host.run(&compiled, &inputs, limits))
+            .expect("runs");
+        eprintln!(
+            "fusion/{name}: peak guest memory {} bytes",
+            out.peak_memory_bytes
+        );
+        outputs.push(out.outputs);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &inputs, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    assert_eq!(outputs[0], outputs[1], "fused and unfused agree");
+    group.finish();
+
+    // Placement: each size in the guest (no `place` pass) and as the pass decides (`auto`);
+    // for 4×4, where it decides "guest", the `kernel` node stands in for the host path: the
+    // same call and copies, a trivial product.
+    let limits_big = RunLimits {
+        fuel: u64::MAX / 4,
+        deadline: Duration::from_secs(120),
+        ..RunLimits::default()
+    };
+    let unplaced = host_with_passes("fold,cse,dce,fuse,batch");
+    let auto = host_with_passes("all");
+    let mut group = c.benchmark_group("placement");
+    group.sample_size(10);
+    for n in [4u32, 32, 64, 128, 512] {
+        let g = Graph::from_json(square_matmul_graph(n, false).as_bytes()).expect("parses");
+        let choice = auto
+            .explain(&g)
+            .placements
+            .first()
+            .map_or("none", |p| p.choice);
+        eprintln!("placement/{n}: the model chooses {choice}");
+        for (name, host) in [("guest", &unplaced), ("auto", &auto)] {
+            let compiled = host.compile(&g).expect("compiles");
+            group.bench_function(format!("{name}_{n}"), |b| {
+                b.iter(|| {
+                    rt.block_on(host.run(&compiled, &inputs, limits_big))
+                        .expect("runs")
+                })
+            });
+        }
+    }
+    let proxy = Graph::from_json(square_matmul_graph(4, true).as_bytes()).expect("parses");
+    let compiled = auto.compile(&proxy).expect("compiles");
+    group.bench_function("kernel_call_4", |b| {
+        b.iter(|| {
+            rt.block_on(auto.run(&compiled, &inputs, limits_big))
+                .expect("runs")
+        })
+    });
+    group.finish();
+
+    let server = graphjit::testing::http_server::TestHttp::start();
+    let port = server.addr().port();
+    let fanout = example("fanout.json")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("\"port\": 8080", &format!("\"port\": {port}"));
+    let fanout = Graph::from_json(fanout.as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("fanout");
+    group.sample_size(10);
+    for (name, passes) in [("batched", "all"), ("sequential", "fold,cse,dce,fuse")] {
+        let host = host_with_passes(passes);
+        let compiled = host.compile(&fanout).expect("compiles");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &inputs, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     pipeline,
     benches,
     cache_benches,
     effect_benches,
+    optimizer_benches,
     replacement_latency,
     gpu_kernel_benches
 );

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use crate::bindings::graphjit::guest::effect_types as wit;
 use crate::bindings::graphjit::guest::types::EffectFailure;
+use crate::bindings::graphjit::guest::rounds::{self, Answer, Call};
 use crate::bindings::graphjit::guest::{db, http, kernels, log as wit_log};
 use crate::{RunError, Tensor, Value};
 pub use graphjit_value::effects::AnswerType;
@@ -60,6 +61,10 @@ fn params(node: u32, values: &[Value]) -> Result<Vec<wit::Cell>, RunError> {
 pub fn db_query(node: u32, sql: &str, values: &[Value], ty: &AnswerType) -> Result<Value, RunError> {
     let cells = params(node, values)?;
     let rows = db::query(sql, &cells).map_err(|e| failed(node, e))?;
+    rows_answer(node, rows, ty)
+}
+
+fn rows_answer(node: u32, rows: wit::Rows, ty: &AnswerType) -> Result<Value, RunError> {
     let rows = Rows {
         columns: rows.columns,
         rows: rows
@@ -75,6 +80,10 @@ pub fn db_query(node: u32, sql: &str, values: &[Value], ty: &AnswerType) -> Resu
 pub fn db_execute(node: u32, sql: &str, values: &[Value]) -> Result<i64, RunError> {
     let cells = params(node, values)?;
     let count = db::execute(sql, &cells).map_err(|e| failed(node, e))?;
+    count_answer(node, count)
+}
+
+fn count_answer(node: u32, count: u64) -> Result<i64, RunError> {
     i64::try_from(count).map_err(|_| bad_answer(node, alloc::format!("row count {count}")))
 }
 
@@ -88,23 +97,169 @@ pub fn http(
 ) -> Result<Value, RunError> {
     let body = body.map(|b| b.as_bytes().to_vec());
     let response = http::request(method, url, body.as_deref()).map_err(|e| failed(node, e))?;
-    if !(200..300).contains(&response.status) {
-        return Err(failed(node, wit::EffectError::HttpStatus(response.status)));
+    response_answer(node, response.status, &response.body, ty)
+}
+
+fn response_answer(node: u32, status: u16, body: &[u8], ty: &AnswerType) -> Result<Value, RunError> {
+    if !(200..300).contains(&status) {
+        return Err(failed(node, wit::EffectError::HttpStatus(status)));
     }
-    conv::body_to_value(&response.body, ty).map_err(|m| bad_answer(node, m))
+    conv::body_to_value(body, ty).map_err(|m| bad_answer(node, m))
 }
 
 /// `kernel`: the host's kernel `name` on `args`, checked to have shape `expected`.
 pub fn kernel(node: u32, name: &str, args: &[&Tensor], expected: &[u32]) -> Result<Tensor, RunError> {
-    let args: Vec<wit::Tensor> = args
-        .iter()
+    let out = kernels::call(name, &wit_tensors(args)).map_err(|e| failed(node, e))?;
+    conv::tensor_answer(out.shape, out.data, expected).map_err(|m| bad_answer(node, m))
+}
+
+fn wit_tensors(args: &[&Tensor]) -> Vec<wit::Tensor> {
+    args.iter()
         .map(|t| wit::Tensor {
             shape: t.shape.clone(),
             data: t.data.clone(),
         })
-        .collect();
-    let out = kernels::call(name, &args).map_err(|e| failed(node, e))?;
-    conv::tensor_answer(out.shape, out.data, expected).map_err(|m| bad_answer(node, m))
+        .collect()
+}
+
+/// A round being prepared: the effects of one stage, in canonical order, sent as one host
+/// call by [`Round::run`]. If preparing a call fails (a parameter that is no SQL value), the
+/// calls before it still go out and the failure is reported at that node, after their
+/// answers: the same error, in the same order, as one call at a time.
+pub struct Round {
+    calls: Vec<Call>,
+    failed: Option<RunError>,
+}
+
+impl Round {
+    /// An empty round.
+    pub fn new() -> Round {
+        Round {
+            calls: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn push(&mut self, call: Result<Call, RunError>) {
+        if self.failed.is_some() {
+            return;
+        }
+        match call {
+            Ok(call) => self.calls.push(call),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    /// Adds a `db_query`.
+    pub fn db_query(&mut self, node: u32, sql: &str, values: &[Value]) {
+        let call = params(node, values).map(|params| {
+            Call::Query(rounds::SqlCall {
+                sql: String::from(sql),
+                params,
+            })
+        });
+        self.push(call);
+    }
+
+    /// Adds a `db_execute`.
+    pub fn db_execute(&mut self, node: u32, sql: &str, values: &[Value]) {
+        let call = params(node, values).map(|params| {
+            Call::Execute(rounds::SqlCall {
+                sql: String::from(sql),
+                params,
+            })
+        });
+        self.push(call);
+    }
+
+    /// Adds an `http` request.
+    pub fn http(&mut self, method: &str, url: &str, body: Option<&String>) {
+        self.push(Ok(Call::Request(rounds::HttpCall {
+            method: String::from(method),
+            url: String::from(url),
+            body: body.map(|b| b.as_bytes().to_vec()),
+        })));
+    }
+
+    /// Adds a `kernel` call.
+    pub fn kernel(&mut self, name: &str, args: &[&Tensor]) {
+        self.push(Ok(Call::Kernel(rounds::KernelCall {
+            name: String::from(name),
+            args: wit_tensors(args),
+        })));
+    }
+
+    /// Sends the round: one host call, served concurrently.
+    pub fn run(self) -> Answers {
+        let results = if self.calls.is_empty() {
+            Vec::new()
+        } else {
+            rounds::run(&self.calls)
+        };
+        Answers {
+            results: results.into_iter(),
+            failed: self.failed,
+        }
+    }
+}
+
+impl Default for Round {
+    fn default() -> Round {
+        Round::new()
+    }
+}
+
+/// A round's results, taken in the order the calls were added, each turned into its node's
+/// value by the same conversions as a single call.
+pub struct Answers {
+    results: alloc::vec::IntoIter<Result<Answer, wit::EffectError>>,
+    failed: Option<RunError>,
+}
+
+impl Answers {
+    fn next(&mut self, node: u32) -> Result<Answer, RunError> {
+        match self.results.next() {
+            Some(result) => result.map_err(|e| failed(node, e)),
+            None => Err(self
+                .failed
+                .take()
+                .unwrap_or_else(|| bad_answer(node, String::from("the round has no answer for this node")))),
+        }
+    }
+
+    /// The answer of a `db_query`, as a value of type `ty`.
+    pub fn db_query(&mut self, node: u32, ty: &AnswerType) -> Result<Value, RunError> {
+        match self.next(node)? {
+            Answer::Rows(rows) => rows_answer(node, rows, ty),
+            _ => Err(bad_answer(node, String::from("expected rows"))),
+        }
+    }
+
+    /// The answer of a `db_execute`: the row count.
+    pub fn db_execute(&mut self, node: u32) -> Result<i64, RunError> {
+        match self.next(node)? {
+            Answer::Count(count) => count_answer(node, count),
+            _ => Err(bad_answer(node, String::from("expected a row count"))),
+        }
+    }
+
+    /// The answer of an `http` request, as a value of type `ty`.
+    pub fn http(&mut self, node: u32, ty: &AnswerType) -> Result<Value, RunError> {
+        match self.next(node)? {
+            Answer::Response(r) => response_answer(node, r.status, &r.body, ty),
+            _ => Err(bad_answer(node, String::from("expected a response"))),
+        }
+    }
+
+    /// The answer of a `kernel` call, checked to have shape `expected`.
+    pub fn kernel(&mut self, node: u32, expected: &[u32]) -> Result<Tensor, RunError> {
+        match self.next(node)? {
+            Answer::Tensor(t) => {
+                conv::tensor_answer(t.shape, t.data, expected).map_err(|m| bad_answer(node, m))
+            }
+            _ => Err(bad_answer(node, String::from("expected a tensor"))),
+        }
+    }
 }
 
 /// `log`: one line at `level`.

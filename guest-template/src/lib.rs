@@ -45,6 +45,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 pub mod effects;
+pub mod native;
 pub mod ops;
 mod realloc;
 

@@ -249,8 +249,11 @@ pub struct RunOutput {
     pub context: u64,
     /// The guest's linear-memory high-water mark in bytes (0 for `eval`).
     pub peak_memory_bytes: u64,
-    /// Effect calls the run made (each one a round of its own: batching is not implemented).
+    /// Effect calls the run made.
     pub effect_calls: u32,
+    /// Host calls those effects took: a round of independent effects (the `batch` pass) is
+    /// one, a single effect is one. `eval` issues every effect on its own.
+    pub effect_rounds: u32,
 }
 
 /// How a graph was made ready, and what it cost.
@@ -388,6 +391,31 @@ pub struct Explanation {
     pub passes: Vec<PassReport>,
     /// Nodes after the passes.
     pub nodes_optimized: usize,
+    /// The rounds of the optimized graph (the `batch` pass): the ids of the effects each
+    /// round sends as one host call, in canonical order.
+    pub rounds: Vec<Vec<String>>,
+    /// Where each `matmul` runs (the `place` pass), with the cost model's estimates.
+    pub placements: Vec<crate::passes::Placement>,
+}
+
+/// Every round of `graph`, region by region (outer first), as node ids.
+fn effect_rounds(graph: &graph::Graph) -> Vec<Vec<String>> {
+    let mut rounds = Vec::new();
+    let mut regions = vec![&graph.root];
+    while let Some(region) = regions.pop() {
+        for round in graph.rounds(region) {
+            rounds.push(
+                region.nodes[round]
+                    .iter()
+                    .map(|&id| graph.node(id).name.clone())
+                    .collect(),
+            );
+        }
+        for &id in region.nodes.iter().rev() {
+            regions.extend(graph.node(id).op.regions().into_iter().rev());
+        }
+    }
+    rounds
 }
 
 /// The default disk cache directory.
@@ -524,13 +552,31 @@ impl Host {
         footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
         let ingredients = self.key_ingredients(graph);
         let key = ingredients.key();
-        let (nodes_optimized, pass_reports) = match self.optimize(graph) {
-            Ok((optimized, reports)) => (optimized.inner.nodes.len(), reports),
-            Err(_) => (graph.inner.nodes.len(), Vec::new()),
+        let (nodes_optimized, pass_reports, rounds, placements) = match self.optimize(graph) {
+            Ok((optimized, reports)) => {
+                let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
+                let mut placements = crate::passes::placements(&optimized.inner);
+                if !placed {
+                    // Without the pass every matmul stays in the guest; the estimates still
+                    // show what it would have chosen.
+                    placements
+                        .iter_mut()
+                        .for_each(|p| p.choice = "guest (place is off)");
+                }
+                (
+                    optimized.inner.nodes.len(),
+                    reports,
+                    effect_rounds(&optimized.inner),
+                    placements,
+                )
+            }
+            Err(_) => (graph.inner.nodes.len(), Vec::new(), Vec::new(), Vec::new()),
         };
         Explanation {
             passes: pass_reports,
             nodes_optimized,
+            rounds,
+            placements,
             name: graph.inner.name.clone(),
             hash: graph.hash(),
             nodes: graph.inner.nodes.len(),
@@ -846,6 +892,7 @@ impl Host {
             context: artifact.lifecycle.context(),
             peak_memory_bytes: outcome.peak_memory_bytes,
             effect_calls: outcome.effect_calls,
+            effect_rounds: outcome.effect_rounds,
         })
     }
 
@@ -974,6 +1021,7 @@ impl Host {
             context: 0,
             peak_memory_bytes: 0,
             effect_calls: 0,
+            effect_rounds: 0,
         })
     }
 
@@ -1042,6 +1090,7 @@ impl Host {
                 context: 0,
                 peak_memory_bytes: 0,
                 effect_calls: calls,
+                effect_rounds: calls,
             })
         });
         task.await.map_err(|e| {

@@ -39,6 +39,7 @@ pub(crate) mod footprint;
 mod graph;
 mod host;
 mod lifecycle;
+mod native;
 mod passes;
 mod runtime;
 #[cfg(any(test, feature = "testing"))]
@@ -59,6 +60,6 @@ pub use host::{
     RunOutput, default_disk_dir,
 };
 pub use lifecycle::{DeployEvent, DeployEventKind, State, TRANSITIONS, Transition, is_legal};
-pub use passes::{Pass, PassConfig, PassReport};
+pub use passes::{Pass, PassConfig, PassReport, Placement};
 pub use values::{value_to_json, value_to_text};
 pub use verify::{CheckItem, Checklist};

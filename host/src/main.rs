@@ -94,7 +94,7 @@ struct CacheArgs {
     /// Let HTTP effects reach loopback addresses (a local test server); refused by default.
     #[arg(long)]
     allow_loopback: bool,
-    /// Optimizer passes: all (default), none, or a list such as fold,cse,dce.
+    /// Optimizer passes: all (default), none, or a list such as fold,cse,dce,fuse,batch.
     #[arg(long, value_name = "all|none|LIST", default_value = "all")]
     passes: String,
 }
@@ -352,7 +352,8 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
                     stats["cache_reason"] = json!(compiled.reason);
                     stats["context"] = json!(output.context);
                     stats["peak_memory_bytes"] = json!(output.peak_memory_bytes);
-                    stats["effect_rounds"] = json!(output.effect_calls);
+                    stats["effect_calls"] = json!(output.effect_calls);
+                    stats["effect_rounds"] = json!(output.effect_rounds);
                     stats["stages_ms"] = json!({
                         "key": ms(stages.key),
                         "codegen": ms(stages.codegen),
@@ -460,6 +461,21 @@ fn explain(args: &ExplainArgs) -> Result<(), Error> {
             report.nodes_before,
             report.nodes_after
         );
+    }
+    if !e.placements.is_empty() {
+        println!("placement (matmul: guest or native host, estimated time with copies)");
+        for p in &e.placements {
+            println!(
+                "  {:<12} {}×{}×{}  guest {:.1} µs, host {:.1} µs → {}",
+                p.node, p.dims[0], p.dims[1], p.dims[2], p.guest_us, p.host_us, p.choice
+            );
+        }
+    }
+    if !e.rounds.is_empty() {
+        println!("rounds (independent effects sent as one host call, served concurrently)");
+        for round in &e.rounds {
+            println!("  {}", round.join(", "));
+        }
     }
     println!("cache");
     println!("  key      {}", e.key);

@@ -227,3 +227,39 @@ fn fused_elementwise_dags_agree_with_eval() {
         );
     }
 }
+
+/// A matmul the `place` pass sends to the host gives the guest op's bits (the host kernel sums
+/// each element in the defined order), and one it keeps in the guest does too.
+#[test]
+fn placed_matmul_agrees_with_eval_bit_for_bit() {
+    let product = |m: u32, k: u32, n: u32| {
+        graph(&format!(
+            r#"{{"version": 1, "nodes": [
+                {{"id": "ra", "op": "iota", "shape": [{ak}]}},
+                {{"id": "rb", "op": "iota", "shape": [{bk}]}},
+                {{"id": "a", "op": "sin", "args": ["ra"]}},
+                {{"id": "b0", "op": "cos", "args": ["rb"]}},
+                {{"id": "am", "op": "reshape", "args": ["a"], "shape": [{m}, {k}]}},
+                {{"id": "bm", "op": "reshape", "args": ["b0"], "shape": [{k}, {n}]}},
+                {{"id": "c", "op": "matmul", "args": ["am", "bm"]}}
+            ], "outputs": {{"c": "c"}}}}"#,
+            ak = m * k,
+            bk = k * n
+        ))
+    };
+    for ((m, k, n), choice) in [((96, 80, 72), "host"), ((4, 4, 4), "guest")] {
+        let g = product(m, k, n);
+        let placed = crate::support::host().explain(&g).placements;
+        assert_eq!(placed.len(), 1);
+        assert_eq!(placed[0].choice, choice, "{m}×{k}×{n}: {placed:?}");
+        let bits = |out: &RunOutput| -> Vec<u32> {
+            match values(out).as_slice() {
+                [graphjit::Value::Tensor(t)] => t.data.iter().map(|x| x.to_bits()).collect(),
+                other => panic!("one tensor, not {other:?}"),
+            }
+        };
+        let wasm = run_with(&compile(&g), RunLimits::default()).expect("runs");
+        let reference = eval_with(&g, RunLimits::default()).expect("evaluates");
+        assert_eq!(bits(&wasm), bits(&reference), "{m}×{k}×{n}: same bits");
+    }
+}

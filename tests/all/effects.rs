@@ -120,6 +120,58 @@ fn queries_and_writes_agree_between_wasm_and_eval() {
     assert_eq!(db.count("audit_log"), 2);
 }
 
+#[test]
+fn a_round_of_reads_shares_one_transaction_and_each_read_keeps_its_own_error() {
+    let db = setup();
+    // `a`, `b`, `c` and `w` are independent: one round. The reads are pipelined in one
+    // read-only transaction; the write runs in its own.
+    let round = |c_sql: &str| {
+        db_graph(
+            &format!(
+                r#"{{"id": "a", "op": "db_query", "sql": "SELECT count(*) FROM orders", "type": "i64"}},
+                   {{"id": "b", "op": "db_query", "sql": "SELECT max(total) FROM orders", "type": "i64"}},
+                   {{"id": "c", "op": "db_query", "sql": "{c_sql}", "type": "i64"}},
+                   {{"id": "w", "op": "db_execute", "sql": "INSERT INTO audit_log (msg) VALUES ('round')"}}"#
+            ),
+            r#"{"a": "a", "b": "b", "c": "c", "w": "w"}"#,
+            r#"{"db": {"read": ["orders", "audit_log"], "write": ["audit_log"]}}"#,
+        )
+    };
+    let good = round("SELECT min(total) FROM orders");
+    let compiled = db.host.compile(&good).expect("compiles");
+    let out = block_on(
+        db.host
+            .run(&compiled, &BTreeMap::new(), RunLimits::default()),
+    )
+    .expect("runs");
+    assert_eq!((out.effect_calls, out.effect_rounds), (4, 1), "one round");
+    let values: Vec<&Value> = out.outputs.iter().map(|(_, v)| v).collect();
+    assert_eq!(
+        values,
+        [
+            &Value::I64(3),
+            &Value::I64(300),
+            &Value::I64(80),
+            &Value::I64(1)
+        ]
+    );
+    assert_eq!(db.count("audit_log"), 1, "the write of the round committed");
+
+    // The last read fails on the server: the pipelined transaction is aborted, so `a` and `b`
+    // run again on their own; the run ends with `c`'s own error, not another's.
+    let bad = round("SELECT no_such_column FROM orders");
+    let error = db.run(&bad).expect_err("undefined column");
+    assert_eq!(error.node.as_deref(), Some("c"), "{error}");
+    assert!(
+        matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "syntax"),
+        "{error}"
+    );
+    assert_eq!(
+        db.eval(&bad).expect_err("eval too").node.as_deref(),
+        Some("c")
+    );
+}
+
 /// SQL the footprint `{"db": {"read": ["orders"]}}` must refuse: `(what, op, sql)`.
 const HOSTILE_SQL: &[(&str, &str, &str)] = &[
     (
@@ -528,6 +580,115 @@ mod http {
         let error = run(&open, &fetch(&server, &to, "/redirect")).expect_err("redirect");
         assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
         assert_eq!(server.requests(), 1);
+    }
+
+    /// `examples/fanout.json` (8 independent requests to `/delay/20`) aimed at `server`.
+    fn fanout(server: &TestHttp) -> Graph {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fanout.json");
+        let text = std::fs::read_to_string(path).expect("the example exists");
+        let port = server.addr().port().to_string();
+        graph(
+            &text
+                .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+                .replace("\"port\": 8080", &format!("\"port\": {port}")),
+        )
+    }
+
+    fn host_with_passes(passes: &str) -> Host {
+        Host::with_config(&HostConfig {
+            http: HttpSettings {
+                allow_loopback: true,
+                ..HttpSettings::default()
+            },
+            passes: graphjit::PassConfig::parse(passes).expect("passes"),
+            ..memory_only()
+        })
+        .expect("host")
+    }
+
+    #[test]
+    fn independent_requests_go_out_as_one_concurrent_round() {
+        let server = TestHttp::start();
+        let g = fanout(&server);
+        let batched = host_with_passes("all");
+        assert_eq!(
+            batched.explain(&g).rounds,
+            [["a", "b", "c", "d", "e", "f", "g", "h"]],
+            "explain shows the round"
+        );
+        let compiled = batched.compile(&g).expect("compiles");
+        let out =
+            block_on(batched.run(&compiled, &BTreeMap::new(), RunLimits::default())).expect("runs");
+        assert_eq!(
+            (out.effect_calls, out.effect_rounds),
+            (8, 1),
+            "one round of 8"
+        );
+        assert!(
+            server.most_concurrent_delays() >= 2,
+            "the server saw the requests overlap (at most {} at once)",
+            server.most_concurrent_delays()
+        );
+        assert_eq!(
+            out.outputs,
+            eval(&batched, &g).expect("evaluates"),
+            "wasm == eval"
+        );
+
+        let server = TestHttp::start();
+        let g = fanout(&server);
+        let sequential = host_with_passes("fold,cse,dce,fuse");
+        let compiled = sequential.compile(&g).expect("compiles");
+        let one_by_one =
+            block_on(sequential.run(&compiled, &BTreeMap::new(), RunLimits::default()))
+                .expect("runs");
+        assert_eq!((one_by_one.effect_calls, one_by_one.effect_rounds), (8, 8));
+        assert_eq!(
+            server.most_concurrent_delays(),
+            1,
+            "without batching, one at a time"
+        );
+        assert_eq!(
+            one_by_one.outputs, out.outputs,
+            "the same answers either way"
+        );
+    }
+
+    #[test]
+    fn a_round_ends_with_the_first_failure_in_canonical_order() {
+        let server = TestHttp::start();
+        let port = server.addr().port();
+        // `a` is denied (outside the prefix), `b` answers 500, `c` is fine: all three are one
+        // round; the run ends with `a`'s error whatever finished first, as one at a time.
+        let nodes = |a: &str| {
+            format!(
+                r#"{{"version": 1, "nodes": [
+                    {{"id": "a", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}{a}"}},
+                    {{"id": "b", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}/status/500"}},
+                    {{"id": "c", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}/delay/1"}}
+                ], "outputs": {{"a": "a", "b": "b", "c": "c"}},
+                "footprint": {{"http": [
+                    {{"method": "GET", "scheme": "http", "host": "127.0.0.1", "port": {port}, "path_prefix": "/status"}},
+                    {{"method": "GET", "scheme": "http", "host": "127.0.0.1", "port": {port}, "path_prefix": "/delay"}}]}}}}"#
+            )
+        };
+        for passes in ["all", "none"] {
+            let host = host_with_passes(passes);
+            let denied = graph(&nodes("/json"));
+            let error = run(&host, &denied).expect_err("denied");
+            assert_eq!(error.kind, ErrorKind::FootprintDenied, "{passes}: {error}");
+            assert_eq!(error.node.as_deref(), Some("a"), "{passes}: {error}");
+            let eval_error = eval(&host, &denied).expect_err("denied");
+            assert_eq!(eval_error.node.as_deref(), Some("a"), "{passes}");
+
+            let status = graph(&nodes("/delay/2"));
+            let error = run(&host, &status).expect_err("500");
+            assert!(
+                matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "http_status"),
+                "{passes}: {error}"
+            );
+            assert_eq!(error.node.as_deref(), Some("b"), "{passes}: {error}");
+        }
     }
 
     #[test]

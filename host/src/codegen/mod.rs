@@ -13,11 +13,12 @@
 
 mod literal;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::graph::{
-    AnswerType, BinaryOp, CompareOp, Const, FusedStep, Graph, NodeId, Op, ReduceOp, Region, Type,
-    UnaryOp,
+    AnswerType, BinaryOp, CompareOp, Const, FusedStep, Graph, Node, NodeId, Op, ReduceOp, Region,
+    Type, UnaryOp,
 };
 use literal::{f64_literal, rust_type, shape_literal, str_literal};
 
@@ -50,6 +51,8 @@ struct Generator<'g> {
     indent: usize,
     current: Option<NodeId>,
     loop_depth: usize,
+    /// Effect nodes sent in a round, and the variable holding that round's answers.
+    round_of: BTreeMap<NodeId, String>,
 }
 
 impl<'g> Generator<'g> {
@@ -69,6 +72,7 @@ impl<'g> Generator<'g> {
             indent: 0,
             current: None,
             loop_depth: 0,
+            round_of: BTreeMap::new(),
         }
     }
 
@@ -161,11 +165,74 @@ impl<'g> Generator<'g> {
     }
 
     fn region_body(&mut self, region: &Region) {
-        for &id in &region.nodes {
+        let rounds = self.graph.rounds(region);
+        for (position, &id) in region.nodes.iter().enumerate() {
+            if let Some(round) = rounds.iter().find(|r| r.start == position) {
+                self.round(&region.nodes[round.clone()], region);
+            }
             if self.demanded[id.index()] {
                 self.node(id, region);
             }
         }
+    }
+
+    /// Prepares and sends one round (effects of one stage, canonical order); each member node
+    /// then takes its answer where it stands (`node`).
+    fn round(&mut self, members: &[NodeId], region: &Region) {
+        let graph = self.graph;
+        let name = format!("round{}", members.first().map_or(0, |m| m.0));
+        self.current = members.first().copied();
+        self.line(&format!(
+            "// {name}: {} effects sent as one round",
+            members.len()
+        ));
+        self.line(&format!("let mut {name} = rt::effects::Round::new();"));
+        let here = |a: NodeId| region.nodes.contains(&a) || region.params.contains(&a);
+        for &id in members {
+            let node = graph.node(id);
+            let at = id.0;
+            let call = match &node.op {
+                Op::DbQuery { sql, .. } => format!(
+                    "{name}.db_query({at}, {}, &[{}]);",
+                    str_literal(sql),
+                    self.values(&node.args, &here)
+                ),
+                Op::DbExecute { sql } => format!(
+                    "{name}.db_execute({at}, {}, &[{}]);",
+                    str_literal(sql),
+                    self.values(&node.args, &here)
+                ),
+                Op::Http { method, url, .. } => format!(
+                    "{name}.http({}, {}, {});",
+                    str_literal(method),
+                    str_literal(url),
+                    self.body_arg(node)
+                ),
+                Op::Kernel { name: kernel } => format!(
+                    "{name}.kernel({}, &[{}]);",
+                    str_literal(kernel),
+                    self.tensor_refs(&node.args)
+                ),
+                _ => "compile_error!(\"not a round effect\");".to_string(),
+            };
+            self.line(&call);
+            self.round_of.insert(id, name.clone());
+        }
+        self.line(&format!("let mut {name} = {name}.run();"));
+    }
+
+    /// `Some(&body)` / `None` for an `http` node.
+    fn body_arg(&self, node: &Node) -> String {
+        node.args.first().map_or_else(
+            || "None".to_string(),
+            |&b| format!("Some(&{})", self.var(b)),
+        )
+    }
+
+    /// `&a, &b, …` for tensor arguments.
+    fn tensor_refs(&self, args: &[NodeId]) -> String {
+        let refs: Vec<String> = args.iter().map(|&x| format!("&{}", self.var(x))).collect();
+        refs.join(", ")
     }
 
     fn binding(&self, id: NodeId) -> String {
@@ -281,6 +348,7 @@ impl<'g> Generator<'g> {
             ),
             Op::Transpose => format!("rt::ops::transpose(&{}, {at})?", a(0)),
             Op::MatMul => format!("rt::ops::matmul(&{}, &{}, {at})?", a(0), a(1)),
+            Op::NativeMatMul => format!("rt::native::matmul(&{}, &{}, {at})?", a(0), a(1)),
             Op::Reduce(op) => {
                 let f = match op {
                     ReduceOp::Sum => "sum",
@@ -302,6 +370,28 @@ impl<'g> Generator<'g> {
                 Some(Type::I64) => format!("rt::ops::i64_to_string({})", a(0)),
                 _ => format!("rt::ops::f64_to_string({})", a(0)),
             },
+            Op::DbQuery { answer, .. } if self.round_of.contains_key(&id) => format!(
+                "rt::effects::{}({}.db_query({at}, &{})?, {at})?",
+                answer_extractor(&node.ty),
+                self.round_of[&id],
+                answer_literal(answer),
+            ),
+            Op::DbExecute { .. } if self.round_of.contains_key(&id) => {
+                format!("{}.db_execute({at})?", self.round_of[&id])
+            }
+            Op::Http { answer, .. } if self.round_of.contains_key(&id) => format!(
+                "rt::effects::{}({}.http({at}, &{})?, {at})?",
+                answer_extractor(&node.ty),
+                self.round_of[&id],
+                answer_literal(answer),
+            ),
+            Op::Kernel { .. } if self.round_of.contains_key(&id) => {
+                let shape = match &node.ty {
+                    Type::Tensor(shape) => shape_literal(shape),
+                    _ => "[]".to_string(),
+                };
+                format!("{}.kernel({at}, &{shape})?", self.round_of[&id])
+            }
             Op::DbQuery { sql, answer } => format!(
                 "rt::effects::{}(rt::effects::db_query({at}, {}, &[{}], &{})?, {at})?",
                 answer_extractor(&node.ty),
@@ -319,10 +409,7 @@ impl<'g> Generator<'g> {
                 url,
                 answer,
             } => {
-                let body = node.args.first().map_or_else(
-                    || "None".to_string(),
-                    |&b| format!("Some(&{})", self.var(b)),
-                );
+                let body = self.body_arg(node);
                 format!(
                     "rt::effects::{}(rt::effects::http({at}, {}, {}, {body}, &{})?, {at})?",
                     answer_extractor(&node.ty),
@@ -332,11 +419,6 @@ impl<'g> Generator<'g> {
                 )
             }
             Op::Kernel { name } => {
-                let args: Vec<String> = node
-                    .args
-                    .iter()
-                    .map(|&x| format!("&{}", self.var(x)))
-                    .collect();
                 let shape = match &node.ty {
                     Type::Tensor(shape) => shape_literal(shape),
                     _ => "[]".to_string(),
@@ -344,7 +426,7 @@ impl<'g> Generator<'g> {
                 format!(
                     "rt::effects::kernel({at}, {}, &[{}], &{shape})?",
                     str_literal(name),
-                    args.join(", ")
+                    self.tensor_refs(&node.args)
                 )
             }
             Op::Fused { steps, reduce } => {

@@ -120,9 +120,21 @@ impl EffectError {
 pub(crate) type EffectFuture<'a> =
     Pin<Box<dyn Future<Output = Result<EffectAnswer, EffectError>> + Send + 'a>>;
 
+/// A boxed future of a round's answers, in the calls' order.
+pub(crate) type RoundFuture<'a> =
+    Pin<Box<dyn Future<Output = Vec<Result<EffectAnswer, EffectError>>> + Send + 'a>>;
+
 /// Serves effect calls. `timeout` is what remains of the run's deadline: the handler must
 /// answer (or fail with [`EffectError::Timeout`]) within it.
 pub(crate) trait EffectHandler: Send + Sync {
     /// Checks and serves one call.
     fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_>;
+
+    /// Checks and serves independent calls concurrently (a round); one answer per call, in
+    /// order. By default, every call at once through [`EffectHandler::call`].
+    fn call_round(&self, calls: Vec<EffectCall>, timeout: Duration) -> RoundFuture<'_> {
+        let each: Vec<EffectFuture<'_>> =
+            calls.into_iter().map(|c| self.call(c, timeout)).collect();
+        Box::pin(futures_util::future::join_all(each))
+    }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use graphjit_value::effects::{Cell, Rows};
 
-use super::call::{EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler};
+use super::call::{
+    EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler, RoundFuture,
+};
 use super::db::{self, Access, DbError, PostgresRunner};
 use super::http::HttpRunner;
 use super::kernels::Kernels;
@@ -144,6 +146,82 @@ impl EffectHandler for Dispatcher {
     fn call(&self, call: EffectCall, timeout: Duration) -> EffectFuture<'_> {
         Box::pin(self.serve(call, timeout))
     }
+
+    /// A round: each call passes its interface's footprint check (a round is one import for
+    /// several interfaces), then every call runs at once. PostgreSQL reads of the round share
+    /// one connection and one read-only transaction, pipelined.
+    fn call_round(&self, calls: Vec<EffectCall>, timeout: Duration) -> RoundFuture<'_> {
+        Box::pin(self.serve_round(calls, timeout))
+    }
+}
+
+impl Dispatcher {
+    async fn serve_round(
+        &self,
+        calls: Vec<EffectCall>,
+        timeout: Duration,
+    ) -> Vec<Result<EffectAnswer, EffectError>> {
+        let mut results: Vec<Option<Result<EffectAnswer, EffectError>>> = vec![None; calls.len()];
+        let mut reads: Vec<(usize, String, Vec<db::Param>)> = Vec::new();
+        let mut others = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            let interface = match &call {
+                EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => "db",
+                EffectCall::Http { .. } => "http",
+                EffectCall::Kernel { .. } => "kernels",
+                EffectCall::Log { .. } => "log",
+            };
+            if !allows(&self.footprint, interface) {
+                results[i] = Some(Err(EffectError::FootprintDenied(format!(
+                    "the footprint allows no {interface} effects; fix: declare them in \"footprint\""
+                ))));
+                continue;
+            }
+            if let EffectCall::DbQuery { sql, params } = &call {
+                if let Ok((DbService::Postgres(_), Access::ReadOnly)) = self.db(sql) {
+                    reads.push((i, sql.clone(), to_params(params.clone())));
+                    continue;
+                }
+            }
+            others.push((i, call));
+        }
+        let pipelined = async {
+            let Some(DbService::Postgres(runner)) = self.services.db.get() else {
+                return Vec::new();
+            };
+            if reads.len() < 2 {
+                let each = reads
+                    .iter()
+                    .map(|(_, sql, params)| runner.query(sql, params, Access::ReadOnly, timeout));
+                return futures_util::future::join_all(each).await;
+            }
+            let statements: Vec<(String, Vec<db::Param>)> = reads
+                .iter()
+                .map(|(_, sql, params)| (sql.clone(), params.clone()))
+                .collect();
+            runner.query_round(&statements, timeout).await
+        };
+        let rest = futures_util::future::join_all(
+            others
+                .into_iter()
+                .map(|(_, call)| self.serve(call, timeout)),
+        );
+        let (read_rows, rest_answers) = futures_util::future::join(pipelined, rest).await;
+        for ((i, _, _), rows) in reads.iter().zip(read_rows) {
+            results[*i] = Some(
+                rows.map(|r| EffectAnswer::Rows(from_db_rows(r)))
+                    .map_err(classify_db),
+            );
+        }
+        let mut rest_answers = rest_answers.into_iter();
+        for slot in results.iter_mut().filter(|s| s.is_none()) {
+            *slot = rest_answers.next();
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EffectError::Other("no answer".into()))))
+            .collect()
+    }
 }
 
 /// Whether a graph with `footprint` may import `interface` (the link-time check).
@@ -154,6 +232,11 @@ pub(crate) fn allows(footprint: &Footprint, interface: &str) -> bool {
         "kernels" => !footprint.kernels.is_empty(),
         // A log line changes nothing outside the run, and it is bounded.
         "log" => true,
+        // Rounds carry db, http and kernel calls (never a log line); each call is checked
+        // against its own interface when served (`Dispatcher::call_round`).
+        "rounds" => {
+            allows(footprint, "db") || allows(footprint, "http") || allows(footprint, "kernels")
+        }
         _ => false,
     }
 }

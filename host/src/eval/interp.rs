@@ -363,6 +363,7 @@ fn is_tensor_op(op: &Op, args: &[&Value]) -> bool {
             | Op::Reshape { .. }
             | Op::Transpose
             | Op::MatMul
+            | Op::NativeMatMul
             | Op::Reduce(_)
             | Op::ToTensor
     ) || args.iter().any(|a| matches!(a, Value::Tensor(_)))
@@ -382,7 +383,7 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
             .ok_or_else(|| internal(format!("{id:?} is not a node")))
     };
     let work = match &node.op {
-        Op::MatMul => match (arg_type(0)?, arg_type(1)?) {
+        Op::MatMul | Op::NativeMatMul => match (arg_type(0)?, arg_type(1)?) {
             (Type::Tensor(a), Type::Tensor(b)) => match (a.as_slice(), b.as_slice()) {
                 (&[m, k], &[_, n]) => u64::from(m)
                     .saturating_mul(u64::from(k))

@@ -33,7 +33,7 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
             tensor(shape, a.data.clone())
         }
         (Op::Transpose, [Value::Tensor(a)]) => transpose(a)?,
-        (Op::MatMul, [Value::Tensor(a), Value::Tensor(b)]) => matmul(a, b)?,
+        (Op::MatMul | Op::NativeMatMul, [Value::Tensor(a), Value::Tensor(b)]) => matmul(a, b)?,
         (Op::Reduce(r), [Value::Tensor(a)]) => tensor(&[], vec![reduce(*r, &a.data)]),
         (Op::ToTensor, [Value::F64(x)]) => tensor(&[], vec![*x as f32]),
         (Op::ToF64, [Value::Tensor(a)]) => {

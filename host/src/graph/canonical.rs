@@ -153,6 +153,7 @@ impl Encoder {
             | Op::Sequence
             | Op::Transpose
             | Op::MatMul
+            | Op::NativeMatMul
             | Op::Reduce(_)
             | Op::ToF64
             | Op::ToI64

@@ -134,6 +134,7 @@ impl<'l> Lowering<'l> {
             outputs: json.outputs.into_keys().collect(),
             limits,
             footprint,
+            batch_effects: false,
         };
         debug_assert_eq!(graph.check_invariants(), Ok(()));
         Ok(graph)
@@ -843,9 +844,70 @@ fn free_names<'a>(region: &'a RegionJson, out: &mut BTreeSet<&'a str>) {
     out.extend(used.into_iter().filter(|n| !defined.contains(n)));
 }
 
-/// Canonical order of a region's nodes: topological over dependencies between them, ties
-/// broken by id. Returns indices into `nodes`.
+/// Canonical order of a region's nodes: topological over dependencies between them, in
+/// *stages*, ties broken by id. Returns indices into `nodes`.
+///
+/// A node's effect level is the number of effects on the longest dependency path that ends
+/// at it, itself included (an `if`/`loop` whose regions hold effects counts as one). Effects
+/// of level `L` run in stage `2L − 1`, other nodes of level `L` in stage `2L`: first every pure
+/// node that needs no effect, then every effect that needs nothing else, then what needs
+/// those, and so on. The effects of one stage never depend on one another and sit side by
+/// side in the order, which is what lets the `batch` pass send them as one round (seed 3.2,
+/// Haxl's rounds); both engines follow this one order, so which error a run ends with does not
+/// depend on whether a round ran concurrently.
 fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
+    let (topo, dependencies) = topological_order(nodes)?;
+    let effect_like: Vec<bool> = nodes.iter().map(has_effects).collect();
+    let mut level = vec![0usize; nodes.len()];
+    for &i in &topo {
+        let before = dependencies[i].iter().map(|&d| level[d]).max().unwrap_or(0);
+        level[i] = before + usize::from(effect_like[i]);
+    }
+    let stage = |i: usize| {
+        if effect_like[i] {
+            2 * level[i] - 1
+        } else {
+            2 * level[i]
+        }
+    };
+    let mut waiting_on: Vec<usize> = dependencies.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, deps) in dependencies.iter().enumerate() {
+        for &d in deps {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if waiting_on[i] == 0 {
+            ready.insert((stage(i), &node.id), i);
+        }
+    }
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some((_, i)) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.insert((stage(d), &nodes[d].id), d);
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// Whether a node is an effect, or holds one in its regions (at any depth).
+fn has_effects(node: &NodeJson) -> bool {
+    const EFFECTS: [&str; 5] = ["db_query", "db_execute", "http", "kernel", "log"];
+    EFFECTS.contains(&node.op.as_str())
+        || node
+            .regions()
+            .any(|(_, region)| region.nodes.iter().any(has_effects))
+}
+
+/// A topological order of a region's nodes (ties by id) and, per node, the indices of the
+/// nodes of this region it depends on (deduplicated); a cycle is an error naming a node on it.
+fn topological_order(nodes: &[NodeJson]) -> Result<(Vec<usize>, Vec<Vec<usize>>), GraphError> {
     let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
@@ -853,6 +915,7 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
         .collect();
     let mut waiting_on = vec![0usize; nodes.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut dependencies: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
         let mut deps: BTreeSet<&str> = node
             .args
@@ -876,6 +939,7 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
                 }
                 waiting_on[i] += 1;
                 dependents[d].push(i);
+                dependencies[i].push(d);
             }
         }
     }
@@ -910,7 +974,7 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
         )
         .at(stuck));
     }
-    Ok(order)
+    Ok((order, dependencies))
 }
 
 /// Levels a `log` node may use.
@@ -974,4 +1038,43 @@ fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{Graph, Limits, parse};
+
+    fn names(graph: &Graph) -> Vec<&str> {
+        graph
+            .root
+            .nodes
+            .iter()
+            .map(|&id| graph.node(id).name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn canonical_order_runs_in_stages_and_a_stages_effects_sit_together() {
+        let json = r#"{"version": 1, "nodes": [
+            {"id": "a", "op": "db_query", "sql": "SELECT 1", "type": "i64"},
+            {"id": "b", "op": "add", "args": ["a", "one"]},
+            {"id": "c", "op": "db_query", "sql": "SELECT $1", "args": ["b"], "type": "i64"},
+            {"id": "d", "op": "db_query", "sql": "SELECT 2", "type": "i64"},
+            {"id": "e", "op": "log", "args": ["one"], "after": ["d"]},
+            {"id": "one", "op": "const", "value": 1},
+            {"id": "z", "op": "mul", "args": ["one", "one"]}
+        ], "outputs": {"c": "c", "z": "z", "e": "e"}, "footprint": {"db": {"read": []}}}"#;
+        let mut graph = parse(json.as_bytes(), &Limits::default()).expect("parses");
+        // Stage 0: what needs no effect (`one`, `z`, though `z` sorts after every effect id);
+        // stage 1: the effects that need nothing else (`a`, `d`); stage 2: `b`; stage 3: what
+        // needs a stage-1 effect (`c` through `b`, `e` after `d`).
+        assert_eq!(names(&graph), ["one", "z", "a", "d", "b", "c", "e"]);
+        assert!(
+            graph.rounds(&graph.root).is_empty(),
+            "no rounds until batched"
+        );
+        graph.batch_effects = true;
+        // `a` and `d` are one round; `c` and `e` are one stage, but a log is never batched.
+        assert_eq!(graph.rounds(&graph.root), [2..4]);
+    }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Graph {
     pub(crate) limits: GraphLimits,
     /// What the graph's effects may touch; everything else is refused.
     pub(crate) footprint: Footprint,
+    /// Whether adjacent independent effects go out as one round (set by the `batch` pass;
+    /// see [`Graph::rounds`]). Changes how effects are issued, never what a run computes.
+    pub(crate) batch_effects: bool,
 }
 
 /// Run limits written in the graph itself.
@@ -165,6 +168,9 @@ pub(crate) enum Op {
     /// Swaps the two axes of a matrix.
     Transpose,
     MatMul,
+    /// `matmul` placed in the host by the `place` pass: the same product, bit for bit (the
+    /// same per-element summation order), computed natively. Never written in JSON.
+    NativeMatMul,
     Reduce(ReduceOp),
     /// `i64 → f64` (round to nearest), or a one-element tensor's element.
     ToF64,
@@ -338,6 +344,40 @@ impl Graph {
         demanded
     }
 
+    /// The rounds of `region` when the graph batches effects: maximal runs of two or more
+    /// effect nodes adjacent in canonical order, none depending on another, as ranges of
+    /// positions in `region.nodes`. Canonical order puts the effects of one stage side by side
+    /// (graph/lower.rs), so a run is a stage's effects. Empty when the graph does not batch.
+    pub(crate) fn rounds(&self, region: &Region) -> Vec<std::ops::Range<usize>> {
+        let mut rounds = Vec::new();
+        if !self.batch_effects {
+            return rounds;
+        }
+        let mut start = 0;
+        while start < region.nodes.len() {
+            let mut end = start;
+            while end < region.nodes.len() {
+                let node = self.node(region.nodes[end]);
+                // A log line is never batched: it is cheap, and keeping it a single call keeps
+                // `rounds` an import only graphs with a real footprint have.
+                let joins = node.op.is_effect()
+                    && !matches!(node.op, Op::Log { .. })
+                    && !node
+                        .dependencies()
+                        .any(|d| region.nodes[start..end].contains(&d));
+                if !joins {
+                    break;
+                }
+                end += 1;
+            }
+            if end - start >= 2 {
+                rounds.push(start..end);
+            }
+            start = end.max(start + 1);
+        }
+        rounds
+    }
+
     /// Structural checks that every pass must preserve; `Err` names the first violation.
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         let mut defined = vec![false; self.nodes.len()];
@@ -425,6 +465,7 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::Transpose => "transpose",
             Op::MatMul => "matmul",
+            Op::NativeMatMul => "native_matmul",
             Op::Reduce(op) => op.name(),
             Op::ToF64 => "to_f64",
             Op::ToI64 => "to_i64",

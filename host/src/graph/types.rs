@@ -158,7 +158,7 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             [Tensor(s)] if s.len() == 2 => Ok(Tensor(vec![s[1], s[0]])),
             [t] => Err(format!("`transpose` needs a 2-D tensor, got {t}")),
         },
-        Op::MatMul => match arity::<2>(op, args)? {
+        Op::MatMul | Op::NativeMatMul => match arity::<2>(op, args)? {
             [Tensor(a), Tensor(b)] if a.len() == 2 && b.len() == 2 && a[1] == b[0] => {
                 Ok(Tensor(vec![a[0], b[1]]))
             }

@@ -86,5 +86,6 @@ pub(super) fn rebuild(graph: &Graph, remove: &[bool], replace: &[Option<NodeId>]
         outputs: graph.outputs.clone(),
         limits: graph.limits,
         footprint: graph.footprint.clone(),
+        batch_effects: graph.batch_effects,
     }
 }

@@ -3,8 +3,10 @@
 //! order and checks the graph's invariants after each.
 //!
 //! Implemented: constant folding (`fold`), common subexpression elimination (`cse`), dead code
-//! elimination (`dce`), fusion of elementwise tensor chains (`fuse`). Vectorization, memory
-//! planning, placement, batching and map→reduce fusion are not yet here (issue 4).
+//! elimination (`dce`), fusion of elementwise tensor chains and of a chain into its reduction
+//! (`fuse`), placement of `matmul` in the guest or the host by a cost model (`place`), batching
+//! of independent effects into rounds (`batch`). Vectorization (beyond LLVM's simd128
+//! auto-vectorization of the generated loops) and memory planning are not yet here (issue 4).
 //!
 //! Invariants:
 //! - Preservation: for every pass `p` and graph `g`, `eval(p(g)) == eval(g)` — outputs and
@@ -18,6 +20,7 @@
 
 mod compact;
 mod fuse;
+mod place;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +30,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::graph::{Const, Graph, NodeId, Op, Region, Type};
+pub use place::Placement;
+pub(crate) use place::decisions as placements;
 
 /// One pass, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -40,11 +45,22 @@ pub enum Pass {
     Cse,
     /// Fusion: chains of elementwise tensor ops become one loop, without intermediate tensors.
     Fuse,
+    /// Batching: the effects of one stage go out as one round and run concurrently.
+    Batch,
+    /// Placement: each `matmul` in the guest or natively in the host, by a cost model.
+    Place,
 }
 
 impl Pass {
     /// Every pass, in pipeline order.
-    pub const ALL: [Pass; 4] = [Pass::Fold, Pass::Cse, Pass::Dce, Pass::Fuse];
+    pub const ALL: [Pass; 6] = [
+        Pass::Fold,
+        Pass::Cse,
+        Pass::Dce,
+        Pass::Fuse,
+        Pass::Place,
+        Pass::Batch,
+    ];
 
     /// The name used by `--passes`.
     pub fn name(self) -> &'static str {
@@ -53,6 +69,8 @@ impl Pass {
             Pass::Fold => "fold",
             Pass::Cse => "cse",
             Pass::Fuse => "fuse",
+            Pass::Batch => "batch",
+            Pass::Place => "place",
         }
     }
 }
@@ -148,6 +166,8 @@ pub(crate) fn optimize(
             Pass::Fold => fold(&current),
             Pass::Cse => cse(&current),
             Pass::Fuse => fuse::fuse(&current),
+            Pass::Batch => batch(&current),
+            Pass::Place => place::place(&current),
         };
         next.check_invariants()
             .map_err(|e| format!("pass {} broke an invariant: {e}", pass.name()))?;
@@ -160,6 +180,26 @@ pub(crate) fn optimize(
         current = next;
     }
     Ok((current, reports))
+}
+
+/// Turns on rounds: each run of adjacent independent effects (a stage of the canonical order)
+/// is issued as one host call and served concurrently, as Haxl does. Nothing moves: the
+/// canonical order already groups each stage's effects, and both engines read a round's
+/// answers in that order, so outputs and the error a run ends with are unchanged. What can
+/// differ is only what no order promised: every effect of a round runs even when an earlier
+/// one in it fails. Reports the effects that joined a round.
+fn batch(graph: &Graph) -> (Graph, usize) {
+    let mut out = graph.clone();
+    out.batch_effects = true;
+    let mut changed = 0;
+    let mut regions = vec![&out.root];
+    while let Some(region) = regions.pop() {
+        changed += out.rounds(region).iter().map(|r| r.len()).sum::<usize>();
+        for &id in &region.nodes {
+            regions.extend(out.node(id).op.regions());
+        }
+    }
+    (out, changed)
 }
 
 /// Removes every node a run never evaluates (not demanded), keeping inputs.
@@ -283,6 +323,7 @@ fn cse_region(
                 | Op::Reshape { .. }
                 | Op::Transpose
                 | Op::MatMul
+                | Op::NativeMatMul
                 | Op::Reduce(_)
                 | Op::ToF64
                 | Op::ToI64

@@ -1,5 +1,6 @@
-//! The host side of the effect interfaces (`db`, `http`, `kernels`, `log`): each guest call
-//! becomes an [`EffectCall`] for the run's [`EffectHandler`], under the run's accounting.
+//! The host side of the effect interfaces (`db`, `http`, `kernels`, `log`, and `rounds`, which
+//! carries several independent calls at once): each guest call becomes an [`EffectCall`] for
+//! the run's [`EffectHandler`], under the run's accounting.
 //!
 //! Accounting, per run (documented in docs/graph-format.md, "Effects"):
 //! - a cap on the number of effect calls and on the bytes their answers carry back;
@@ -22,6 +23,7 @@ use wasmtime::{StoreContextMut, Trap};
 
 use super::bindings::graphjit::guest::effect_types as wit;
 use super::bindings::graphjit::guest::http::Response;
+use super::bindings::graphjit::guest::rounds as wit_rounds;
 use super::limiter::RunState;
 use crate::effects::{EffectAnswer, EffectCall, EffectError};
 
@@ -35,6 +37,12 @@ pub(crate) const DB: &str = "graphjit:guest/db@0.1.0";
 pub(crate) const HTTP: &str = "graphjit:guest/http@0.1.0";
 pub(crate) const KERNELS: &str = "graphjit:guest/kernels@0.1.0";
 pub(crate) const LOG: &str = "graphjit:guest/log@0.1.0";
+pub(crate) const ROUNDS: &str = "graphjit:guest/rounds@0.1.0";
+pub(crate) const NATIVE: &str = "graphjit:guest/native@0.1.0";
+
+/// Fuel charged per multiply-add of a placed `matmul` (on top of the call and its bytes): the
+/// host's work counts against the run's bound like the guest's would.
+pub(crate) const FUEL_PER_NATIVE_MAC: u64 = 1;
 pub(crate) const EFFECT_TYPES: &str = "graphjit:guest/effect-types@0.1.0";
 
 /// Defines every effect function in `linker`. Which of them a component may import is decided
@@ -115,6 +123,51 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
             })
         },
     )?;
+    let mut rounds = linker.instance(ROUNDS)?;
+    rounds.func_wrap_async(
+        "run",
+        |store: StoreContextMut<'_, RunState>, (calls,): (Vec<wit_rounds::Call>,)| {
+            Box::new(async move {
+                let calls = calls.into_iter().map(from_wit_call).collect();
+                let answers = serve_round(store, calls).await?;
+                Ok((answers
+                    .into_iter()
+                    .map(|a| a.and_then(to_wit_answer).map_err(to_wit_error))
+                    .collect::<Vec<_>>(),))
+            })
+        },
+    )?;
+    let mut native = linker.instance(NATIVE)?;
+    native.func_wrap_async(
+        "matmul",
+        |mut store: StoreContextMut<'_, RunState>, (a, b): (wit::Tensor, wit::Tensor)| {
+            Box::new(async move {
+                let (a, b) = (from_wit_tensor(a), from_wit_tensor(b));
+                let macs = match (a.shape.as_slice(), b.shape.as_slice()) {
+                    (&[m, k], &[_, n]) => u64::from(m)
+                        .saturating_mul(u64::from(k))
+                        .saturating_mul(u64::from(n)),
+                    _ => 0,
+                };
+                let bytes = 4 * (a.data.len() + b.data.len()) as u64;
+                charge(
+                    &mut store,
+                    FUEL_PER_CALL
+                        .saturating_add(bytes.saturating_mul(FUEL_PER_BYTE))
+                        .saturating_add(macs.saturating_mul(FUEL_PER_NATIVE_MAC)),
+                )?;
+                // Off the async workers: a large product takes milliseconds of CPU.
+                let product = tokio::task::spawn_blocking(move || crate::native::matmul(&a, &b))
+                    .await
+                    .map_err(|e| wasmtime::Error::msg(format!("native matmul panicked: {e}")))?
+                    .map_err(wasmtime::Error::msg)?;
+                Ok((wit::Tensor {
+                    shape: product.shape,
+                    data: product.data,
+                },))
+            })
+        },
+    )?;
     let mut log = linker.instance(LOG)?;
     log.func_wrap_async(
         "log",
@@ -133,54 +186,141 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
 /// Caps, fuel and deadline around one handler call. `Err` ends the run (a trap: out of fuel
 /// or past the deadline); `Ok(Err(_))` is the call's typed failure, which the guest returns.
 async fn serve(
-    mut store: StoreContextMut<'_, RunState>,
+    store: StoreContextMut<'_, RunState>,
     call: EffectCall,
 ) -> wasmtime::Result<Result<EffectAnswer, EffectError>> {
+    let mut answers = serve_round(store, vec![call]).await?;
+    Ok(answers
+        .pop()
+        .unwrap_or_else(|| Err(EffectError::Other("no answer".into()))))
+}
+
+/// [`serve`] for a round: every call is admitted (call cap, fuel per call) in order, the
+/// admitted ones are served together by the handler, and each answer is then accounted (byte
+/// cap, fuel per byte) in order. A call past the cap is refused with `Limit` and not sent.
+/// One round is one host call, whatever its size.
+async fn serve_round(
+    mut store: StoreContextMut<'_, RunState>,
+    calls: Vec<EffectCall>,
+) -> wasmtime::Result<Vec<Result<EffectAnswer, EffectError>>> {
     let state = store.data_mut();
     let Some(handler) = state.effects.handler.clone() else {
-        return Ok(Err(EffectError::Other(
-            "this run has no effect handler; effects are refused".into(),
-        )));
+        return Ok(calls
+            .iter()
+            .map(|_| {
+                Err(EffectError::Other(
+                    "this run has no effect handler; effects are refused".into(),
+                ))
+            })
+            .collect());
     };
-    if state.effects.calls >= state.effects.max_calls {
-        return Ok(Err(EffectError::Limit(format!(
-            "the run may make at most {} effect calls",
-            state.effects.max_calls
-        ))));
-    }
-    state.effects.calls += 1;
-    charge(&mut store, FUEL_PER_CALL)?;
+    state.effects.rounds = state.effects.rounds.saturating_add(1);
+    let room = state.effects.max_calls.saturating_sub(state.effects.calls) as usize;
+    let refused = calls.len().saturating_sub(room);
+    let mut admitted = calls;
+    admitted.truncate(room);
+    let sent = u32::try_from(admitted.len()).unwrap_or(u32::MAX);
+    state.effects.calls = state.effects.calls.saturating_add(sent);
+    charge(&mut store, FUEL_PER_CALL.saturating_mul(u64::from(sent)))?;
     let deadline = store.data().deadline;
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         store.data_mut().deadline_hit = true;
         return Err(Trap::Interrupt.into());
     }
-    let answer = match tokio::time::timeout(remaining, handler.call(call, remaining)).await {
-        Ok(answer) => answer,
-        Err(_) => {
-            store.data_mut().deadline_hit = true;
-            return Err(Trap::Interrupt.into());
+    let served = if admitted.is_empty() {
+        Vec::new()
+    } else {
+        match tokio::time::timeout(remaining, handler.call_round(admitted, remaining)).await {
+            Ok(answers) => answers,
+            Err(_) => {
+                store.data_mut().deadline_hit = true;
+                return Err(Trap::Interrupt.into());
+            }
         }
     };
     if Instant::now() >= deadline {
         store.data_mut().deadline_hit = true;
         return Err(Trap::Interrupt.into());
     }
-    let Ok(answer) = answer else {
-        return Ok(answer);
-    };
-    let bytes = answer.bytes();
-    let state = store.data_mut();
-    state.effects.bytes = state.effects.bytes.saturating_add(bytes);
-    if state.effects.bytes > state.effects.max_bytes {
-        return Ok(Err(EffectError::Limit(format!(
-            "effect answers may carry at most {} bytes into the run",
-            state.effects.max_bytes
-        ))));
+    let mut results = Vec::with_capacity(served.len() + refused);
+    for answer in served {
+        let Ok(answer) = answer else {
+            results.push(answer);
+            continue;
+        };
+        let bytes = answer.bytes();
+        let state = store.data_mut();
+        state.effects.bytes = state.effects.bytes.saturating_add(bytes);
+        if state.effects.bytes > state.effects.max_bytes {
+            results.push(Err(EffectError::Limit(format!(
+                "effect answers may carry at most {} bytes into the run",
+                state.effects.max_bytes
+            ))));
+            continue;
+        }
+        charge(&mut store, bytes.saturating_mul(FUEL_PER_BYTE))?;
+        results.push(Ok(answer));
     }
-    charge(&mut store, bytes.saturating_mul(FUEL_PER_BYTE))?;
-    Ok(Ok(answer))
+    let max_calls = store.data().effects.max_calls;
+    results.extend((0..refused).map(|_| {
+        Err(EffectError::Limit(format!(
+            "the run may make at most {max_calls} effect calls"
+        )))
+    }));
+    Ok(results)
+}
+
+fn from_wit_tensor(t: wit::Tensor) -> Tensor {
+    Tensor {
+        shape: t.shape,
+        data: t.data,
+    }
+}
+
+fn from_wit_call(call: wit_rounds::Call) -> EffectCall {
+    let tensors = |args: Vec<wit::Tensor>| {
+        args.into_iter()
+            .map(|t| Tensor {
+                shape: t.shape,
+                data: t.data,
+            })
+            .collect()
+    };
+    match call {
+        wit_rounds::Call::Query(c) => EffectCall::DbQuery {
+            sql: c.sql,
+            params: c.params.into_iter().map(from_wit_cell).collect(),
+        },
+        wit_rounds::Call::Execute(c) => EffectCall::DbExecute {
+            sql: c.sql,
+            params: c.params.into_iter().map(from_wit_cell).collect(),
+        },
+        wit_rounds::Call::Request(c) => EffectCall::Http {
+            method: c.method,
+            url: c.url,
+            body: c.body,
+        },
+        wit_rounds::Call::Kernel(c) => EffectCall::Kernel {
+            name: c.name,
+            args: tensors(c.args),
+        },
+    }
+}
+
+fn to_wit_answer(answer: EffectAnswer) -> Result<wit_rounds::Answer, EffectError> {
+    Ok(match answer {
+        EffectAnswer::Rows(rows) => wit_rounds::Answer::Rows(to_wit_rows(rows)),
+        EffectAnswer::Count(n) => wit_rounds::Answer::Count(n),
+        EffectAnswer::Response { status, body } => {
+            wit_rounds::Answer::Response(wit_rounds::HttpResponse { status, body })
+        }
+        EffectAnswer::Tensor(t) => wit_rounds::Answer::Tensor(wit::Tensor {
+            shape: t.shape,
+            data: t.data,
+        }),
+        EffectAnswer::Unit => return Err(unexpected(&EffectAnswer::Unit)),
+    })
 }
 
 /// Takes `cost` fuel from the run, or ends it out of fuel.

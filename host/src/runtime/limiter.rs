@@ -103,6 +103,8 @@ pub(crate) struct RunState {
 pub(crate) struct EffectState {
     pub(crate) handler: Option<Arc<dyn EffectHandler>>,
     pub(crate) calls: u32,
+    /// Host calls made for effects: a single effect, or a whole round, counts one.
+    pub(crate) rounds: u32,
     pub(crate) max_calls: u32,
     pub(crate) bytes: u64,
     pub(crate) max_bytes: u64,
@@ -113,6 +115,7 @@ impl std::fmt::Debug for EffectState {
         f.debug_struct("EffectState")
             .field("handler", &self.handler.is_some())
             .field("calls", &self.calls)
+            .field("rounds", &self.rounds)
             .field("max_calls", &self.max_calls)
             .field("bytes", &self.bytes)
             .field("max_bytes", &self.max_bytes)

@@ -74,6 +74,8 @@ pub(crate) struct RunOutcome {
     pub(crate) peak_memory_bytes: u64,
     /// Effect calls the run made.
     pub(crate) effect_calls: u32,
+    /// Host calls those effects took (a round of several effects is one).
+    pub(crate) effect_rounds: u32,
     /// Wall time of instantiation and the call.
     pub(crate) run_time: Duration,
 }
@@ -209,6 +211,7 @@ impl Runtime {
             effects: EffectState {
                 handler: effects,
                 calls: 0,
+                rounds: 0,
                 max_calls: limits.max_effect_calls,
                 bytes: 0,
                 max_bytes: limits.max_effect_bytes,
@@ -250,6 +253,7 @@ impl Runtime {
                 fuel_used,
                 peak_memory_bytes: store.data().limiter.peak(),
                 effect_calls: store.data().effects.calls,
+                effect_rounds: store.data().effects.rounds,
                 run_time,
             }),
             Ok(Err(guest_error)) => Err(guest_error.into()),

@@ -321,6 +321,7 @@ fn output_that_does_not_decode_is_bad_output() {
         run_time: Duration::ZERO,
         peak_memory_bytes: 0,
         effect_calls: 0,
+        effect_rounds: 0,
     };
     assert!(matches!(
         outcome.decode(),

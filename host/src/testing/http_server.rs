@@ -7,7 +7,8 @@
 //! - `ANY /echo`: `200`, a JSON object with the request's `method`, `path`, `query` (or
 //!   `null`), `headers` (lower-case names; repeated headers joined with `", "`), `body` (UTF-8,
 //!   lossy) and `body_len`.
-//! - `/delay/{ms}`: `200` with `{"delayed_ms": ms}` after `ms` milliseconds.
+//! - `/delay/{ms}`: `200` with `{"delayed_ms": ms}` after `ms` milliseconds (and the most of
+//!   these in flight at once is recorded: [`TestHttp::most_concurrent_delays`]).
 //! - `/hang`: never answers (the connection stays open until the client gives up).
 //! - `/big/{bytes}`: `200` with a body of exactly `bytes` bytes (`a`..`z` repeating), streamed in
 //!   16 KiB chunks with a `content-length`; `/big/{bytes}?chunked` sends it chunked, with no
@@ -60,6 +61,9 @@ pub struct TestHttp {
 struct Seen {
     count: AtomicU64,
     log: Mutex<Vec<String>>,
+    /// `/delay` requests being answered right now, and the most there ever were at once.
+    delaying: AtomicU64,
+    most_delaying: AtomicU64,
 }
 
 impl TestHttp {
@@ -120,6 +124,12 @@ impl TestHttp {
     /// How many requests have reached the server (counted before routing).
     pub fn requests(&self) -> u64 {
         self.seen.count.load(Ordering::SeqCst)
+    }
+
+    /// The most `/delay/{ms}` requests the server was answering at the same time: 1 for
+    /// requests that came one after another, more when a client sent them concurrently.
+    pub fn most_concurrent_delays(&self) -> u64 {
+        self.seen.most_delaying.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in arrival order, as `METHOD /path?query`.
@@ -188,7 +198,10 @@ async fn route(
         ["echo"] => echo(request).await,
         ["delay", ms] => match ms.parse::<u64>() {
             Ok(ms) => {
+                let now = seen.delaying.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.most_delaying.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                seen.delaying.fetch_sub(1, Ordering::SeqCst);
                 json(StatusCode::OK, format!(r#"{{"delayed_ms":{ms}}}"#))
             }
             Err(_) => text(StatusCode::BAD_REQUEST, "delay takes milliseconds"),

@@ -265,6 +265,57 @@ impl PostgresRunner {
         }
     }
 
+    /// Runs read-only statements that return rows as one round: on one pooled connection, in
+    /// one `READ ONLY` transaction, sent together (tokio-postgres pipelines requests issued
+    /// concurrently on one connection: one round trip for the lot, not one each). If any of
+    /// them fails, the transaction is rolled back and each statement runs again on its own
+    /// (reads, so running them twice changes nothing), so that every statement gets its own
+    /// answer or error — never another's "transaction is aborted".
+    pub(crate) async fn query_round(
+        &self,
+        statements: &[(String, Vec<Param>)],
+        timeout: Duration,
+    ) -> Vec<Result<Rows, DbError>> {
+        let deadline = deadline_after(timeout);
+        let pipelined = async {
+            let mut connection = self.checkout(deadline, timeout).await?;
+            let work =
+                tokio::time::timeout_at(deadline, self.pipeline_on(&mut connection, statements));
+            let outcome = work.await;
+            self.settle(connection, outcome, timeout)
+        };
+        if let Ok(rows) = pipelined.await {
+            return rows.into_iter().map(Ok).collect();
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let one_by_one = statements
+            .iter()
+            .map(|(sql, params)| self.query(sql, params, Access::ReadOnly, remaining));
+        futures_util::future::join_all(one_by_one).await
+    }
+
+    /// The statements of [`PostgresRunner::query_round`] in one read-only transaction, all
+    /// sent before any answer is awaited.
+    async fn pipeline_on(
+        &self,
+        connection: &mut Object,
+        statements: &[(String, Vec<Param>)],
+    ) -> Result<Vec<Rows>, DbError> {
+        let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
+        let transaction = connection
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .await
+            .map_err(classify)?;
+        let each = statements
+            .iter()
+            .map(|(sql, params)| self.rows_in(&transaction, sql, params));
+        let rows = futures_util::future::try_join_all(each).await?;
+        transaction.commit().await.map_err(classify)?;
+        Ok(rows)
+    }
+
     async fn query_on(
         &self,
         connection: &mut Object,
@@ -279,6 +330,20 @@ impl PostgresRunner {
             .start()
             .await
             .map_err(classify)?;
+        let rows = self.rows_in(&transaction, sql, params).await?;
+        transaction.commit().await.map_err(classify)?;
+        Ok(rows)
+    }
+
+    /// One statement's rows inside `transaction`, read through a portal under the row and byte
+    /// caps.
+    async fn rows_in(
+        &self,
+        transaction: &deadpool_postgres::Transaction<'_>,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Rows, DbError> {
+        let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
         let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
         check_params(&statement, params)?;
         let columns = column_kinds(&statement)?;
@@ -312,7 +377,6 @@ impl PostgresRunner {
             }
             rows.push(cells);
         }
-        transaction.commit().await.map_err(classify)?;
         let columns = statement
             .columns()
             .iter()
