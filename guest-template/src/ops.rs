@@ -203,15 +203,46 @@ pub fn fused<const K: usize>(
 ) -> Result<Tensor, RunError> {
     let (shape, mut data) = alloc_tensor(shape, node)?;
     let n = element_count(&shape);
-    let scalar: [bool; K] = core::array::from_fn(|k| inputs[k].shape.is_empty());
-    for i in 0..n {
-        let x: [f32; K] = core::array::from_fn(|k| {
-            let at = if scalar[k] { 0 } else { i };
-            inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
-        });
-        data.push(f(x, i));
-    }
+    let sources = sources(inputs, n, node)?;
+    // `extend` over a range writes without a capacity check per element, so LLVM can
+    // vectorize the loop (simd128) when `f` has no calls or branches it cannot turn into
+    // selects.
+    data.extend((0..n).map(|i| f(elements(&sources, i), i)));
     Ok(Tensor { shape, data })
+}
+
+/// Where a fused loop reads its `k`-th input: one broadcast value, or exactly `n` elements.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Scalar(f32),
+    Elements(&'a [f32]),
+}
+
+/// Each input as a [`Source`], checked once before the loop: a non-`[]` input shorter than
+/// the loop is a shape error (types make it impossible; the guest does not rely on that).
+fn sources<'a, const K: usize>(
+    inputs: [&'a Tensor; K],
+    n: usize,
+    node: u32,
+) -> Result<[Source<'a>; K], RunError> {
+    let mut out = [Source::Scalar(f32::NAN); K];
+    for (slot, input) in out.iter_mut().zip(inputs) {
+        *slot = if input.shape.is_empty() {
+            Source::Scalar(input.data.first().copied().unwrap_or(f32::NAN))
+        } else {
+            Source::Elements(input.data.get(..n).ok_or_else(|| bad_shape(node))?)
+        };
+    }
+    Ok(out)
+}
+
+/// The inputs' elements `i` (`i < n`, so every read is in bounds; `get` keeps it panic-free).
+#[inline(always)]
+fn elements<const K: usize>(sources: &[Source<'_>; K], i: usize) -> [f32; K] {
+    core::array::from_fn(|k| match sources[k] {
+        Source::Scalar(v) => v,
+        Source::Elements(s) => s.get(i).copied().unwrap_or(f32::NAN),
+    })
 }
 
 /// Which reduction a fused map→reduce ends in.
@@ -238,30 +269,48 @@ pub fn fused_reduce<const K: usize>(
     f: impl Fn([f32; K], usize) -> f32,
 ) -> Result<Tensor, RunError> {
     let n = element_count(shape);
-    let (init, op): (f32, fn(f32, f32) -> f32) = match reduction {
-        Reduction::Sum | Reduction::Mean => (0.0, add_f32),
-        Reduction::Max => (f32::NEG_INFINITY, libm::fmaxf),
-        Reduction::Min => (f32::INFINITY, libm::fminf),
+    let sources = sources(inputs, n, node)?;
+    // One loop per reduction, each with its combining function known at compile time.
+    let s = match reduction {
+        Reduction::Sum | Reduction::Mean => lanes(&sources, n, 0.0, add_f32, &f),
+        Reduction::Max => lanes(&sources, n, f32::NEG_INFINITY, math::fmaxf, &f),
+        Reduction::Min => lanes(&sources, n, f32::INFINITY, math::fminf, &f),
     };
-    let scalar: [bool; K] = core::array::from_fn(|k| inputs[k].shape.is_empty());
-    let mut p = [init; LANES];
-    for i in 0..n {
-        let x: [f32; K] = core::array::from_fn(|k| {
-            let at = if scalar[k] { 0 } else { i };
-            inputs[k].data.get(at).copied().unwrap_or(f32::NAN)
-        });
-        if let Some(acc) = p.get_mut(i % LANES) {
-            *acc = op(*acc, f(x, i));
-        }
-    }
-    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
-    let r = [op(q[0], q[2]), op(q[1], q[3])];
-    let s = op(r[0], r[1]);
     let value = match reduction {
         Reduction::Mean => s / (n as f32),
         _ => s,
     };
     reduced(value, node)
+}
+
+/// `f` of elements `0..n` reduced with `op` in the defined order (element `i` into lane
+/// `i % 8`, then pairwise), eight elements at a time: within a block of eight, each lane
+/// takes one element, which is the shape simd128 vectorizes (two f32x4 per block).
+#[inline(always)]
+fn lanes<const K: usize>(
+    sources: &[Source<'_>; K],
+    n: usize,
+    init: f32,
+    op: impl Fn(f32, f32) -> f32,
+    f: &impl Fn([f32; K], usize) -> f32,
+) -> f32 {
+    let mut p = [init; LANES];
+    let blocks = n / LANES;
+    for block in 0..blocks {
+        let base = block * LANES;
+        for (lane, acc) in p.iter_mut().enumerate() {
+            let i = base + lane;
+            *acc = op(*acc, f(elements(sources, i), i));
+        }
+    }
+    for (lane, i) in (blocks * LANES..n).enumerate() {
+        if let Some(acc) = p.get_mut(lane) {
+            *acc = op(*acc, f(elements(sources, i), i));
+        }
+    }
+    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
+    let r = [op(q[0], q[2]), op(q[1], q[3])];
+    op(r[0], r[1])
 }
 
 /// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
@@ -313,11 +362,11 @@ pub fn sum(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
 }
 /// Largest element (`fmaxf`), `-inf` for an empty tensor.
 pub fn reduce_max(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
-    reduced(reduce(&a.data, f32::NEG_INFINITY, libm::fmaxf), node)
+    reduced(reduce(&a.data, f32::NEG_INFINITY, math::fmaxf), node)
 }
 /// Smallest element (`fminf`), `+inf` for an empty tensor.
 pub fn reduce_min(a: &Tensor, node: u32) -> Result<Tensor, RunError> {
-    reduced(reduce(&a.data, f32::INFINITY, libm::fminf), node)
+    reduced(reduce(&a.data, f32::INFINITY, math::fminf), node)
 }
 /// Sum divided by the element count.
 pub fn mean(a: &Tensor, node: u32) -> Result<Tensor, RunError> {

@@ -396,6 +396,9 @@ pub struct Explanation {
     pub rounds: Vec<Vec<String>>,
     /// Where each `matmul` runs (the `place` pass), with the cost model's estimates.
     pub placements: Vec<crate::passes::Placement>,
+    /// The memory plan of the optimized graph: the most tensor bytes live at once, each
+    /// buffer freed after its last reader (strings not counted).
+    pub planned_peak_bytes: u64,
 }
 
 /// Every round of `graph`, region by region (outer first), as node ids.
@@ -552,31 +555,40 @@ impl Host {
         footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
         let ingredients = self.key_ingredients(graph);
         let key = ingredients.key();
-        let (nodes_optimized, pass_reports, rounds, placements) = match self.optimize(graph) {
-            Ok((optimized, reports)) => {
-                let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
-                let mut placements = crate::passes::placements(&optimized.inner);
-                if !placed {
-                    // Without the pass every matmul stays in the guest; the estimates still
-                    // show what it would have chosen.
-                    placements
-                        .iter_mut()
-                        .for_each(|p| p.choice = "guest (place is off)");
+        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes) =
+            match self.optimize(graph) {
+                Ok((optimized, reports)) => {
+                    let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
+                    let mut placements = crate::passes::placements(&optimized.inner);
+                    if !placed {
+                        // Without the pass every matmul stays in the guest; the estimates still
+                        // show what it would have chosen.
+                        placements
+                            .iter_mut()
+                            .for_each(|p| p.choice = "guest (place is off)");
+                    }
+                    (
+                        optimized.inner.nodes.len(),
+                        reports,
+                        effect_rounds(&optimized.inner),
+                        placements,
+                        crate::codegen::plan::peak_bytes(&optimized.inner),
+                    )
                 }
-                (
-                    optimized.inner.nodes.len(),
-                    reports,
-                    effect_rounds(&optimized.inner),
-                    placements,
-                )
-            }
-            Err(_) => (graph.inner.nodes.len(), Vec::new(), Vec::new(), Vec::new()),
-        };
+                Err(_) => (
+                    graph.inner.nodes.len(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    0,
+                ),
+            };
         Explanation {
             passes: pass_reports,
             nodes_optimized,
             rounds,
             placements,
+            planned_peak_bytes,
             name: graph.inner.name.clone(),
             hash: graph.hash(),
             nodes: graph.inner.nodes.len(),

@@ -462,6 +462,10 @@ fn explain(args: &ExplainArgs) -> Result<(), Error> {
             report.nodes_after
         );
     }
+    println!(
+        "memory plan: at most {} bytes of tensors live at once (each freed after its last reader)",
+        e.planned_peak_bytes
+    );
     if !e.placements.is_empty() {
         println!("placement (matmul: guest or native host, estimated time with copies)");
         for p in &e.placements {

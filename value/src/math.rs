@@ -20,6 +20,9 @@
 //!   platform intrinsics. The one change: `force_eval!` (a volatile read that raises the
 //!   floating-point inexact/underflow flags) is dropped; flags are not observable here.
 //!
+//! `fminf`/`fmaxf` are here for the same reason: one comparison each, but a call per element
+//! when they stay in `libm` (a fused `min`/`max`, or a `reduce_max`, calls them per element).
+//!
 //! Original notice for the algorithms (FreeBSD `s_expf.c`, `s_expm1f.c`, `s_tanhf.c`):
 //! Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
 //! Developed at SunPro, a Sun Microsystems, Inc. business. Permission to use, copy, modify, and
@@ -234,9 +237,26 @@ pub fn expf(mut x: f32) -> f32 {
     if k == 0 { y } else { libm::scalbnf(y, k) }
 }
 
+/// The lesser of two, or the one that is not NaN (`libm::fminf`: IEEE 754-2008 `minNum`; which
+/// zero of `-0.0`/`+0.0` is returned follows libm's comparison).
+#[inline(always)]
+#[must_use]
+pub fn fminf(x: f32, y: f32) -> f32 {
+    let r = if y.is_nan() || x < y { x } else { y };
+    r * 1.0
+}
+
+/// The greater of two, or the one that is not NaN (`libm::fmaxf`: IEEE 754-2008 `maxNum`).
+#[inline(always)]
+#[must_use]
+pub fn fmaxf(x: f32, y: f32) -> f32 {
+    let r = if x.is_nan() || x < y { y } else { x };
+    r * 1.0
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{expf, expm1f, tanhf};
+    use super::{expf, expm1f, fmaxf, fminf, tanhf};
 
     /// Every `stride`-th f32 bit pattern, both signs, plus a window of ulps around each
     /// branch threshold the three functions test.
@@ -295,5 +315,46 @@ mod tests {
     #[test]
     fn expf_is_libms() {
         same_bits("expf", expf, libm::expf);
+    }
+
+    /// Every pair of a set of edge values (zeros, infinities, NaN, subnormals, extremes) and a
+    /// sweep of `x` against each of them as `y`.
+    #[test]
+    fn fminf_and_fmaxf_are_libms() {
+        let edges: [f32; 12] = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::MAX,
+            f32::MIN,
+            0.5,
+        ];
+        let mut checked = 0u64;
+        for y in edges {
+            for x in inputs(65_521).chain(edges) {
+                for (name, ours, reference) in [
+                    (
+                        "fminf",
+                        fminf as fn(f32, f32) -> f32,
+                        libm::fminf as fn(f32, f32) -> f32,
+                    ),
+                    ("fmaxf", fmaxf, libm::fmaxf),
+                ] {
+                    for (a, b) in [(x, y), (y, x)] {
+                        let (r, l) = (ours(a, b), reference(a, b));
+                        let same = r.to_bits() == l.to_bits() || (r.is_nan() && l.is_nan());
+                        assert!(same, "{name}({a:e}, {b:e}): {r:e} vs libm {l:e}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "checked {checked} pairs");
     }
 }

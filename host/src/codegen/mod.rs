@@ -12,8 +12,9 @@
 //!   checks it (memory) — fuel bounds the rest.
 
 mod literal;
+pub(crate) mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::graph::{
@@ -53,6 +54,8 @@ struct Generator<'g> {
     loop_depth: usize,
     /// Effect nodes sent in a round, and the variable holding that round's answers.
     round_of: BTreeMap<NodeId, String>,
+    /// Values already moved into their one reader (never dropped again).
+    moved: std::cell::RefCell<BTreeSet<NodeId>>,
 }
 
 impl<'g> Generator<'g> {
@@ -73,6 +76,7 @@ impl<'g> Generator<'g> {
             current: None,
             loop_depth: 0,
             round_of: BTreeMap::new(),
+            moved: std::cell::RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -157,7 +161,10 @@ impl<'g> Generator<'g> {
     /// An owned copy of `id` for a position that consumes it: moved if this is the node's only
     /// read and no loop could run the read twice, cloned otherwise.
     fn owned(&self, id: NodeId, same_region: bool) -> String {
-        if self.graph.node(id).ty.is_copy() || (same_region && self.reads[id.index()] == 1) {
+        if self.graph.node(id).ty.is_copy() {
+            self.var(id)
+        } else if same_region && self.reads[id.index()] == 1 {
+            self.moved.borrow_mut().insert(id);
             self.var(id)
         } else {
             format!("{}.clone()", self.var(id))
@@ -166,13 +173,43 @@ impl<'g> Generator<'g> {
 
     fn region_body(&mut self, region: &Region) {
         let rounds = self.graph.rounds(region);
+        let last_uses = self.last_uses(region);
         for (position, &id) in region.nodes.iter().enumerate() {
             if let Some(round) = rounds.iter().find(|r| r.start == position) {
                 self.round(&region.nodes[round.clone()], region);
             }
             if self.demanded[id.index()] {
                 self.node(id, region);
+                self.drop_dead(id, &last_uses);
             }
+        }
+    }
+
+    /// Memory planning by liveness (`plan.rs`): the values each node is the last reader of.
+    fn last_uses(&self, region: &Region) -> BTreeMap<NodeId, Vec<NodeId>> {
+        plan::last_uses(self.graph, region, &self.demanded)
+    }
+
+    /// Drops the values whose last use was `id`, so their buffers are free for the next
+    /// allocation (dlmalloc reuses them) instead of living to the end of the function. A value
+    /// moved into its one reader is already gone.
+    fn drop_dead(&mut self, id: NodeId, last_uses: &BTreeMap<NodeId, Vec<NodeId>>) {
+        let Some(values) = last_uses.get(&id) else {
+            return;
+        };
+        let names: Vec<String> = values
+            .iter()
+            .filter(|v| !self.moved.borrow().contains(v))
+            .map(|&v| {
+                if self.reads[v.index()] == 0 {
+                    format!("_n{}", v.0)
+                } else {
+                    self.var(v)
+                }
+            })
+            .collect();
+        for name in names {
+            self.line(&format!("drop({name});"));
         }
     }
 
@@ -612,8 +649,8 @@ fn binary_f32_fn(op: BinaryOp) -> &'static str {
         BinaryOp::Sub => "rt::ops::sub_f32",
         BinaryOp::Mul => "rt::ops::mul_f32",
         BinaryOp::Div => "rt::ops::div_f32",
-        BinaryOp::Min => "rt::ops::libm::fminf",
-        BinaryOp::Max => "rt::ops::libm::fmaxf",
+        BinaryOp::Min => "rt::ops::math::fminf",
+        BinaryOp::Max => "rt::ops::math::fmaxf",
         _ => "compile_error!(\"tensor op\")",
     }
 }

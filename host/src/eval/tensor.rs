@@ -181,8 +181,8 @@ fn binary_fn(op: BinaryOp) -> Result<fn(f32, f32) -> f32, EvalError> {
         BinaryOp::Sub => |a, b| a - b,
         BinaryOp::Mul => |a, b| a * b,
         BinaryOp::Div => |a, b| a / b,
-        BinaryOp::Min => libm::fminf,
-        BinaryOp::Max => libm::fmaxf,
+        BinaryOp::Min => math::fminf,
+        BinaryOp::Max => math::fmaxf,
         BinaryOp::Rem | BinaryOp::Pow | BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
             return Err(internal(format!("`{}` of tensors", op.name())));
         }
@@ -219,8 +219,8 @@ fn zip(x: &Tensor, y: &Tensor, f: fn(f32, f32) -> f32) -> Result<Tensor, EvalErr
 fn reduce(op: ReduceOp, x: &[f32]) -> f32 {
     let (identity, f): (f32, fn(f32, f32) -> f32) = match op {
         ReduceOp::Sum | ReduceOp::Mean => (0.0, |a, b| a + b),
-        ReduceOp::Max => (f32::NEG_INFINITY, libm::fmaxf),
-        ReduceOp::Min => (f32::INFINITY, libm::fminf),
+        ReduceOp::Max => (f32::NEG_INFINITY, math::fmaxf),
+        ReduceOp::Min => (f32::INFINITY, math::fminf),
     };
     let mut p = [identity; LANES];
     for (lane, chunk) in (0..LANES).cycle().zip(x) {

@@ -43,6 +43,10 @@ pub(crate) const NATIVE: &str = "graphjit:guest/native@0.1.0";
 /// Fuel charged per multiply-add of a placed `matmul` (on top of the call and its bytes): the
 /// host's work counts against the run's bound like the guest's would.
 pub(crate) const FUEL_PER_NATIVE_MAC: u64 = 1;
+
+/// Products below this many multiply-adds (about 0.2 ms of work) run on the calling task: a
+/// hop to tokio's blocking pool measured ~30 µs, more than a 64×64×64 product takes.
+const INLINE_NATIVE_MACS: u64 = 1 << 22;
 pub(crate) const EFFECT_TYPES: &str = "graphjit:guest/effect-types@0.1.0";
 
 /// Defines every effect function in `linker`. Which of them a component may import is decided
@@ -140,15 +144,20 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
     let mut native = linker.instance(NATIVE)?;
     native.func_wrap_async(
         "matmul",
-        |mut store: StoreContextMut<'_, RunState>, (a, b): (wit::Tensor, wit::Tensor)| {
+        |mut store: StoreContextMut<'_, RunState>,
+         (m, k, n, a, b): (u32, u32, u32, Vec<f32>, Vec<f32>)| {
             Box::new(async move {
-                let (a, b) = (from_wit_tensor(a), from_wit_tensor(b));
-                let macs = match (a.shape.as_slice(), b.shape.as_slice()) {
-                    (&[m, k], &[_, n]) => u64::from(m)
-                        .saturating_mul(u64::from(k))
-                        .saturating_mul(u64::from(n)),
-                    _ => 0,
+                let a = Tensor {
+                    shape: vec![m, k],
+                    data: a,
                 };
+                let b = Tensor {
+                    shape: vec![k, n],
+                    data: b,
+                };
+                let macs = u64::from(m)
+                    .saturating_mul(u64::from(k))
+                    .saturating_mul(u64::from(n));
                 let bytes = 4 * (a.data.len() + b.data.len()) as u64;
                 charge(
                     &mut store,
@@ -156,15 +165,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
                         .saturating_add(bytes.saturating_mul(FUEL_PER_BYTE))
                         .saturating_add(macs.saturating_mul(FUEL_PER_NATIVE_MAC)),
                 )?;
-                // Off the async workers: a large product takes milliseconds of CPU.
-                let product = tokio::task::spawn_blocking(move || crate::native::matmul(&a, &b))
-                    .await
-                    .map_err(|e| wasmtime::Error::msg(format!("native matmul panicked: {e}")))?
-                    .map_err(wasmtime::Error::msg)?;
-                Ok((wit::Tensor {
-                    shape: product.shape,
-                    data: product.data,
-                },))
+                let product = if macs < INLINE_NATIVE_MACS {
+                    crate::native::matmul(&a, &b)
+                } else {
+                    // Off the async workers: a large product takes milliseconds of CPU.
+                    tokio::task::spawn_blocking(move || crate::native::matmul(&a, &b))
+                        .await
+                        .map_err(|e| wasmtime::Error::msg(format!("native matmul panicked: {e}")))?
+                }
+                .map_err(wasmtime::Error::msg)?;
+                Ok((product.data,))
             })
         },
     )?;
@@ -269,13 +279,6 @@ async fn serve_round(
         )))
     }));
     Ok(results)
-}
-
-fn from_wit_tensor(t: wit::Tensor) -> Tensor {
-    Tensor {
-        shape: t.shape,
-        data: t.data,
-    }
 }
 
 fn from_wit_call(call: wit_rounds::Call) -> EffectCall {
