@@ -481,8 +481,8 @@ fn optimizer_benches(c: &mut Criterion) {
     group.finish();
 
     // Placement: each size in the guest (no `place` pass) and as the pass decides (`auto`);
-    // for 4×4, where it decides "guest", the `kernel` node stands in for the host path: the
-    // same call and copies, a trivial product.
+    // for 4×4 and 32×32, where it decides "guest", the `kernel` node stands in for the host
+    // path: the same call and copies, and ndarray's GEMM for the product.
     let limits_big = RunLimits {
         fuel: u64::MAX / 4,
         deadline: Duration::from_secs(120),
@@ -510,14 +510,16 @@ fn optimizer_benches(c: &mut Criterion) {
             });
         }
     }
-    let proxy = Graph::from_json(square_matmul_graph(4, true).as_bytes()).expect("parses");
-    let compiled = auto.compile(&proxy).expect("compiles");
-    group.bench_function("kernel_call_4", |b| {
-        b.iter(|| {
-            rt.block_on(auto.run(&compiled, &inputs, limits_big))
-                .expect("runs")
-        })
-    });
+    for n in [4u32, 32] {
+        let proxy = Graph::from_json(square_matmul_graph(n, true).as_bytes()).expect("parses");
+        let compiled = auto.compile(&proxy).expect("compiles");
+        group.bench_function(format!("kernel_call_{n}"), |b| {
+            b.iter(|| {
+                rt.block_on(auto.run(&compiled, &inputs, limits_big))
+                    .expect("runs")
+            })
+        });
+    }
     group.finish();
 
     let server = graphjit::testing::http_server::TestHttp::start();

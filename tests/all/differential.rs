@@ -263,3 +263,37 @@ fn placed_matmul_agrees_with_eval_bit_for_bit() {
         assert_eq!(bits(&wasm), bits(&reference), "{m}×{k}×{n}: same bits");
     }
 }
+
+/// Graphs of effects (`testing::effect_dag`): compiled with every pass, so independent kernel
+/// calls go out as rounds, they agree with `eval` (which issues each effect on its own) on the
+/// outputs, bit for bit, and on which error a run ends with and where.
+#[test]
+fn batched_effect_graphs_agree_with_eval() {
+    let host = crate::support::host();
+    let limits = RunLimits::default();
+    let inputs = std::collections::BTreeMap::new();
+    let (mut with_rounds, mut failed) = (0, 0);
+    for seed in 0..120 {
+        let json = graphjit::testing::effect_dag(seed);
+        let g = graph(&json);
+        if !host.explain(&g).rounds.is_empty() {
+            with_rounds += 1;
+        }
+        let expected = outcome(&crate::support::block_on(
+            host.eval_effects(&g, &inputs, limits),
+        ));
+        let actual = outcome(&run_with(&compile(&g), limits));
+        if expected.is_err() {
+            failed += 1;
+        }
+        assert_eq!(expected, actual, "seed {seed}: {json}");
+    }
+    assert!(
+        with_rounds >= 30,
+        "only {with_rounds} of 120 graphs had a round"
+    );
+    assert!(
+        failed >= 10,
+        "only {failed} of 120 graphs ended in an error"
+    );
+}

@@ -123,6 +123,16 @@ fn fuse_preserves_eval_on_elementwise_dags() {
 }
 
 #[test]
+fn place_and_batch_preserve_eval() {
+    // Neither changes what `eval` computes by construction (a placed matmul is evaluated as
+    // the op; batching only sets how effects are issued); this checks the pipeline stays
+    // well-formed and the outcome identical on every generated graph. What they change at run
+    // time is checked against eval in tests/all (differential, effects).
+    check_preserves(&PassConfig::parse("place").unwrap());
+    check_preserves(&PassConfig::parse("batch").unwrap());
+}
+
+#[test]
 fn fusion_makes_one_loop_of_an_elementwise_chain() {
     let g = graph(
         r#"{"version": 1, "nodes": [

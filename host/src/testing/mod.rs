@@ -111,6 +111,98 @@ pub fn elementwise_dag(seed: u64) -> String {
     )
 }
 
+/// A random graph of effects and the pure nodes between them, as graph JSON: `kernel
+/// softmax` calls over tensors (some on earlier answers, so effects come in several stages),
+/// `log` lines, `after` edges between effects, tensor adds and sums, and i64 divisions that
+/// sometimes divide by zero. What batching works on: which calls share a round, which error a
+/// run ends with.
+pub fn effect_dag(seed: u64) -> String {
+    let mut state = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(0x6a09_e667_f3bc_c909);
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n.max(1)
+    };
+    let len = 1 + next(12);
+    let mut nodes = vec![
+        format!(r#"{{"id": "t0", "op": "iota", "shape": [{len}]}}"#),
+        format!(r#"{{"id": "t1", "op": "fill", "shape": [{len}], "value": -0.75}}"#),
+        format!(
+            r#"{{"id": "i0", "op": "const", "value": {}}}"#,
+            next(1000) as i64 - 500
+        ),
+        format!(
+            r#"{{"id": "d0", "op": "const", "value": {}}}"#,
+            next(3) as i64
+        ),
+    ];
+    let mut tensors = vec!["t0".to_string(), "t1".to_string()];
+    let mut effects: Vec<String> = Vec::new();
+    let mut scalars: Vec<String> = Vec::new();
+    for j in 0..2 + next(9) {
+        let pick = |v: &Vec<String>, r: u64| v[(r % v.len() as u64) as usize].clone();
+        let after = if !effects.is_empty() && next(10) < 3 {
+            format!(r#", "after": ["{}"]"#, pick(&effects, next(1000)))
+        } else {
+            String::new()
+        };
+        match next(8) {
+            0..=3 => {
+                let arg = pick(&tensors, next(1000));
+                nodes.push(format!(
+                    r#"{{"id": "k{j}", "op": "kernel", "kernel": "softmax", "args": ["{arg}"]{after}}}"#
+                ));
+                tensors.push(format!("k{j}"));
+                effects.push(format!("k{j}"));
+            }
+            4 => {
+                let arg = if next(2) == 0 || scalars.is_empty() {
+                    pick(&tensors, next(1000))
+                } else {
+                    pick(&scalars, next(1000))
+                };
+                nodes.push(format!(
+                    r#"{{"id": "l{j}", "op": "log", "args": ["{arg}"]{after}}}"#
+                ));
+                effects.push(format!("l{j}"));
+            }
+            5 => {
+                let (a, b) = (pick(&tensors, next(1000)), pick(&tensors, next(1000)));
+                nodes.push(format!(
+                    r#"{{"id": "a{j}", "op": "add", "args": ["{a}", "{b}"]}}"#
+                ));
+                tensors.push(format!("a{j}"));
+            }
+            6 => {
+                nodes.push(format!(
+                    r#"{{"id": "q{j}", "op": "div", "args": ["i0", "d0"]}}"#
+                ));
+                scalars.push(format!("q{j}"));
+            }
+            _ => {
+                let a = pick(&tensors, next(1000));
+                nodes.push(format!(r#"{{"id": "s{j}", "op": "sum", "args": ["{a}"]}}"#));
+                nodes.push(format!(
+                    r#"{{"id": "f{j}", "op": "to_f64", "args": ["s{j}"]}}"#
+                ));
+                scalars.push(format!("f{j}"));
+            }
+        }
+    }
+    let mut outputs = vec![format!(r#""last": "{}""#, tensors[tensors.len() - 1])];
+    for (k, s) in scalars.iter().enumerate() {
+        outputs.push(format!(r#""x{k}": "{s}""#));
+    }
+    format!(
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{{}}}, "footprint": {{"kernels": ["softmax"]}}}}"#,
+        nodes.join(", "),
+        outputs.join(", ")
+    )
+}
+
 /// The inputs' defaults in `graph.inputs` order, or `None` if an input has none.
 #[cfg(test)]
 pub(crate) fn default_inputs(graph: &crate::graph::Graph) -> Option<Vec<graphjit_value::Value>> {
