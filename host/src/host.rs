@@ -329,10 +329,13 @@ pub struct HttpSettings {
     pub connect_timeout: Duration,
     /// Limit for one request, redirects included (the run's deadline may be shorter).
     pub total_timeout: Duration,
+    /// CA certificates (DER) trusted for `https` besides Mozilla's roots, which are built in
+    /// (the machine's certificate store is not consulted): a private CA, a test server's.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for HttpSettings {
-    /// Public addresses only; 16 MiB bodies; 5 s to connect, 30 s in all.
+    /// Public addresses only; 16 MiB bodies; 5 s to connect, 30 s in all; Mozilla's roots.
     fn default() -> Self {
         HttpSettings {
             allow_loopback: false,
@@ -340,6 +343,7 @@ impl Default for HttpSettings {
             max_body_bytes: 16 << 20,
             connect_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(30),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -481,6 +485,14 @@ impl Host {
             )
         })?;
         let base_key = base_key(&compiler, &runtime, &config.passes);
+        let tls = effects::tls_config(&config.http.extra_roots).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                Stage::Run,
+                format!("the HTTP settings' TLS roots: {e}"),
+                "pass DER-encoded CA certificates in HttpSettings::extra_roots",
+            )
+        })?;
         Ok(Host {
             inner: Arc::new(HostInner {
                 compiler,
@@ -497,6 +509,7 @@ impl Host {
                             allow_private: config.http.allow_private,
                             allowed_nets: Vec::new(),
                         },
+                        tls: Some(Arc::new(tls)),
                         ..effects::HttpConfig::default()
                     }),
                     kernels: effects::Kernels::detect(),

@@ -692,6 +692,56 @@ mod http {
     }
 
     #[test]
+    fn https_verifies_the_server_against_the_hosts_roots() {
+        let server = TestHttp::start_tls();
+        let port = server.addr().port();
+        let g = graph(&format!(
+            r#"{{"version": 1, "nodes": [
+                {{"id": "r", "op": "http", "method": "GET", "url": "https://127.0.0.1:{port}/json"}}
+            ], "outputs": {{"body": "r"}},
+            "footprint": {{"http": [{{"method": "GET", "scheme": "https", "host": "127.0.0.1", "port": {port}, "path_prefix": "/json"}}]}}}}"#
+        ));
+        // Mozilla's roots alone do not know the test CA: the handshake fails, no request.
+        let error = run(&host(true), &g).expect_err("untrusted certificate");
+        assert!(
+            matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "connection"),
+            "{error}"
+        );
+        assert_eq!(
+            server.requests(),
+            0,
+            "nothing was sent without a verified server"
+        );
+
+        let trusting = Host::with_config(&HostConfig {
+            http: HttpSettings {
+                allow_loopback: true,
+                extra_roots: vec![server.ca_der().expect("a TLS server").to_vec()],
+                ..HttpSettings::default()
+            },
+            ..memory_only()
+        })
+        .expect("host");
+        let wasm = run(&trusting, &g).expect("fetches over TLS");
+        assert_eq!(
+            wasm[0].1,
+            Value::Str(graphjit::testing::http_server::JSON_BODY.into())
+        );
+        assert_eq!(wasm, eval(&trusting, &g).expect("eval too"));
+        assert_eq!(server.requests(), 2);
+
+        // Something that is not a certificate is refused when the host is made.
+        let bad = Host::with_config(&HostConfig {
+            http: HttpSettings {
+                extra_roots: vec![b"not a certificate".to_vec()],
+                ..HttpSettings::default()
+            },
+            ..memory_only()
+        });
+        assert!(bad.is_err(), "a bad root is a typed error");
+    }
+
+    #[test]
     fn faults_are_typed_and_the_host_keeps_serving() {
         let server = TestHttp::start();
         let host = host(true);

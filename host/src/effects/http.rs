@@ -10,10 +10,13 @@
 //! - Proxies from the environment are ignored; redirects are never followed by reqwest.
 //! - A body is read in chunks and abandoned at the cap: the host never holds more than the
 //!   cap plus one chunk.
-//! - This build has no TLS: an `https` URL that passes the footprint fails as a connection
-//!   error saying so.
+//! - `https` goes through rustls (ring provider, TLS 1.2 and 1.3), verifying the server's
+//!   certificate against Mozilla's roots (`webpki-roots`, built in: the host's certificate
+//!   store plays no part) plus any roots the host's configuration adds. A certificate that
+//!   does not verify is a connection error; nothing is sent in clear instead.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,6 +37,9 @@ pub(crate) struct HttpConfig {
     pub(crate) max_redirects: u32,
     /// Which resolved addresses requests may reach.
     pub(crate) egress: EgressPolicy,
+    /// TLS for `https`: rustls with the roots it trusts. `None` only if rustls could not be
+    /// configured at all; then every request fails to connect, never a panic.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -44,8 +50,28 @@ impl Default for HttpConfig {
             max_body_bytes: 16 << 20,
             max_redirects: 5,
             egress: EgressPolicy::default(),
+            tls: tls_config(&[]).ok().map(Arc::new),
         }
     }
+}
+
+/// rustls with the ring provider, Mozilla's roots and `extra_roots` (DER certificates); `Err`
+/// names a certificate that is not one.
+pub(crate) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for (i, der) in extra_roots.iter().enumerate() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("extra root certificate {i}: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The runner: configuration only; a pinned client is built per hop.
@@ -86,11 +112,6 @@ impl HttpRunner {
     ) -> Result<(u16, Vec<u8>), EffectError> {
         let deadline = Instant::now() + timeout.min(self.config.total_timeout);
         let mut checked = footprint.check_http(method, url).map_err(denied)?;
-        if checked.url().scheme() == "https" {
-            return Err(EffectError::Connection(
-                "this build of graphjit has no TLS; https is not available".into(),
-            ));
-        }
         let mut method = method.to_owned();
         let mut body = body;
         for hop in 0..=self.config.max_redirects {
@@ -171,15 +192,23 @@ impl HttpRunner {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.config.connect_timeout);
+        // Always preconfigured, `http` too: reqwest would otherwise look for a process-wide
+        // rustls provider, and panic when there is none.
+        let Some(tls) = &self.config.tls else {
+            return Err(EffectError::Connection(
+                "this host has no TLS configuration".into(),
+            ));
+        };
+        builder = builder.tls_backend_preconfigured((**tls).clone());
         if let Some(url::Host::Domain(domain)) = checked.host() {
             builder = builder.resolve_to_addrs(domain, addrs);
         }
         let client = builder
             .build()
             .map_err(|e| EffectError::Other(format!("building the HTTP client: {e}")))?;
-        if checked.url().scheme() != "http" {
+        if !matches!(checked.url().scheme(), "http" | "https") {
             return Err(EffectError::Connection(format!(
-                "scheme {} is not available (redirected?)",
+                "scheme {} is not available",
                 checked.url().scheme()
             )));
         }
@@ -233,7 +262,8 @@ pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] =
     &[crate::assumptions::Assumption {
         component: "http",
         assumption: "reqwest/hyper implement HTTP/1.1 correctly and connect only to the addresses \
-                 they are pinned to; DNS answers are checked before use",
+                 they are pinned to; DNS answers are checked before use; rustls (ring) verifies \
+                 https servers against webpki-roots' Mozilla set plus the configured roots",
         failure_mode: "a request reaches an undeclared or internal address",
         mitigation: "footprint check after normalization and on every redirect; egress policy on \
                  every resolved address; pinned resolution; no proxies; body cap",

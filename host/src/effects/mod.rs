@@ -23,6 +23,6 @@ mod sqlite;
 
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler};
 pub(crate) use dispatch::{DbService, Dispatcher, Services, allows};
-pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner};
+pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, tls_config};
 pub(crate) use kernels::{ASSUMPTIONS as KERNEL_ASSUMPTIONS, Kernels};
 pub(crate) use sqlite::{ASSUMPTIONS as SQLITE_ASSUMPTIONS, SqliteRunner};

@@ -16,6 +16,9 @@
 //! - `/redirect?to=URL`: `302` with `location: URL` (percent-decoded); `400` without `to`.
 //! - `/status/{code}`: that status (100–999, else `400`), body `status {code}`.
 //!
+//! [`TestHttp::start_tls`] serves the same routes over TLS (rustls), with a certificate for
+//! `127.0.0.1` and `localhost` signed by a throwaway CA made at start ([`TestHttp::ca_der`]).
+//!
 //! Invariants:
 //! - Reachable from this machine only: it binds 127.0.0.1, never another interface.
 //! - Every request that reaches the server is counted ([`TestHttp::requests`]) and logged as
@@ -51,6 +54,8 @@ const BIG_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct TestHttp {
     addr: SocketAddr,
+    /// The CA that signed the server's certificate (TLS mode only), DER.
+    ca: Option<Vec<u8>>,
     seen: Arc<Seen>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -79,8 +84,34 @@ impl TestHttp {
         }
     }
 
+    /// Starts the server over TLS on a free loopback port: `https://127.0.0.1:PORT`, with a
+    /// certificate signed by a CA made for this server alone ([`TestHttp::ca_der`]).
+    ///
+    /// # Panics
+    /// As [`TestHttp::start`].
+    pub fn start_tls() -> TestHttp {
+        match tls_identity()
+            .and_then(|(acceptor, ca)| Self::try_start_with(Some(acceptor), Some(ca)))
+        {
+            Ok(server) => server,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The CA certificate (DER) a client must trust to reach a [`TestHttp::start_tls`] server.
+    pub fn ca_der(&self) -> Option<&[u8]> {
+        self.ca.as_deref()
+    }
+
     /// Starts the server on a free loopback port.
     pub fn try_start() -> Result<TestHttp, String> {
+        Self::try_start_with(None, None)
+    }
+
+    fn try_start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        ca: Option<Vec<u8>>,
+    ) -> Result<TestHttp, String> {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
         let addr = listener
@@ -100,20 +131,22 @@ impl TestHttp {
             .name(format!("graphjit-test-http-{}", addr.port()))
             .spawn(move || {
                 // Dropping the runtime at the end of this closure cancels every connection task.
-                runtime.block_on(serve(listener, thread_seen, stop));
+                runtime.block_on(serve(listener, tls, thread_seen, stop));
             })
             .map_err(|e| format!("cannot spawn the server thread: {e}"))?;
         Ok(TestHttp {
             addr,
+            ca,
             seen,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT`, or `https://…` in TLS mode (no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The address the server listens on.
@@ -153,7 +186,43 @@ impl Drop for TestHttp {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, seen: Arc<Seen>, mut stop: oneshot::Receiver<()>) {
+/// A throwaway CA, and a TLS acceptor whose certificate (for 127.0.0.1 and localhost) it
+/// signed.
+fn tls_identity() -> Result<(tokio_rustls::TlsAcceptor, Vec<u8>), String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let fail = |e: rcgen::Error| format!("making the test certificates: {e}");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(fail)?)
+        .map_err(fail)?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).map_err(fail)?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::V4(
+            Ipv4Addr::LOCALHOST,
+        )));
+    let leaf_key = KeyPair::generate().map_err(fail)?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca).map_err(fail)?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .map_err(|e| format!("the test key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key)
+        .map_err(|e| format!("the test certificate: {e}"))?;
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca.der().to_vec(),
+    ))
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    seen: Arc<Seen>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
@@ -164,12 +233,21 @@ async fn serve(listener: std::net::TcpListener, seen: Arc<Seen>, mut stop: onesh
                 // A failed accept (out of file descriptors, a reset) drops that one connection.
                 let Ok((stream, _)) = accepted else { continue };
                 let seen = Arc::clone(&seen);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| route(request, Arc::clone(&seen)));
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    // A client that hangs up mid-request is normal here.
-                    let _ = connection.await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    // A client that hangs up mid-request (or mid-handshake) is normal here.
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         }
