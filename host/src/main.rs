@@ -94,6 +94,10 @@ struct CacheArgs {
     /// Let HTTP effects reach loopback addresses (a local test server); refused by default.
     #[arg(long)]
     allow_loopback: bool,
+    /// Trust this CA certificate (PEM, may hold several, or DER) for `https` effects, besides
+    /// the built-in Mozilla roots (repeatable).
+    #[arg(long = "tls-root", value_name = "FILE")]
+    tls_roots: Vec<PathBuf>,
     /// Optimizer passes: all (default), none, or a list such as fold,cse,dce,fuse,batch.
     #[arg(long, value_name = "all|none|LIST", default_value = "all")]
     passes: String,
@@ -111,6 +115,9 @@ impl CacheArgs {
             )
         })?;
         config.http.allow_loopback = self.allow_loopback;
+        for path in &self.tls_roots {
+            config.http.extra_roots.extend(read_certificates(path)?);
+        }
         if self.no_disk_cache {
             config.cache.disk_dir = None;
         } else if let Some(dir) = &self.cache_dir {
@@ -118,6 +125,36 @@ impl CacheArgs {
         }
         Host::with_config(&config)
     }
+}
+
+/// The certificates in `path`: every one of a PEM file, or the file itself as DER.
+fn read_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let unreadable = |message: String| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            Stage::Setup,
+            message,
+            "give a CA certificate file, PEM or DER",
+        )
+    };
+    let bytes = std::fs::read(path)
+        .map_err(|e| unreadable(format!("cannot read {}: {e}", path.display())))?;
+    if !bytes.starts_with(b"-----BEGIN") {
+        return Ok(vec![bytes]);
+    }
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(unreadable(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 #[derive(Args)]

@@ -71,7 +71,7 @@ fn rows(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
         for (c_row, a_row) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
             for (&a_ip, b_row) in a_row[p0..p1].iter().zip(b_block.chunks_exact(n)) {
                 for (c_ij, &b_pj) in c_row.iter_mut().zip(b_row) {
-                    *c_ij = *c_ij + a_ip * b_pj;
+                    *c_ij += a_ip * b_pj;
                 }
             }
         }
@@ -95,7 +95,7 @@ mod tests {
             for j in 0..n {
                 let mut s = 0.0f32;
                 for p in 0..k {
-                    s = s + a.data[i * k + p] * b.data[p * n + j];
+                    s += a.data[i * k + p] * b.data[p * n + j];
                 }
                 c[i * n + j] = s;
             }

@@ -730,6 +730,31 @@ mod http {
         assert_eq!(wasm, eval(&trusting, &g).expect("eval too"));
         assert_eq!(server.requests(), 2);
 
+        // The command line: `--tls-root` with the CA as DER, then as PEM.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("g.json");
+        let json = format!(
+            r#"{{"version": 1, "nodes": [
+                {{"id": "r", "op": "http", "method": "GET", "url": "https://127.0.0.1:{port}/json"}}
+            ], "outputs": {{"body": "r"}},
+            "footprint": {{"http": [{{"method": "GET", "scheme": "https", "host": "127.0.0.1", "port": {port}, "path_prefix": "/json"}}]}}}}"#
+        );
+        std::fs::write(&file, json).expect("write graph");
+        let der = dir.path().join("ca.der");
+        std::fs::write(&der, server.ca_der().expect("a TLS server")).expect("write ca");
+        let file = file.to_str().expect("utf-8 path");
+        let base = ["run", file, "--json", "--no-disk-cache", "--allow-loopback"];
+        let (code, out) =
+            super::cli(&[&base[..], &["--tls-root", der.to_str().expect("path")]].concat());
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(
+            out["output"]["body"],
+            graphjit::testing::http_server::JSON_BODY
+        );
+        let (code, out) = super::cli(&base);
+        assert_eq!(code, Some(4), "without the root: {out}");
+        assert_eq!(out["error"]["kind"], "effect_failed", "{out}");
+
         // Something that is not a certificate is refused when the host is made.
         let bad = Host::with_config(&HostConfig {
             http: HttpSettings {

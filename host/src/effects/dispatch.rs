@@ -177,11 +177,11 @@ impl Dispatcher {
                 ))));
                 continue;
             }
-            if let EffectCall::DbQuery { sql, params } = &call {
-                if let Ok((DbService::Postgres(_), Access::ReadOnly)) = self.db(sql) {
-                    reads.push((i, sql.clone(), to_params(params.clone())));
-                    continue;
-                }
+            if let EffectCall::DbQuery { sql, params } = &call
+                && let Ok((DbService::Postgres(_), Access::ReadOnly)) = self.db(sql)
+            {
+                reads.push((i, sql.clone(), to_params(params.clone())));
+                continue;
             }
             others.push((i, call));
         }

@@ -1075,6 +1075,7 @@ mod tests {
         );
         graph.batch_effects = true;
         // `a` and `d` are one round; `c` and `e` are one stage, but a log is never batched.
-        assert_eq!(graph.rounds(&graph.root), [2..4]);
+        let expected: Vec<std::ops::Range<usize>> = std::iter::once(2..4).collect();
+        assert_eq!(graph.rounds(&graph.root), expected);
     }
 }
