@@ -176,22 +176,18 @@ fn benches(c: &mut Criterion) {
         })
     });
     tensor.bench_function("native", |b| b.iter(|| black_box(tensor_native())));
-    assert_eq!(
-        tensor_native_fused().to_bits(),
-        tensor_native().to_bits(),
-        "fused by hand, same bits"
-    );
-    tensor.bench_function("native_fused", |b| {
-        b.iter(|| black_box(tensor_native_fused()))
-    });
-    assert_eq!(
-        tensor_native_fused_inlined().to_bits(),
-        tensor_native().to_bits(),
-        "fused by hand with the inlinable tanhf, same bits"
-    );
-    tensor.bench_function("native_fused_inlined", |b| {
-        b.iter(|| black_box(tensor_native_fused_inlined()))
-    });
+    let by_hand: [(&str, fn() -> f32); 2] = [
+        ("native_fused", tensor_native_fused),
+        ("native_fused_inlined", tensor_native_fused_inlined),
+    ];
+    for (name, fused) in by_hand {
+        assert_eq!(
+            fused().to_bits(),
+            tensor_native().to_bits(),
+            "{name}: same bits"
+        );
+        tensor.bench_function(name, |b| b.iter(|| black_box(fused())));
+    }
     tensor.bench_function("eval", |b| {
         b.iter(|| Host::eval(&graph, &inputs, limits).expect("evaluates"))
     });

@@ -870,30 +870,7 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
             2 * level[i]
         }
     };
-    let mut waiting_on: Vec<usize> = dependencies.iter().map(Vec::len).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for (i, deps) in dependencies.iter().enumerate() {
-        for &d in deps {
-            dependents[d].push(i);
-        }
-    }
-    let mut ready: BTreeMap<(usize, &str), usize> = BTreeMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        if waiting_on[i] == 0 {
-            ready.insert((stage(i), &node.id), i);
-        }
-    }
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some((_, i)) = ready.pop_first() {
-        order.push(i);
-        for &d in &dependents[i] {
-            waiting_on[d] -= 1;
-            if waiting_on[d] == 0 {
-                ready.insert((stage(d), &nodes[d].id), d);
-            }
-        }
-    }
-    Ok(order)
+    Ok(kahn(&dependencies, |i| (stage(i), nodes[i].id.as_str())))
 }
 
 /// Whether a node is an effect, or holds one in its regions (at any depth).
@@ -913,8 +890,6 @@ fn topological_order(nodes: &[NodeJson]) -> Result<(Vec<usize>, Vec<Vec<usize>>)
         .enumerate()
         .map(|(i, n)| (n.id.as_str(), i))
         .collect();
-    let mut waiting_on = vec![0usize; nodes.len()];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut dependencies: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
         let mut deps: BTreeSet<&str> = node
@@ -937,33 +912,17 @@ fn topological_order(nodes: &[NodeJson]) -> Result<(Vec<usize>, Vec<Vec<usize>>)
                     )
                     .at(&node.id));
                 }
-                waiting_on[i] += 1;
-                dependents[d].push(i);
                 dependencies[i].push(d);
             }
         }
     }
-    let mut ready: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        if waiting_on[i] == 0 {
-            ready.insert(&node.id, i);
-        }
-    }
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some((_, i)) = ready.pop_first() {
-        order.push(i);
-        for &d in &dependents[i] {
-            waiting_on[d] -= 1;
-            if waiting_on[d] == 0 {
-                ready.insert(&nodes[d].id, d);
-            }
-        }
-    }
+    let order = kahn(&dependencies, |i| nodes[i].id.as_str());
     if order.len() < nodes.len() {
+        let placed: BTreeSet<usize> = order.iter().copied().collect();
         let stuck = nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| waiting_on[*i] > 0)
+            .filter(|(i, _)| !placed.contains(i))
             .map(|(_, n)| n.id.as_str())
             .min()
             .unwrap_or("?");
@@ -975,6 +934,34 @@ fn topological_order(nodes: &[NodeJson]) -> Result<(Vec<usize>, Vec<Vec<usize>>)
         .at(stuck));
     }
     Ok((order, dependencies))
+}
+
+/// Kahn's algorithm over `dependencies` (per node, the nodes it needs): among the nodes whose
+/// dependencies have all been placed, the one with the least `key` goes next. Shorter than the
+/// node count when there is a cycle.
+fn kahn<K: Ord>(dependencies: &[Vec<usize>], key: impl Fn(usize) -> K) -> Vec<usize> {
+    let mut waiting_on: Vec<usize> = dependencies.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dependencies.len()];
+    for (i, deps) in dependencies.iter().enumerate() {
+        for &d in deps {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: BTreeMap<K, usize> = (0..dependencies.len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(|i| (key(i), i))
+        .collect();
+    let mut order = Vec::with_capacity(dependencies.len());
+    while let Some((_, i)) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.insert(key(d), d);
+            }
+        }
+    }
+    order
 }
 
 /// Levels a `log` node may use.
