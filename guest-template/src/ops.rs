@@ -283,6 +283,64 @@ pub fn fused_reduce<const K: usize>(
     reduced(value, node)
 }
 
+/// Several fused map→reduce programs over one element shape in one loop (horizontal fusion):
+/// `f` gives every program's element `i` at once, and output `j` is reduced with
+/// `combine(j, …)` (starting from `init[j]`) exactly as [`fused_reduce`] would reduce it alone:
+/// same lanes, same order; `reductions[j]` says which outputs are means. The accumulators are
+/// kept output by output, eight lanes each, and `combine` is the generated code's own closure,
+/// so the lane loop vectorizes as [`fused_reduce`]'s does.
+pub fn fused_reductions<const K: usize, const M: usize>(
+    inputs: [&Tensor; K],
+    shape: &[u32],
+    node: u32,
+    reductions: [Reduction; M],
+    f: impl Fn([f32; K], usize) -> [f32; M],
+    combine: impl Fn(usize, f32, f32) -> f32,
+) -> Result<[Tensor; M], RunError> {
+    let n = element_count(shape);
+    let sources = sources(inputs, n, node)?;
+    let mut acc: [[f32; LANES]; M] = core::array::from_fn(|j| {
+        [match reductions[j] {
+            Reduction::Sum | Reduction::Mean => 0.0,
+            Reduction::Max => f32::NEG_INFINITY,
+            Reduction::Min => f32::INFINITY,
+        }; LANES]
+    });
+    let blocks = n / LANES;
+    for block in 0..blocks {
+        let base = block * LANES;
+        let v: [[f32; M]; LANES] = core::array::from_fn(|lane| f(elements(&sources, base + lane), base + lane));
+        for (j, lanes) in acc.iter_mut().enumerate() {
+            for (lane, a) in lanes.iter_mut().enumerate() {
+                *a = combine(j, *a, v[lane][j]);
+            }
+        }
+    }
+    for (lane, i) in (blocks * LANES..n).enumerate() {
+        let v = f(elements(&sources, i), i);
+        for (j, lanes) in acc.iter_mut().enumerate() {
+            if let Some(a) = lanes.get_mut(lane) {
+                *a = combine(j, *a, v[j]);
+            }
+        }
+    }
+    let mut out: [Tensor; M] = core::array::from_fn(|_| Tensor {
+        shape: Vec::new(),
+        data: Vec::new(),
+    });
+    for (j, (slot, p)) in out.iter_mut().zip(acc).enumerate() {
+        let c = |a: f32, b: f32| combine(j, a, b);
+        let q = [c(p[0], p[4]), c(p[1], p[5]), c(p[2], p[6]), c(p[3], p[7])];
+        let s = c(c(q[0], q[2]), c(q[1], q[3]));
+        let value = match reductions[j] {
+            Reduction::Mean => s / (n as f32),
+            _ => s,
+        };
+        *slot = reduced(value, node)?;
+    }
+    Ok(out)
+}
+
 /// `f` of elements `0..n` reduced with `op` in the defined order (element `i` into lane
 /// `i % 8`, then pairwise), eight elements at a time: within a block of eight, each lane
 /// takes one element, which is the shape simd128 vectorizes (two f32x4 per block).

@@ -496,12 +496,7 @@ impl<'g> Generator<'g> {
                         )
                     }
                     Some((op, shape)) => {
-                        let kind = match op {
-                            ReduceOp::Sum => "Sum",
-                            ReduceOp::Max => "Max",
-                            ReduceOp::Min => "Min",
-                            ReduceOp::Mean => "Mean",
-                        };
+                        let kind = reduction_kind(*op);
                         format!(
                             "rt::ops::fused_reduce([{}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
                             inputs.join(", "),
@@ -509,6 +504,62 @@ impl<'g> Generator<'g> {
                         )
                     }
                 }
+            }
+            Op::FusedReductions {
+                steps,
+                outputs,
+                shape,
+            } => {
+                let inputs: Vec<String> = node
+                    .args
+                    .iter()
+                    .map(|&x| format!("&{}", self.var(x)))
+                    .collect();
+                let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
+                let index = if steps.contains(&FusedStep::Index) {
+                    "i"
+                } else {
+                    "_i"
+                };
+                let registers: Vec<u32> = outputs.iter().map(|(r, _)| *r).collect();
+                let result: Vec<String> = registers.iter().map(|r| format!("r{r}")).collect();
+                let closure = format!(
+                    "|[{}]: [f32; {}], {index}: usize| {{ {} }}",
+                    params.join(", "),
+                    node.args.len(),
+                    fused_program(steps, &registers, &format!("[{}]", result.join(", ")))
+                );
+                let kinds: Vec<String> = outputs
+                    .iter()
+                    .map(|(_, op)| format!("rt::ops::Reduction::{}", reduction_kind(*op)))
+                    .collect();
+                let names: Vec<String> = (0..outputs.len()).map(|j| format!("o{j}")).collect();
+                // Output j's combining function, chosen by a match on j that folds away once
+                // the guest's loop over outputs is unrolled.
+                let arms: Vec<String> = outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (_, op))| {
+                        let f = match op {
+                            ReduceOp::Sum | ReduceOp::Mean => "rt::ops::add_f32",
+                            ReduceOp::Max => "rt::ops::math::fmaxf",
+                            ReduceOp::Min => "rt::ops::math::fminf",
+                        };
+                        format!("{j} => {f}(a, b)")
+                    })
+                    .collect();
+                let combine = format!(
+                    "|j: usize, a: f32, b: f32| match j {{ {}, _ => f32::NAN }}",
+                    arms.join(", ")
+                );
+                format!(
+                    "{{ let [{}] = rt::ops::fused_reductions([{}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
+                    names.join(", "),
+                    inputs.join(", "),
+                    shape_literal(shape),
+                    kinds.join(", "),
+                    names.join(", ")
+                )
             }
             Op::Log { level } => {
                 let x = node.args.first().copied();
@@ -592,8 +643,30 @@ impl<'g> Generator<'g> {
 
 /// Counts, per node, how many times generated code reads its variable.
 /// The body of a fused loop's closure: one `let` per step, the last register as its value.
+/// The guest's `Reduction` variant for `op`.
+fn reduction_kind(op: ReduceOp) -> &'static str {
+    match op {
+        ReduceOp::Sum => "Sum",
+        ReduceOp::Max => "Max",
+        ReduceOp::Min => "Min",
+        ReduceOp::Mean => "Mean",
+    }
+}
+
 fn fused_body(steps: &[FusedStep]) -> String {
+    let last = steps.len().saturating_sub(1) as u32;
+    fused_program(steps, &[last], &format!("r{last}"))
+}
+
+/// The statements computing `steps` (registers `r0`, `r1`, …; `outputs` and the ones other
+/// steps read are named, the rest `_r…`), then `result`.
+fn fused_program(steps: &[FusedStep], outputs: &[u32], result: &str) -> String {
     let mut used = vec![false; steps.len()];
+    for &o in outputs {
+        if let Some(u) = used.get_mut(o as usize) {
+            *u = true;
+        }
+    }
     for step in steps {
         match *step {
             FusedStep::Arg(_) | FusedStep::Index => {}
@@ -606,7 +679,7 @@ fn fused_body(steps: &[FusedStep]) -> String {
     }
     let mut out = String::new();
     for (i, step) in steps.iter().enumerate() {
-        let name = if used[i] || i + 1 == steps.len() {
+        let name = if used[i] {
             format!("r{i}")
         } else {
             format!("_r{i}")
@@ -619,7 +692,7 @@ fn fused_body(steps: &[FusedStep]) -> String {
         };
         let _ = write!(out, "let {name}: f32 = {value}; ");
     }
-    let _ = write!(out, "r{}", steps.len().saturating_sub(1));
+    out.push_str(result);
     out
 }
 

@@ -284,6 +284,23 @@ impl<'g, 'e> Interp<'g, 'e> {
                     Some((op, elements)) => tensor::fused_reduce(steps, &args, elements, *op)?,
                 })
             }
+            Op::FusedReductions {
+                steps,
+                outputs,
+                shape,
+            } => {
+                // Each output is its member's program alone (the steps up to its register),
+                // reduced: exactly what the separate fused nodes computed.
+                let args = self.arguments(node)?;
+                let mut items = Vec::with_capacity(outputs.len());
+                for &(register, op) in outputs {
+                    let program = steps
+                        .get(..=register as usize)
+                        .ok_or_else(|| internal("a fused output past the program"))?;
+                    items.push(tensor::fused_reduce(program, &args, shape, op)?);
+                }
+                Rc::new(Value::Tuple(items))
+            }
             op if op.is_effect() => {
                 let args: Vec<Value> = self.arguments(node)?.into_iter().cloned().collect();
                 Rc::new(self.effect(node, id, args)?)

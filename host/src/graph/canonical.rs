@@ -122,27 +122,20 @@ impl Encoder {
                     }
                     None => self.u32(0),
                 }
-                self.len(steps.len());
-                for step in steps {
-                    match step {
-                        FusedStep::Arg(k) => {
-                            self.u32(0);
-                            self.u32(*k);
-                        }
-                        FusedStep::Index => self.u32(3),
-                        FusedStep::Unary(op, r) => {
-                            self.u32(1);
-                            self.str(op.name());
-                            self.u32(*r);
-                        }
-                        FusedStep::Binary(op, a, b) => {
-                            self.u32(2);
-                            self.str(op.name());
-                            self.u32(*a);
-                            self.u32(*b);
-                        }
-                    }
+                self.steps(steps);
+            }
+            Op::FusedReductions {
+                steps,
+                outputs,
+                shape,
+            } => {
+                self.shape(shape);
+                self.len(outputs.len());
+                for (register, op) in outputs {
+                    self.u32(*register);
+                    self.str(op.name());
                 }
+                self.steps(steps);
             }
             Op::Log { level } => self.str(level),
             Op::Param
@@ -161,6 +154,30 @@ impl Encoder {
             | Op::Concat
             | Op::Len
             | Op::ToString => {}
+        }
+    }
+
+    fn steps(&mut self, steps: &[FusedStep]) {
+        self.len(steps.len());
+        for step in steps {
+            match step {
+                FusedStep::Arg(k) => {
+                    self.u32(0);
+                    self.u32(*k);
+                }
+                FusedStep::Index => self.u32(3),
+                FusedStep::Unary(op, r) => {
+                    self.u32(1);
+                    self.str(op.name());
+                    self.u32(*r);
+                }
+                FusedStep::Binary(op, a, b) => {
+                    self.u32(2);
+                    self.str(op.name());
+                    self.u32(*a);
+                    self.u32(*b);
+                }
+            }
         }
     }
 

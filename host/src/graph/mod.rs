@@ -217,6 +217,15 @@ pub(crate) enum Op {
         /// a `[]` tensor: map→reduce fusion. `shape` is then the elements' shape.
         reduce: Option<(ReduceOp, Vec<u32>)>,
     },
+    /// Several fused map→reduce programs over one element shape, computed in one loop
+    /// (horizontal fusion): `steps` as in `Fused` (the members' programs one after another),
+    /// and for each output the register it reduces and how. The value is a tuple of `[]`
+    /// tensors, one per output, in order; each is what that member alone would give.
+    FusedReductions {
+        steps: Vec<FusedStep>,
+        outputs: Vec<(u32, ReduceOp)>,
+        shape: Vec<u32>,
+    },
 }
 
 /// One step of a fused elementwise program; its value is register number = its index.
@@ -479,6 +488,7 @@ impl Op {
             Op::Kernel { .. } => "kernel",
             Op::Log { .. } => "log",
             Op::Fused { .. } => "fused",
+            Op::FusedReductions { .. } => "fused_reductions",
         }
     }
 }

@@ -67,7 +67,10 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::Loop { .. }
         | Op::DbQuery { .. }
         | Op::Http { .. }
-        | Op::Fused { .. } => Err(format!("`{}` is typed from its declaration", op.name())),
+        | Op::Fused { .. }
+        | Op::FusedReductions { .. } => {
+            Err(format!("`{}` is typed from its declaration", op.name()))
+        }
         Op::DbExecute { .. } => Ok(I64),
         Op::Log { .. } => {
             let [a] = arity::<1>(op, args)?;

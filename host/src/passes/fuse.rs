@@ -1,6 +1,8 @@
 //! Fusion: a chain of elementwise tensor ops (unary maps, binary zips with `[]` broadcast) of
 //! one shape becomes one `fused` node that computes each element through the whole chain, so
-//! the intermediate tensors are never allocated.
+//! the intermediate tensors are never allocated (vertical). Then fused reductions of one
+//! shape that do not read each other become one `fused_reductions` loop (horizontal: one pass
+//! over shared inputs instead of one per reduction).
 //!
 //! Invariants:
 //! - Bit-exact: each element goes through the same element functions in the same order as
@@ -66,7 +68,154 @@ fn uses(graph: &Graph) -> (Vec<bool>, Vec<Vec<NodeId>>) {
     (pinned, readers)
 }
 
+/// Vertical fusion (chains, and a chain into its reduction), then horizontal fusion of the
+/// sibling reductions that gives.
 pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
+    let (vertical, chained) = fuse_chains(graph);
+    let (horizontal, merged) = fuse_siblings(&vertical);
+    (horizontal, chained + merged)
+}
+
+/// Most reductions one loop computes (horizontal fusion).
+pub(super) const MAX_OUTPUTS: usize = 8;
+
+/// Horizontal fusion: fused map→reduce nodes of one region over the same element shape, none
+/// reading another's result, become one loop that computes them all (`FusedReductions`); each
+/// former node becomes a `get` of it, where it stood. The new node stands at the first
+/// member's place, so a member joins only if all its inputs are defined before that place.
+/// Bounded like vertical fusion: at most [`MAX_INPUTS`] inputs, [`MAX_OUTPUTS`] outputs and
+/// twice [`MAX_STEPS`] steps per loop. Returns the members merged.
+fn fuse_siblings(graph: &Graph) -> (Graph, usize) {
+    let mut out = graph.clone();
+    let mut root = std::mem::take(&mut out.root);
+    let merged = siblings_in(&mut out, &mut root);
+    out.root = root;
+    (out, merged)
+}
+
+fn siblings_in(graph: &mut Graph, region: &mut Region) -> usize {
+    let mut merged = 0;
+    for &id in &region.nodes {
+        let mut op = std::mem::replace(&mut graph.nodes[id.index()].op, Op::Param);
+        match &mut op {
+            Op::If { then, otherwise } => {
+                merged += siblings_in(graph, then) + siblings_in(graph, otherwise);
+            }
+            Op::Loop { body, .. } => merged += siblings_in(graph, body),
+            _ => {}
+        }
+        graph.nodes[id.index()].op = op;
+    }
+    let position = |id: NodeId, region: &Region| region.nodes.iter().position(|&n| n == id);
+    // Groups of (first member's position, members), in canonical order.
+    let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    for &id in &region.nodes {
+        let Op::Fused {
+            steps,
+            reduce: Some((_, shape)),
+        } = &graph.node(id).op
+        else {
+            continue;
+        };
+        let joins = groups.iter().position(|group| {
+            let first = group[0];
+            let Op::Fused {
+                reduce: Some((_, first_shape)),
+                ..
+            } = &graph.node(first).op
+            else {
+                return false;
+            };
+            let start = position(first, region).unwrap_or(0);
+            let inputs_ready = graph
+                .node(id)
+                .args
+                .iter()
+                .all(|a| position(*a, region).is_none_or(|p| p < start));
+            let mut inputs: BTreeSet<NodeId> = group
+                .iter()
+                .flat_map(|m| graph.node(*m).args.iter().copied())
+                .collect();
+            inputs.extend(graph.node(id).args.iter().copied());
+            let steps_total: usize = group
+                .iter()
+                .map(|m| match &graph.node(*m).op {
+                    Op::Fused { steps, .. } => steps.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                + steps.len();
+            first_shape == shape
+                && inputs_ready
+                && group.len() < MAX_OUTPUTS
+                && inputs.len() <= MAX_INPUTS
+                && steps_total <= 2 * MAX_STEPS
+        });
+        match joins {
+            Some(g) => groups[g].push(id),
+            None => groups.push(vec![id]),
+        }
+    }
+    for group in groups.into_iter().filter(|g| g.len() >= 2) {
+        let mut inputs: Vec<NodeId> = Vec::new();
+        let mut steps: Vec<FusedStep> = Vec::new();
+        let mut outputs: Vec<(u32, crate::graph::ReduceOp)> = Vec::new();
+        let mut shape = Vec::new();
+        for &m in &group {
+            let node = graph.node(m);
+            let Op::Fused {
+                steps: own,
+                reduce: Some((op, elements)),
+            } = &node.op
+            else {
+                continue;
+            };
+            shape.clone_from(elements);
+            let base = steps.len() as u32;
+            for step in own {
+                steps.push(match *step {
+                    FusedStep::Arg(k) => {
+                        let input = node.args[k as usize];
+                        let at = inputs.iter().position(|&i| i == input).unwrap_or_else(|| {
+                            inputs.push(input);
+                            inputs.len() - 1
+                        });
+                        FusedStep::Arg(at as u32)
+                    }
+                    FusedStep::Index => FusedStep::Index,
+                    FusedStep::Unary(op, r) => FusedStep::Unary(op, r + base),
+                    FusedStep::Binary(op, a, b) => FusedStep::Binary(op, a + base, b + base),
+                });
+            }
+            outputs.push((steps.len() as u32 - 1, *op));
+        }
+        let names: Vec<&str> = group.iter().map(|m| graph.node(*m).name.as_str()).collect();
+        let multi = NodeId(graph.nodes.len() as u32);
+        graph.nodes.push(crate::graph::Node {
+            name: names.join("+"),
+            op: Op::FusedReductions {
+                steps,
+                outputs,
+                shape,
+            },
+            args: inputs,
+            after: Vec::new(),
+            captures: Vec::new(),
+            ty: Type::Tuple(vec![Type::Tensor(Vec::new()); group.len()]),
+        });
+        for (j, &m) in group.iter().enumerate() {
+            let node = &mut graph.nodes[m.index()];
+            node.op = Op::Get { index: j as u32 };
+            node.args = vec![multi];
+        }
+        let at = position(group[0], region).unwrap_or(0);
+        region.nodes.insert(at, multi);
+        merged += group.len();
+    }
+    merged
+}
+
+fn fuse_chains(graph: &Graph) -> (Graph, usize) {
     let demanded = graph.demanded();
     let (pinned, readers) = uses(graph);
     let mut taken = vec![false; graph.nodes.len()];

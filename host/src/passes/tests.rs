@@ -123,6 +123,54 @@ fn fuse_preserves_eval_on_elementwise_dags() {
 }
 
 #[test]
+fn sibling_reductions_become_one_loop() {
+    let g = graph(
+        r#"{"version": 1, "nodes": [
+            {"id": "t", "op": "iota", "shape": [100]},
+            {"id": "k", "op": "const", "type": {"tensor": []}, "value": [0.5]},
+            {"id": "x", "op": "mul", "args": ["t", "k"]},
+            {"id": "a", "op": "abs", "args": ["x"]},
+            {"id": "n", "op": "neg", "args": ["x"]},
+            {"id": "s", "op": "sum", "args": ["a"]},
+            {"id": "m", "op": "reduce_max", "args": ["n"]},
+            {"id": "e", "op": "exp", "args": ["x"]},
+            {"id": "mean", "op": "mean", "args": ["e"]}
+        ], "outputs": {"s": "s", "m": "m", "mean": "mean", "x": "x"}}"#,
+    );
+    let (out, _) = optimize(&g, &PassConfig::parse("fuse").unwrap()).unwrap();
+    let multi: Vec<&crate::graph::Node> = out
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::FusedReductions { .. }))
+        .collect();
+    assert_eq!(multi.len(), 1, "one loop for the three reductions");
+    let Op::FusedReductions { outputs, .. } = &multi[0].op else {
+        unreachable!()
+    };
+    assert_eq!(outputs.len(), 3);
+    assert_eq!(observe(&g), observe(&out), "same bits");
+
+    let mut fired = 0;
+    for seed in 0..GRAPHS {
+        let json = crate::testing::elementwise_dag(seed);
+        let g = graph(&json);
+        let (optimized, _) = optimize(&g, &PassConfig::default()).unwrap();
+        if optimized
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::FusedReductions { .. }))
+        {
+            fired += 1;
+        }
+        assert_eq!(observe(&g), observe(&optimized), "seed {seed}: {json}");
+    }
+    assert!(
+        fired > GRAPHS / 2,
+        "horizontal fusion fired on {fired} of {GRAPHS} DAGs"
+    );
+}
+
+#[test]
 fn place_and_batch_preserve_eval() {
     // Neither changes what `eval` computes by construction (a placed matmul is evaluated as
     // the op; batching only sets how effects are issued); this checks the pipeline stays

@@ -105,8 +105,24 @@ pub fn elementwise_dag(seed: u64) -> String {
     nodes.push(format!(
         r#"{{"id": "total", "op": "sum", "args": ["{last}"]}}"#
     ));
+    // Two or three private map→reduce chains over tensors already there: siblings that
+    // horizontal fusion computes in one loop.
+    let mut outputs = format!(r#""total": "total", "last": "{last}", "extra": "{extra}""#);
+    let reductions = ["sum", "reduce_max", "reduce_min", "mean"];
+    for k in 0..2 + next(2) {
+        let source = full[next(full.len() as u64) as usize].clone();
+        let op = unary[next(unary.len() as u64) as usize];
+        let reduce = reductions[next(reductions.len() as u64) as usize];
+        nodes.push(format!(
+            r#"{{"id": "h{k}", "op": "{op}", "args": ["{source}"]}}"#
+        ));
+        nodes.push(format!(
+            r#"{{"id": "hr{k}", "op": "{reduce}", "args": ["h{k}"]}}"#
+        ));
+        outputs.push_str(&format!(r#", "hr{k}": "hr{k}""#));
+    }
     format!(
-        r#"{{"version": 1, "nodes": [{}], "outputs": {{"total": "total", "last": "{last}", "extra": "{extra}"}}}}"#,
+        r#"{{"version": 1, "nodes": [{}], "outputs": {{{outputs}}}}}"#,
         nodes.join(", ")
     )
 }
