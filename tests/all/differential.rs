@@ -297,3 +297,30 @@ fn batched_effect_graphs_agree_with_eval() {
         "only {failed} of 120 graphs ended in an error"
     );
 }
+
+/// Fused reductions over chains that call a transcendental per element take the plain loop
+/// (`fused_reduce_scalar`), the others the blocked one: both agree with eval, bit for bit, for
+/// every reduction, on a length that leaves a partial last block.
+#[test]
+fn both_fused_reduction_loops_agree_with_eval() {
+    for reduce in ["sum", "mean", "reduce_max", "reduce_min"] {
+        for element in ["tanh", "relu", "exp", "abs"] {
+            let g = graph(&format!(
+                r#"{{"version": 1, "nodes": [
+                    {{"id": "t", "op": "iota", "shape": [1003]}},
+                    {{"id": "k", "op": "const", "type": {{"tensor": []}}, "value": [-0.0137]}},
+                    {{"id": "a", "op": "mul", "args": ["t", "k"]}},
+                    {{"id": "b", "op": "{element}", "args": ["a"]}},
+                    {{"id": "c", "op": "add", "args": ["b", "a"]}},
+                    {{"id": "r", "op": "{reduce}", "args": ["c"]}}
+                ], "outputs": {{"r": "r"}}}}"#
+            ));
+            let limits = RunLimits::default();
+            assert_eq!(
+                outcome(&eval_with(&g, limits)),
+                outcome(&run_with(&compile(&g), limits)),
+                "{element} then {reduce}"
+            );
+        }
+    }
+}
