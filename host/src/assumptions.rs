@@ -12,7 +12,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Assumption {
     /// What is assumed about: `rustc`, `wasmtime`, `postgresql`, `http`, `kernels`, `clock`,
-    /// `scheduler`.
+    /// `scheduler`, `libm`, `native`.
     pub component: &'static str,
     /// The assumption itself.
     pub assumption: &'static str,
@@ -45,12 +45,26 @@ pub(crate) const PLATFORM: &[Assumption] = &[
     },
 ];
 
+/// The f32 functions both engines share (`graphjit_value::math`).
+pub(crate) const MATH: &[Assumption] = &[Assumption {
+    component: "libm",
+    assumption: "graphjit_value::math's tanhf, expm1f, expf, fminf and fmaxf are libm 0.2.16's \
+                 algorithms, copied so that they inline, and return its bits",
+    failure_mode: "eval and the guest still agree (they share the copies), but no longer with \
+                   libm, so results drift from what DESIGN §3 promises",
+    mitigation: "tests compare each copy with libm bit for bit over 34M inputs (pairs for \
+                 fminf/fmaxf); libm's version is pinned in Cargo.lock",
+    properties: &[],
+}];
+
 /// Every assumption a graph with effects of `kinds` (`db`, `http`, `kernels`) rests on.
 pub(crate) fn for_effects(kinds: &[&str]) -> Vec<Assumption> {
     let mut out: Vec<Assumption> = Vec::new();
     out.extend_from_slice(crate::compile::ASSUMPTIONS);
     out.extend_from_slice(crate::runtime::ASSUMPTIONS);
     out.extend_from_slice(PLATFORM);
+    out.extend_from_slice(MATH);
+    out.extend_from_slice(crate::native::ASSUMPTIONS);
     if kinds.contains(&"db") {
         out.extend_from_slice(crate::effects::db::ASSUMPTIONS);
         out.extend_from_slice(crate::effects::SQLITE_ASSUMPTIONS);

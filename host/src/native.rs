@@ -78,6 +78,20 @@ fn rows(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
     }
 }
 
+/// What placed ops rest on (the assumption inventory).
+pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] =
+    &[crate::assumptions::Assumption {
+        component: "native",
+        assumption: "the host build keeps IEEE f32 semantics in the placed matmul: no FMA \
+                     contraction, no reassociation (rustc never contracts and graphjit enables \
+                     no fast-math), so each element is summed in the defined order as in the \
+                     guest and eval",
+        failure_mode: "a placed matmul's bits differ from the guest op's and eval's",
+        mitigation: "the differential tests compare placed products with eval bit for bit (an \
+                     FMA in the kernel fails them); placement only changes where the op runs",
+        properties: &[],
+    }];
+
 #[cfg(test)]
 mod tests {
     use super::matmul;

@@ -276,7 +276,7 @@ impl Host {
             item: "Assumption inventory is complete and current",
             ok: missing.is_empty(),
             evidence: format!(
-                "{} assumptions for rustc, wasmtime, clock, scheduler{}{}",
+                "{} assumptions for rustc, wasmtime, clock, scheduler, libm, native{}{}",
                 explanation.assumptions.len(),
                 if kinds.is_empty() {
                     ""
