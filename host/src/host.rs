@@ -403,6 +403,10 @@ pub struct Explanation {
     /// The memory plan of the optimized graph: the most tensor bytes live at once, each
     /// buffer freed after its last reader (strings not counted).
     pub planned_peak_bytes: u64,
+    /// The graph as written, one line per node in canonical order (`id = op(args) : type`).
+    pub before: Vec<String>,
+    /// The graph after the passes, the same way.
+    pub after: Vec<String>,
 }
 
 /// Every round of `graph`, region by region (outer first), as node ids.
@@ -568,7 +572,7 @@ impl Host {
         footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
         let ingredients = self.key_ingredients(graph);
         let key = ingredients.key();
-        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes) =
+        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes, after) =
             match self.optimize(graph) {
                 Ok((optimized, reports)) => {
                     let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
@@ -586,6 +590,7 @@ impl Host {
                         effect_rounds(&optimized.inner),
                         placements,
                         crate::codegen::plan::peak_bytes(&optimized.inner),
+                        optimized.inner.listing(),
                     )
                 }
                 Err(_) => (
@@ -594,6 +599,7 @@ impl Host {
                     Vec::new(),
                     Vec::new(),
                     0,
+                    Vec::new(),
                 ),
             };
         Explanation {
@@ -602,6 +608,8 @@ impl Host {
             rounds,
             placements,
             planned_peak_bytes,
+            before: graph.inner.listing(),
+            after,
             name: graph.inner.name.clone(),
             hash: graph.hash(),
             nodes: graph.inner.nodes.len(),

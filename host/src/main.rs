@@ -499,6 +499,16 @@ fn explain(args: &ExplainArgs) -> Result<(), Error> {
             report.nodes_after
         );
     }
+    for (title, lines) in [("before the passes", &e.before), ("after", &e.after)] {
+        println!("graph {title}");
+        const SHOWN: usize = 40;
+        for line in lines.iter().take(SHOWN) {
+            println!("  {line}");
+        }
+        if lines.len() > SHOWN {
+            println!("  … {} more (all of them with --json)", lines.len() - SHOWN);
+        }
+    }
     println!(
         "memory plan: at most {} bytes of tensors live at once (each freed after its last reader)",
         e.planned_peak_bytes

@@ -324,3 +324,25 @@ fn both_fused_reduction_loops_agree_with_eval() {
         }
     }
 }
+
+/// `explain` lists the graph before and after the passes, one line per node.
+#[test]
+fn explain_lists_the_graph_before_and_after_the_passes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fusion.json");
+    let g = Graph::from_json(&std::fs::read(path).expect("example")).expect("parses");
+    let e = crate::support::host().explain(&g);
+    assert_eq!(e.before.len(), e.nodes, "{:?}", e.before);
+    assert_eq!(e.after.len(), e.nodes_optimized, "{:?}", e.after);
+    assert!(
+        e.before.iter().any(|l| l.starts_with("\"bounded\" = min(")),
+        "{:?}",
+        e.before
+    );
+    assert!(
+        e.after
+            .iter()
+            .any(|l| l.contains("= fused[") && l.contains("→ mean]")),
+        "one fused loop reduced by mean: {:?}",
+        e.after
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Graph, NodeId, Region};
+use super::{Graph, NodeId, Op, Region};
 
 /// Escapes `text` for a double-quoted DOT label.
 fn label(text: &str) -> String {
@@ -25,6 +25,52 @@ fn label(text: &str) -> String {
 }
 
 impl Graph {
+    /// The graph as text, one line per node in canonical order (regions indented under their
+    /// node): `id = op(args) : type`, ids as JSON strings so that no id can fake a line.
+    /// What `explain` shows before and after the passes.
+    pub(crate) fn listing(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.list_region(&self.root, 0, &mut lines);
+        lines
+    }
+
+    fn list_region(&self, region: &Region, depth: usize, lines: &mut Vec<String>) {
+        let name = |id: &NodeId| serde_json::to_string(&self.node(*id).name).unwrap_or_default();
+        for &id in &region.nodes {
+            let node = self.node(id);
+            let args: Vec<String> = node.args.iter().map(name).collect();
+            let detail = match &node.op {
+                Op::Fused { steps, reduce } => match reduce {
+                    Some((op, _)) => format!("[{} steps → {}]", steps.len(), op.name()),
+                    None => format!("[{} steps]", steps.len()),
+                },
+                Op::FusedReductions { steps, outputs, .. } => {
+                    let ops: Vec<&str> = outputs.iter().map(|(_, op)| op.name()).collect();
+                    format!("[{} steps → {}]", steps.len(), ops.join(", "))
+                }
+                Op::Get { index } => format!("[{index}]"),
+                _ => String::new(),
+            };
+            let after = if node.after.is_empty() {
+                String::new()
+            } else {
+                let after: Vec<String> = node.after.iter().map(name).collect();
+                format!(" after {}", after.join(", "))
+            };
+            lines.push(format!(
+                "{}{} = {}{detail}({}){after} : {}",
+                "  ".repeat(depth),
+                name(&id),
+                node.op.name(),
+                args.join(", "),
+                node.ty
+            ));
+            for region in node.op.regions() {
+                self.list_region(region, depth + 1, lines);
+            }
+        }
+    }
+
     /// The graph as a Graphviz digraph: one box per node (id, op, type), argument edges solid,
     /// `after` edges dashed, each `if`/`loop` region a cluster whose results point at its
     /// owner (dotted), outputs as double octagons.
