@@ -276,11 +276,7 @@ pub fn fused_reduce<const K: usize>(
         Reduction::Max => lanes(&sources, n, f32::NEG_INFINITY, math::fmaxf, &f),
         Reduction::Min => lanes(&sources, n, f32::INFINITY, math::fminf, &f),
     };
-    let value = match reduction {
-        Reduction::Mean => s / (n as f32),
-        _ => s,
-    };
-    reduced(value, node)
+    reduced(finish(s, reduction, n), node)
 }
 
 /// Several fused map→reduce programs over one element shape in one loop (horizontal fusion):
@@ -329,14 +325,8 @@ pub fn fused_reductions<const K: usize, const M: usize>(
         data: Vec::new(),
     });
     for (j, (slot, p)) in out.iter_mut().zip(acc).enumerate() {
-        let c = |a: f32, b: f32| combine(j, a, b);
-        let q = [c(p[0], p[4]), c(p[1], p[5]), c(p[2], p[6]), c(p[3], p[7])];
-        let s = c(c(q[0], q[2]), c(q[1], q[3]));
-        let value = match reductions[j] {
-            Reduction::Mean => s / (n as f32),
-            _ => s,
-        };
-        *slot = reduced(value, node)?;
+        let s = pairwise(p, |a, b| combine(j, a, b));
+        *slot = reduced(finish(s, reductions[j], n), node)?;
     }
     Ok(out)
 }
@@ -365,13 +355,23 @@ pub fn fused_reduce_scalar<const K: usize>(
             *acc = op(*acc, f(elements(&sources, i), i));
         }
     }
+    reduced(finish(pairwise(p, op), reduction, n), node)
+}
+
+/// The defined combine of the eight lane accumulators: `0∘4, 1∘5, 2∘6, 3∘7`, then pairwise.
+#[inline(always)]
+fn pairwise(p: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
     let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
-    let s = op(op(q[0], q[2]), op(q[1], q[3]));
-    let value = match reduction {
+    let r = [op(q[0], q[2]), op(q[1], q[3])];
+    op(r[0], r[1])
+}
+
+/// A reduction's value from its combined lanes: `mean` divides by the element count.
+fn finish(s: f32, reduction: Reduction, n: usize) -> f32 {
+    match reduction {
         Reduction::Mean => s / (n as f32),
         _ => s,
-    };
-    reduced(value, node)
+    }
 }
 
 /// `f` of elements `0..n` reduced with `op` in the defined order (element `i` into lane
@@ -399,9 +399,7 @@ fn lanes<const K: usize>(
             *acc = op(*acc, f(elements(sources, i), i));
         }
     }
-    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
-    let r = [op(q[0], q[2]), op(q[1], q[3])];
-    op(r[0], r[1])
+    pairwise(p, op)
 }
 
 /// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
@@ -436,9 +434,7 @@ fn reduce(x: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
     for (acc, &v) in p.iter_mut().zip(chunks.remainder()) {
         *acc = op(*acc, v);
     }
-    let q = [op(p[0], p[4]), op(p[1], p[5]), op(p[2], p[6]), op(p[3], p[7])];
-    let r = [op(q[0], q[2]), op(q[1], q[3])];
-    op(r[0], r[1])
+    pairwise(p, op)
 }
 
 fn reduced(x: f32, node: u32) -> Result<Tensor, RunError> {

@@ -258,6 +258,28 @@ impl<'g> Generator<'g> {
         self.line(&format!("let mut {name} = {name}.run();"));
     }
 
+    /// A fused node's inputs (`&a, &b`) and its element closure's header
+    /// (`|[x0, x1]: [f32; 2], i: usize|`; `_i` when no step reads the index).
+    fn fused_parts(&self, node: &Node, steps: &[FusedStep]) -> (String, String) {
+        let inputs: Vec<String> = node
+            .args
+            .iter()
+            .map(|&x| format!("&{}", self.var(x)))
+            .collect();
+        let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
+        let index = if steps.contains(&FusedStep::Index) {
+            "i"
+        } else {
+            "_i"
+        };
+        let header = format!(
+            "|[{}]: [f32; {}], {index}: usize|",
+            params.join(", "),
+            node.args.len()
+        );
+        (inputs.join(", "), header)
+    }
+
     /// `Some(&body)` / `None` for an `http` node.
     fn body_arg(&self, node: &Node) -> String {
         node.args.first().map_or_else(
@@ -467,33 +489,15 @@ impl<'g> Generator<'g> {
                 )
             }
             Op::Fused { steps, reduce } => {
-                let inputs: Vec<String> = node
-                    .args
-                    .iter()
-                    .map(|&x| format!("&{}", self.var(x)))
-                    .collect();
-                let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
-                let index = if steps.contains(&FusedStep::Index) {
-                    "i"
-                } else {
-                    "_i"
-                };
-                let closure = format!(
-                    "|[{}]: [f32; {}], {index}: usize| {{ {} }}",
-                    params.join(", "),
-                    node.args.len(),
-                    fused_body(steps)
-                );
+                let (inputs, header) = self.fused_parts(node, steps);
+                let closure = format!("{header} {{ {} }}", fused_body(steps));
                 match reduce {
                     None => {
                         let shape = match &node.ty {
                             Type::Tensor(shape) => shape_literal(shape),
                             _ => "[]".to_string(),
                         };
-                        format!(
-                            "rt::ops::fused([{}], &{shape}, {at}, {closure})?",
-                            inputs.join(", ")
-                        )
+                        format!("rt::ops::fused([{inputs}], &{shape}, {at}, {closure})?")
                     }
                     Some((op, shape)) => {
                         let kind = reduction_kind(*op);
@@ -519,8 +523,7 @@ impl<'g> Generator<'g> {
                             "fused_reduce"
                         };
                         format!(
-                            "rt::ops::{helper}([{}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
-                            inputs.join(", "),
+                            "rt::ops::{helper}([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
                             shape_literal(shape)
                         )
                     }
@@ -531,23 +534,11 @@ impl<'g> Generator<'g> {
                 outputs,
                 shape,
             } => {
-                let inputs: Vec<String> = node
-                    .args
-                    .iter()
-                    .map(|&x| format!("&{}", self.var(x)))
-                    .collect();
-                let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
-                let index = if steps.contains(&FusedStep::Index) {
-                    "i"
-                } else {
-                    "_i"
-                };
+                let (inputs, header) = self.fused_parts(node, steps);
                 let registers: Vec<u32> = outputs.iter().map(|(r, _)| *r).collect();
                 let result: Vec<String> = registers.iter().map(|r| format!("r{r}")).collect();
                 let closure = format!(
-                    "|[{}]: [f32; {}], {index}: usize| {{ {} }}",
-                    params.join(", "),
-                    node.args.len(),
+                    "{header} {{ {} }}",
                     fused_program(steps, &registers, &format!("[{}]", result.join(", ")))
                 );
                 let kinds: Vec<String> = outputs
@@ -574,9 +565,8 @@ impl<'g> Generator<'g> {
                     arms.join(", ")
                 );
                 format!(
-                    "{{ let [{}] = rt::ops::fused_reductions([{}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
+                    "{{ let [{}] = rt::ops::fused_reductions([{inputs}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
                     names.join(", "),
-                    inputs.join(", "),
                     shape_literal(shape),
                     kinds.join(", "),
                     names.join(", ")
