@@ -133,22 +133,20 @@ impl Runtime {
         allowed: &dyn Fn(&str) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
+        // The disk cache returns a payload only when its blake3 matches the one recorded when
+        // this host wrote it, under a key that includes the engine's precompile-compatibility
+        // hash; wasmtime checks its own header (version, target, engine flags) again; the cache
+        // directory is checked to be ours and not writable by group or others. A host that
+        // cannot trust its own uid's files runs without L2 (`disk_dir: None`).
         #[allow(
             unsafe_code,
             reason = "wasmtime requires unsafe to load precompiled code"
         )]
-        // ASSUMPTION: `bytes` are exactly what `Component::serialize` produced on an engine
-        //   with this configuration: the disk cache returns a payload only when its blake3
-        //   matches the one recorded when this host wrote it, under a key that includes the
-        //   engine's precompile-compatibility hash.
-        // DEPENDS ON: wasmtime's deserialize checking its own header (version, target, engine
-        //   flags) and rejecting a mismatch; the cache directory being private to this user
-        //   (checked when opened: owned by us, not writable by group or others).
+        // ASSUMPTION: `bytes` are what `Component::serialize` wrote on an engine with this configuration.
+        // DEPENDS ON: the L2 blake3 and key checks, wasmtime's header check, a private cache directory.
         // TLA+ PROPERTY: Cache!NoStaleArtifact (a key change never loads the old artifact).
-        // FAILURE MODE: someone with our uid replaces a file with a crafted artifact and a
-        //   matching hash: native code runs outside the sandbox.
-        // MITIGATION: the directory check, the hash check and the key in the header; a host
-        //   that cannot trust its own uid's files runs without L2 (`disk_dir: None`).
+        // FAILURE MODE: a crafted artifact with a matching hash, written under our uid, runs native code.
+        // MITIGATION: the directory check, the hash check, the key in the header; `disk_dir: None` opts out.
         let component = unsafe { wasmtime::component::Component::deserialize(&self.engine, bytes) }
             .map_err(|e| RuntimeError::InvalidComponent {
                 message: describe(&e),
