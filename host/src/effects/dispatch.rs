@@ -76,9 +76,30 @@ impl Dispatcher {
         call: EffectCall,
         timeout: Duration,
     ) -> Result<EffectAnswer, EffectError> {
+        let checked = match &call {
+            EffectCall::DbQuery { sql, .. } | EffectCall::DbExecute { sql, .. } => {
+                Some(self.db(sql)?)
+            }
+            _ => None,
+        };
+        self.serve_checked(call, checked, timeout).await
+    }
+
+    /// Serves `call`; for SQL, `checked` is its footprint check's outcome, done once by the
+    /// caller (the SQL parse is the expensive part of it).
+    async fn serve_checked(
+        &self,
+        call: EffectCall,
+        checked: Option<(&DbService, Access)>,
+        timeout: Duration,
+    ) -> Result<EffectAnswer, EffectError> {
+        let sql_checked = || {
+            checked
+                .ok_or_else(|| EffectError::Other("SQL served without its footprint check".into()))
+        };
         match call {
             EffectCall::DbQuery { sql, params } => {
-                let (service, access) = self.db(&sql)?;
+                let (service, access) = sql_checked()?;
                 let rows = match service {
                     DbService::Postgres(runner) => runner
                         .query(&sql, &to_params(params), access, timeout)
@@ -92,7 +113,7 @@ impl Dispatcher {
                 Ok(EffectAnswer::Rows(rows))
             }
             EffectCall::DbExecute { sql, params } => {
-                let (service, access) = self.db(&sql)?;
+                let (service, access) = sql_checked()?;
                 let count = match service {
                     DbService::Postgres(runner) => runner
                         .execute(&sql, &to_params(params), access, timeout)
@@ -177,13 +198,28 @@ impl Dispatcher {
                 ))));
                 continue;
             }
-            if let EffectCall::DbQuery { sql, params } = &call
-                && let Ok((DbService::Postgres(_), Access::ReadOnly)) = self.db(sql)
+            // One footprint check per SQL text: its outcome goes with the call.
+            let checked = match &call {
+                EffectCall::DbQuery { sql, .. } | EffectCall::DbExecute { sql, .. } => {
+                    match self.db(sql) {
+                        Ok(checked) => Some(checked),
+                        Err(e) => {
+                            results[i] = Some(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if let (
+                EffectCall::DbQuery { sql, params },
+                Some((DbService::Postgres(_), Access::ReadOnly)),
+            ) = (&call, checked)
             {
                 reads.push((i, sql.clone(), to_params(params.clone())));
                 continue;
             }
-            others.push((i, call));
+            others.push((i, call, checked));
         }
         let pipelined = async {
             let Some(DbService::Postgres(runner)) = self.services.db.get() else {
@@ -204,7 +240,7 @@ impl Dispatcher {
         let rest = futures_util::future::join_all(
             others
                 .into_iter()
-                .map(|(_, call)| self.serve(call, timeout)),
+                .map(|(_, call, checked)| self.serve_checked(call, checked, timeout)),
         );
         let (read_rows, rest_answers) = futures_util::future::join(pipelined, rest).await;
         for ((i, _, _), rows) in reads.iter().zip(read_rows) {

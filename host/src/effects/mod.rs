@@ -21,7 +21,7 @@ mod http;
 mod kernels;
 mod sqlite;
 
-pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler};
+pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler, RoundFuture};
 pub(crate) use dispatch::{DbService, Dispatcher, Services, allows};
 pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, tls_config};
 pub(crate) use kernels::{ASSUMPTIONS as KERNEL_ASSUMPTIONS, Kernels};

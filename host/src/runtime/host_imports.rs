@@ -238,15 +238,19 @@ async fn serve_round(
         store.data_mut().deadline_hit = true;
         return Err(Trap::Interrupt.into());
     }
-    let served = if admitted.is_empty() {
-        Vec::new()
-    } else {
-        match tokio::time::timeout(remaining, handler.call_round(admitted, remaining)).await {
-            Ok(answers) => answers,
-            Err(_) => {
-                store.data_mut().deadline_hit = true;
-                return Err(Trap::Interrupt.into());
-            }
+    // One call (every single-effect import) goes straight to the handler: the round
+    // machinery is for several.
+    let work = match <[EffectCall; 1]>::try_from(admitted) {
+        Ok([call]) => Box::pin(async move { vec![handler.call(call, remaining).await] })
+            as crate::effects::RoundFuture<'_>,
+        Err(admitted) if admitted.is_empty() => Box::pin(async { Vec::new() }),
+        Err(admitted) => handler.call_round(admitted, remaining),
+    };
+    let served = match tokio::time::timeout(remaining, work).await {
+        Ok(answers) => answers,
+        Err(_) => {
+            store.data_mut().deadline_hit = true;
+            return Err(Trap::Interrupt.into());
         }
     };
     if Instant::now() >= deadline {
