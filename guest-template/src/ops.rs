@@ -245,6 +245,18 @@ fn elements<const K: usize>(sources: &[Source<'_>; K], i: usize) -> [f32; K] {
     })
 }
 
+/// How a fused reduction walks its elements (the same order, the same bits, either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loop {
+    /// Blocks of eight, one element per lane: what simd128 vectorizes, for chains without
+    /// calls.
+    Blocked,
+    /// One element at a time, element `i` into lane `i % 8`: for chains that call out per
+    /// element (`exp`, `tanh`, …), which do not vectorize. Measured on the 1M-element `tanh`
+    /// chain (`graphjit run --json`, `run_us`): 8.1 ms against 9.1 blocked.
+    Plain,
+}
+
 /// Which reduction a fused map→reduce ends in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
@@ -266,15 +278,16 @@ pub fn fused_reduce<const K: usize>(
     shape: &[u32],
     node: u32,
     reduction: Reduction,
+    layout: Loop,
     f: impl Fn([f32; K], usize) -> f32,
 ) -> Result<Tensor, RunError> {
     let n = element_count(shape);
     let sources = sources(inputs, n, node)?;
     // One loop per reduction, each with its combining function known at compile time.
     let s = match reduction {
-        Reduction::Sum | Reduction::Mean => lanes(&sources, n, 0.0, add_f32, &f),
-        Reduction::Max => lanes(&sources, n, f32::NEG_INFINITY, math::fmaxf, &f),
-        Reduction::Min => lanes(&sources, n, f32::INFINITY, math::fminf, &f),
+        Reduction::Sum | Reduction::Mean => lanes(&sources, n, 0.0, add_f32, &f, layout),
+        Reduction::Max => lanes(&sources, n, f32::NEG_INFINITY, math::fmaxf, &f, layout),
+        Reduction::Min => lanes(&sources, n, f32::INFINITY, math::fminf, &f, layout),
     };
     reduced(finish(s, reduction, n), node)
 }
@@ -331,33 +344,6 @@ pub fn fused_reductions<const K: usize, const M: usize>(
     Ok(out)
 }
 
-/// [`fused_reduce`] for chains that call out per element (`exp`, `tanh`, …), which do not
-/// vectorize: one plain loop, element `i` into lane `i % 8` (the same order, the same bits).
-/// Measured on the 1M-element `tanh` chain (`graphjit run --json`, `run_us`): 8.1 ms against
-/// 9.1 with the blocked loop.
-pub fn fused_reduce_scalar<const K: usize>(
-    inputs: [&Tensor; K],
-    shape: &[u32],
-    node: u32,
-    reduction: Reduction,
-    f: impl Fn([f32; K], usize) -> f32,
-) -> Result<Tensor, RunError> {
-    let n = element_count(shape);
-    let sources = sources(inputs, n, node)?;
-    let (init, op): (f32, fn(f32, f32) -> f32) = match reduction {
-        Reduction::Sum | Reduction::Mean => (0.0, add_f32),
-        Reduction::Max => (f32::NEG_INFINITY, math::fmaxf),
-        Reduction::Min => (f32::INFINITY, math::fminf),
-    };
-    let mut p = [init; LANES];
-    for i in 0..n {
-        if let Some(acc) = p.get_mut(i % LANES) {
-            *acc = op(*acc, f(elements(&sources, i), i));
-        }
-    }
-    reduced(finish(pairwise(p, op), reduction, n), node)
-}
-
 /// The defined combine of the eight lane accumulators: `0∘4, 1∘5, 2∘6, 3∘7`, then pairwise.
 #[inline(always)]
 fn pairwise(p: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
@@ -375,8 +361,8 @@ fn finish(s: f32, reduction: Reduction, n: usize) -> f32 {
 }
 
 /// `f` of elements `0..n` reduced with `op` in the defined order (element `i` into lane
-/// `i % 8`, then pairwise), eight elements at a time: within a block of eight, each lane
-/// takes one element, which is the shape simd128 vectorizes (two f32x4 per block).
+/// `i % 8`, then pairwise), walked as `layout` says: `Blocked` takes eight elements at a time,
+/// each lane one, which is the shape simd128 vectorizes (two f32x4 per block).
 #[inline(always)]
 fn lanes<const K: usize>(
     sources: &[Source<'_>; K],
@@ -384,8 +370,17 @@ fn lanes<const K: usize>(
     init: f32,
     op: impl Fn(f32, f32) -> f32,
     f: &impl Fn([f32; K], usize) -> f32,
+    layout: Loop,
 ) -> f32 {
     let mut p = [init; LANES];
+    if layout == Loop::Plain {
+        for i in 0..n {
+            if let Some(acc) = p.get_mut(i % LANES) {
+                *acc = op(*acc, f(elements(sources, i), i));
+            }
+        }
+        return pairwise(p, op);
+    }
     let blocks = n / LANES;
     for block in 0..blocks {
         let base = block * LANES;

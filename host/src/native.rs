@@ -56,9 +56,10 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
             });
         }
     }
+    c.iter_mut().for_each(|x| *x = canonical_f32(*x));
     Ok(Tensor {
         shape: vec![m as u32, n as u32],
-        data: c.into_iter().map(canonical_f32).collect(),
+        data: c,
     })
 }
 

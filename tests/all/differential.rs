@@ -299,7 +299,7 @@ fn batched_effect_graphs_agree_with_eval() {
 }
 
 /// Fused reductions over chains that call a transcendental per element take the plain loop
-/// (`fused_reduce_scalar`), the others the blocked one: both agree with eval, bit for bit, for
+/// (`Loop::Plain`), the others the blocked one: both agree with eval, bit for bit, for
 /// every reduction, on a length that leaves a partial last block.
 #[test]
 fn both_fused_reduction_loops_agree_with_eval() {

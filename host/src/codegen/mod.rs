@@ -517,13 +517,9 @@ impl<'g> Generator<'g> {
                                 )
                             )
                         });
-                        let helper = if calls {
-                            "fused_reduce_scalar"
-                        } else {
-                            "fused_reduce"
-                        };
+                        let layout = if calls { "Plain" } else { "Blocked" };
                         format!(
-                            "rt::ops::{helper}([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, {closure})?",
+                            "rt::ops::fused_reduce([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, rt::ops::Loop::{layout}, {closure})?",
                             shape_literal(shape)
                         )
                     }

@@ -52,18 +52,23 @@ pub fn generate(seed: u64) -> Json {
     builder::graph(seed)
 }
 
-/// A random DAG of elementwise tensor ops (shape [n] with [] broadcasts), with reuse and
-/// several outputs, as graph JSON: what fusion works on.
-pub fn elementwise_dag(seed: u64) -> String {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = |n: u64| {
+/// A small deterministic generator from `state`: each call steps a 64-bit LCG and returns a
+/// number below `n` (0 for `n` = 0).
+fn lcg(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+        (state >> 33) % n.max(1)
+    }
+}
+
+/// A random DAG of elementwise tensor ops (shape [n] with [] broadcasts), with reuse and
+/// several outputs, as graph JSON: what fusion works on.
+pub fn elementwise_dag(seed: u64) -> String {
+    let mut next = lcg(seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407));
     let len = 1 + next(40);
     let mut nodes = vec![
         format!(r#"{{"id": "t0", "op": "iota", "shape": [{len}]}}"#),
@@ -133,15 +138,9 @@ pub fn elementwise_dag(seed: u64) -> String {
 /// sometimes divide by zero. What batching works on: which calls share a round, which error a
 /// run ends with.
 pub fn effect_dag(seed: u64) -> String {
-    let mut state = seed
+    let mut next = lcg(seed
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(0x6a09_e667_f3bc_c909);
-    let mut next = |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n.max(1)
-    };
+        .wrapping_add(0x6a09_e667_f3bc_c909));
     let len = 1 + next(12);
     let mut nodes = vec![
         format!(r#"{{"id": "t0", "op": "iota", "shape": [{len}]}}"#),
