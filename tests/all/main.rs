@@ -1,6 +1,7 @@
 //! graphjit's integration tests: one binary, one module per concern (Wasmtime's
 //! `tests/all` layout). They use the public API and the `graphjit` binary only.
 
+mod adversarial;
 mod cache;
 mod cli;
 mod conformance;

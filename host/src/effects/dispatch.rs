@@ -17,7 +17,7 @@ use graphjit_value::effects::{Cell, Rows};
 use super::call::{
     EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler, RoundFuture,
 };
-use super::db::{self, Access, DbError, PostgresRunner};
+use super::db::{self, Access, DbError, Grants, PostgresRunner, RunAs};
 use super::http::HttpRunner;
 use super::kernels::Kernels;
 use super::sqlite::SqliteRunner;
@@ -25,6 +25,13 @@ use crate::footprint::{Denied, Footprint};
 
 /// The most log lines one host keeps (oldest dropped first).
 const MAX_LOG_LINES: usize = 10_000;
+/// The most bytes of log text one host keeps (oldest lines dropped first): without it, 10,000
+/// lines of a guest's largest string each would hold gigabytes of host memory.
+pub(crate) const MAX_LOG_BYTES: usize = 1 << 20;
+/// The longest message kept whole; longer ones are cut on a char boundary and marked.
+pub(crate) const MAX_LOG_MESSAGE_BYTES: usize = 4096;
+/// The longest level kept.
+const MAX_LOG_LEVEL_BYTES: usize = 16;
 
 /// The host's drivers, shared by every graph's dispatcher.
 #[derive(Debug, Default)]
@@ -33,20 +40,54 @@ pub(crate) struct Services {
     pub(crate) db: std::sync::OnceLock<DbService>,
     /// HTTP, with the host's egress policy.
     pub(crate) http: HttpRunner,
-    /// Log lines from `log` nodes: `(level, message)`.
+    /// Log lines from `log` nodes: `(level, message)`, at most [`MAX_LOG_LINES`] and
+    /// [`MAX_LOG_BYTES`] of them.
     pub(crate) log: Mutex<Vec<(String, String)>>,
+    /// The bytes of text in `log` (changed only under its lock).
+    pub(crate) log_bytes: std::sync::atomic::AtomicUsize,
     /// The kernels and their backend (native unless the host detected a GPU).
     pub(crate) kernels: Kernels,
 }
 
 impl Services {
     fn push_log(&self, level: String, message: String) {
+        use std::sync::atomic::Ordering;
+        let level = cut(level, MAX_LOG_LEVEL_BYTES);
+        let message = cut(message, MAX_LOG_MESSAGE_BYTES);
+        let size = level.len() + message.len();
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        if log.len() >= MAX_LOG_LINES {
-            log.remove(0);
+        let mut bytes = self.log_bytes.load(Ordering::Relaxed);
+        let mut drop = 0;
+        while drop < log.len() && (log.len() - drop >= MAX_LOG_LINES || bytes + size > MAX_LOG_BYTES)
+        {
+            bytes -= log[drop].0.len() + log[drop].1.len();
+            drop += 1;
         }
+        log.drain(..drop);
         log.push((level, message));
+        self.log_bytes.store(bytes + size, Ordering::Relaxed);
     }
+
+    /// The bytes of log text kept now.
+    #[cfg(test)]
+    fn log_bytes(&self) -> usize {
+        self.log_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `text`, cut to at most `limit` bytes on a char boundary, marked when cut.
+fn cut(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let total = text.len();
+    let mut end = limit.saturating_sub(32);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("…[{} bytes cut]", total - end));
+    text
 }
 
 /// Where DB effects go.
@@ -60,13 +101,25 @@ pub(crate) enum DbService {
 #[derive(Debug, Clone)]
 pub(crate) struct Dispatcher {
     footprint: Arc<Footprint>,
+    /// The footprint's tables and functions as the database enforces them.
+    grants: Arc<Grants>,
     services: Arc<Services>,
+}
+
+/// One SQL text after its footprint check: where it runs, how, and the text to run.
+struct CheckedSql<'a> {
+    service: &'a DbService,
+    access: Access,
+    /// The canonical print of what was checked: the driver runs this, not the graph's text.
+    sql: String,
 }
 
 impl Dispatcher {
     pub(crate) fn new(footprint: Arc<Footprint>, services: Arc<Services>) -> Dispatcher {
+        let grants = Arc::new(grants(&footprint));
         Dispatcher {
             footprint,
+            grants,
             services,
         }
     }
@@ -90,7 +143,7 @@ impl Dispatcher {
     async fn serve_checked(
         &self,
         call: EffectCall,
-        checked: Option<(&DbService, Access)>,
+        checked: Option<CheckedSql<'_>>,
         timeout: Duration,
     ) -> Result<EffectAnswer, EffectError> {
         let sql_checked = || {
@@ -98,29 +151,53 @@ impl Dispatcher {
                 .ok_or_else(|| EffectError::Other("SQL served without its footprint check".into()))
         };
         match call {
-            EffectCall::DbQuery { sql, params } => {
-                let (service, access) = sql_checked()?;
+            EffectCall::DbQuery { params, .. } => {
+                let CheckedSql {
+                    service,
+                    access,
+                    sql,
+                } = sql_checked()?;
                 let rows = match service {
                     DbService::Postgres(runner) => runner
-                        .query(&sql, &to_params(params), access, timeout)
+                        .query(
+                            &sql,
+                            &to_params(params),
+                            RunAs::Footprint(&self.grants),
+                            access,
+                            timeout,
+                        )
                         .await
                         .map(from_db_rows)
                         .map_err(classify_db)?,
                     DbService::Sqlite(runner) => {
-                        runner.query(&sql, params, access, timeout).await?
+                        runner
+                            .query(&sql, params, &self.grants, access, timeout)
+                            .await?
                     }
                 };
                 Ok(EffectAnswer::Rows(rows))
             }
-            EffectCall::DbExecute { sql, params } => {
-                let (service, access) = sql_checked()?;
+            EffectCall::DbExecute { params, .. } => {
+                let CheckedSql {
+                    service,
+                    access,
+                    sql,
+                } = sql_checked()?;
                 let count = match service {
                     DbService::Postgres(runner) => runner
-                        .execute(&sql, &to_params(params), access, timeout)
+                        .execute(
+                            &sql,
+                            &to_params(params),
+                            RunAs::Footprint(&self.grants),
+                            access,
+                            timeout,
+                        )
                         .await
                         .map_err(classify_db)?,
                     DbService::Sqlite(runner) => {
-                        runner.execute(&sql, params, access, timeout).await?
+                        runner
+                            .execute(&sql, params, &self.grants, access, timeout)
+                            .await?
                     }
                 };
                 Ok(EffectAnswer::Count(count))
@@ -148,18 +225,22 @@ impl Dispatcher {
         }
     }
 
-    /// The footprint check of one SQL text, and the runner and access it runs with.
-    fn db(&self, sql: &str) -> Result<(&DbService, Access), EffectError> {
-        let access = self.footprint.check_sql(sql).map_err(denied)?;
-        let runner = self.services.db.get().ok_or_else(|| {
+    /// The footprint check of one SQL text, and the runner, access and text it runs with.
+    fn db(&self, sql: &str) -> Result<CheckedSql<'_>, EffectError> {
+        let checked = self.footprint.check_sql(sql).map_err(denied)?;
+        let service = self.services.db.get().ok_or_else(|| {
             EffectError::Connection("this host has no database configured (--database-url)".into())
         })?;
-        let access = if access.writes.is_empty() || self.footprint.db.read_only() {
+        let access = if checked.writes.is_empty() || self.footprint.db.read_only() {
             Access::ReadOnly
         } else {
             Access::ReadWrite
         };
-        Ok((runner, access))
+        Ok(CheckedSql {
+            service,
+            access,
+            sql: checked.sql,
+        })
     }
 }
 
@@ -212,9 +293,13 @@ impl Dispatcher {
                 _ => None,
             };
             if let (
-                EffectCall::DbQuery { sql, params },
-                Some((DbService::Postgres(_), Access::ReadOnly)),
-            ) = (&call, checked)
+                EffectCall::DbQuery { params, .. },
+                Some(CheckedSql {
+                    service: DbService::Postgres(_),
+                    access: Access::ReadOnly,
+                    sql,
+                }),
+            ) = (&call, &checked)
             {
                 reads.push((i, sql.clone(), to_params(params.clone())));
                 continue;
@@ -228,14 +313,24 @@ impl Dispatcher {
             if reads.len() < 2 {
                 let each = reads
                     .iter()
-                    .map(|(_, sql, params)| runner.query(sql, params, Access::ReadOnly, timeout));
+                    .map(|(_, sql, params)| {
+                        runner.query(
+                            sql,
+                            params,
+                            RunAs::Footprint(&self.grants),
+                            Access::ReadOnly,
+                            timeout,
+                        )
+                    });
                 return futures_util::future::join_all(each).await;
             }
             let statements: Vec<(String, Vec<db::Param>)> = reads
                 .iter()
                 .map(|(_, sql, params)| (sql.clone(), params.clone()))
                 .collect();
-            runner.query_round(&statements, timeout).await
+            runner
+                .query_round(&statements, RunAs::Footprint(&self.grants), timeout)
+                .await
         };
         let rest = futures_util::future::join_all(
             others
@@ -274,6 +369,20 @@ pub(crate) fn allows(footprint: &Footprint, interface: &str) -> bool {
             allows(footprint, "db") || allows(footprint, "http") || allows(footprint, "kernels")
         }
         _ => false,
+    }
+}
+
+/// The footprint's tables and functions in the form the databases enforce them.
+fn grants(footprint: &Footprint) -> Grants {
+    let pairs = |set: &std::collections::BTreeSet<crate::footprint::TableName>| {
+        set.iter()
+            .map(|t| (t.schema().to_string(), t.name().to_string()))
+            .collect()
+    };
+    Grants {
+        read: pairs(&footprint.db.read),
+        write: pairs(&footprint.db.write),
+        allow_function: crate::footprint::is_pure_function,
     }
 }
 
@@ -333,5 +442,48 @@ fn classify_db(error: DbError) -> EffectError {
         DbError::RowLimit { .. } | DbError::ByteLimit { .. } => EffectError::Limit(message),
         DbError::UnsupportedType { .. } => EffectError::BadAnswer(message),
         _ => EffectError::Other(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident memory of this process, from `/proc` (Linux), in bytes.
+    fn resident() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    #[test]
+    fn the_log_keeps_a_bounded_number_of_bytes_whatever_the_lines() {
+        let services = Services::default();
+        let before = resident();
+        // 2,000 lines of 1 MiB: 2 GiB if kept whole.
+        for i in 0..2_000 {
+            services.push_log(format!("info{i}"), "x".repeat(1 << 20));
+        }
+        assert!(services.log_bytes() <= MAX_LOG_BYTES, "{}", services.log_bytes());
+        let log = services.log.lock().expect("log");
+        let kept: usize = log.iter().map(|(l, m)| l.len() + m.len()).sum();
+        assert_eq!(kept, services.log_bytes());
+        assert!(log.iter().all(|(_, m)| m.len() <= MAX_LOG_MESSAGE_BYTES + 32));
+        assert!(log.last().is_some_and(|(l, m)| l == "info1999" && m.ends_with("bytes cut]")));
+        drop(log);
+        // Each line existed once, briefly; the process never held many of them.
+        let grown = resident().saturating_sub(before);
+        // Kept whole they would be 2 GiB; the allocator may keep some freed pages.
+        assert!(grown < 1 << 30, "resident memory grew {grown} bytes");
+        // Many small lines: the line cap, oldest dropped first.
+        for i in 0..(MAX_LOG_LINES + 10) {
+            services.push_log("i".into(), format!("{i}"));
+        }
+        let log = services.log.lock().expect("log");
+        assert_eq!(log.len(), MAX_LOG_LINES);
+        assert_eq!(log[0].1, "10");
     }
 }

@@ -71,6 +71,13 @@ pub(crate) enum Denied {
         /// Why it is refused.
         reason: FunctionRefusal,
     },
+    /// User error: text another lexer (PostgreSQL's, SQLite's) could cut into other tokens
+    /// than the check did, so it is refused before it is parsed (`footprint::lexical`).
+    #[error("SQL contains {lexeme}, which the footprint check refuses")]
+    SqlLexeme {
+        /// What was found.
+        lexeme: super::lexical::Lexeme,
+    },
     /// User error: the SQL does not parse as PostgreSQL.
     #[error("SQL does not parse: {message}")]
     SqlSyntax {
@@ -316,6 +323,7 @@ impl Denied {
                 "rewrite the query without {name}(); only functions known to be pure may be \
                  called (docs/graph-format.md, \"Footprint\")"
             ),
+            Self::SqlLexeme { lexeme } => lexeme.remediation().to_string(),
             Self::SqlSyntax { .. } => {
                 "fix the SQL: it must parse as PostgreSQL (one or more statements)".to_string()
             }

@@ -279,6 +279,16 @@ pub(crate) fn classify(parts: &[&str]) -> Option<super::FunctionRefusal> {
     Some(super::FunctionRefusal::NotAllowListed)
 }
 
+/// Whether an unqualified, case-folded function name is on the allow-list: what the
+/// databases' own authorizers are told.
+pub(crate) fn is_pure_function(name: &str) -> bool {
+    PURE.binary_search(&name).is_ok() || SQLITE_OPERATOR_FUNCTIONS.contains(&name)
+}
+
+/// Operators that SQLite's authorizer reports as function calls (`a LIKE b` is `like(b, a)`
+/// there); the check already accepted the operator itself.
+const SQLITE_OPERATOR_FUNCTIONS: &[&str] = &["like"];
+
 fn has_side_effects(name: &str) -> bool {
     SIDE_EFFECTS
         .iter()

@@ -30,6 +30,7 @@
 mod denied;
 mod egress;
 mod functions;
+pub(crate) mod lexical;
 mod sql;
 mod table;
 mod url;
@@ -41,6 +42,7 @@ use std::collections::BTreeSet;
 
 pub(crate) use denied::{Access, Denied, FunctionRefusal, HttpRefusal, RulePart, SqlConstruct};
 pub(crate) use egress::{AddrClass, EgressPolicy, IpNet, IpNetError};
+pub(crate) use functions::is_pure_function;
 pub(crate) use sql::{MAX_SQL_BYTES, SqlAccess, StatementKind, analyze};
 pub(crate) use table::{TableName, TableNameError};
 pub(crate) use url::{CheckedUrl, HttpRule, HttpRuleJson, MAX_URL_BYTES, RuleError};

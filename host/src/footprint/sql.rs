@@ -34,7 +34,7 @@ use sqlparser::parser::{Parser, ParserError};
 
 use super::denied::shown;
 use super::table::{MAX_IDENTIFIER_BYTES, TableName};
-use super::{Access, Denied, Footprint, SqlConstruct, functions};
+use super::{Access, Denied, Footprint, SqlConstruct, functions, lexical};
 
 /// The longest SQL string a graph may send. Real queries are far shorter; the bound keeps
 /// parsing time and the AST (whose left-deep operator chains are as deep as the text is long)
@@ -68,6 +68,9 @@ pub(crate) struct SqlAccess {
     pub(crate) writes: BTreeSet<TableName>,
     /// The statements, in order.
     pub(crate) statements: Vec<StatementKind>,
+    /// The text a driver runs: the canonical print of what was checked (`lexical`), never the
+    /// graph's own text.
+    pub(crate) sql: String,
 }
 
 impl Footprint {
@@ -100,6 +103,7 @@ pub(crate) fn analyze(sql: &str) -> Result<SqlAccess, Denied> {
             limit: MAX_SQL_BYTES,
         });
     }
+    lexical::check(sql)?;
     let statements = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(MAX_PARSER_DEPTH)
         .try_with_sql(sql)
@@ -133,10 +137,12 @@ pub(crate) fn analyze(sql: &str) -> Result<SqlAccess, Denied> {
             return Err(denied);
         }
     }
+    let canonical = lexical::canonical(&statements, MAX_PARSER_DEPTH)?;
     Ok(SqlAccess {
         reads: walker.reads,
         writes: walker.writes,
         statements: kinds,
+        sql: canonical,
     })
 }
 

@@ -2,8 +2,10 @@
 //!
 //! A [`TableName`] is always fully qualified (`schema.name`) and already case-folded, so that
 //! two names are the same table exactly when they compare equal. Invariants:
-//! - Unquoted identifiers fold to ASCII lower case; double-quoted ones keep their exact bytes
-//!   (`"Users"` ≠ `users` = `USERS`), as PostgreSQL does in a UTF-8 database.
+//! - Unquoted identifiers fold to ASCII lower case; double-quoted ones keep their exact bytes,
+//!   as PostgreSQL does in a UTF-8 database, but may not hold capital ASCII letters
+//!   (`"Users"` is refused): SQLite ignores the case of quoted names, so `"Users"` and
+//!   `users` would be two tables to one database and one to the other.
 //! - An unqualified name resolves to [`DEFAULT_SCHEMA`], except names starting with `pg_`,
 //!   which resolve to `pg_catalog` (PostgreSQL searches `pg_catalog` before the path, and every
 //!   relation in it is named `pg_*`). The same rule applies to footprint entries and to SQL, so
@@ -49,6 +51,10 @@ pub(crate) enum TableNameError {
         /// The part's length in bytes.
         length: usize,
     },
+    /// A part holds capital ASCII letters (`"Users"`): SQLite compares quoted names without
+    /// case and PostgreSQL with it, so such a name could mean two tables.
+    #[error("a part has capital letters; use lower-case names (SQLite ignores their case)")]
+    Capitals,
     /// A double quote is not closed.
     #[error("an unterminated double quote")]
     UnterminatedQuote,
@@ -133,6 +139,9 @@ fn check_part(part: &str) -> Result<(), TableNameError> {
     }
     if part.len() > MAX_IDENTIFIER_BYTES {
         return Err(TableNameError::TooLong { length: part.len() });
+    }
+    if part.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(TableNameError::Capitals);
     }
     Ok(())
 }

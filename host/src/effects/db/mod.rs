@@ -34,6 +34,8 @@
 
 mod cells;
 mod error;
+mod grants;
+mod roles;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +50,8 @@ use tokio_postgres::{NoTls, Statement};
 pub(crate) use cells::{Cell, Param, Rows};
 use cells::{CellKind, param_fits, read_cell};
 pub(crate) use error::{DbError, TimeoutKind};
+pub(crate) use grants::{Grants, TableUse};
+pub(crate) use roles::role_name;
 use error::{classify, classify_pool};
 
 /// Default pool size: enough for a handful of concurrent runs per host without exhausting the
@@ -104,10 +108,23 @@ pub(crate) enum Access {
     ReadWrite,
 }
 
+/// Whose privileges a statement runs with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RunAs<'a> {
+    /// A graph's: a connection that logs in as the footprint's own role ([`roles`]), so that
+    /// PostgreSQL refuses whatever the grants do not allow.
+    Footprint(&'a Grants),
+    /// The operator's connection role: setup and tests only, never a graph's statement.
+    Operator,
+}
+
 /// The PostgreSQL runner: a connection pool and the limits every call runs under.
 #[derive(Clone, Debug)]
 pub(crate) struct PostgresRunner {
+    /// The operator's connections: they provision footprint roles and run operator work.
     pool: Pool,
+    /// One small pool per footprint role.
+    roles: std::sync::Arc<roles::Roles>,
     config: DbConfig,
 }
 
@@ -131,7 +148,12 @@ impl PostgresRunner {
         // `search_path` is pinned to `public` (after whatever the URL asks for, so it wins):
         // the footprint resolves an unqualified table name to `public.<name>`, and the server
         // must resolve it the same way, or a graph could read a table it did not declare.
-        let ours = format!("-c statement_timeout={statement_ms} -c search_path=public");
+        // `standard_conforming_strings` is pinned on: a backslash in '...' is a backslash, as
+        // the footprint check's lexer reads it (a server or role default could turn it off).
+        let ours = format!(
+            "-c statement_timeout={statement_ms} -c search_path=public \
+             -c standard_conforming_strings=on"
+        );
         let options = match pg.get_options() {
             Some(existing) => format!("{existing} {ours}"),
             None => ours,
@@ -139,6 +161,7 @@ impl PostgresRunner {
         pg.options(&options)
             .connect_timeout(config.connect_timeout)
             .application_name("graphjit");
+        let roles = std::sync::Arc::new(roles::Roles::new(pg.clone(), config.connect_timeout)?);
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -154,9 +177,16 @@ impl PostgresRunner {
             .map_err(|e| DbError::Config {
                 message: e.to_string(),
             })?;
-        let runner = PostgresRunner { pool, config };
+        let runner = PostgresRunner {
+            pool,
+            roles,
+            config,
+        };
         let limit = runner.config.connect_timeout;
-        match runner.checkout(deadline_after(limit), limit).await {
+        match runner
+            .checkout(RunAs::Operator, deadline_after(limit), limit)
+            .await
+        {
             Ok(connection) => drop(connection),
             // Here the only clock is the connect timeout.
             Err(DbError::Timeout { .. }) => {
@@ -181,11 +211,12 @@ impl PostgresRunner {
         &self,
         sql: &str,
         params: &[Param],
+        run_as: RunAs<'_>,
         access: Access,
         timeout: Duration,
     ) -> Result<Rows, DbError> {
         let deadline = deadline_after(timeout);
-        let mut connection = self.checkout(deadline, timeout).await?;
+        let mut connection = self.checkout(run_as, deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
             self.query_on(&mut connection, sql, params, access),
@@ -200,11 +231,12 @@ impl PostgresRunner {
         &self,
         sql: &str,
         params: &[Param],
+        run_as: RunAs<'_>,
         access: Access,
         timeout: Duration,
     ) -> Result<u64, DbError> {
         let deadline = deadline_after(timeout);
-        let mut connection = self.checkout(deadline, timeout).await?;
+        let mut connection = self.checkout(run_as, deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
             self.execute_on(&mut connection, sql, params, access),
@@ -213,8 +245,13 @@ impl PostgresRunner {
         self.settle(connection, outcome, timeout)
     }
 
-    /// A pooled connection, waiting no later than `deadline`.
-    async fn checkout(&self, deadline: Instant, limit: Duration) -> Result<Object, DbError> {
+    /// A pooled connection of `run_as`'s pool, waiting no later than `deadline`.
+    async fn checkout(
+        &self,
+        run_as: RunAs<'_>,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<Object, DbError> {
         // The timer's granularity is a millisecond: a spent deadline is refused here, before
         // anything reaches the server, rather than racing a fast statement.
         if Instant::now() >= deadline {
@@ -223,18 +260,42 @@ impl PostgresRunner {
                 limit,
             });
         }
-        match tokio::time::timeout_at(deadline, self.pool.get()).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(e)) => Err(classify_pool(
-                &e,
-                self.config.connect_timeout,
-                self.config.statement_timeout,
-            )),
-            Err(_) => Err(DbError::Timeout {
-                kind: TimeoutKind::Deadline,
-                limit,
-            }),
+        let timed_out = || DbError::Timeout {
+            kind: TimeoutKind::Deadline,
+            limit,
+        };
+        let grants = match run_as {
+            RunAs::Operator => None,
+            RunAs::Footprint(grants) => Some(grants),
+        };
+        // A login refused by the role's password means another process provisioned the same
+        // role since: provision again (it resets the password) and retry once.
+        for attempt in 0..2 {
+            let pool = match grants {
+                None => self.pool.clone(),
+                Some(grants) => tokio::time::timeout_at(deadline, self.roles.pool(&self.pool, grants))
+                    .await
+                    .map_err(|_| timed_out())??,
+            };
+            match tokio::time::timeout_at(deadline, pool.get()).await {
+                Ok(Ok(connection)) => return Ok(connection),
+                Ok(Err(e)) => {
+                    let error =
+                        classify_pool(&e, self.config.connect_timeout, self.config.statement_timeout);
+                    let login_refused = matches!(
+                        &error,
+                        DbError::Connection { sqlstate: Some(code), .. } if code.starts_with("28")
+                    );
+                    if let (Some(grants), true, 0) = (grants, login_refused, attempt) {
+                        self.roles.forget(&role_name(grants));
+                        continue;
+                    }
+                    return Err(error);
+                }
+                Err(_) => return Err(timed_out()),
+            }
         }
+        Err(timed_out())
     }
 
     /// The result of a call; on a deadline, the statement is cancelled on the server and the
@@ -274,11 +335,12 @@ impl PostgresRunner {
     pub(crate) async fn query_round(
         &self,
         statements: &[(String, Vec<Param>)],
+        run_as: RunAs<'_>,
         timeout: Duration,
     ) -> Vec<Result<Rows, DbError>> {
         let deadline = deadline_after(timeout);
         let pipelined = async {
-            let mut connection = self.checkout(deadline, timeout).await?;
+            let mut connection = self.checkout(run_as, deadline, timeout).await?;
             let work =
                 tokio::time::timeout_at(deadline, self.pipeline_on(&mut connection, statements));
             let outcome = work.await;
@@ -290,7 +352,7 @@ impl PostgresRunner {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let one_by_one = statements
             .iter()
-            .map(|(sql, params)| self.query(sql, params, Access::ReadOnly, remaining));
+            .map(|(sql, params)| self.query(sql, params, run_as, Access::ReadOnly, remaining));
         futures_util::future::join_all(one_by_one).await
     }
 

@@ -28,13 +28,13 @@ async fn runner(pg: &TestPostgres) -> PostgresRunner {
 }
 
 async fn exec(db: &PostgresRunner, sql: &str, params: &[Param]) -> u64 {
-    db.execute(sql, params, Access::ReadWrite, CALL)
+    db.execute(sql, params, RunAs::Operator, Access::ReadWrite, CALL)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn query(db: &PostgresRunner, sql: &str, params: &[Param]) -> Rows {
-    db.query(sql, params, Access::ReadOnly, CALL)
+    db.query(sql, params, RunAs::Operator, Access::ReadOnly, CALL)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
@@ -202,8 +202,7 @@ async fn parameters_are_checked_against_their_types() {
     let too_big = db
         .query(
             "SELECT $1::int2",
-            &[Param::I64(70_000)],
-            Access::ReadOnly,
+            &[Param::I64(70_000)], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -218,8 +217,7 @@ async fn parameters_are_checked_against_their_types() {
     let lossy = db
         .query(
             "SELECT $1::float4",
-            &[Param::F64(0.1)],
-            Access::ReadOnly,
+            &[Param::F64(0.1)], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -227,8 +225,7 @@ async fn parameters_are_checked_against_their_types() {
     let wrong = db
         .query(
             "SELECT $1::bool",
-            &[Param::Str("yes".into())],
-            Access::ReadOnly,
+            &[Param::Str("yes".into())], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -239,8 +236,7 @@ async fn parameters_are_checked_against_their_types() {
     let missing = db
         .query(
             "SELECT $1::int8, $2::text",
-            &[Param::I64(1)],
-            Access::ReadOnly,
+            &[Param::I64(1)], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -258,7 +254,7 @@ async fn unsupported_column_types_are_named() {
     let pg = cluster();
     let db = runner(&pg).await;
     let result = db
-        .query("SELECT 1 AS fine, now() AS at", &[], Access::ReadOnly, CALL)
+        .query("SELECT 1 AS fine, now() AS at", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert_eq!(
         result,
@@ -284,20 +280,20 @@ async fn read_only_calls_refuse_writes() {
     exec(&db, "INSERT INTO items (id, name) VALUES (1, 'a')", &[]).await;
     let insert = "INSERT INTO items (id, name) VALUES ($1, 'b')";
     let result = db
-        .execute(insert, &[Param::I64(2)], Access::ReadOnly, CALL)
+        .execute(insert, &[Param::I64(2)], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
         "{result:?}"
     );
     let returning = "UPDATE items SET name = 'z' RETURNING id";
-    let result = db.query(returning, &[], Access::ReadOnly, CALL).await;
+    let result = db.query(returning, &[], RunAs::Operator, Access::ReadOnly, CALL).await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
         "{result:?}"
     );
     let result = db
-        .execute("DROP TABLE items", &[], Access::ReadOnly, CALL)
+        .execute("DROP TABLE items", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
@@ -332,7 +328,7 @@ async fn constraint_violations_name_the_constraint() {
         ),
     ];
     for (sql, code, name) in cases {
-        match db.execute(sql, &[], Access::ReadWrite, CALL).await {
+        match db.execute(sql, &[], RunAs::Operator, Access::ReadWrite, CALL).await {
             Err(DbError::Constraint {
                 sqlstate,
                 constraint,
@@ -349,8 +345,7 @@ async fn constraint_violations_name_the_constraint() {
     let not_null = db
         .execute(
             "INSERT INTO items (id) VALUES (3)",
-            &[],
-            Access::ReadWrite,
+            &[], RunAs::Operator, Access::ReadWrite,
             CALL,
         )
         .await;
@@ -364,26 +359,26 @@ async fn bad_sql_is_classified_by_sqlstate() {
     let pg = cluster();
     let db = runner(&pg).await;
     items_table(&db).await;
-    let syntax = db.query("SELEC 1", &[], Access::ReadOnly, CALL).await;
+    let syntax = db.query("SELEC 1", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
     assert!(
         matches!(&syntax, Err(DbError::Syntax { sqlstate, position: Some(1), .. }) if sqlstate == "42601"),
         "{syntax:?}"
     );
     let table = db
-        .query("SELECT * FROM nowhere", &[], Access::ReadOnly, CALL)
+        .query("SELECT * FROM nowhere", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert!(
         matches!(&table, Err(DbError::UndefinedTable { .. })),
         "{table:?}"
     );
     let column = db
-        .query("SELECT nope FROM items", &[], Access::ReadOnly, CALL)
+        .query("SELECT nope FROM items", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert!(
         matches!(&column, Err(DbError::UndefinedColumn { .. })),
         "{column:?}"
     );
-    let zero = db.query("SELECT 1 / 0", &[], Access::ReadOnly, CALL).await;
+    let zero = db.query("SELECT 1 / 0", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
     assert!(
         matches!(&zero, Err(DbError::Other { sqlstate: Some(s), .. }) if s == "22012"),
         "{zero:?}"
@@ -395,7 +390,7 @@ async fn bad_sql_is_classified_by_sqlstate() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let denied = reader
-        .query("SELECT * FROM items", &[], Access::ReadOnly, CALL)
+        .query("SELECT * FROM items", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert!(
         matches!(&denied, Err(DbError::Permission { .. })),
@@ -414,7 +409,7 @@ async fn statement_timeout_is_a_typed_timeout() {
     let db = runner_with(&pg, |c| c.statement_timeout = Duration::from_millis(200)).await;
     let started = Instant::now();
     let result = db
-        .query("SELECT pg_sleep(5)", &[], Access::ReadOnly, CALL)
+        .query("SELECT pg_sleep(5)", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert_eq!(
         result,
@@ -441,7 +436,7 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     let started = Instant::now();
     let limit = Duration::from_millis(300);
     let result = db
-        .query("SELECT pg_sleep(30)", &[], Access::ReadOnly, limit)
+        .query("SELECT pg_sleep(30)", &[], RunAs::Operator, Access::ReadOnly, limit)
         .await;
     assert_eq!(
         result,
@@ -475,7 +470,7 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     assert_eq!(still, 0, "the query kept running after its deadline");
     // A zero deadline is refused before anything runs.
     let none = db
-        .query("SELECT 1", &[], Access::ReadOnly, Duration::ZERO)
+        .query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, Duration::ZERO)
         .await;
     assert!(
         matches!(
@@ -489,7 +484,7 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     );
     // An unbounded deadline is no deadline, not an overflow.
     let unbounded = db
-        .query("SELECT 5::int8", &[], Access::ReadOnly, Duration::MAX)
+        .query("SELECT 5::int8", &[], RunAs::Operator, Access::ReadOnly, Duration::MAX)
         .await;
     assert_eq!(unbounded.map(|r| r.rows), Ok(vec![vec![Cell::I64(5)]]));
 }
@@ -501,7 +496,7 @@ async fn a_killed_server_is_a_connection_error_and_a_restart_recovers() {
     let running = {
         let db = db.clone();
         tokio::spawn(async move {
-            db.query("SELECT pg_sleep(30)", &[], Access::ReadOnly, CALL)
+            db.query("SELECT pg_sleep(30)", &[], RunAs::Operator, Access::ReadOnly, CALL)
                 .await
         })
     };
@@ -516,7 +511,7 @@ async fn a_killed_server_is_a_connection_error_and_a_restart_recovers() {
         "{result:?}"
     );
     // While the server is down, new calls fail typed too.
-    let down = db.query("SELECT 1", &[], Access::ReadOnly, CALL).await;
+    let down = db.query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
     assert!(matches!(&down, Err(DbError::Connection { .. })), "{down:?}");
 
     pg.restart().unwrap_or_else(|e| panic!("{e}"));
@@ -577,13 +572,13 @@ async fn waiting_for_a_pooled_connection_counts_against_the_deadline() {
     let holder = {
         let db = db.clone();
         tokio::spawn(async move {
-            db.query("SELECT pg_sleep(1)", &[], Access::ReadOnly, CALL)
+            db.query("SELECT pg_sleep(1)", &[], RunAs::Operator, Access::ReadOnly, CALL)
                 .await
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let limit = Duration::from_millis(200);
-    let waited = db.query("SELECT 1", &[], Access::ReadOnly, limit).await;
+    let waited = db.query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, limit).await;
     assert_eq!(
         waited,
         Err(DbError::Timeout {
@@ -608,8 +603,7 @@ async fn results_are_capped_in_rows_and_bytes() {
     let eleven = db
         .query(
             "SELECT g FROM generate_series(1, 11) g",
-            &[],
-            Access::ReadOnly,
+            &[], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -619,8 +613,7 @@ async fn results_are_capped_in_rows_and_bytes() {
     let huge = db
         .query(
             "SELECT g FROM generate_series(1, 10000000) g",
-            &[],
-            Access::ReadOnly,
+            &[], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
@@ -636,14 +629,13 @@ async fn results_are_capped_in_rows_and_bytes() {
     let two = db
         .query(
             "SELECT repeat('x', 600) FROM generate_series(1, 2)",
-            &[],
-            Access::ReadOnly,
+            &[], RunAs::Operator, Access::ReadOnly,
             CALL,
         )
         .await;
     assert_eq!(two, Err(DbError::ByteLimit { limit: 1000 }));
     let wide = db
-        .query("SELECT repeat('x', 5000)", &[], Access::ReadOnly, CALL)
+        .query("SELECT repeat('x', 5000)", &[], RunAs::Operator, Access::ReadOnly, CALL)
         .await;
     assert_eq!(wide, Err(DbError::ByteLimit { limit: 1000 }));
     // The caps apply to results, not to statements that return nothing.
@@ -669,7 +661,7 @@ async fn twenty_concurrent_queries_share_a_pool_of_four() {
             tokio::spawn(async move {
                 let sql = "SELECT $1::int8 * 2 AS twice, pg_sleep(0.2), \
                            (SELECT count(*) FROM pg_stat_activity WHERE application_name = 'graphjit') AS open";
-                db.query(sql, &[Param::I64(i)], Access::ReadOnly, CALL).await
+                db.query(sql, &[Param::I64(i)], RunAs::Operator, Access::ReadOnly, CALL).await
             })
         })
         .collect();
@@ -757,4 +749,85 @@ fn numeric_decoding_is_exact() {
     assert_eq!(decode_numeric(&raw(2, 0, 0, 0, &[1])), None);
     assert_eq!(decode_numeric(&raw(1, 0, 0, 0, &[10_000])), None);
     assert_eq!(decode_numeric(&raw(0, 0, 0x1234, 0, &[])), None);
+}
+
+/// Statements the footprint check would refuse, sent straight to the driver as a footprint's:
+/// PostgreSQL itself refuses each, because the connection logs in as a role holding only the
+/// footprint's privileges — and no statement can switch back to the operator's role.
+#[tokio::test]
+async fn postgres_enforces_the_footprint_through_the_role_itself() {
+    let pg = cluster();
+    let db = runner(&pg).await;
+    for sql in [
+        "CREATE TABLE t (id serial PRIMARY KEY, a int8)",
+        "INSERT INTO t (a) VALUES (1)",
+        "CREATE TABLE secret (s text)",
+        "INSERT INTO secret VALUES ('sentinel')",
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.t (a int8)",
+        "INSERT INTO other.t VALUES (99)",
+    ] {
+        exec(&db, sql, &[]).await;
+    }
+    let grants = Grants {
+        read: [("public".to_string(), "t".to_string())].into(),
+        write: [("public".to_string(), "t".to_string())].into(),
+        allow_function: |_| false,
+    };
+    let as_graph = RunAs::Footprint(&grants);
+    let graph_query = |sql: &'static str| db.query(sql, &[], as_graph, Access::ReadWrite, CALL);
+    for sql in [
+        "SELECT s FROM secret",
+        "SELECT count(*) FROM secret",
+        "SELECT a FROM other.t",
+        "SELECT pg_read_file('/etc/hostname')",
+        "SELECT lo_import('/etc/hostname')::int8",
+        "SELECT set_config('role', 'postgres', true)",
+        "SELECT set_config('session_authorization', 'postgres', true)",
+    ] {
+        let refused = graph_query(sql).await;
+        assert!(
+            matches!(&refused, Err(DbError::Permission { .. })),
+            "{sql}: {refused:?}"
+        );
+        assert!(!format!("{refused:?}").contains("sentinel"), "{sql}");
+    }
+    for sql in [
+        "DELETE FROM secret",
+        "INSERT INTO secret VALUES ('x')",
+        "CREATE TABLE mine (a int)",
+        "DROP TABLE secret",
+    ] {
+        let refused = db.execute(sql, &[], as_graph, Access::ReadWrite, CALL).await;
+        assert!(
+            matches!(&refused, Err(DbError::Permission { .. })),
+            "{sql}: {refused:?}"
+        );
+    }
+    // What the footprint declares works, the serial's sequence included.
+    let inserted = db
+        .execute("INSERT INTO t (a) VALUES (2)", &[], as_graph, Access::ReadWrite, CALL)
+        .await
+        .expect("declared write");
+    assert_eq!(inserted, 1);
+    // Session state a statement sets does not reach the next call on a pooled connection.
+    let moved = graph_query("SELECT set_config('search_path', 'other', false)").await;
+    assert!(moved.is_ok(), "{moved:?}");
+    for _ in 0..(2 * roles::ROLE_POOL_SIZE) {
+        assert_eq!(
+            graph_query("SELECT count(*) FROM t").await.expect("t").rows,
+            [[Cell::I64(2)]],
+            "public.t, never other.t"
+        );
+    }
+    assert_eq!(count(&db, "secret").await, 1, "nothing was deleted");
+    // The role is what it should be: no attributes, no memberships.
+    let role = role_name(&grants);
+    let rows = query(
+        &db,
+        "SELECT (rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls)::bool FROM pg_roles WHERE rolname = $1",
+        &[Param::Str(role)],
+    )
+    .await;
+    assert_eq!(rows.rows, [[Cell::Bool(false)]]);
 }
