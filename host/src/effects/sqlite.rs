@@ -349,10 +349,18 @@ pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] =
     &[crate::assumptions::Assumption {
         component: "sqlite",
         assumption: "SQLite executes statements with SQL semantics; query_only refuses writes; \
-                 the progress handler interrupts long statements",
-        failure_mode: "wrong answers, a write in a read-only call, a statement past its deadline",
-        mitigation: "footprint check on a real parse first; query_only for reads; deadline via the \
-                 progress handler; one transaction per call, rolled back on error",
+                 the progress handler interrupts long statements; the authorizer sees every \
+                 table, column and function a statement uses while it is prepared, and reports \
+                 stored tables with a database name except reads of no column",
+        failure_mode: "wrong answers, a write in a read-only call, a statement past its \
+                 deadline, a table or function outside the footprint used",
+        mitigation: "lexical gate and footprint check on a real parse first, the canonical \
+                 print is what SQLite prepares; the authorizer allows only declared tables, \
+                 allow-listed functions and row reads and writes (a no-column read is judged \
+                 as the stored table of its name); limits on value and SQL length, depth, \
+                 attachments and the heap; query_only for reads; deadline via the progress \
+                 handler; one transaction per call, rolled back on error; an oracle test \
+                 prepares random accepted SQL and checks what the authorizer reports",
         properties: &["Footprint!NoUndeclaredEffect", "Footprint!DeniedEndsFailed"],
     }];
 

@@ -530,6 +530,20 @@ pub(crate) const ASSUMPTIONS: &[crate::assumptions::Assumption] = &[
     },
     crate::assumptions::Assumption {
         component: "postgresql",
+        assumption: "a role that is no superuser, has no attributes and is a member of no role \
+                     holds only the privileges granted to it and to PUBLIC; a session cannot \
+                     take another role than its session user is a member of",
+        failure_mode: "a graph's statement reads or writes a table outside its footprint, or \
+                       calls a privileged function, despite a checker mistake",
+        mitigation: "graph statements log in as a per-footprint role (graphjit_fp_<hash>) \
+                     granted exactly the footprint, checked on every provisioning; sessions \
+                     reset on reuse; standard_conforming_strings pinned on; residue: \
+                     operator grants to PUBLIC and the public system catalogs, guarded by \
+                     the checker alone",
+        properties: &["Footprint!NoUndeclaredEffect"],
+    },
+    crate::assumptions::Assumption {
+        component: "postgresql",
         assumption: "tokio-postgres reports connection loss as an error (never hangs past its \
                      timeouts); prepared statements keep parameters out of the SQL text",
         failure_mode: "a run waits forever on a dead server; injection through parameters",
