@@ -19,7 +19,10 @@ use super::call::{
 };
 use super::db::{self, Access, DbError, Grants, PostgresRunner, RunAs};
 use super::http::HttpRunner;
-use super::kernels::Kernels;
+use super::kernels::{KernelError, Kernels};
+
+/// A deadline for a timeout too large to add to now: a year.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 use super::sqlite::SqliteRunner;
 use crate::footprint::{Denied, Footprint};
 
@@ -212,11 +215,23 @@ impl Dispatcher {
             }
             EffectCall::Kernel { name, args } => {
                 self.footprint.check_kernel(&name).map_err(denied)?;
-                self.services
-                    .kernels
-                    .run(&name, &args)
-                    .map(EffectAnswer::Tensor)
-                    .map_err(EffectError::BadAnswer)
+                // Off the async workers (a kernel is CPU work), stopping at the deadline.
+                let kernels = self.services.kernels.clone();
+                let deadline = std::time::Instant::now()
+                    .checked_add(timeout)
+                    .unwrap_or_else(|| std::time::Instant::now() + FAR);
+                let result =
+                    tokio::task::spawn_blocking(move || kernels.run(&name, &args, deadline))
+                        .await
+                        .map_err(|e| EffectError::Other(format!("the kernel task failed: {e}")))?;
+                match result {
+                    Ok(tensor) => Ok(EffectAnswer::Tensor(tensor)),
+                    Err(KernelError::Bad(why)) => Err(EffectError::BadAnswer(why)),
+                    Err(KernelError::Deadline) => Err(EffectError::Timeout(format!(
+                        "the kernel was still running at the run's deadline ({timeout:?} left \
+                         when it started)"
+                    ))),
+                }
             }
             EffectCall::Log { level, message } => {
                 self.services.push_log(level, message);

@@ -10,7 +10,20 @@
 //!   names the device, but runs nothing on it (`gpu.rs` says why). A GPU kernel, once added,
 //!   must agree with the native one within the tolerance in docs/graph-format.md ("Effects").
 
+use std::time::Instant;
+
 use graphjit_value::Tensor;
+
+pub(crate) use native::work;
+
+/// Why a kernel call gave no tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KernelError {
+    /// The arguments do not fit the kernel (shapes, arity, unknown name).
+    Bad(String),
+    /// The run's deadline passed while the kernel ran (it checks the clock between blocks).
+    Deadline,
+}
 
 #[cfg(feature = "cuda")]
 mod gpu;
@@ -62,9 +75,15 @@ impl Kernels {
     }
 
     /// Runs kernel `name` on `args`: the native kernel, on every backend for now (see the
-    /// module doc). Shapes are checked; a bad call is an `Err` with the reason.
-    pub(crate) fn run(&self, name: &str, args: &[Tensor]) -> Result<Tensor, String> {
-        native::run(name, args)
+    /// module doc). Shapes are checked; a bad call is an `Err` with the reason, and a kernel
+    /// still running at `deadline` stops within a block of work (~2 ms).
+    pub(crate) fn run(
+        &self,
+        name: &str,
+        args: &[Tensor],
+        deadline: Instant,
+    ) -> Result<Tensor, KernelError> {
+        native::run(name, args, deadline)
     }
 }
 
