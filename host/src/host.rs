@@ -137,11 +137,15 @@ impl Graph {
             .collect()
     }
 
-    /// Run limits written in the graph, applied over `base`.
+    /// The caller's limits `base`, lowered by the run limits written in the graph: each limit
+    /// the graph declares is the smaller of the two, so a graph can ask for less than the
+    /// caller allows, never for more.
     pub fn limits_over(&self, base: RunLimits) -> RunLimits {
+        let lower =
+            |declared: Option<u64>, allowed: u64| declared.map_or(allowed, |d| d.min(allowed));
         RunLimits {
-            fuel: self.inner.limits.fuel.unwrap_or(base.fuel),
-            memory_bytes: self.inner.limits.memory_bytes.unwrap_or(base.memory_bytes),
+            fuel: lower(self.inner.limits.fuel, base.fuel),
+            memory_bytes: lower(self.inner.limits.memory_bytes, base.memory_bytes),
             ..base
         }
     }
@@ -1044,6 +1048,7 @@ impl Host {
         let eval_limits = eval::EvalLimits {
             fuel: limits.fuel,
             memory_bytes: limits.memory_bytes,
+            deadline: eval::Deadline::after(start, limits.deadline),
         };
         let outcome = eval::eval(&graph.inner, &bound, &eval_limits)
             .map_err(|e| eval_error(e, graph, limits.memory_bytes))?;
@@ -1076,21 +1081,22 @@ impl Host {
         let handle = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
             let start = Instant::now();
-            let deadline = start + limits.deadline;
+            let deadline = eval::Deadline::after(start, limits.deadline);
             let eval_limits = eval::EvalLimits {
                 fuel: limits.fuel,
                 memory_bytes: limits.memory_bytes,
+                deadline,
             };
-            let (mut calls, mut bytes) = (0u32, 0u64);
+            // The same caps, counted the same way, as a compiled run's host imports.
+            let mut meter =
+                runtime::EffectMeter::new(limits.max_effect_calls, limits.max_effect_bytes);
             let mut serve = |call: effects::EffectCall| {
-                if calls >= limits.max_effect_calls {
-                    return Err(effects::EffectError::Limit(format!(
-                        "the run may make at most {} effect calls",
-                        limits.max_effect_calls
-                    )));
-                }
-                calls += 1;
-                let remaining = deadline.saturating_duration_since(Instant::now());
+                meter.admit_one()?;
+                // `eval` reads the clock around every call, and a call that ends past the
+                // deadline ends the evaluation; this bounds the wait.
+                let remaining = deadline.map_or(limits.deadline, |d| {
+                    d.at.saturating_duration_since(Instant::now())
+                });
                 if remaining.is_zero() {
                     return Err(effects::EffectError::Timeout(
                         "the run's deadline passed".into(),
@@ -1105,17 +1111,12 @@ impl Host {
                             ))
                         })
                 })?;
-                bytes = bytes.saturating_add(answer.bytes());
-                if bytes > limits.max_effect_bytes {
-                    return Err(effects::EffectError::Limit(format!(
-                        "effect answers may carry at most {} bytes into the run",
-                        limits.max_effect_bytes
-                    )));
-                }
+                meter.account(answer.bytes())?;
                 Ok(answer)
             };
             let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, &mut serve)
                 .map_err(|e| eval_error(e, &graph, limits.memory_bytes))?;
+            let calls = meter.calls();
             Ok::<_, Error>(RunOutput {
                 outputs: name_outputs(&graph, outcome.outputs)?,
                 fuel_used: outcome.fuel_used,
@@ -1315,6 +1316,13 @@ fn eval_error(e: eval::EvalError, graph: &Graph, memory_limit: u64) -> Error {
             ErrorKind::FuelExhausted { budget, used },
             None,
             "raise --fuel",
+        ),
+        E::Deadline { limit } => (
+            ErrorKind::DeadlineExceeded {
+                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            },
+            None,
+            "raise --deadline-ms, or make the graph cheaper",
         ),
         E::OutOfMemory { node: n, bytes } => (
             ErrorKind::MemoryExceeded {

@@ -164,10 +164,10 @@ struct RunArgs {
     /// An input value, `NAME=VALUE` (repeatable). Tensors: a JSON array of numbers.
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = parse_pair)]
     inputs: Vec<(String, String)>,
-    /// Fuel budget (overrides the graph's `limits.fuel`; default 1e9).
+    /// Fuel budget (default 1e9); a graph's `limits.fuel` may only lower it.
     #[arg(long)]
     fuel: Option<u64>,
-    /// Memory limit in bytes (overrides the graph's `limits.memory`; default 256 MiB).
+    /// Memory limit in bytes (default 256 MiB); a graph's `limits.memory` may only lower it.
     #[arg(long)]
     memory: Option<u64>,
     /// Wall-clock limit in milliseconds (default 10000).
@@ -312,12 +312,15 @@ fn read_graph(path: &Path) -> Result<Graph, Error> {
 fn run(args: &RunArgs, compile: bool) -> Result<Success, Error> {
     let graph = read_graph(&args.file)?;
     let inputs = graph.parse_inputs(&args.inputs)?;
-    let mut limits = graph.limits_over(RunLimits::default());
-    limits.fuel = args.fuel.unwrap_or(limits.fuel);
-    limits.memory_bytes = args.memory.unwrap_or(limits.memory_bytes);
+    // The caller's limits (flags, else the defaults); the graph's own `limits` may only lower
+    // them.
+    let mut allowed = RunLimits::default();
+    allowed.fuel = args.fuel.unwrap_or(allowed.fuel);
+    allowed.memory_bytes = args.memory.unwrap_or(allowed.memory_bytes);
     if let Some(ms) = args.deadline_ms {
-        limits.deadline = Duration::from_millis(ms);
+        allowed.deadline = Duration::from_millis(ms);
     }
+    let limits = graph.limits_over(allowed);
     if !compile && !graph.has_effects() {
         return Host::eval(&graph, &inputs, limits).map(|output| Success {
             output,

@@ -343,3 +343,50 @@ fn fusion_keeps_the_answer_and_drops_the_intermediate_buffers() {
         "passes are in the key"
     );
 }
+
+#[test]
+fn eval_obeys_deadline_ms_and_the_graph_cannot_raise_fuel() {
+    // All the fuel a u64 holds: only the wall clock can stop this loop.
+    let started = std::time::Instant::now();
+    let out = graphjit(&[
+        "eval",
+        "examples/fuel-bomb.json",
+        "--fuel",
+        "18446744073709551615",
+        "--deadline-ms",
+        "300",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = &json_of(&out)["error"];
+    assert_eq!(err["kind"], "deadline_exceeded", "{err}");
+    assert_eq!(err["stage"], "eval", "{err}");
+    assert!(
+        started.elapsed().as_secs_f64() < 5.0,
+        "{:?}",
+        started.elapsed()
+    );
+    // The graph asks for 10^18 fuel; the caller's --fuel is what it gets.
+    let out = graphjit(&[
+        "eval",
+        "tests/regressions/raises-its-own-fuel.json",
+        "--fuel",
+        "1000000",
+        "--deadline-ms",
+        "5000",
+        "--json",
+    ]);
+    let err = &json_of(&out)["error"];
+    assert_eq!(err["kind"], "fuel_exhausted", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the budget is 1000000")),
+        "{err}"
+    );
+}

@@ -346,3 +346,39 @@ fn explain_lists_the_graph_before_and_after_the_passes() {
         e.after
     );
 }
+
+/// An empty `fork` is the empty tuple: codegen emits Rust that compiles (it emitted `(,)`),
+/// and the compiled run, with and without the passes, agrees with `eval`.
+#[test]
+fn an_empty_fork_compiles_and_agrees_with_eval() {
+    let g = graph(include_str!("../regressions/empty-fork.json"));
+    let eval = eval_with(&g, RunLimits::default()).expect("evaluates");
+    let empty = graphjit::Value::Tuple(Vec::new());
+    let named = |name: &str| {
+        eval.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(named("nothing"), Some(empty.clone()));
+    assert_eq!(named("again"), Some(empty.clone()));
+    assert_eq!(named("spin"), Some(empty));
+    assert_eq!(named("seven"), Some(graphjit::Value::I64(7)));
+    let wasm = run_with(&compile(&g), RunLimits::default()).expect("runs");
+    assert_eq!(values(&wasm), values(&eval));
+    let unoptimized = graphjit::Host::with_config(&graphjit::HostConfig {
+        passes: graphjit::PassConfig::none(),
+        ..crate::support::memory_only()
+    })
+    .expect("host");
+    let compiled = unoptimized
+        .compile(&g)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.rust_source()));
+    let wasm = crate::support::block_on(unoptimized.run(
+        &compiled,
+        &std::collections::BTreeMap::new(),
+        RunLimits::default(),
+    ))
+    .expect("runs");
+    assert_eq!(values(&wasm), values(&eval));
+}

@@ -350,3 +350,135 @@ fn intermediates_die_after_their_last_reader() {
         out.peak_memory_bytes
     );
 }
+
+/// `eval` reads the wall clock in its fuel charge: a loop with all the fuel it wants ends at
+/// the deadline with the same typed error a compiled run gives.
+#[test]
+fn eval_ends_at_the_deadline_like_run() {
+    let g = graph(FUEL_BOMB);
+    let limits = RunLimits {
+        fuel: u64::MAX,
+        deadline: std::time::Duration::from_millis(300),
+        ..RunLimits::default()
+    };
+    let started = std::time::Instant::now();
+    let eval_err = eval_with(&g, limits).expect_err("eval must pass its deadline");
+    let took = started.elapsed();
+    assert_eq!(
+        eval_err.kind,
+        ErrorKind::DeadlineExceeded { limit_ms: 300 },
+        "{eval_err}"
+    );
+    assert_eq!(eval_err.stage, Stage::Eval);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "eval ran {took:?} past a 300 ms deadline"
+    );
+    let compiled = compile(&g);
+    let run_err = run_with(&compiled, limits).expect_err("run must pass its deadline");
+    assert_eq!(run_err.kind, eval_err.kind, "{run_err}");
+}
+
+/// A graph's `limits` can only lower the caller's: a graph asking for 10^18 fuel and memory
+/// gets what the caller allows, and one asking for less gets less.
+#[test]
+fn a_graph_cannot_raise_its_own_limits() {
+    let greedy = graph(include_str!("../regressions/raises-its-own-fuel.json"));
+    let caller = RunLimits {
+        fuel: 1_000_000,
+        deadline: std::time::Duration::from_secs(5),
+        ..RunLimits::default()
+    };
+    let limits = greedy.limits_over(caller);
+    assert_eq!(limits, caller, "the graph's 10^18 must not raise anything");
+    let defaults = greedy.limits_over(RunLimits::default());
+    assert_eq!(defaults, RunLimits::default());
+    for err in [
+        eval_with(&greedy, limits).expect_err("eval runs out of the caller's fuel"),
+        run_with(&compile(&greedy), limits).expect_err("run runs out of the caller's fuel"),
+    ] {
+        assert!(
+            matches!(
+                err.kind,
+                ErrorKind::FuelExhausted {
+                    budget: 1_000_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    let modest = graph(
+        r#"{"version": 1, "nodes": [{"id": "x", "op": "const", "value": 1}],
+            "outputs": {"x": "x"}, "limits": {"fuel": 1000, "memory": 4096}}"#,
+    );
+    let lowered = modest.limits_over(RunLimits::default());
+    assert_eq!((lowered.fuel, lowered.memory_bytes), (1000, 4096));
+    let lowered = modest.limits_over(RunLimits {
+        fuel: 10,
+        ..RunLimits::default()
+    });
+    assert_eq!((lowered.fuel, lowered.memory_bytes), (10, 4096));
+}
+
+/// `n` `log` calls (a loop), then, if `kernel`, one kernel call on the loop's result.
+fn logs_then(n: u64, kernel: bool) -> Graph {
+    let tail = if kernel {
+        r#", {"id": "m", "op": "kernel", "kernel": "matmul", "args": ["logs", "logs"]}], "outputs": {"m": "m"}"#
+    } else {
+        r#"], "outputs": {"logs": "logs"}"#
+    };
+    graph(&format!(
+        r#"{{"version": 1, "nodes": [
+            {{"id": "t", "op": "iota", "shape": [2, 2]}},
+            {{"id": "logs", "op": "loop", "args": ["t"], "iterations": {n},
+             "body": {{"params": ["i", "s"], "nodes": [
+                {{"id": "l", "op": "log", "args": ["s"], "level": "debug"}}], "results": ["l"]}}}}
+        {tail}, "footprint": {{"kernels": ["matmul"]}}}}"#
+    ))
+}
+
+/// Both engines, through the same host, on the same graph.
+fn both_engines(g: &Graph) -> [Result<graphjit::RunOutput, graphjit::Error>; 2] {
+    let host = crate::support::host();
+    let inputs = std::collections::BTreeMap::new();
+    let limits = RunLimits::default();
+    let compiled = compile(g);
+    [
+        crate::support::block_on(host.run(&compiled, &inputs, limits)),
+        crate::support::block_on(host.eval_effects(g, &inputs, limits)),
+    ]
+}
+
+/// The effect-call cap counts the same way in `run` and `eval` (one shared meter): every call,
+/// `log` included, counts; a `log` past the cap is dropped (the WIT `log` has no error), any
+/// other call past it fails with `limit`.
+#[test]
+fn both_engines_count_log_calls_against_the_cap_the_same_way() {
+    let cap = RunLimits::default().max_effect_calls;
+    assert_eq!(cap, 1_000, "the documented cap");
+    // 1,001 log lines: the last is dropped, the graph's value is unchanged, in both engines.
+    let [run, eval] = both_engines(&logs_then(u64::from(cap) + 1, false));
+    let (run, eval) = (run.expect("run"), eval.expect("eval"));
+    assert_eq!(run.outputs, eval.outputs);
+    assert_eq!((run.effect_calls, eval.effect_calls), (cap, cap));
+    // 999 lines and a kernel call: the 1,000th call is within the cap.
+    let [run, eval] = both_engines(&logs_then(u64::from(cap) - 1, true));
+    let (run, eval) = (run.expect("run"), eval.expect("eval"));
+    assert_eq!(run.outputs, eval.outputs);
+    assert_eq!((run.effect_calls, eval.effect_calls), (cap, cap));
+    // 1,000 lines and a kernel call: the 1,001st call is refused, in both.
+    for err in both_engines(&logs_then(u64::from(cap), true)) {
+        let err = err.expect_err("the 1,001st call is past the cap");
+        assert_eq!(
+            (err.kind.clone(), err.node.as_deref()),
+            (
+                ErrorKind::EffectFailed {
+                    class: "limit".into()
+                },
+                Some("m")
+            ),
+            "{err}"
+        );
+    }
+}

@@ -14,6 +14,8 @@ pub(super) fn rust_type(ty: &Type) -> String {
         Type::F64 => "f64".into(),
         Type::Str => "alloc::string::String".into(),
         Type::Tensor(_) => "rt::Tensor".into(),
+        // `()` for the empty tuple (an empty `fork`): `(,)` is not Rust.
+        Type::Tuple(items) if items.is_empty() => "()".into(),
         Type::Tuple(items) => {
             let parts: Vec<String> = items.iter().map(rust_type).collect();
             format!("({},)", parts.join(", "))

@@ -366,7 +366,12 @@ impl<'g> Generator<'g> {
             Op::Fork => {
                 let items: Vec<String> =
                     node.args.iter().map(|&x| self.owned(x, here(x))).collect();
-                format!("({},)", items.join(", "))
+                if items.is_empty() {
+                    // An empty `fork` is the empty tuple (`(,)` is not Rust).
+                    "()".to_string()
+                } else {
+                    format!("({},)", items.join(", "))
+                }
             }
             Op::Sequence => {
                 let (last, before) = node
@@ -868,6 +873,10 @@ fn value_expr(expr: &str, ty: &Type) -> String {
         Type::F64 => format!("rt::Value::F64({expr})"),
         Type::Str => format!("rt::Value::Str({expr})"),
         Type::Tensor(_) => format!("rt::Value::Tensor({expr})"),
+        // The empty tuple (an empty `fork`): `()` has no items to read, so no `t`.
+        Type::Tuple(items) if items.is_empty() => {
+            format!("{{ let () = {expr}; rt::Value::Tuple(alloc::vec![]) }}")
+        }
         Type::Tuple(items) => {
             let mut s = String::from("{ let t = ");
             let _ = write!(s, "{expr}; rt::Value::Tuple(alloc::vec![");

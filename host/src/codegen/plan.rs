@@ -66,8 +66,13 @@ pub(crate) fn last_uses(
 /// not known ahead; a tuple of scalars holds none and is `Copy` in the generated Rust).
 fn tensor_bytes(ty: &Type) -> u64 {
     match ty {
-        Type::Tensor(shape) => 4 * shape.iter().map(|&d| u64::from(d)).product::<u64>(),
-        Type::Tuple(items) => items.iter().map(tensor_bytes).sum(),
+        // Typing bounds every tensor (graph `Limits`); saturating keeps this total anyway.
+        Type::Tensor(_) => ty
+            .tensor_elements()
+            .map_or(u64::MAX, |n| n.saturating_mul(4)),
+        Type::Tuple(items) => items
+            .iter()
+            .fold(0u64, |acc, t| acc.saturating_add(tensor_bytes(t))),
         _ => 0,
     }
 }

@@ -11,7 +11,9 @@
 //!   Recursion is over region nesting only (bounded by the graph's depth limit), never data.
 //! - Bounded: fuel is charged before a node runs (see [`interp`]'s cost rule), so any loop
 //!   stops promptly; each new tensor or string is checked against the memory limit before it
-//!   is allocated.
+//!   is allocated; the wall clock is read in the fuel charge (every
+//!   [`interp::CLOCK_CHECK_FUEL`] units, and before and after every effect call), so a run
+//!   past its deadline ends with [`EvalError::Deadline`], as a compiled run does.
 //!
 //! Files: [`interp`] walks regions (demand, fuel, memory, `if`/`loop`/`fork`/`get`);
 //! [`scalar`] holds the i64/f64/bool/string rules; [`tensor`] the f32 tensor rules.
@@ -21,6 +23,8 @@ mod scalar;
 mod tensor;
 #[cfg(test)]
 mod tests;
+
+use std::time::{Duration, Instant};
 
 use graphjit_value::Value;
 
@@ -36,6 +40,27 @@ pub(crate) struct EvalLimits {
     pub(crate) fuel: u64,
     /// Largest single tensor or string, in bytes (a tensor of `n` elements is `4n` bytes).
     pub(crate) memory_bytes: u64,
+    /// When the evaluation must end; `None` for no wall clock (tests, constant folding).
+    pub(crate) deadline: Option<Deadline>,
+}
+
+/// A wall-clock deadline: the instant it passes, and the limit it was set from (reported).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) limit: Duration,
+}
+
+impl Deadline {
+    /// `limit` from `start`; `None` when the sum is past what an `Instant` can hold (a limit
+    /// so large that it never passes).
+    pub(crate) fn after(start: Instant, limit: Duration) -> Option<Deadline> {
+        start.checked_add(limit).map(|at| Deadline { at, limit })
+    }
+
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
 }
 
 /// What a successful evaluation produced.
@@ -65,6 +90,9 @@ pub(crate) enum EvalError {
     /// The fuel budget ran out; `used` is the charge that went over it (a limit).
     #[error("out of fuel: {used} needed, the budget is {budget}")]
     Fuel { budget: u64, used: u64 },
+    /// The wall-clock deadline passed (a limit; the same message as a compiled run's).
+    #[error("deadline of {limit:?} exceeded")]
+    Deadline { limit: Duration },
     /// Inputs of the wrong number or type (a caller bug: inputs are checked before eval).
     #[error("bad input: {0}")]
     BadInput(String),
@@ -89,7 +117,10 @@ impl EvalError {
             | EvalError::InvalidValue { node, .. }
             | EvalError::OutOfMemory { node, .. }
             | EvalError::Effect { node, .. } => Some(*node),
-            EvalError::Fuel { .. } | EvalError::BadInput(_) | EvalError::Internal(_) => None,
+            EvalError::Fuel { .. }
+            | EvalError::Deadline { .. }
+            | EvalError::BadInput(_)
+            | EvalError::Internal(_) => None,
         }
     }
 }

@@ -23,6 +23,11 @@ pub(crate) struct Limits {
     /// Most elements written out in tensor constants, over the whole graph. Guards generated
     /// source size (use `iota`/`fill` or an input for big tensors).
     pub(crate) max_constant_elements: usize,
+    /// Most type nodes lowering materializes, over the whole graph: each node's type and the
+    /// types of its arguments, a tuple counting one plus its items. Guards lowering's (and
+    /// every later stage's) time and memory: without it a chain of `fork`s of `fork`s doubles
+    /// its type at every step, and 40 nodes would need 2^40 of them.
+    pub(crate) max_type_nodes: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +39,7 @@ impl Default for Limits {
             max_tensor_elements: 1 << 26,
             max_string_bytes: 1 << 20,
             max_constant_elements: 1 << 20,
+            max_type_nodes: 1 << 20,
         }
     }
 }

@@ -9,7 +9,7 @@ use graphjit_value::{Tensor, canonical_f64};
 
 use super::error::{GraphError, GraphErrorKind as Kind, Limits};
 use super::json::{GraphJson, NodeJson, RegionJson, TypeJson, VersionProbe};
-use super::types::{Type, infer};
+use super::types::{Type, infer, shape_elements};
 use super::{
     AnswerType, BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region,
     UnaryOp,
@@ -70,6 +70,11 @@ struct Lowering<'l> {
     /// Every name defined anywhere, to tell "out of scope" from "unknown".
     all_names: HashSet<String>,
     constant_elements: usize,
+    /// Type nodes in each node's type, by node index (so that counting never walks a type
+    /// twice).
+    type_sizes: Vec<u64>,
+    /// Type nodes materialized so far (see [`Limits::max_type_nodes`]).
+    type_nodes: u64,
 }
 
 impl<'l> Lowering<'l> {
@@ -80,6 +85,8 @@ impl<'l> Lowering<'l> {
             scopes: Vec::new(),
             all_names: HashSet::new(),
             constant_elements: 0,
+            type_sizes: Vec::new(),
+            type_nodes: 0,
         }
     }
 
@@ -202,8 +209,36 @@ impl<'l> Lowering<'l> {
         Err(GraphError::new(Kind::UnknownNode, message, remediation).at(user))
     }
 
+    /// Adds `n` type nodes to what lowering has materialized; `ResourceExceeded` past the limit.
+    fn count_type_nodes(&mut self, n: u64) -> Result<(), GraphError> {
+        self.type_nodes = self.type_nodes.saturating_add(n);
+        if self.type_nodes > self.limits.max_type_nodes {
+            return Err(GraphError::new(
+                Kind::ResourceExceeded,
+                format!(
+                    "the graph's types hold more than {} parts in all (a tuple counts one plus \
+                     its items, and each node counts its arguments' types)",
+                    self.limits.max_type_nodes
+                ),
+                "fork fewer values, and do not fork tuples into bigger tuples",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Type nodes in the type of node `id`.
+    fn type_size_of(&self, id: NodeId) -> u64 {
+        self.type_sizes.get(id.index()).copied().unwrap_or(1)
+    }
+
+    /// Counts `ty`, the type of a node about to be allocated or retyped.
+    fn count_type(&mut self, ty: &Type) -> Result<(), GraphError> {
+        self.count_type_nodes(ty.size())
+    }
+
     fn alloc(&mut self, name: &str, op: Op, args: Vec<NodeId>, ty: Type) -> NodeId {
         let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        self.type_sizes.push(ty.size());
         self.nodes.push(Node {
             name: name.to_string(),
             op,
@@ -230,6 +265,11 @@ impl<'l> Lowering<'l> {
             .flatten()
             .map(|a| self.resolve(a, &json.id))
             .collect::<Result<_, _>>()?;
+        // The argument types are cloned below: count them first, without walking them.
+        let arg_type_nodes = args
+            .iter()
+            .fold(0u64, |acc, &a| acc.saturating_add(self.type_size_of(a)));
+        self.count_type_nodes(arg_type_nodes).map_err(at)?;
         let arg_types: Vec<Type> = args
             .iter()
             .map(|a| self.nodes[a.index()].ty.clone())
@@ -298,6 +338,12 @@ impl<'l> Lowering<'l> {
             }
             name => {
                 let op = simple_op(name, json).map_err(at)?;
+                // A shape written on the node is checked against the size limit before typing
+                // compares element counts (a ~200-byte `reshape` must be `ResourceExceeded`).
+                if let Op::Iota { shape } | Op::Fill { shape, .. } | Op::Reshape { shape } = &op {
+                    self.check_type_size(&Type::Tensor(shape.clone()))
+                        .map_err(at)?;
+                }
                 let refs: Vec<&Type> = arg_types.iter().collect();
                 let ty = infer(&op, &refs).map_err(|m| {
                     at(GraphError::new(
@@ -313,6 +359,7 @@ impl<'l> Lowering<'l> {
             check_effect(&op, &arg_types).map_err(at)?;
         }
         self.check_type_size(&ty).map_err(at)?;
+        self.count_type(&ty).map_err(at)?;
         let id = self.alloc(&json.id, op, args, ty);
         self.nodes[id.index()].after = after;
         Ok(id)
@@ -366,9 +413,13 @@ impl<'l> Lowering<'l> {
                 "make both branches produce the same type",
             )));
         }
+        self.count_type(&then_ty).map_err(at)?;
         let otherwise = branches.pop().unwrap_or_default();
         let then = branches.pop().unwrap_or_default();
         let captures = self.captures(&[&then, &otherwise], id);
+        if let Some(size) = self.type_sizes.get_mut(id.index()) {
+            *size = then_ty.size();
+        }
         let node = &mut self.nodes[id.index()];
         node.op = Op::If { then, otherwise };
         node.ty = then_ty;
@@ -426,6 +477,11 @@ impl<'l> Lowering<'l> {
         } else {
             Type::Tuple(arg_types.clone())
         };
+        // The loop's type, and its params' (the index, then one per state).
+        self.check_type_size(&ty).map_err(at)?;
+        self.count_type(&ty).map_err(at)?;
+        self.count_type_nodes(ty.size().saturating_add(1))
+            .map_err(at)?;
         let id = self.alloc(&json.id, Op::Sequence, args, ty);
         let mut params = Vec::with_capacity(states + 1);
         for (i, name) in body.params.iter().enumerate() {
@@ -516,10 +572,19 @@ impl<'l> Lowering<'l> {
 
     fn check_type_size(&self, ty: &Type) -> Result<(), GraphError> {
         let elements = match ty {
-            Type::Tensor(shape) => shape
-                .iter()
-                .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d))),
-            Type::Tuple(items) => return items.iter().try_for_each(|t| self.check_type_size(t)),
+            Type::Tensor(shape) => shape_elements(shape),
+            Type::Tuple(items) => {
+                // Tuples nest no deeper than regions do: every stage recurses over a type, and
+                // the value encoding refuses nesting past `graphjit_value::MAX_DEPTH`.
+                if ty.tuple_depth() > self.limits.max_depth {
+                    return Err(GraphError::new(
+                        Kind::ResourceExceeded,
+                        format!("tuples nest deeper than {}", self.limits.max_depth),
+                        "fork values side by side instead of forking tuples of tuples",
+                    ));
+                }
+                return items.iter().try_for_each(|t| self.check_type_size(t));
+            }
             _ => return Ok(()),
         };
         match elements {

@@ -46,13 +46,39 @@ impl Type {
         matches!(self, Type::Bool | Type::I64 | Type::F64)
     }
 
-    /// Number of tensor elements, if this is a tensor type.
+    /// Type nodes in this type: one, plus its items' for a tuple (the cost of cloning it).
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Type::Tuple(items) => items
+                .iter()
+                .fold(1u64, |acc, t| acc.saturating_add(t.size())),
+            _ => 1,
+        }
+    }
+
+    /// How deep tuples nest in this type: 0 for a scalar or tensor, 1 for a tuple of them.
+    pub(crate) fn tuple_depth(&self) -> usize {
+        match self {
+            Type::Tuple(items) => 1 + items.iter().map(Type::tuple_depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Number of tensor elements, if this is a tensor type whose element count fits a u64.
     pub(crate) fn tensor_elements(&self) -> Option<u64> {
         match self {
-            Type::Tensor(shape) => Some(shape.iter().map(|&d| u64::from(d)).product()),
+            Type::Tensor(shape) => shape_elements(shape),
             _ => None,
         }
     }
+}
+
+/// Elements of a tensor of `shape`, or `None` when the product overflows a u64 (dims are u32,
+/// so three large ones do): every product of sizes in typing is checked.
+pub(crate) fn shape_elements(shape: &[u32]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
 }
 
 /// The result type of `op` applied to arguments of types `args`, or why it is ill-typed.
@@ -146,10 +172,14 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         }
         Op::Reshape { shape } => {
             let [t] = arity::<1>(op, args)?;
+            if !matches!(t, Tensor(_)) {
+                return Err(format!("`reshape` needs a tensor, got {t}"));
+            }
             let from = t
                 .tensor_elements()
-                .ok_or_else(|| format!("`reshape` needs a tensor, got {t}"))?;
-            let to: u64 = shape.iter().map(|&d| u64::from(d)).product();
+                .ok_or_else(|| format!("{t} has more elements than a u64 counts"))?;
+            let to = shape_elements(shape)
+                .ok_or_else(|| format!("{shape:?} has more elements than a u64 counts"))?;
             if from != to {
                 return Err(format!(
                     "cannot reshape {t} ({from} elements) to {shape:?} ({to} elements)"

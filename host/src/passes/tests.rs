@@ -14,6 +14,7 @@ use crate::testing::{default_inputs, generate};
 const LIMITS: EvalLimits = EvalLimits {
     fuel: 50_000_000,
     memory_bytes: 64 << 20,
+    deadline: None,
 };
 
 /// Generated graphs per pass (and for the pipeline).

@@ -3,7 +3,9 @@
 //! the run's [`EffectHandler`], under the run's accounting.
 //!
 //! Accounting, per run (documented in docs/graph-format.md, "Effects"):
-//! - a cap on the number of effect calls and on the bytes their answers carry back;
+//! - a cap on the number of effect calls (`log` included; a refused `log` line is dropped) and
+//!   on the bytes their answers carry back, counted by [`super::EffectMeter`], the one
+//!   definition `eval` uses too;
 //! - fuel: [`FUEL_PER_CALL`] per call plus [`FUEL_PER_BYTE`] per byte returned, taken from the
 //!   run's budget, so host work counts against the same bound as guest work;
 //! - the run's deadline: each call gets only what remains of it, and a call that ends past it
@@ -225,13 +227,12 @@ async fn serve_round(
             .collect());
     };
     state.effects.rounds = state.effects.rounds.saturating_add(1);
-    let room = state.effects.max_calls.saturating_sub(state.effects.calls) as usize;
+    let room = state.effects.meter.admit(calls.len());
     let refused = calls.len().saturating_sub(room);
     let mut admitted = calls;
     admitted.truncate(room);
-    let sent = u32::try_from(admitted.len()).unwrap_or(u32::MAX);
-    state.effects.calls = state.effects.calls.saturating_add(sent);
-    charge(&mut store, FUEL_PER_CALL.saturating_mul(u64::from(sent)))?;
+    let sent = u64::try_from(admitted.len()).unwrap_or(u64::MAX);
+    charge(&mut store, FUEL_PER_CALL.saturating_mul(sent))?;
     let deadline = store.data().deadline;
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
@@ -264,24 +265,15 @@ async fn serve_round(
             continue;
         };
         let bytes = answer.bytes();
-        let state = store.data_mut();
-        state.effects.bytes = state.effects.bytes.saturating_add(bytes);
-        if state.effects.bytes > state.effects.max_bytes {
-            results.push(Err(EffectError::Limit(format!(
-                "effect answers may carry at most {} bytes into the run",
-                state.effects.max_bytes
-            ))));
+        if let Err(refused) = store.data_mut().effects.meter.account(bytes) {
+            results.push(Err(refused));
             continue;
         }
         charge(&mut store, bytes.saturating_mul(FUEL_PER_BYTE))?;
         results.push(Ok(answer));
     }
-    let max_calls = store.data().effects.max_calls;
-    results.extend((0..refused).map(|_| {
-        Err(EffectError::Limit(format!(
-            "the run may make at most {max_calls} effect calls"
-        )))
-    }));
+    let refusal = store.data().effects.meter.refusal();
+    results.extend((0..refused).map(|_| Err(refusal.clone())));
     Ok(results)
 }
 

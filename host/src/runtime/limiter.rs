@@ -102,23 +102,18 @@ pub(crate) struct RunState {
 /// Effect calls of one run: who serves them, and what they have used so far.
 pub(crate) struct EffectState {
     pub(crate) handler: Option<Arc<dyn EffectHandler>>,
-    pub(crate) calls: u32,
     /// Host calls made for effects: a single effect, or a whole round, counts one.
     pub(crate) rounds: u32,
-    pub(crate) max_calls: u32,
-    pub(crate) bytes: u64,
-    pub(crate) max_bytes: u64,
+    /// The call and byte caps (the same accounting `eval` uses).
+    pub(crate) meter: super::EffectMeter,
 }
 
 impl std::fmt::Debug for EffectState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EffectState")
             .field("handler", &self.handler.is_some())
-            .field("calls", &self.calls)
             .field("rounds", &self.rounds)
-            .field("max_calls", &self.max_calls)
-            .field("bytes", &self.bytes)
-            .field("max_bytes", &self.max_bytes)
+            .field("meter", &self.meter)
             .finish()
     }
 }

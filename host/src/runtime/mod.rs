@@ -19,11 +19,13 @@ mod error;
 mod host_imports;
 mod imports;
 mod limiter;
+mod meter;
 
 use std::time::{Duration, Instant};
 
 pub(crate) use config::{RunLimits, RuntimeConfig};
 pub(crate) use error::RuntimeError;
+pub(crate) use meter::EffectMeter;
 
 use bindings::GraphPre;
 use error::{Phase, classify, describe};
@@ -208,11 +210,8 @@ impl Runtime {
             deadline_hit: false,
             effects: EffectState {
                 handler: effects,
-                calls: 0,
                 rounds: 0,
-                max_calls: limits.max_effect_calls,
-                bytes: 0,
-                max_bytes: limits.max_effect_bytes,
+                meter: EffectMeter::new(limits.max_effect_calls, limits.max_effect_bytes),
             },
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
@@ -250,7 +249,7 @@ impl Runtime {
                 output,
                 fuel_used,
                 peak_memory_bytes: store.data().limiter.peak(),
-                effect_calls: store.data().effects.calls,
+                effect_calls: store.data().effects.meter.calls(),
                 effect_rounds: store.data().effects.rounds,
                 run_time,
             }),

@@ -3,6 +3,7 @@
 //! graphs.
 
 mod regions;
+mod shapes;
 mod values;
 
 use graphjit_value::Value;
@@ -15,6 +16,7 @@ use crate::testing::{default_inputs, generate};
 pub(super) const LIMITS: EvalLimits = EvalLimits {
     fuel: 1 << 32,
     memory_bytes: 1 << 28,
+    deadline: None,
 };
 
 pub(super) fn graph(json: &str) -> Graph {
