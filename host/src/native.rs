@@ -45,6 +45,7 @@ const KC: usize = 64;
 const WORK_PER_THREAD: usize = 1 << 20;
 
 /// `a × b` with the `matmul` op's per-element order; `Err` names a shape mismatch.
+#[cfg(test)]
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     matmul_until(a, b, None).map_err(|e| e.to_string())
 }

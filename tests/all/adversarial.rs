@@ -21,7 +21,8 @@ const SENTINEL: &str = "hunter2-sentinel";
 /// A file some cases try to write on the database host (the same machine here).
 const PWNED: &str = "/tmp/graphjit-pwned";
 
-const SCHEMA: &str = "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total bigint NOT NULL);
+const SCHEMA: &str =
+    "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total bigint NOT NULL);
 INSERT INTO orders (customer, total) VALUES ('ada', 120), ('bob', 80), ('ada', 300);
 CREATE TABLE audit_log (msg text NOT NULL);
 INSERT INTO audit_log VALUES ('one');
@@ -116,7 +117,13 @@ fn the_adversarial_sql_corpus_reaches_nothing_on_either_database() {
     let counts = counts_graph();
     let before: Vec<_> = hosts
         .iter()
-        .map(|(_, host)| outcomes(host, &counts)[0].1.as_ref().expect("counts").clone())
+        .map(|(_, host)| {
+            outcomes(host, &counts)[0]
+                .1
+                .as_ref()
+                .expect("counts")
+                .clone()
+        })
         .collect();
     let cases = corpus();
     assert!(cases.len() >= 60, "the corpus shrank: {}", cases.len());
@@ -141,7 +148,11 @@ fn the_adversarial_sql_corpus_reaches_nothing_on_either_database() {
         }
     }
     for ((database, host), before) in hosts.iter().zip(&before) {
-        let after = outcomes(host, &counts)[0].1.as_ref().expect("counts").clone();
+        let after = outcomes(host, &counts)[0]
+            .1
+            .as_ref()
+            .expect("counts")
+            .clone();
         assert_eq!(&after, before, "{database}: row counts changed");
     }
     assert!(!Path::new(PWNED).exists(), "a case wrote {PWNED}");
@@ -156,11 +167,7 @@ fn the_adversarial_sql_corpus_reaches_nothing_on_either_database() {
             let out = outcomes(host, &probe);
             for (engine, result) in out {
                 let expected = format!("{:?}", [("n".to_string(), Value::I64(3))]);
-                assert_eq!(
-                    result.expect("probe"),
-                    expected,
-                    "{database} {engine}"
-                );
+                assert_eq!(result.expect("probe"), expected, "{database} {engine}");
             }
         }
     }

@@ -9,5 +9,6 @@ mod deploy;
 mod differential;
 mod effects;
 mod limits;
+mod native_work;
 mod support;
 mod unsafe_policy;

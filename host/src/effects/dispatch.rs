@@ -61,7 +61,8 @@ impl Services {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let mut bytes = self.log_bytes.load(Ordering::Relaxed);
         let mut drop = 0;
-        while drop < log.len() && (log.len() - drop >= MAX_LOG_LINES || bytes + size > MAX_LOG_BYTES)
+        while drop < log.len()
+            && (log.len() - drop >= MAX_LOG_LINES || bytes + size > MAX_LOG_BYTES)
         {
             bytes -= log[drop].0.len() + log[drop].1.len();
             drop += 1;
@@ -326,17 +327,15 @@ impl Dispatcher {
                 return Vec::new();
             };
             if reads.len() < 2 {
-                let each = reads
-                    .iter()
-                    .map(|(_, sql, params)| {
-                        runner.query(
-                            sql,
-                            params,
-                            RunAs::Footprint(&self.grants),
-                            Access::ReadOnly,
-                            timeout,
-                        )
-                    });
+                let each = reads.iter().map(|(_, sql, params)| {
+                    runner.query(
+                        sql,
+                        params,
+                        RunAs::Footprint(&self.grants),
+                        Access::ReadOnly,
+                        timeout,
+                    )
+                });
                 return futures_util::future::join_all(each).await;
             }
             let statements: Vec<(String, Vec<db::Param>)> = reads
@@ -470,7 +469,13 @@ mod tests {
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .and_then(|kb| {
+                kb.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
             .map_or(0, |kb| kb * 1024)
     }
 
@@ -482,12 +487,22 @@ mod tests {
         for i in 0..2_000 {
             services.push_log(format!("info{i}"), "x".repeat(1 << 20));
         }
-        assert!(services.log_bytes() <= MAX_LOG_BYTES, "{}", services.log_bytes());
+        assert!(
+            services.log_bytes() <= MAX_LOG_BYTES,
+            "{}",
+            services.log_bytes()
+        );
         let log = services.log.lock().expect("log");
         let kept: usize = log.iter().map(|(l, m)| l.len() + m.len()).sum();
         assert_eq!(kept, services.log_bytes());
-        assert!(log.iter().all(|(_, m)| m.len() <= MAX_LOG_MESSAGE_BYTES + 32));
-        assert!(log.last().is_some_and(|(l, m)| l == "info1999" && m.ends_with("bytes cut]")));
+        assert!(
+            log.iter()
+                .all(|(_, m)| m.len() <= MAX_LOG_MESSAGE_BYTES + 32)
+        );
+        assert!(
+            log.last()
+                .is_some_and(|(l, m)| l == "info1999" && m.ends_with("bytes cut]"))
+        );
         drop(log);
         // Each line existed once, briefly; the process never held many of them.
         let grown = resident().saturating_sub(before);

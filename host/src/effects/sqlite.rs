@@ -77,9 +77,7 @@ fn classify(error: &rusqlite::Error) -> EffectError {
             "the database refused the statement: {message} (it uses a table or function outside \
              the footprint)"
         )),
-        Some(
-            ErrorCode::ReadOnly | ErrorCode::PermissionDenied,
-        ) => EffectError::Permission(message),
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => EffectError::Permission(message),
         Some(ErrorCode::OperationInterrupted) => EffectError::Timeout(message),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EffectError::Timeout(message),
         Some(ErrorCode::Unknown) | None => EffectError::Syntax(message),
@@ -173,7 +171,15 @@ impl SqliteRunner {
         let deadline = Instant::now() + timeout;
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            run(&mut connection, &sql, &params, grants, access, deadline, &work)
+            run(
+                &mut connection,
+                &sql,
+                &params,
+                grants,
+                access,
+                deadline,
+                &work,
+            )
         })
         .await
         .map_err(|e| EffectError::Other(format!("the database task ended abnormally: {e}")))?
@@ -425,7 +431,13 @@ mod tests {
     async fn errors_are_typed_and_roll_back() {
         let db = db();
         let syntax = db
-            .query("SELEC 1", vec![], &grants(), Access::ReadOnly, Duration::from_secs(5))
+            .query(
+                "SELEC 1",
+                vec![],
+                &grants(),
+                Access::ReadOnly,
+                Duration::from_secs(5),
+            )
             .await
             .unwrap_err();
         assert!(matches!(syntax, EffectError::Syntax(_)), "{syntax:?}");
@@ -496,11 +508,70 @@ mod oracle {
     /// Pieces a hostile author might splice: comments of every kind, operators that glue,
     /// quotes, escapes, line ends, case games, and the tables.
     const PIECES: &[&str] = &[
-        "SELECT", "a", "FROM", "t", "secret", "\"secret\"", "\"SECRET\"", "SECRET", "main.secret",
-        "WHERE", "UNION", "ALL", "(", ")", ",", "*", "1", "'x'", "''", "'", "\"", "--", "/*",
-        "*/", "\r", "\n", "\t", " ", "-", "+", "|", "||", "/", "<", ">", "=", "!", "@", "#", "~",
-        "E'", "\\", "$$", "$1", "?", ":a", "[", "]", "`", ";", "DELETE", "INSERT INTO", "VALUES",
-        "count(*)", "x'00'", "AS", "OR", "NOT", "IS", "NULL", ".", "0x1", "1e", "sqlite_master",
+        "SELECT",
+        "a",
+        "FROM",
+        "t",
+        "secret",
+        "\"secret\"",
+        "\"SECRET\"",
+        "SECRET",
+        "main.secret",
+        "WHERE",
+        "UNION",
+        "ALL",
+        "(",
+        ")",
+        ",",
+        "*",
+        "1",
+        "'x'",
+        "''",
+        "'",
+        "\"",
+        "--",
+        "/*",
+        "*/",
+        "\r",
+        "\n",
+        "\t",
+        " ",
+        "-",
+        "+",
+        "|",
+        "||",
+        "/",
+        "<",
+        ">",
+        "=",
+        "!",
+        "@",
+        "#",
+        "~",
+        "E'",
+        "\\",
+        "$$",
+        "$1",
+        "?",
+        ":a",
+        "[",
+        "]",
+        "`",
+        ";",
+        "DELETE",
+        "INSERT INTO",
+        "VALUES",
+        "count(*)",
+        "x'00'",
+        "AS",
+        "OR",
+        "NOT",
+        "IS",
+        "NULL",
+        ".",
+        "0x1",
+        "1e",
+        "sqlite_master",
     ];
 
     fn soup(rng: &mut Lcg) -> String {
@@ -533,7 +604,9 @@ mod oracle {
                     | AuthAction::Insert { table_name }
                     | AuthAction::Update { table_name, .. }
                     | AuthAction::Delete { table_name } => Some(table_name.to_ascii_lowercase()),
-                    AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => None,
+                    AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
+                        None
+                    }
                     other => Some(format!("{other:?}")),
                 };
                 if let Some(table) = table {
@@ -564,7 +637,10 @@ mod oracle {
             );
         }
         // The soup must reach the database often enough for the property to mean something.
-        assert!(accepted > 200 && prepared > 100, "accepted {accepted}, prepared {prepared}");
+        assert!(
+            accepted > 200 && prepared > 100,
+            "accepted {accepted}, prepared {prepared}"
+        );
     }
 }
 
@@ -590,8 +666,14 @@ mod authorizer {
     }
 
     async fn query(db: &SqliteRunner, sql: &str) -> Result<Rows, EffectError> {
-        db.query(sql, vec![], &only_t(), Access::ReadWrite, Duration::from_secs(5))
-            .await
+        db.query(
+            sql,
+            vec![],
+            &only_t(),
+            Access::ReadWrite,
+            Duration::from_secs(5),
+        )
+        .await
     }
 
     /// Statements the footprint check would refuse, sent straight to the driver: SQLite
@@ -617,12 +699,20 @@ mod authorizer {
         ] {
             let error = query(&db, sql).await.expect_err(sql);
             assert!(
-                matches!(error, EffectError::FootprintDenied(_) | EffectError::Syntax(_)),
+                matches!(
+                    error,
+                    EffectError::FootprintDenied(_) | EffectError::Syntax(_)
+                ),
                 "{sql}: {error:?}"
             );
-            assert!(!format!("{error:?}").contains("sentinel"), "{sql}: {error:?}");
+            assert!(
+                !format!("{error:?}").contains("sentinel"),
+                "{sql}: {error:?}"
+            );
         }
-        let rows = query(&db, "SELECT count(*), lower('A') FROM t").await.expect("allowed");
+        let rows = query(&db, "SELECT count(*), lower('A') FROM t")
+            .await
+            .expect("allowed");
         assert_eq!(rows.rows, vec![vec![Cell::Int(1), Cell::Text("a".into())]]);
         // What was refused changed nothing.
         let all = Grants {
@@ -630,7 +720,13 @@ mod authorizer {
             ..only_t()
         };
         let left = db
-            .query("SELECT count(*) FROM secret", vec![], &all, Access::ReadOnly, Duration::from_secs(5))
+            .query(
+                "SELECT count(*) FROM secret",
+                vec![],
+                &all,
+                Access::ReadOnly,
+                Duration::from_secs(5),
+            )
             .await
             .expect("declared");
         assert_eq!(left.rows, vec![vec![Cell::Int(1)]]);
@@ -656,7 +752,10 @@ mod authorizer {
             .await
             .expect_err("too big");
         assert!(
-            matches!(error, EffectError::Other(_) | EffectError::Limit(_) | EffectError::Syntax(_)),
+            matches!(
+                error,
+                EffectError::Other(_) | EffectError::Limit(_) | EffectError::Syntax(_)
+            ),
             "{error:?}"
         );
         assert!(format!("{error:?}").contains("too big"), "{error:?}");

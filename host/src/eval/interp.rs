@@ -443,6 +443,20 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
             _ => return Err(internal("`matmul` of non-tensors")),
         },
         Op::Reduce(_) => tensor_elements(arg_type(0)?),
+        // A host kernel's work is the host's, the same in both engines: charged whole, in the
+        // units `run` charges it in, before it runs.
+        Op::Kernel { name } => {
+            let mut shapes = Vec::with_capacity(node.args.len());
+            for i in 0..node.args.len() {
+                if let Type::Tensor(shape) = arg_type(i)? {
+                    shapes.push(shape.as_slice());
+                }
+            }
+            let work = crate::effects::kernel_work(name, &shapes);
+            return Ok(1u64
+                .saturating_add(work)
+                .saturating_add(tensor_elements(&node.ty) / 64));
+        }
         _ => tensor_elements(&node.ty),
     };
     Ok(1u64.saturating_add(work / 64))

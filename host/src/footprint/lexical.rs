@@ -35,8 +35,8 @@ use super::Denied;
 
 /// Operators both databases lex as the same single token, and mean the same by.
 const OPERATORS: &[&str] = &[
-    ",", "=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "(", ")", ".",
-    ";", "::",
+    ",", "=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "(", ")", ".", ";",
+    "::",
 ];
 
 /// What the gate refused: the graph author removes it (or passes the data as a parameter).
@@ -158,15 +158,11 @@ pub(crate) fn check(sql: &str) -> Result<(), Denied> {
                 _ => false,
             };
             if glued {
-                return refuse(
-                    match before {
-                        Kind::Operator => {
-                            Lexeme::AdjacentOperators(format!("{previous}{token}"))
-                        }
-                        Kind::Placeholder => Lexeme::Placeholder,
-                        _ => Lexeme::Number,
-                    },
-                );
+                return refuse(match before {
+                    Kind::Operator => Lexeme::AdjacentOperators(format!("{previous}{token}")),
+                    Kind::Placeholder => Lexeme::Placeholder,
+                    _ => Lexeme::Number,
+                });
             }
         }
         previous = Some(token);
@@ -233,7 +229,9 @@ fn classify(token: &Token) -> Result<Kind, Lexeme> {
             }
             Kind::Placeholder
         }
-        Token::EscapedStringLiteral(_) => return Err(Lexeme::StringForm("an E'...' escape string")),
+        Token::EscapedStringLiteral(_) => {
+            return Err(Lexeme::StringForm("an E'...' escape string"));
+        }
         Token::UnicodeStringLiteral(_) => return Err(Lexeme::StringForm("a U&'...' string")),
         Token::DollarQuotedString(_) => return Err(Lexeme::StringForm("a $$...$$ string")),
         Token::HexStringLiteral(_) => return Err(Lexeme::StringForm("an X'...' string")),
@@ -317,7 +315,10 @@ fn plain_decimal(text: &str) -> bool {
 
 /// The text a driver runs for `statements`: their canonical print, `; `-separated, checked
 /// to pass [`check`] and to parse back to the same statements.
-pub(crate) fn canonical(statements: &[Statement], recursion_limit: usize) -> Result<String, Denied> {
+pub(crate) fn canonical(
+    statements: &[Statement],
+    recursion_limit: usize,
+) -> Result<String, Denied> {
     let text = statements
         .iter()
         .map(ToString::to_string)
@@ -381,7 +382,10 @@ mod tests {
         assert_eq!(refused("SELECT\u{202e}1"), Lexeme::ControlCharacter(0x202e));
         assert!(matches!(refused("SELECT E'\\''"), Lexeme::StringForm(_)));
         assert!(matches!(refused("SELECT $$x$$"), Lexeme::StringForm(_)));
-        assert!(matches!(refused("SELECT $a$x$a$"), Lexeme::StringForm(_) | Lexeme::Placeholder));
+        assert!(matches!(
+            refused("SELECT $a$x$a$"),
+            Lexeme::StringForm(_) | Lexeme::Placeholder
+        ));
         assert!(matches!(refused("SELECT X'00'"), Lexeme::StringForm(_)));
         assert!(matches!(refused("SELECT B'01'"), Lexeme::StringForm(_)));
         assert!(matches!(refused("SELECT N'x'"), Lexeme::StringForm(_)));
@@ -389,9 +393,18 @@ mod tests {
         assert!(matches!(refused("SELECT 1 @ 2"), Lexeme::Operator(_)));
         assert!(matches!(refused("SELECT 1 |/ 2"), Lexeme::Operator(_)));
         assert!(matches!(refused("SELECT a[1] FROM t"), Lexeme::Operator(_)));
-        assert!(matches!(refused("SELECT a -> 'k' FROM t"), Lexeme::Operator(_)));
-        assert!(matches!(refused("SELECT 2*-1"), Lexeme::AdjacentOperators(_)));
-        assert!(matches!(refused("SELECT 1<-1"), Lexeme::AdjacentOperators(_)));
+        assert!(matches!(
+            refused("SELECT a -> 'k' FROM t"),
+            Lexeme::Operator(_)
+        ));
+        assert!(matches!(
+            refused("SELECT 2*-1"),
+            Lexeme::AdjacentOperators(_)
+        ));
+        assert!(matches!(
+            refused("SELECT 1<-1"),
+            Lexeme::AdjacentOperators(_)
+        ));
         assert_eq!(refused("SELECT \"Secret\" FROM t"), Lexeme::QuotedCase);
         assert_eq!(refused("SELECT `a` FROM t"), Lexeme::Operator("`".into()));
         assert_eq!(refused("SELECT 0x1f"), Lexeme::Number);
@@ -399,7 +412,10 @@ mod tests {
         assert_eq!(refused("SELECT a$b FROM t"), Lexeme::Word);
         assert_eq!(refused("SELECT café FROM t"), Lexeme::Word);
         assert_eq!(refused("SELECT $01"), Lexeme::Placeholder);
-        assert!(matches!(refused("SELECT ?"), Lexeme::Placeholder | Lexeme::Operator(_)));
+        assert!(matches!(
+            refused("SELECT ?"),
+            Lexeme::Placeholder | Lexeme::Operator(_)
+        ));
         assert!(matches!(refused("SELECT :a"), Lexeme::Operator(_)));
     }
 

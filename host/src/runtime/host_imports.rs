@@ -46,6 +46,24 @@ pub(crate) const NATIVE: &str = "graphjit:guest/native@0.1.0";
 /// host's work counts against the run's bound like the guest's would.
 pub(crate) const FUEL_PER_NATIVE_MAC: u64 = 1;
 
+/// Fuel charged per unit of a host kernel's work (`effects::kernel_work`: multiply-adds for
+/// matmul and conv2d, four per element for softmax), before the kernel runs: a call whose work
+/// is more than the run has left ends it out of fuel, with nothing run.
+pub(crate) const FUEL_PER_KERNEL_WORK: u64 = 1;
+
+/// The fuel a call costs before it is sent: the call itself, and a kernel's work.
+fn admission_fuel(call: &EffectCall) -> u64 {
+    match call {
+        EffectCall::Kernel { name, args } => {
+            let shapes: Vec<&[u32]> = args.iter().map(|t| t.shape.as_slice()).collect();
+            FUEL_PER_CALL.saturating_add(
+                crate::effects::kernel_work(name, &shapes).saturating_mul(FUEL_PER_KERNEL_WORK),
+            )
+        }
+        _ => FUEL_PER_CALL,
+    }
+}
+
 /// Products below this many multiply-adds (about 0.2 ms of work) run on the calling task: a
 /// hop to tokio's blocking pool measured ~30 µs, more than a 64×64×64 product takes.
 const INLINE_NATIVE_MACS: u64 = 1 << 22;
@@ -167,15 +185,26 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
                         .saturating_add(bytes.saturating_mul(FUEL_PER_BYTE))
                         .saturating_add(macs.saturating_mul(FUEL_PER_NATIVE_MAC)),
                 )?;
+                let deadline = store.data().deadline;
                 let product = if macs < INLINE_NATIVE_MACS {
-                    crate::native::matmul(&a, &b)
+                    crate::native::matmul_until(&a, &b, Some(deadline))
                 } else {
-                    // Off the async workers: a large product takes milliseconds of CPU.
-                    tokio::task::spawn_blocking(move || crate::native::matmul(&a, &b))
-                        .await
-                        .map_err(|e| wasmtime::Error::msg(format!("native matmul panicked: {e}")))?
-                }
-                .map_err(wasmtime::Error::msg)?;
+                    // Off the async workers: a large product takes milliseconds of CPU; its
+                    // threads read the clock between blocks and stop at the deadline.
+                    tokio::task::spawn_blocking(move || {
+                        crate::native::matmul_until(&a, &b, Some(deadline))
+                    })
+                    .await
+                    .map_err(|e| wasmtime::Error::msg(format!("native matmul panicked: {e}")))?
+                };
+                let product = match product {
+                    Ok(product) => product,
+                    Err(crate::native::NativeError::Deadline) => {
+                        store.data_mut().deadline_hit = true;
+                        return Err(Trap::Interrupt.into());
+                    }
+                    Err(shape) => return Err(wasmtime::Error::msg(shape.to_string())),
+                };
                 Ok((product.data,))
             })
         },
@@ -231,8 +260,10 @@ async fn serve_round(
     let refused = calls.len().saturating_sub(room);
     let mut admitted = calls;
     admitted.truncate(room);
-    let sent = u64::try_from(admitted.len()).unwrap_or(u64::MAX);
-    charge(&mut store, FUEL_PER_CALL.saturating_mul(sent))?;
+    let fuel = admitted
+        .iter()
+        .fold(0u64, |sum, call| sum.saturating_add(admission_fuel(call)));
+    charge(&mut store, fuel)?;
     let deadline = store.data().deadline;
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {

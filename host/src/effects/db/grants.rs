@@ -46,7 +46,12 @@ impl Grants {
     }
 
     /// Whether SQLite may use `table` of database `database` (`main`, `temp`, …) so.
-    pub(crate) fn allows_sqlite(&self, database: Option<&str>, table: &str, usage: TableUse) -> bool {
+    pub(crate) fn allows_sqlite(
+        &self,
+        database: Option<&str>,
+        table: &str,
+        usage: TableUse,
+    ) -> bool {
         if database.is_some_and(|d| !d.eq_ignore_ascii_case("main")) {
             return false;
         }

@@ -50,9 +50,9 @@ use tokio_postgres::{NoTls, Statement};
 pub(crate) use cells::{Cell, Param, Rows};
 use cells::{CellKind, param_fits, read_cell};
 pub(crate) use error::{DbError, TimeoutKind};
+use error::{classify, classify_pool};
 pub(crate) use grants::{Grants, TableUse};
 pub(crate) use roles::role_name;
-use error::{classify, classify_pool};
 
 /// Default pool size: enough for a handful of concurrent runs per host without exhausting the
 /// server's `max_connections` (100 by default) when several hosts share it.
@@ -273,15 +273,20 @@ impl PostgresRunner {
         for attempt in 0..2 {
             let pool = match grants {
                 None => self.pool.clone(),
-                Some(grants) => tokio::time::timeout_at(deadline, self.roles.pool(&self.pool, grants))
-                    .await
-                    .map_err(|_| timed_out())??,
+                Some(grants) => {
+                    tokio::time::timeout_at(deadline, self.roles.pool(&self.pool, grants))
+                        .await
+                        .map_err(|_| timed_out())??
+                }
             };
             match tokio::time::timeout_at(deadline, pool.get()).await {
                 Ok(Ok(connection)) => return Ok(connection),
                 Ok(Err(e)) => {
-                    let error =
-                        classify_pool(&e, self.config.connect_timeout, self.config.statement_timeout);
+                    let error = classify_pool(
+                        &e,
+                        self.config.connect_timeout,
+                        self.config.statement_timeout,
+                    );
                     let login_refused = matches!(
                         &error,
                         DbError::Connection { sqlstate: Some(code), .. } if code.starts_with("28")

@@ -87,7 +87,10 @@ pub(crate) fn role_name(grants: &Grants) -> String {
 }
 
 impl Roles {
-    pub(crate) fn new(base: tokio_postgres::Config, connect_timeout: Duration) -> Result<Roles, DbError> {
+    pub(crate) fn new(
+        base: tokio_postgres::Config,
+        connect_timeout: Duration,
+    ) -> Result<Roles, DbError> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes).map_err(|e| DbError::Config {
             message: format!("no randomness for role passwords: {e}"),
@@ -155,7 +158,8 @@ impl Roles {
             message: format!(
                 "cannot provision the footprint role {role} ({what}): {}; the connection role \
                  needs CREATEROLE and the right to grant on the declared tables",
-                e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
             ),
         };
         let mut connection = admin.get().await.map_err(|e| DbError::Connection {
@@ -205,7 +209,12 @@ impl Roles {
                 ),
             });
         }
-        let schemas: BTreeSet<&String> = grants.read.iter().chain(&grants.write).map(|(s, _)| s).collect();
+        let schemas: BTreeSet<&String> = grants
+            .read
+            .iter()
+            .chain(&grants.write)
+            .map(|(s, _)| s)
+            .collect();
         for schema in schemas {
             if is_catalog(schema) {
                 continue;
@@ -223,7 +232,10 @@ impl Roles {
                     .map_err(|e| refused("grant usage", &e))?;
             }
         }
-        for (privileges, set) in [("SELECT", &grants.read), ("INSERT, UPDATE, DELETE", &grants.write)] {
+        for (privileges, set) in [
+            ("SELECT", &grants.read),
+            ("INSERT, UPDATE, DELETE", &grants.write),
+        ] {
             for (schema, table) in set {
                 if is_catalog(schema) {
                     continue;

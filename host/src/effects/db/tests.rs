@@ -202,7 +202,9 @@ async fn parameters_are_checked_against_their_types() {
     let too_big = db
         .query(
             "SELECT $1::int2",
-            &[Param::I64(70_000)], RunAs::Operator, Access::ReadOnly,
+            &[Param::I64(70_000)],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -217,7 +219,9 @@ async fn parameters_are_checked_against_their_types() {
     let lossy = db
         .query(
             "SELECT $1::float4",
-            &[Param::F64(0.1)], RunAs::Operator, Access::ReadOnly,
+            &[Param::F64(0.1)],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -225,7 +229,9 @@ async fn parameters_are_checked_against_their_types() {
     let wrong = db
         .query(
             "SELECT $1::bool",
-            &[Param::Str("yes".into())], RunAs::Operator, Access::ReadOnly,
+            &[Param::Str("yes".into())],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -236,7 +242,9 @@ async fn parameters_are_checked_against_their_types() {
     let missing = db
         .query(
             "SELECT $1::int8, $2::text",
-            &[Param::I64(1)], RunAs::Operator, Access::ReadOnly,
+            &[Param::I64(1)],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -254,7 +262,13 @@ async fn unsupported_column_types_are_named() {
     let pg = cluster();
     let db = runner(&pg).await;
     let result = db
-        .query("SELECT 1 AS fine, now() AS at", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT 1 AS fine, now() AS at",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert_eq!(
         result,
@@ -280,20 +294,34 @@ async fn read_only_calls_refuse_writes() {
     exec(&db, "INSERT INTO items (id, name) VALUES (1, 'a')", &[]).await;
     let insert = "INSERT INTO items (id, name) VALUES ($1, 'b')";
     let result = db
-        .execute(insert, &[Param::I64(2)], RunAs::Operator, Access::ReadOnly, CALL)
+        .execute(
+            insert,
+            &[Param::I64(2)],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
         "{result:?}"
     );
     let returning = "UPDATE items SET name = 'z' RETURNING id";
-    let result = db.query(returning, &[], RunAs::Operator, Access::ReadOnly, CALL).await;
+    let result = db
+        .query(returning, &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
         "{result:?}"
     );
     let result = db
-        .execute("DROP TABLE items", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .execute(
+            "DROP TABLE items",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert!(
         matches!(&result, Err(DbError::ReadOnly { .. })),
@@ -328,7 +356,10 @@ async fn constraint_violations_name_the_constraint() {
         ),
     ];
     for (sql, code, name) in cases {
-        match db.execute(sql, &[], RunAs::Operator, Access::ReadWrite, CALL).await {
+        match db
+            .execute(sql, &[], RunAs::Operator, Access::ReadWrite, CALL)
+            .await
+        {
             Err(DbError::Constraint {
                 sqlstate,
                 constraint,
@@ -345,7 +376,9 @@ async fn constraint_violations_name_the_constraint() {
     let not_null = db
         .execute(
             "INSERT INTO items (id) VALUES (3)",
-            &[], RunAs::Operator, Access::ReadWrite,
+            &[],
+            RunAs::Operator,
+            Access::ReadWrite,
             CALL,
         )
         .await;
@@ -359,26 +392,42 @@ async fn bad_sql_is_classified_by_sqlstate() {
     let pg = cluster();
     let db = runner(&pg).await;
     items_table(&db).await;
-    let syntax = db.query("SELEC 1", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
+    let syntax = db
+        .query("SELEC 1", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .await;
     assert!(
         matches!(&syntax, Err(DbError::Syntax { sqlstate, position: Some(1), .. }) if sqlstate == "42601"),
         "{syntax:?}"
     );
     let table = db
-        .query("SELECT * FROM nowhere", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT * FROM nowhere",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert!(
         matches!(&table, Err(DbError::UndefinedTable { .. })),
         "{table:?}"
     );
     let column = db
-        .query("SELECT nope FROM items", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT nope FROM items",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert!(
         matches!(&column, Err(DbError::UndefinedColumn { .. })),
         "{column:?}"
     );
-    let zero = db.query("SELECT 1 / 0", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
+    let zero = db
+        .query("SELECT 1 / 0", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .await;
     assert!(
         matches!(&zero, Err(DbError::Other { sqlstate: Some(s), .. }) if s == "22012"),
         "{zero:?}"
@@ -390,7 +439,13 @@ async fn bad_sql_is_classified_by_sqlstate() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let denied = reader
-        .query("SELECT * FROM items", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT * FROM items",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert!(
         matches!(&denied, Err(DbError::Permission { .. })),
@@ -409,7 +464,13 @@ async fn statement_timeout_is_a_typed_timeout() {
     let db = runner_with(&pg, |c| c.statement_timeout = Duration::from_millis(200)).await;
     let started = Instant::now();
     let result = db
-        .query("SELECT pg_sleep(5)", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT pg_sleep(5)",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert_eq!(
         result,
@@ -436,7 +497,13 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     let started = Instant::now();
     let limit = Duration::from_millis(300);
     let result = db
-        .query("SELECT pg_sleep(30)", &[], RunAs::Operator, Access::ReadOnly, limit)
+        .query(
+            "SELECT pg_sleep(30)",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            limit,
+        )
         .await;
     assert_eq!(
         result,
@@ -470,7 +537,13 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     assert_eq!(still, 0, "the query kept running after its deadline");
     // A zero deadline is refused before anything runs.
     let none = db
-        .query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, Duration::ZERO)
+        .query(
+            "SELECT 1",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            Duration::ZERO,
+        )
         .await;
     assert!(
         matches!(
@@ -484,7 +557,13 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     );
     // An unbounded deadline is no deadline, not an overflow.
     let unbounded = db
-        .query("SELECT 5::int8", &[], RunAs::Operator, Access::ReadOnly, Duration::MAX)
+        .query(
+            "SELECT 5::int8",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            Duration::MAX,
+        )
         .await;
     assert_eq!(unbounded.map(|r| r.rows), Ok(vec![vec![Cell::I64(5)]]));
 }
@@ -496,8 +575,14 @@ async fn a_killed_server_is_a_connection_error_and_a_restart_recovers() {
     let running = {
         let db = db.clone();
         tokio::spawn(async move {
-            db.query("SELECT pg_sleep(30)", &[], RunAs::Operator, Access::ReadOnly, CALL)
-                .await
+            db.query(
+                "SELECT pg_sleep(30)",
+                &[],
+                RunAs::Operator,
+                Access::ReadOnly,
+                CALL,
+            )
+            .await
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -511,7 +596,9 @@ async fn a_killed_server_is_a_connection_error_and_a_restart_recovers() {
         "{result:?}"
     );
     // While the server is down, new calls fail typed too.
-    let down = db.query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, CALL).await;
+    let down = db
+        .query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .await;
     assert!(matches!(&down, Err(DbError::Connection { .. })), "{down:?}");
 
     pg.restart().unwrap_or_else(|e| panic!("{e}"));
@@ -572,13 +659,21 @@ async fn waiting_for_a_pooled_connection_counts_against_the_deadline() {
     let holder = {
         let db = db.clone();
         tokio::spawn(async move {
-            db.query("SELECT pg_sleep(1)", &[], RunAs::Operator, Access::ReadOnly, CALL)
-                .await
+            db.query(
+                "SELECT pg_sleep(1)",
+                &[],
+                RunAs::Operator,
+                Access::ReadOnly,
+                CALL,
+            )
+            .await
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let limit = Duration::from_millis(200);
-    let waited = db.query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, limit).await;
+    let waited = db
+        .query("SELECT 1", &[], RunAs::Operator, Access::ReadOnly, limit)
+        .await;
     assert_eq!(
         waited,
         Err(DbError::Timeout {
@@ -603,7 +698,9 @@ async fn results_are_capped_in_rows_and_bytes() {
     let eleven = db
         .query(
             "SELECT g FROM generate_series(1, 11) g",
-            &[], RunAs::Operator, Access::ReadOnly,
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -613,7 +710,9 @@ async fn results_are_capped_in_rows_and_bytes() {
     let huge = db
         .query(
             "SELECT g FROM generate_series(1, 10000000) g",
-            &[], RunAs::Operator, Access::ReadOnly,
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
@@ -629,13 +728,21 @@ async fn results_are_capped_in_rows_and_bytes() {
     let two = db
         .query(
             "SELECT repeat('x', 600) FROM generate_series(1, 2)",
-            &[], RunAs::Operator, Access::ReadOnly,
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
             CALL,
         )
         .await;
     assert_eq!(two, Err(DbError::ByteLimit { limit: 1000 }));
     let wide = db
-        .query("SELECT repeat('x', 5000)", &[], RunAs::Operator, Access::ReadOnly, CALL)
+        .query(
+            "SELECT repeat('x', 5000)",
+            &[],
+            RunAs::Operator,
+            Access::ReadOnly,
+            CALL,
+        )
         .await;
     assert_eq!(wide, Err(DbError::ByteLimit { limit: 1000 }));
     // The caps apply to results, not to statements that return nothing.
@@ -798,7 +905,9 @@ async fn postgres_enforces_the_footprint_through_the_role_itself() {
         "CREATE TABLE mine (a int)",
         "DROP TABLE secret",
     ] {
-        let refused = db.execute(sql, &[], as_graph, Access::ReadWrite, CALL).await;
+        let refused = db
+            .execute(sql, &[], as_graph, Access::ReadWrite, CALL)
+            .await;
         assert!(
             matches!(&refused, Err(DbError::Permission { .. })),
             "{sql}: {refused:?}"
@@ -806,7 +915,13 @@ async fn postgres_enforces_the_footprint_through_the_role_itself() {
     }
     // What the footprint declares works, the serial's sequence included.
     let inserted = db
-        .execute("INSERT INTO t (a) VALUES (2)", &[], as_graph, Access::ReadWrite, CALL)
+        .execute(
+            "INSERT INTO t (a) VALUES (2)",
+            &[],
+            as_graph,
+            Access::ReadWrite,
+            CALL,
+        )
         .await
         .expect("declared write");
     assert_eq!(inserted, 1);

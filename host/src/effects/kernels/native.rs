@@ -46,23 +46,26 @@ fn view(t: &Tensor) -> Result<ArrayView2<'_, f32>, KernelError> {
             t.shape
         )));
     };
-    ArrayView2::from_shape((*rows as usize, *cols as usize), &t.data).map_err(|e| {
-        KernelError::Bad(format!("shape {:?} does not match its data: {e}", t.shape))
-    })
+    ArrayView2::from_shape((*rows as usize, *cols as usize), &t.data)
+        .map_err(|e| KernelError::Bad(format!("shape {:?} does not match its data: {e}", t.shape)))
 }
 
-/// The work of kernel `name` on `args`, in multiply-adds or element steps: what the run is
-/// charged in fuel before the kernel starts (docs/graph-format.md, "Effects"). Saturating:
-/// a product too large to count costs more than any budget.
-pub(crate) fn work(name: &str, args: &[Tensor]) -> u64 {
-    let dims = |t: &Tensor| -> Vec<u64> { t.shape.iter().map(|&d| u64::from(d)).collect() };
-    match (name, args) {
+/// The work of kernel `name` on arguments of these shapes, in multiply-adds or element steps:
+/// what a run is charged in fuel before the kernel starts (docs/graph-format.md, "Effects").
+/// Saturating: a product too large to count costs more than any budget. A call that does not
+/// fit the kernel costs nothing here (it is refused before any work).
+pub(crate) fn work(name: &str, shapes: &[&[u32]]) -> u64 {
+    let dims = |shape: &[u32]| -> Vec<u64> { shape.iter().map(|&d| u64::from(d)).collect() };
+    match (name, shapes) {
         ("matmul", [a, b]) => match (dims(a).as_slice(), dims(b).as_slice()) {
             (&[m, k], &[_, n]) => m.saturating_mul(k).saturating_mul(n),
             _ => 0,
         },
         // Max, exp, sum and divide per element.
-        ("softmax", [x]) => (x.data.len() as u64).saturating_mul(4),
+        ("softmax", [x]) => dims(x)
+            .iter()
+            .fold(1u64, |acc, &d| acc.saturating_mul(d))
+            .saturating_mul(4),
         ("conv2d", [x, f]) => match (dims(x).as_slice(), dims(f).as_slice()) {
             (&[h, w], &[kh, kw]) if kh <= h && kw <= w => (h - kh + 1)
                 .saturating_mul(w - kw + 1)
@@ -189,24 +192,32 @@ mod tests {
     fn blocked_matmul_changes_no_bit_and_stops_at_the_deadline() {
         let (m, k, n) = (301usize, 257usize, 129usize);
         let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 37.0;
-        let a = t(&[m as u32, k as u32], &(0..m * k).map(value).collect::<Vec<_>>());
-        let b = t(&[k as u32, n as u32], &(0..k * n).map(|i| value(i + 3)).collect::<Vec<_>>());
+        let a = t(
+            &[m as u32, k as u32],
+            &(0..m * k).map(value).collect::<Vec<_>>(),
+        );
+        let b = t(
+            &[k as u32, n as u32],
+            &(0..k * n).map(|i| value(i + 3)).collect::<Vec<_>>(),
+        );
         let whole: Array2<f32> = view(&a).unwrap().dot(&view(&b).unwrap());
         let blocked = run("matmul", &[a.clone(), b.clone()]).unwrap();
         // 301 rows in blocks of 2^21 / (257·129) = 63: five blocks, the last partial.
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&blocked.data), bits(&whole.iter().copied().collect::<Vec<_>>()));
+        assert_eq!(
+            bits(&blocked.data),
+            bits(&whole.iter().copied().collect::<Vec<_>>())
+        );
         let past = Instant::now();
         assert_eq!(
             super::run("matmul", &[a, b], past),
             Err(KernelError::Deadline)
         );
-        assert_eq!(work("matmul", &[t(&[2, 3], &[0.; 6]), t(&[3, 4], &[0.; 12])]), 24);
-        assert_eq!(work("conv2d", &[t(&[3, 3], &[0.; 9]), t(&[2, 2], &[0.; 4])]), 16);
-        assert_eq!(
-            work("matmul", &[t(&[u32::MAX, u32::MAX], &[]), t(&[u32::MAX, u32::MAX], &[])]),
-            u64::MAX
-        );
+        assert_eq!(work("matmul", &[&[2, 3], &[3, 4]]), 24);
+        assert_eq!(work("conv2d", &[&[3, 3], &[2, 2]]), 16);
+        assert_eq!(work("softmax", &[&[2, 3]]), 24);
+        let huge: &[u32] = &[u32::MAX, u32::MAX];
+        assert_eq!(work("matmul", &[huge, huge]), u64::MAX);
     }
 
     fn t(shape: &[u32], data: &[f32]) -> Tensor {

@@ -208,7 +208,9 @@ fn gpu_matmul_agrees_with_native_within_tolerance() {
             random_matrix(k, n, &mut seed),
         );
         let args = [a.clone(), b.clone()];
-        let answer = kernels.run("matmul", &args, far()).expect("the kernel runs");
+        let answer = kernels
+            .run("matmul", &args, far())
+            .expect("the kernel runs");
         assert_within_tolerance(
             &a,
             &b,

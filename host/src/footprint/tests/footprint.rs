@@ -152,10 +152,7 @@ fn table_names_resolve_like_sql() {
     assert_eq!(table("\"user list\"").to_string(), "public.\"user list\"");
     assert_ne!(table("\"user list\""), table("userlist"));
     // Quoted capitals would be two tables to PostgreSQL and one to SQLite.
-    assert_eq!(
-        TableName::parse("\"Users\""),
-        Err(TableNameError::Capitals)
-    );
+    assert_eq!(TableName::parse("\"Users\""), Err(TableNameError::Capitals));
     assert_eq!(table("\"users\""), table("users"));
     assert_eq!(table("pg_user"), table("pg_catalog.pg_user"));
     assert!(table("pg_user").is_system());

@@ -1,8 +1,8 @@
 //! SQL: which tables each statement reads and writes, and what is refused.
 
 use super::{construct, denied_table, footprint, tables};
-use crate::footprint::sql::{MAX_SQL_BYTES, StatementKind, analyze};
 use crate::footprint::lexical::Lexeme;
+use crate::footprint::sql::{MAX_SQL_BYTES, StatementKind, analyze};
 use crate::footprint::{Access, Denied, FunctionRefusal, SqlConstruct};
 
 /// `(reads, writes)` as `schema.table` strings, or the refusal.
@@ -132,7 +132,10 @@ fn comments_and_dollar_quotes_are_refused_before_parsing() {
         other => panic!("{sql}: {other:?}"),
     };
     assert_eq!(lexeme("SELECT 1 -- ; DROP TABLE users"), Lexeme::Comment);
-    assert_eq!(lexeme("SELECT 1 /* ; DROP TABLE users; */"), Lexeme::Comment);
+    assert_eq!(
+        lexeme("SELECT 1 /* ; DROP TABLE users; */"),
+        Lexeme::Comment
+    );
     assert_eq!(
         lexeme("SELECT 1 /* nested /* ; */ DROP TABLE users; */"),
         Lexeme::Comment
@@ -569,9 +572,7 @@ fn other_statements_are_refused_by_kind() {
         assert!(
             matches!(
                 rw(sql),
-                Err(Denied::Statement { .. }
-                    | Denied::SqlSyntax { .. }
-                    | Denied::SqlLexeme { .. })
+                Err(Denied::Statement { .. } | Denied::SqlSyntax { .. } | Denied::SqlLexeme { .. })
             ),
             "{sql}: {:?}",
             rw(sql)
