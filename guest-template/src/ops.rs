@@ -211,38 +211,33 @@ pub fn fused<const K: usize>(
     Ok(Tensor { shape, data })
 }
 
-/// Where a fused loop reads its `k`-th input: one broadcast value, or exactly `n` elements.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    Scalar(f32),
-    Elements(&'a [f32]),
+/// The one value of a broadcast (`[]`-shaped) input of a fused loop, read once before the
+/// loop (generated code passes only element inputs to the loop itself).
+pub fn broadcast(t: &Tensor, node: u32) -> Result<f32, RunError> {
+    match (t.shape.as_slice(), t.data.as_slice()) {
+        ([], [v]) => Ok(*v),
+        _ => Err(bad_shape(node)),
+    }
 }
 
-/// Each input as a [`Source`], checked once before the loop: a non-`[]` input shorter than
-/// the loop is a shape error (types make it impossible; the guest does not rely on that).
+/// Each element input as exactly `n` elements, checked once before the loop: a shorter one is
+/// a shape error (types make it impossible; the guest does not rely on that).
 fn sources<'a, const K: usize>(
     inputs: [&'a Tensor; K],
     n: usize,
     node: u32,
-) -> Result<[Source<'a>; K], RunError> {
-    let mut out = [Source::Scalar(f32::NAN); K];
+) -> Result<[&'a [f32]; K], RunError> {
+    let mut out: [&[f32]; K] = [&[]; K];
     for (slot, input) in out.iter_mut().zip(inputs) {
-        *slot = if input.shape.is_empty() {
-            Source::Scalar(input.data.first().copied().unwrap_or(f32::NAN))
-        } else {
-            Source::Elements(input.data.get(..n).ok_or_else(|| bad_shape(node))?)
-        };
+        *slot = input.data.get(..n).ok_or_else(|| bad_shape(node))?;
     }
     Ok(out)
 }
 
 /// The inputs' elements `i` (`i < n`, so every read is in bounds; `get` keeps it panic-free).
 #[inline(always)]
-fn elements<const K: usize>(sources: &[Source<'_>; K], i: usize) -> [f32; K] {
-    core::array::from_fn(|k| match sources[k] {
-        Source::Scalar(v) => v,
-        Source::Elements(s) => s.get(i).copied().unwrap_or(f32::NAN),
-    })
+fn elements<const K: usize>(sources: &[&[f32]; K], i: usize) -> [f32; K] {
+    core::array::from_fn(|k| sources[k].get(i).copied().unwrap_or(f32::NAN))
 }
 
 /// How a fused reduction walks its elements (the same order, the same bits, either way).
@@ -365,7 +360,7 @@ fn finish(s: f32, reduction: Reduction, n: usize) -> f32 {
 /// each lane one, which is the shape simd128 vectorizes (two f32x4 per block).
 #[inline(always)]
 fn lanes<const K: usize>(
-    sources: &[Source<'_>; K],
+    sources: &[&[f32]; K],
     n: usize,
     init: f32,
     op: impl Fn(f32, f32) -> f32,

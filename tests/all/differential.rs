@@ -6,7 +6,7 @@ use graphjit::{Error, Graph, RunLimits, RunOutput};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
-use crate::support::{compile, eval_with, graph, run_with, values};
+use crate::support::{block_on, compile, eval_with, graph, run_with, values};
 
 /// How many generated graphs the differential test compiles (`GRAPHJIT_DIFF_CASES` overrides).
 fn cases() -> usize {
@@ -381,4 +381,63 @@ fn an_empty_fork_compiles_and_agrees_with_eval() {
     ))
     .expect("runs");
     assert_eq!(values(&wasm), values(&eval));
+}
+
+/// A pass never makes a run more expensive: the same graph compiled with every pass uses no
+/// more fuel than compiled with none (beyond a fixed allowance for a fused loop's set-up), so
+/// a budget that a graph meets unoptimized it meets optimized. Over the elementwise DAG
+/// generator (fusion's inputs: chains, broadcasts, `iota`, `fill`, reductions) and the
+/// tensor examples.
+#[test]
+fn the_passes_never_cost_more_fuel_than_no_passes() {
+    let unoptimized = graphjit::Host::with_config(&graphjit::HostConfig {
+        passes: graphjit::PassConfig::parse("none").expect("passes"),
+        ..crate::support::memory_only()
+    })
+    .expect("host");
+    let mut graphs: Vec<(String, String)> = (0..16)
+        .map(|seed| {
+            (
+                format!("seed {seed}"),
+                graphjit::testing::elementwise_dag(seed),
+            )
+        })
+        .collect();
+    for example in ["fusion.json", "tensor.json"] {
+        let path = format!("{}/../examples/{example}", env!("CARGO_MANIFEST_DIR"));
+        graphs.push((
+            example.to_string(),
+            std::fs::read_to_string(path).expect("example"),
+        ));
+    }
+    graphs.push((
+        "fill chain".to_string(),
+        r#"{"version": 1, "nodes": [
+            {"id": "a", "op": "fill", "shape": [65536], "value": 1.5},
+            {"id": "b", "op": "iota", "shape": [65536]},
+            {"id": "c", "op": "add", "args": ["a", "b"]},
+            {"id": "d", "op": "mul", "args": ["c", "a"]},
+            {"id": "s", "op": "sum", "args": ["d"]}],
+           "outputs": {"s": "s"}}"#
+            .to_string(),
+    ));
+    let limits = RunLimits::default();
+    for (name, json) in graphs {
+        let g = graph(&json);
+        let optimized = run_with(&compile(&g), limits);
+        let plain = block_on(unoptimized.run(
+            &unoptimized.compile(&g).expect("compiles"),
+            &std::collections::BTreeMap::new(),
+            limits,
+        ));
+        let (Ok(optimized), Ok(plain)) = (optimized, plain) else {
+            continue;
+        };
+        assert!(
+            optimized.fuel_used <= plain.fuel_used + plain.fuel_used / 20 + 5_000,
+            "{name}: {} fuel with the passes, {} without\n{json}",
+            optimized.fuel_used,
+            plain.fuel_used
+        );
+    }
 }

@@ -258,26 +258,44 @@ impl<'g> Generator<'g> {
         self.line(&format!("let mut {name} = {name}.run();"));
     }
 
-    /// A fused node's inputs (`&a, &b`) and its element closure's header
-    /// (`|[x0, x1]: [f32; 2], i: usize|`; `_i` when no step reads the index).
-    fn fused_parts(&self, node: &Node, steps: &[FusedStep]) -> (String, String) {
-        let inputs: Vec<String> = node
-            .args
-            .iter()
-            .map(|&x| format!("&{}", self.var(x)))
-            .collect();
-        let params: Vec<String> = (0..node.args.len()).map(|k| format!("x{k}")).collect();
+    /// A fused node's element inputs (`&a, &b`), its element closure's header
+    /// (`move |[x0, x2]: [f32; 2], i: usize|`; `_i` when no step reads the index), and the
+    /// statements before the loop that read each broadcast (`[]`-shaped) input once
+    /// (`let x1: f32 = rt::ops::broadcast(&n4, 3)?;`): the loop then reads only slices, with
+    /// no per-element choice between a broadcast and an element, and vectorizes.
+    fn fused_parts(&self, node: &Node, steps: &[FusedStep], at: u32) -> FusedParts {
+        let mut inputs = Vec::new();
+        let mut params = Vec::new();
+        let mut prelude = String::new();
+        for (k, &x) in node.args.iter().enumerate() {
+            let broadcast =
+                matches!(&self.graph.node(x).ty, Type::Tensor(shape) if shape.is_empty());
+            if broadcast {
+                let _ = write!(
+                    prelude,
+                    "let x{k}: f32 = rt::ops::broadcast(&{}, {at})?; ",
+                    self.var(x)
+                );
+            } else {
+                inputs.push(format!("&{}", self.var(x)));
+                params.push(format!("x{k}"));
+            }
+        }
         let index = if steps.contains(&FusedStep::Index) {
             "i"
         } else {
             "_i"
         };
         let header = format!(
-            "|[{}]: [f32; {}], {index}: usize|",
+            "move |[{}]: [f32; {}], {index}: usize|",
             params.join(", "),
-            node.args.len()
+            params.len()
         );
-        (inputs.join(", "), header)
+        FusedParts {
+            inputs: inputs.join(", "),
+            header,
+            prelude,
+        }
     }
 
     /// `Some(&body)` / `None` for an `http` node.
@@ -494,9 +512,13 @@ impl<'g> Generator<'g> {
                 )
             }
             Op::Fused { steps, reduce } => {
-                let (inputs, header) = self.fused_parts(node, steps);
+                let FusedParts {
+                    inputs,
+                    header,
+                    prelude,
+                } = self.fused_parts(node, steps, at);
                 let closure = format!("{header} {{ {} }}", fused_body(steps));
-                match reduce {
+                let call = match reduce {
                     None => {
                         let shape = match &node.ty {
                             Type::Tensor(shape) => shape_literal(shape),
@@ -528,14 +550,19 @@ impl<'g> Generator<'g> {
                             shape_literal(shape)
                         )
                     }
-                }
+                };
+                with_prelude(&prelude, call)
             }
             Op::FusedReductions {
                 steps,
                 outputs,
                 shape,
             } => {
-                let (inputs, header) = self.fused_parts(node, steps);
+                let FusedParts {
+                    inputs,
+                    header,
+                    prelude,
+                } = self.fused_parts(node, steps, at);
                 let registers: Vec<u32> = outputs.iter().map(|(r, _)| *r).collect();
                 let result: Vec<String> = registers.iter().map(|r| format!("r{r}")).collect();
                 let closure = format!(
@@ -566,7 +593,7 @@ impl<'g> Generator<'g> {
                     arms.join(", ")
                 );
                 format!(
-                    "{{ let [{}] = rt::ops::fused_reductions([{inputs}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
+                    "{{ {prelude}let [{}] = rt::ops::fused_reductions([{inputs}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
                     names.join(", "),
                     shape_literal(shape),
                     kinds.join(", "),
@@ -665,6 +692,22 @@ fn reduction_kind(op: ReduceOp) -> &'static str {
     }
 }
 
+/// What [`Generator::fused_parts`] gives a fused node's call.
+struct FusedParts {
+    inputs: String,
+    header: String,
+    prelude: String,
+}
+
+/// `call`, or `{ prelude call }` when broadcast inputs are read first.
+fn with_prelude(prelude: &str, call: String) -> String {
+    if prelude.is_empty() {
+        call
+    } else {
+        format!("{{ {prelude}{call} }}")
+    }
+}
+
 fn fused_body(steps: &[FusedStep]) -> String {
     let last = steps.len().saturating_sub(1) as u32;
     fused_program(steps, &[last], &format!("r{last}"))
@@ -681,7 +724,7 @@ fn fused_program(steps: &[FusedStep], outputs: &[u32], result: &str) -> String {
     }
     for step in steps {
         match *step {
-            FusedStep::Arg(_) | FusedStep::Index => {}
+            FusedStep::Arg(_) | FusedStep::Index | FusedStep::Const(_) => {}
             FusedStep::Unary(_, r) => used[r as usize] = true,
             FusedStep::Binary(_, a, b) => {
                 used[a as usize] = true;
@@ -699,6 +742,7 @@ fn fused_program(steps: &[FusedStep], outputs: &[u32], result: &str) -> String {
         let value = match *step {
             FusedStep::Arg(k) => format!("x{k}"),
             FusedStep::Index => "i as f32".to_string(),
+            FusedStep::Const(bits) => format!("f32::from_bits({bits:#010x})"),
             FusedStep::Unary(op, r) => format!("{}(r{r})", unary_f32_fn(op)),
             FusedStep::Binary(op, a, b) => format!("{}(r{a}, r{b})", binary_f32_fn(op)),
         };

@@ -105,6 +105,7 @@ pub(super) fn fused(
                         .ok_or_else(|| internal("a tensor's data disagrees with its shape"))?
                 }
                 (FusedStep::Index, _, _) => i as f32,
+                (FusedStep::Const(bits), _, _) => f32::from_bits(bits),
                 (FusedStep::Unary(_, r), Some(f), _) => f(reg(r)?),
                 (FusedStep::Binary(_, a, b), _, Some(f)) => f(reg(a)?, reg(b)?),
                 _ => return Err(internal("a fused step without its function")),

@@ -166,6 +166,10 @@ impl Encoder {
                     self.u32(*k);
                 }
                 FusedStep::Index => self.u32(3),
+                FusedStep::Const(bits) => {
+                    self.u32(4);
+                    self.u32(*bits);
+                }
                 FusedStep::Unary(op, r) => {
                     self.u32(1);
                     self.str(op.name());

@@ -235,6 +235,8 @@ pub(crate) enum FusedStep {
     Arg(u32),
     /// The element's index as f32 (`iota` fused in: `i as f32`).
     Index,
+    /// One value for every element, as f32 bits (`fill` fused in: no tensor is made).
+    Const(u32),
     /// A unary op on an earlier register.
     Unary(UnaryOp, u32),
     /// A binary op on two earlier registers.

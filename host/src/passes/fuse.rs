@@ -183,6 +183,7 @@ fn siblings_in(graph: &mut Graph, region: &mut Region) -> usize {
                         FusedStep::Arg(at as u32)
                     }
                     FusedStep::Index => FusedStep::Index,
+                    FusedStep::Const(bits) => FusedStep::Const(bits),
                     FusedStep::Unary(op, r) => FusedStep::Unary(op, r + base),
                     FusedStep::Binary(op, a, b) => FusedStep::Binary(op, a + base, b + base),
                 });
@@ -238,8 +239,9 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
                     .flat_map(|&m| graph.node(m).args.iter().copied())
                     .collect();
                 for a in candidates {
-                    // An `iota` of the chain's shape that only the chain reads becomes its index.
-                    let iota = matches!(&graph.node(a).op, Op::Iota { .. })
+                    // An `iota` of the chain's shape that only the chain reads becomes its
+                    // index, and a `fill` a constant: neither tensor is made.
+                    let iota = matches!(&graph.node(a).op, Op::Iota { .. } | Op::Fill { .. })
                         && here.contains(&a)
                         && !members.contains(&a)
                         && !taken[a.index()]
@@ -323,6 +325,7 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
             let node = graph.node(m);
             let step = match (&node.op, node.args.as_slice()) {
                 (Op::Iota { .. }, []) => FusedStep::Index,
+                (Op::Fill { value, .. }, []) => FusedStep::Const(value.to_bits()),
                 (Op::Unary(op), [a]) => FusedStep::Unary(*op, reg(&register, *a)),
                 (Op::Binary(op), [a, b]) => {
                     FusedStep::Binary(*op, reg(&register, *a), reg(&register, *b))
