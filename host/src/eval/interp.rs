@@ -18,6 +18,13 @@
 //!
 //! Values live behind `Rc`, so passing one on (a loop state, a branch result, a `sequence`)
 //! never copies it; only `fork` and `get` copy, and their results are charged by size.
+//!
+//! Live memory: the bytes of every value held (tensor data, string bytes; values passed on by
+//! `param`, `if` and `loop` are the same allocation and count once) may not exceed
+//! the memory limit: the node whose value passes it fails with `OutOfMemory`. A value is let go
+//! right after the last node of its region that reads it (directly, or from a nested region),
+//! unless it is one of the region's results — as the compiled guest drops a large tensor after
+//! its last reader — so a long chain of large tensors needs only what is live at once.
 
 use std::rc::Rc;
 
@@ -39,6 +46,12 @@ pub(super) struct Interp<'g, 'e> {
     costs: Vec<u64>,
     /// The latest value of each node; a loop body's slots are overwritten every iteration.
     values: Vec<Option<Rc<Value>>>,
+    /// The bytes each slot's value counts against the memory limit (see "Live memory").
+    held: Vec<u64>,
+    /// The sum of `held`.
+    live_bytes: u64,
+    /// For each node, the values of its region to let go once it has run (their last reader).
+    release_after: Vec<Vec<NodeId>>,
     fuel_used: u64,
     /// Fuel use at which the wall clock is read next.
     next_clock_check: u64,
@@ -71,6 +84,9 @@ impl<'g, 'e> Interp<'g, 'e> {
             demanded: graph.demanded(),
             costs,
             values: vec![None; graph.nodes.len()],
+            held: vec![0; graph.nodes.len()],
+            live_bytes: 0,
+            release_after: last_readers(graph),
             fuel_used: 0,
             next_clock_check: 0,
             limits,
@@ -147,12 +163,41 @@ impl<'g, 'e> Interp<'g, 'e> {
     }
 
     fn set(&mut self, id: NodeId, value: Rc<Value>) -> Result<(), EvalError> {
+        let shares = matches!(
+            self.node_at(id)?.op,
+            Op::Param | Op::If { .. } | Op::Loop { .. }
+        );
+        let bytes = if shares { 0 } else { value_bytes(&value) };
         let slot = self
             .values
             .get_mut(id.index())
             .ok_or_else(|| internal(format!("{id:?} has no slot")))?;
         *slot = Some(value);
+        let held = &mut self.held[id.index()];
+        self.live_bytes = self.live_bytes.saturating_sub(*held).saturating_add(bytes);
+        *held = bytes;
+        if self.live_bytes > self.limits.memory_bytes {
+            return Err(EvalError::OutOfMemory {
+                node: id,
+                bytes: self.live_bytes,
+            });
+        }
         Ok(())
+    }
+
+    /// Lets go of the values whose last reader `id` was.
+    fn release(&mut self, id: NodeId) {
+        let Some(done) = self.release_after.get(id.index()) else {
+            return;
+        };
+        for &value in done {
+            let i = value.index();
+            if let (Some(slot), Some(held)) = (self.values.get_mut(i), self.held.get_mut(i)) {
+                *slot = None;
+                self.live_bytes = self.live_bytes.saturating_sub(*held);
+                *held = 0;
+            }
+        }
     }
 
     /// One effect node: the call, then its answer as the node's value, with the conversions
@@ -256,6 +301,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             if demanded {
                 let value = self.node(id)?;
                 self.set(id, value)?;
+                self.release(id);
             }
         }
         region
@@ -491,6 +537,62 @@ fn allocation_bytes(node: &Node) -> Option<u64> {
     match &node.ty {
         ty @ Type::Tensor(_) if !passes_values_on => Some(tensor_elements(ty).saturating_mul(4)),
         _ => None,
+    }
+}
+
+/// For each node, the values of its own region whose last reader (in region order) it is,
+/// a read from inside a nested region counting as a read by the node that holds the region.
+/// A region's results are never let go.
+fn last_readers(graph: &Graph) -> Vec<Vec<NodeId>> {
+    let mut release = vec![Vec::new(); graph.nodes.len()];
+    let mut pending = vec![&graph.root];
+    while let Some(region) = pending.pop() {
+        let own: std::collections::BTreeSet<NodeId> = region.nodes.iter().copied().collect();
+        let mut last: std::collections::BTreeMap<NodeId, NodeId> =
+            std::collections::BTreeMap::new();
+        for &reader in &region.nodes {
+            let node = graph.node(reader);
+            pending.extend(node.op.regions());
+            for read in reads(graph, node) {
+                if own.contains(&read) {
+                    last.insert(read, reader);
+                }
+            }
+        }
+        for (value, reader) in last {
+            if !region.results.contains(&value) {
+                release[reader.index()].push(value);
+            }
+        }
+    }
+    release
+}
+
+/// Every node `node` reads: its arguments, and whatever its nested regions read (their nodes'
+/// arguments and their results), transitively.
+fn reads(graph: &Graph, node: &Node) -> Vec<NodeId> {
+    let mut out = node.args.clone();
+    let mut pending: Vec<&Region> = node.op.regions();
+    while let Some(region) = pending.pop() {
+        out.extend(region.results.iter().copied());
+        for &inner in &region.nodes {
+            let inner = graph.node(inner);
+            out.extend(inner.args.iter().copied());
+            pending.extend(inner.op.regions());
+        }
+    }
+    out
+}
+
+/// Bytes `value` holds: tensor data (4 per element) and string bytes, over a tuple's items.
+fn value_bytes(value: &Value) -> u64 {
+    match value {
+        Value::Tensor(t) => (t.data.len() as u64).saturating_mul(4),
+        Value::Str(s) => s.len() as u64,
+        Value::Tuple(items) => items
+            .iter()
+            .fold(0u64, |acc, v| acc.saturating_add(value_bytes(v))),
+        Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
     }
 }
 

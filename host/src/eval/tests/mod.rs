@@ -153,3 +153,39 @@ fn node_order_in_json_does_not_change_the_outcome() {
         assert_eq!(outcome(&g), outcome(&reversed), "seed {seed}");
     }
 }
+
+/// `eval`'s memory limit bounds the bytes live at once, not each value alone: eight 32 MiB
+/// tensors kept until one node reads them all pass a 256 MiB limit together (each alone is
+/// far under it), and a chain as long whose tensors each die at the next node fits.
+#[test]
+fn the_memory_limit_bounds_live_bytes_and_dead_values_are_let_go() {
+    let elements = 1u32 << 23; // 32 MiB of f32
+    let mut wide = vec![json!({"id": "x0", "op": "fill", "shape": [elements], "value": 1.0})];
+    let mut sum = "x0".to_string();
+    for i in 1..8 {
+        wide.push(json!({"id": format!("x{i}"), "op": "fill", "shape": [elements], "value": 1.0}));
+    }
+    // Every fill is read by one `fork` at the end: all eight are live together.
+    wide.push(json!({"id": "all", "op": "fork", "args": (0..8).map(|i| format!("x{i}")).collect::<Vec<_>>()}));
+    wide.push(json!({"id": "first", "op": "get", "index": 0, "args": ["all"]}));
+    wide.push(json!({"id": "s", "op": "sum", "args": ["first"]}));
+    let g = graph(&json!({"version": 1, "nodes": wide, "outputs": {"s": "s"}}).to_string());
+    let error = run_graph(&g, LIMITS).expect_err("eight 32 MiB tensors at once");
+    assert!(matches!(error, EvalError::OutOfMemory { .. }), "{error:?}");
+    // A chain: each tensor's last reader is the next node.
+    let mut chain = vec![json!({"id": "c0", "op": "fill", "shape": [elements], "value": 1.0})];
+    for i in 1..16 {
+        chain.push(json!({"id": format!("c{i}"), "op": "neg", "args": [format!("c{}", i - 1)]}));
+        sum = format!("c{i}");
+    }
+    chain.push(json!({"id": "s", "op": "sum", "args": [sum]}));
+    let g = graph(&json!({"version": 1, "nodes": chain, "outputs": {"s": "s"}}).to_string());
+    let out = run_graph(&g, LIMITS).expect("two 32 MiB tensors at a time");
+    assert_eq!(
+        out.outputs,
+        vec![Value::Tensor(graphjit_value::Tensor {
+            shape: vec![],
+            data: vec![-8_388_608.0]
+        })]
+    );
+}
