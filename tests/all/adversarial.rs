@@ -193,3 +193,69 @@ fn the_adversarial_sql_corpus_reaches_nothing_on_either_database() {
         cases.len() * 4
     );
 }
+
+#[derive(serde::Deserialize)]
+struct ResourceCase {
+    file: String,
+    /// The error kind both engines must end with (`a|b`: either).
+    expect: String,
+    fuel: Option<u64>,
+    deadline_ms: Option<u64>,
+    memory: Option<u64>,
+    /// Each engine's outcome must come within this many seconds.
+    within_s: u64,
+}
+
+/// The resource corpus (`tests/adversarial/resources.json` and its graphs): graphs written to
+/// exhaust the host — kernels far past any budget or deadline, loops past the deadline, a graph
+/// raising its own limits, many large values live at once, overflowing shapes, types that
+/// double, more nodes than rustc compiles in bounded time. Each ends in its typed error in
+/// both engines, within its time bound, and never panics the host.
+#[test]
+fn the_resource_corpus_ends_in_typed_errors_within_bounds() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/adversarial");
+    let manifest = std::fs::read_to_string(format!("{dir}/resources.json")).expect("manifest");
+    let cases: Vec<ResourceCase> = serde_json::from_str(&manifest).expect("manifest parses");
+    assert!(cases.len() >= 8, "the corpus shrank");
+    let host = crate::support::host();
+    for case in &cases {
+        let bytes = std::fs::read(format!("{dir}/resources/{}", case.file)).expect("graph");
+        let defaults = RunLimits::default();
+        let limits = RunLimits {
+            fuel: case.fuel.unwrap_or(defaults.fuel),
+            deadline: case
+                .deadline_ms
+                .map_or(defaults.deadline, std::time::Duration::from_millis),
+            memory_bytes: case.memory.unwrap_or(defaults.memory_bytes),
+            ..defaults
+        };
+        let within = std::time::Duration::from_secs(case.within_s);
+        let check = |engine: &str, started: std::time::Instant, outcome: Result<(), Error>| {
+            let took = started.elapsed();
+            let error = outcome.expect_err(&format!("{} ({engine}) must fail", case.file));
+            assert!(
+                case.expect.split('|').any(|kind| kind == error.kind_name()),
+                "{} ({engine}): expected {}, got {}: {error}",
+                case.file,
+                case.expect,
+                error.kind_name()
+            );
+            assert!(took <= within, "{} ({engine}) took {took:?}", case.file);
+        };
+        let started = std::time::Instant::now();
+        let g = match Graph::from_json(&bytes) {
+            Ok(g) => g,
+            Err(error) => {
+                check("parse", started, Err(error));
+                continue;
+            }
+        };
+        let run = host
+            .compile(&g)
+            .and_then(|compiled| block_on(host.run(&compiled, &BTreeMap::new(), limits)).map(drop));
+        check("run", started, run);
+        let started = std::time::Instant::now();
+        let eval = block_on(host.eval_effects(&g, &BTreeMap::new(), limits)).map(drop);
+        check("eval", started, eval);
+    }
+}
