@@ -115,6 +115,15 @@ pub(crate) enum DbError {
 /// reported when the server cancelled a statement for exceeding it.
 pub(crate) fn classify(error: &tokio_postgres::Error, statement_timeout: Duration) -> DbError {
     let Some(db) = error.as_db_error() else {
+        // A server message over the stream's bound (`stream::Bounded`): the byte cap, refused
+        // before the driver held the message. The runner fills in its cap.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = source {
+            if e.to_string().contains(super::stream::OVERSIZED) {
+                return DbError::ByteLimit { limit: 0 };
+            }
+            source = e.source();
+        }
         return classify_client(error);
     };
     let sqlstate = db.code().code().to_string();

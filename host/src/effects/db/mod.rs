@@ -36,6 +36,7 @@ mod cells;
 mod error;
 mod grants;
 mod roles;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -125,6 +126,10 @@ pub(crate) struct PostgresRunner {
     pool: Pool,
     /// One small pool per footprint role.
     roles: std::sync::Arc<roles::Roles>,
+    /// Where a cancel request goes: the server's TCP host and port.
+    cancel_address: Option<(String, u16)>,
+    /// Server messages refused for size so far (`stream::Bounded`), on every pool.
+    oversized: std::sync::Arc<std::sync::atomic::AtomicU64>,
     config: DbConfig,
 }
 
@@ -161,10 +166,34 @@ impl PostgresRunner {
         pg.options(&options)
             .connect_timeout(config.connect_timeout)
             .application_name("graphjit");
-        let roles = std::sync::Arc::new(roles::Roles::new(pg.clone(), config.connect_timeout)?);
-        let manager = Manager::from_config(
+        let oversized = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cancel_address = match pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => Some((
+                host.clone(),
+                pg.get_ports().first().copied().unwrap_or(5432),
+            )),
+            _ => None,
+        };
+        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(DbError::Config {
+                message: "sslmode=require: TLS to PostgreSQL is not supported yet; connect over \
+                          loopback or a trusted network with sslmode=disable"
+                    .into(),
+            });
+        }
+        let roles = std::sync::Arc::new(roles::Roles::new(
+            pg.clone(),
+            config.connect_timeout,
+            stream::message_cap(config.max_bytes),
+            std::sync::Arc::clone(&oversized),
+        )?);
+        let manager = Manager::from_connect(
             pg,
-            NoTls,
+            stream::BoundedConnect {
+                cap: stream::message_cap(config.max_bytes),
+                connect_timeout: config.connect_timeout,
+                oversized: std::sync::Arc::clone(&oversized),
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -180,6 +209,8 @@ impl PostgresRunner {
         let runner = PostgresRunner {
             pool,
             roles,
+            cancel_address,
+            oversized,
             config,
         };
         let limit = runner.config.connect_timeout;
@@ -216,13 +247,14 @@ impl PostgresRunner {
         timeout: Duration,
     ) -> Result<Rows, DbError> {
         let deadline = deadline_after(timeout);
+        let seen = self.oversized.load(std::sync::atomic::Ordering::Relaxed);
         let mut connection = self.checkout(run_as, deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
             self.query_on(&mut connection, sql, params, access),
         );
         let outcome = work.await;
-        self.settle(connection, outcome, timeout)
+        self.settle(connection, outcome, timeout, seen)
     }
 
     /// Runs a statement for its effect, in its own transaction, within `timeout`; returns the
@@ -236,13 +268,19 @@ impl PostgresRunner {
         timeout: Duration,
     ) -> Result<u64, DbError> {
         let deadline = deadline_after(timeout);
+        let seen = self.oversized.load(std::sync::atomic::Ordering::Relaxed);
         let mut connection = self.checkout(run_as, deadline, timeout).await?;
         let work = tokio::time::timeout_at(
             deadline,
             self.execute_on(&mut connection, sql, params, access),
         );
         let outcome = work.await;
-        self.settle(connection, outcome, timeout)
+        self.settle(connection, outcome, timeout, seen)
+    }
+
+    /// Whether a server message was refused for size since the count was `seen`.
+    fn oversized_since(&self, seen: u64) -> bool {
+        self.oversized.load(std::sync::atomic::Ordering::Relaxed) != seen
     }
 
     /// A pooled connection of `run_as`'s pool, waiting no later than `deadline`.
@@ -310,17 +348,37 @@ impl PostgresRunner {
         connection: Object,
         outcome: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
         limit: Duration,
+        seen: u64,
     ) -> Result<T, DbError> {
         match outcome {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| match e {
+                DbError::ByteLimit { .. } => DbError::ByteLimit {
+                    limit: self.config.max_bytes,
+                },
+                // The stream refused a message during this call: the driver saw only its
+                // connection end.
+                DbError::Connection { .. } if self.oversized_since(seen) => DbError::ByteLimit {
+                    limit: self.config.max_bytes,
+                },
+                other => other,
+            }),
             Err(_) => {
                 let cancel = connection.cancel_token();
                 drop(Object::take(connection));
                 // Best effort: if the server is gone there is nothing left to cancel. Outside a
-                // tokio runtime (never the case while a call is running) it is skipped.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                // tokio runtime (never the case while a call is running) it is skipped. The
+                // connections are raw streams (`stream::Bounded`), so the cancel request goes
+                // over a fresh socket to the same server.
+                let address = self.cancel_address.clone();
+                if let (Ok(runtime), Some((host, port))) =
+                    (tokio::runtime::Handle::try_current(), address)
+                {
                     runtime.spawn(async move {
-                        let _ = cancel.cancel_query(NoTls).await;
+                        if let Ok(socket) =
+                            tokio::net::TcpStream::connect((host.as_str(), port)).await
+                        {
+                            let _ = cancel.cancel_query_raw(socket, NoTls).await;
+                        }
                     });
                 }
                 Err(DbError::Timeout {
@@ -344,12 +402,13 @@ impl PostgresRunner {
         timeout: Duration,
     ) -> Vec<Result<Rows, DbError>> {
         let deadline = deadline_after(timeout);
+        let seen = self.oversized.load(std::sync::atomic::Ordering::Relaxed);
         let pipelined = async {
             let mut connection = self.checkout(run_as, deadline, timeout).await?;
             let work =
                 tokio::time::timeout_at(deadline, self.pipeline_on(&mut connection, statements));
             let outcome = work.await;
-            self.settle(connection, outcome, timeout)
+            self.settle(connection, outcome, timeout, seen)
         };
         if let Ok(rows) = pipelined.await {
             return rows.into_iter().map(Ok).collect();

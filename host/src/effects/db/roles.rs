@@ -30,7 +30,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use super::{DbError, Grants};
 
@@ -49,6 +48,9 @@ pub(crate) struct Roles {
     /// This process's password for every role it provisions (hex of 32 random bytes).
     password: String,
     connect_timeout: Duration,
+    /// The bound on one server message ([`super::stream`]), and its refusal count.
+    message_cap: u64,
+    oversized: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pools: Mutex<lru::LruCache<String, Pool>>,
     /// One provisioning at a time per runner (CREATE ROLE races with itself otherwise).
     provisioning: tokio::sync::Mutex<()>,
@@ -90,6 +92,8 @@ impl Roles {
     pub(crate) fn new(
         base: tokio_postgres::Config,
         connect_timeout: Duration,
+        message_cap: u64,
+        oversized: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Roles, DbError> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes).map_err(|e| DbError::Config {
@@ -101,6 +105,8 @@ impl Roles {
             base,
             password,
             connect_timeout,
+            message_cap,
+            oversized,
             pools: Mutex::new(lru::LruCache::new(capacity)),
             provisioning: tokio::sync::Mutex::new(()),
         })
@@ -131,9 +137,13 @@ impl Roles {
         self.provision(admin, &role, grants).await?;
         let mut config = self.base.clone();
         config.user(&role).password(&self.password);
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             config,
-            NoTls,
+            super::stream::BoundedConnect {
+                cap: self.message_cap,
+                connect_timeout: self.connect_timeout,
+                oversized: std::sync::Arc::clone(&self.oversized),
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Clean,
             },
