@@ -94,18 +94,10 @@ fn the_adversarial_sql_corpus_reaches_nothing_on_either_database() {
     let pg = graphjit::testing::postgres::TestPostgres::start()
         .unwrap_or_else(|e| panic!("a real PostgreSQL is needed (scripts/test installs it): {e}"));
     let url = pg.url();
-    block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connects");
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "{SCHEMA} CREATE SCHEMA other; CREATE TABLE other.orders (id int);"
-            ))
-            .await
-            .expect("schema");
-    });
+    crate::support::pg_execute(
+        &url,
+        &format!("{SCHEMA} CREATE SCHEMA other; CREATE TABLE other.orders (id int);"),
+    );
     // One disk cache for both hosts: each case compiles once.
     let cache = tempfile::tempdir().expect("cache dir");
     let postgres = cached_host(cache.path());

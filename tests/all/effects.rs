@@ -19,23 +19,15 @@ fn setup() -> Db {
     let pg = TestPostgres::start()
         .unwrap_or_else(|e| panic!("a real PostgreSQL is needed (scripts/test installs it): {e}"));
     let url = pg.url();
-    block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connects");
-        tokio::spawn(connection);
-        client
-            .batch_execute(
-                "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total bigint NOT NULL);
-                 INSERT INTO orders (customer, total) VALUES ('ada', 120), ('bob', 80), ('ada', 300);
-                 CREATE TABLE audit_log (msg text NOT NULL);
-                 CREATE TABLE secrets (value text);
-                 INSERT INTO secrets VALUES ('hunter2');
-                 CREATE TABLE \"Secrets\" (value text);",
-            )
-            .await
-            .expect("schema");
-    });
+    crate::support::pg_execute(
+        &url,
+        "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total bigint NOT NULL);
+         INSERT INTO orders (customer, total) VALUES ('ada', 120), ('bob', 80), ('ada', 300);
+         CREATE TABLE audit_log (msg text NOT NULL);
+         CREATE TABLE secrets (value text);
+         INSERT INTO secrets VALUES ('hunter2');
+         CREATE TABLE \"Secrets\" (value text);",
+    );
     let host = Host::with_config(&memory_only()).expect("host");
     block_on(host.connect_database(&url)).expect("database");
     Db { pg, host }

@@ -58,3 +58,14 @@ pub(crate) fn eval_with(graph: &Graph, limits: RunLimits) -> Result<RunOutput, E
 pub(crate) fn values(out: &RunOutput) -> Vec<Value> {
     out.outputs.iter().map(|(_, v)| v.clone()).collect()
 }
+
+/// Runs `sql` (one or more statements) on the PostgreSQL at `url` as its operator: test setup.
+pub(crate) fn pg_execute(url: &str, sql: &str) {
+    block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.expect("setup SQL");
+    });
+}

@@ -463,26 +463,10 @@ fn classify_db(error: DbError) -> EffectError {
 mod tests {
     use super::*;
 
-    /// Resident memory of this process, from `/proc` (Linux), in bytes.
-    fn resident() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|kb| {
-                kb.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-            })
-            .map_or(0, |kb| kb * 1024)
-    }
-
     #[test]
     fn the_log_keeps_a_bounded_number_of_bytes_whatever_the_lines() {
         let services = Services::default();
-        let before = resident();
+        let before = crate::testing::resident_bytes();
         // 2,000 lines of 1 MiB: 2 GiB if kept whole.
         for i in 0..2_000 {
             services.push_log(format!("info{i}"), "x".repeat(1 << 20));
@@ -505,7 +489,7 @@ mod tests {
         );
         drop(log);
         // Each line existed once, briefly; the process never held many of them.
-        let grown = resident().saturating_sub(before);
+        let grown = crate::testing::resident_bytes().saturating_sub(before);
         // Kept whole they would be 2 GiB; the allocator may keep some freed pages.
         assert!(grown < 1 << 30, "resident memory grew {grown} bytes");
         // Many small lines: the line cap, oldest dropped first.

@@ -298,3 +298,20 @@ mod tests {
         }
     }
 }
+
+/// This process's resident memory in bytes (`VmRSS` from `/proc/self/status`; 0 where there is
+/// none): for tests that show a hostile input did not make the host hold its size.
+pub fn resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| {
+            kb.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}

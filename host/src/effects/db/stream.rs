@@ -153,52 +153,48 @@ impl Connect for BoundedConnect {
         let config = config.clone();
         Box::pin(async move {
             let port = config.get_ports().first().copied().unwrap_or(5432);
-            let timeout = self.connect_timeout;
             match config.get_hosts().first() {
                 Some(Host::Tcp(host)) => {
-                    let socket = match tokio::time::timeout(
-                        timeout,
-                        tokio::net::TcpStream::connect((host.as_str(), port)),
-                    )
-                    .await
-                    {
-                        Ok(Ok(socket)) => socket,
-                        Ok(Err(e)) => return Err(failed(&config, e).await),
-                        Err(_) => return Err(failed(&config, io::ErrorKind::TimedOut.into()).await),
-                    };
+                    let socket = tokio::net::TcpStream::connect((host.as_str(), port));
+                    let socket = self.within_timeout(&config, socket).await?;
                     let _ = socket.set_nodelay(true);
-                    let (client, connection) = config
-                        .connect_raw(
-                            Bounded::new(socket, self.cap, Arc::clone(&self.oversized)),
-                            NoTls,
-                        )
-                        .await?;
-                    Ok((client, spawn(connection)))
+                    self.start(&config, socket).await
                 }
                 #[cfg(unix)]
                 Some(Host::Unix(dir)) => {
-                    let path = dir.join(format!(".s.PGSQL.{port}"));
                     let socket =
-                        match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
-                            .await
-                        {
-                            Ok(Ok(socket)) => socket,
-                            Ok(Err(e)) => return Err(failed(&config, e).await),
-                            Err(_) => {
-                                return Err(failed(&config, io::ErrorKind::TimedOut.into()).await);
-                            }
-                        };
-                    let (client, connection) = config
-                        .connect_raw(
-                            Bounded::new(socket, self.cap, Arc::clone(&self.oversized)),
-                            NoTls,
-                        )
-                        .await?;
-                    Ok((client, spawn(connection)))
+                        tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")));
+                    let socket = self.within_timeout(&config, socket).await?;
+                    self.start(&config, socket).await
                 }
                 _ => Err(failed(&config, io::Error::other("no host to connect to")).await),
             }
         })
+    }
+}
+
+impl BoundedConnect {
+    /// The socket `connecting` opens, within the connect timeout.
+    async fn within_timeout<S>(
+        &self,
+        config: &tokio_postgres::Config,
+        connecting: impl Future<Output = io::Result<S>>,
+    ) -> Result<S, tokio_postgres::Error> {
+        match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(e)) => Err(failed(config, e).await),
+            Err(_) => Err(failed(config, io::ErrorKind::TimedOut.into()).await),
+        }
+    }
+
+    /// The driver's start-up over `socket`, read through [`Bounded`].
+    async fn start<S>(&self, config: &tokio_postgres::Config, socket: S) -> Connected
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let bounded = Bounded::new(socket, self.cap, Arc::clone(&self.oversized));
+        let (client, connection) = config.connect_raw(bounded, NoTls).await?;
+        Ok((client, spawn(connection)))
     }
 }
 

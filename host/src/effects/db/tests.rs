@@ -951,23 +951,9 @@ async fn postgres_enforces_the_footprint_through_the_role_itself() {
 /// holds it (resident memory grows by much less than the cell), and the runner still serves.
 #[tokio::test]
 async fn a_huge_cell_is_refused_before_the_host_holds_it() {
-    fn resident() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|kb| {
-                kb.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-            })
-            .map_or(0, |kb| kb * 1024)
-    }
     let pg = cluster();
     let db = runner(&pg).await;
-    let before = resident();
+    let before = crate::testing::resident_bytes();
     // 400 MB in one cell, against the default 16 MiB cap.
     let refused = db
         .query(
@@ -984,7 +970,7 @@ async fn a_huge_cell_is_refused_before_the_host_holds_it() {
             limit: DEFAULT_MAX_BYTES
         })
     );
-    let grown = resident().saturating_sub(before);
+    let grown = crate::testing::resident_bytes().saturating_sub(before);
     assert!(grown < 200 << 20, "resident memory grew {grown} bytes");
     assert_eq!(
         query(&db, "SELECT 1::int8", &[]).await.rows,
