@@ -308,12 +308,19 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
     let mut remove = vec![false; graph.nodes.len()];
     let mut changed = 0;
     for (root, members, reduction) in &groups {
-        let region_inputs = external_inputs_ordered(graph, members);
+        let mut region_inputs = Vec::new();
         let mut register: Vec<(NodeId, u32)> = Vec::new();
         let mut steps = Vec::new();
-        for (k, &input) in region_inputs.iter().enumerate() {
+        for input in external_inputs_ordered(graph, members) {
             register.push((input, steps.len() as u32));
-            steps.push(FusedStep::Arg(k as u32));
+            // A `[]` tensor constant is a literal in the loop, not an input read per element.
+            match broadcast_constant(graph, input) {
+                Some(bits) => steps.push(FusedStep::Const(bits)),
+                None => {
+                    steps.push(FusedStep::Arg(region_inputs.len() as u32));
+                    region_inputs.push(input);
+                }
+            }
         }
         let reg = |register: &[(NodeId, u32)], id: NodeId| {
             register
@@ -360,6 +367,17 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
         compact::rebuild(&out, &remove, &vec![None; graph.nodes.len()]),
         changed,
     )
+}
+
+/// The f32 bits of `id` when it is a constant `[]` tensor (one value broadcast to every
+/// element).
+fn broadcast_constant(graph: &Graph, id: NodeId) -> Option<u32> {
+    match &graph.node(id).op {
+        Op::Const(crate::graph::Const::Tensor(t)) if t.shape.is_empty() => {
+            t.data.first().map(|v| v.to_bits())
+        }
+        _ => None,
+    }
 }
 
 /// Arguments of `members` that are not members, in order of first use (in canonical order).
