@@ -240,24 +240,14 @@ fn classify(token: &Token) -> Result<Kind, Lexeme> {
             return Err(Lexeme::StringForm("a B'...' string"));
         }
         Token::DoubleQuotedString(_) => return Err(Lexeme::QuoteStyle('"')),
+        // Punctuation, and the operators every lexer reads alike ([`OPERATORS`]).
         Token::Comma
-        | Token::Eq
-        | Token::Neq
-        | Token::Lt
-        | Token::Gt
-        | Token::LtEq
-        | Token::GtEq
-        | Token::Plus
-        | Token::Minus
-        | Token::Mul
-        | Token::Div
-        | Token::Mod
-        | Token::StringConcat
         | Token::LParen
         | Token::RParen
         | Token::Period
         | Token::SemiColon
         | Token::DoubleColon => Kind::Operator,
+        token if is_operator_char_token(token) => Kind::Operator,
         Token::EOF => Kind::Space,
         Token::Char(c) if c.is_whitespace() => return Err(Lexeme::ControlCharacter(u32::from(*c))),
         other => {
@@ -417,6 +407,21 @@ mod tests {
             Lexeme::Placeholder | Lexeme::Operator(_)
         ));
         assert!(matches!(refused("SELECT :a"), Lexeme::Operator(_)));
+    }
+
+    #[test]
+    fn every_listed_operator_passes_the_gate() {
+        for op in OPERATORS {
+            let sql = match *op {
+                "(" | ")" => "SELECT (a) FROM t".to_string(),
+                "," => "SELECT a, b FROM t".to_string(),
+                "." => "SELECT t.a FROM t".to_string(),
+                ";" => "SELECT 1; SELECT 2".to_string(),
+                "::" => "SELECT a::text FROM t".to_string(),
+                binary => format!("SELECT a {binary} b FROM t"),
+            };
+            assert_eq!(check(&sql), Ok(()), "{sql}");
+        }
     }
 
     #[test]
