@@ -43,7 +43,7 @@ mod tests;
 use std::pin::pin;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Object, Pool, RecyclingMethod};
 use futures_util::TryStreamExt;
 use tokio::time::Instant;
 use tokio_postgres::{NoTls, Statement};
@@ -181,31 +181,13 @@ impl PostgresRunner {
                     .into(),
             });
         }
-        let roles = std::sync::Arc::new(roles::Roles::new(
-            pg.clone(),
-            config.connect_timeout,
-            stream::message_cap(config.max_bytes),
-            std::sync::Arc::clone(&oversized),
-        )?);
-        let manager = Manager::from_connect(
-            pg,
-            stream::BoundedConnect {
-                cap: stream::message_cap(config.max_bytes),
-                connect_timeout: config.connect_timeout,
-                oversized: std::sync::Arc::clone(&oversized),
-            },
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(config.connect_timeout))
-            .build()
-            .map_err(|e| DbError::Config {
-                message: e.to_string(),
-            })?;
+        let connect = stream::BoundedConnect {
+            cap: stream::message_cap(config.max_bytes),
+            connect_timeout: config.connect_timeout,
+            oversized: std::sync::Arc::clone(&oversized),
+        };
+        let roles = std::sync::Arc::new(roles::Roles::new(pg.clone(), connect.clone())?);
+        let pool = connect.pool(pg, config.pool_size, RecyclingMethod::Fast)?;
         let runner = PostgresRunner {
             pool,
             roles,

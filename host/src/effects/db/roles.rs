@@ -27,9 +27,8 @@
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Pool, RecyclingMethod};
 
 use super::{DbError, Grants};
 
@@ -47,10 +46,8 @@ pub(crate) struct Roles {
     base: tokio_postgres::Config,
     /// This process's password for every role it provisions (hex of 32 random bytes).
     password: String,
-    connect_timeout: Duration,
-    /// The bound on one server message ([`super::stream`]), and its refusal count.
-    message_cap: u64,
-    oversized: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How role pools connect: through the runner's bounded stream ([`super::stream`]).
+    connect: super::stream::BoundedConnect,
     pools: Mutex<lru::LruCache<String, Pool>>,
     /// One provisioning at a time per runner (CREATE ROLE races with itself otherwise).
     provisioning: tokio::sync::Mutex<()>,
@@ -91,9 +88,7 @@ pub(crate) fn role_name(grants: &Grants) -> String {
 impl Roles {
     pub(crate) fn new(
         base: tokio_postgres::Config,
-        connect_timeout: Duration,
-        message_cap: u64,
-        oversized: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        connect: super::stream::BoundedConnect,
     ) -> Result<Roles, DbError> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes).map_err(|e| DbError::Config {
@@ -104,9 +99,7 @@ impl Roles {
         Ok(Roles {
             base,
             password,
-            connect_timeout,
-            message_cap,
-            oversized,
+            connect,
             pools: Mutex::new(lru::LruCache::new(capacity)),
             provisioning: tokio::sync::Mutex::new(()),
         })
@@ -137,25 +130,9 @@ impl Roles {
         self.provision(admin, &role, grants).await?;
         let mut config = self.base.clone();
         config.user(&role).password(&self.password);
-        let manager = Manager::from_connect(
-            config,
-            super::stream::BoundedConnect {
-                cap: self.message_cap,
-                connect_timeout: self.connect_timeout,
-                oversized: std::sync::Arc::clone(&self.oversized),
-            },
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(ROLE_POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(self.connect_timeout))
-            .build()
-            .map_err(|e| DbError::Config {
-                message: e.to_string(),
-            })?;
+        let pool = self
+            .connect
+            .pool(config, ROLE_POOL_SIZE, RecyclingMethod::Clean)?;
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         pools.put(role, pool.clone());
         Ok(pool)

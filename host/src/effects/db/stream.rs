@@ -137,6 +137,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
 }
 
 /// Connects pools through [`Bounded`] sockets (TCP or Unix, the config's first host).
+#[derive(Clone)]
 pub(crate) struct BoundedConnect {
     pub(crate) cap: u64,
     pub(crate) connect_timeout: Duration,
@@ -174,6 +175,31 @@ impl Connect for BoundedConnect {
 }
 
 impl BoundedConnect {
+    /// A pool of at most `size` connections made with `config` through this connector, each
+    /// recycled by `recycling`.
+    pub(crate) fn pool(
+        &self,
+        config: tokio_postgres::Config,
+        size: usize,
+        recycling: deadpool_postgres::RecyclingMethod,
+    ) -> Result<deadpool_postgres::Pool, super::DbError> {
+        let manager = deadpool_postgres::Manager::from_connect(
+            config,
+            self.clone(),
+            deadpool_postgres::ManagerConfig {
+                recycling_method: recycling,
+            },
+        );
+        deadpool_postgres::Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(self.connect_timeout))
+            .build()
+            .map_err(|e| super::DbError::Config {
+                message: e.to_string(),
+            })
+    }
+
     /// The socket `connecting` opens, within the connect timeout.
     async fn within_timeout<S>(
         &self,
