@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the spine (results and the command in `benches/RESULTS.md`):
 //! - `cold_jit/{10,100}_nodes`: graph JSON → ready, loaded graph (codegen + rustc + Cranelift);
+//!   `cold_jit/rustc_floor`: the same rustc invocation on a trivial `no_std` crate, the floor;
 //! - `instantiate_call/tiny`: a fresh instance of a ready graph, one call;
+//!   `instantiate_call/bare_wasmtime`: the same component on wasmtime alone (same engine
+//!   configuration, fresh store, instantiate, call), the floor;
 //! - `tensor_1m/{wasm,native,native_fused,native_fused_inlined,eval}`: a 1M-element
 //!   elementwise chain + sum, in the guest, in hand-written native Rust with the same float
 //!   rules (per op, fused by hand, fused by hand with the guest's inlined `tanhf`), and in the
@@ -22,6 +25,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use graphjit::testing::baselines;
 use graphjit::{CacheConfig, CacheSource, Graph, Host, HostConfig, RunLimits, Value};
 
 /// A chain of `n` i64/f64 nodes over one input, each depending on the one before.
@@ -137,14 +141,30 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // The floor under every cold compile: the same rustc, flags and linker on a crate that
+    // uses nothing. `cold_jit/10_nodes` over this is what our code and template add.
+    cold.bench_function("rustc_floor", |b| {
+        b.iter(|| black_box(baselines::rustc_floor(&host).expect("the floor compiles")))
+    });
     cold.finish();
 
-    let tiny = host
-        .compile(&Graph::from_json(chain_graph(4).as_bytes()).expect("parses"))
-        .expect("compiles");
-    c.bench_function("instantiate_call/tiny", |b| {
+    let tiny_graph = Graph::from_json(chain_graph(4).as_bytes()).expect("parses");
+    let tiny = host.compile(&tiny_graph).expect("compiles");
+    let bare = baselines::BareInstance::new(&host, &tiny_graph).expect("bare instance");
+    assert_eq!(
+        rt.block_on(bare.instantiate_call()).expect("bare run"),
+        rt.block_on(bare.instantiate_call()).expect("bare run"),
+    );
+    let mut instantiate = c.benchmark_group("instantiate_call");
+    instantiate.bench_function("tiny", |b| {
         b.iter(|| rt.block_on(host.run(&tiny, &inputs, limits)).expect("runs"))
     });
+    // The same component on an engine configured the same way, wasmtime alone: a fresh store,
+    // instantiate, call. `tiny` over this is what graphjit's run path adds.
+    instantiate.bench_function("bare_wasmtime", |b| {
+        b.iter(|| black_box(rt.block_on(bare.instantiate_call()).expect("runs")))
+    });
+    instantiate.finish();
 
     let graph = Graph::from_json(TENSOR_1M.as_bytes()).expect("parses");
     let compiled = host.compile(&graph).expect("compiles");

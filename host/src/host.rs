@@ -652,6 +652,12 @@ impl Host {
         Ok(self.optimize(graph)?.0.rust_source())
     }
 
+    /// The compiler this host runs (for the benchmarks' rustc floor, `testing::baselines`).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn compiler(&self) -> &Compiler {
+        &self.inner.compiler
+    }
+
     /// Compiles a graph (after this host's passes) to a component (wasm bytes), without
     /// caching or loading it.
     pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {

@@ -12,9 +12,9 @@
 //! - One `unsafe` block: loading a precompiled component ([`Runtime::load_precompiled`]),
 //!   with the seed's five lines; everything else is safe (the bindings' code is wasmtime's).
 
-mod bindings;
+pub(crate) mod bindings;
 mod config;
-mod engine;
+pub(crate) mod engine;
 mod error;
 mod host_imports;
 mod imports;
@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) use config::{RunLimits, RuntimeConfig};
 pub(crate) use error::RuntimeError;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use imports::TYPES_INTERFACE;
 pub(crate) use meter::EffectMeter;
 
 use bindings::GraphPre;

@@ -13,6 +13,7 @@
 //! - Sizes stay small (tensors ≤ 64 elements, loops ≤ 20 iterations, nesting ≤ 3), so
 //!   hundreds of graphs evaluate or compile in seconds.
 
+pub mod baselines;
 mod builder;
 pub mod http_server;
 pub mod postgres;
