@@ -91,6 +91,9 @@ fn host_with(memory_entries: usize, disk_dir: Option<std::path::PathBuf>) -> Hos
     .expect("toolchain available")
 }
 
+/// A hand-written native baseline of `TENSOR_1M`.
+type Baseline = fn() -> f32;
+
 /// The same computation fused by hand: one pass, no intermediate vectors, the same element
 /// functions and the same 8-lane reduction order (what graphjit's fusion generates), with
 /// `libm::tanhf`.
@@ -192,7 +195,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     tensor.bench_function("native", |b| b.iter(|| black_box(tensor_native())));
-    let by_hand: [(&str, fn() -> f32); 2] = [
+    let by_hand: [(&str, Baseline); 2] = [
         ("native_fused", tensor_native_fused),
         ("native_fused_inlined", tensor_native_fused_inlined),
     ];

@@ -105,8 +105,7 @@ struct CacheArgs {
 
 impl CacheArgs {
     fn host(&self) -> Result<Host, Error> {
-        let mut config = HostConfig::default();
-        config.passes = graphjit::PassConfig::parse(&self.passes).map_err(|e| {
+        let passes = graphjit::PassConfig::parse(&self.passes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidInput,
                 Stage::Setup,
@@ -114,6 +113,10 @@ impl CacheArgs {
                 "use --passes all, none, or a comma-separated list",
             )
         })?;
+        let mut config = HostConfig {
+            passes,
+            ..HostConfig::default()
+        };
         config.http.allow_loopback = self.allow_loopback;
         for path in &self.tls_roots {
             config.http.extra_roots.extend(read_certificates(path)?);

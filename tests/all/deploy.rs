@@ -26,7 +26,7 @@ fn unknown_deployment_is_a_typed_error() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     let error = runtime
         .block_on(host.invoke("nope", &BTreeMap::new(), RunLimits::default()))
-        .unwrap_err();
+        .expect_err("no such deployment");
     assert_eq!(error.kind, ErrorKind::UnknownDeployment);
     assert_eq!(error.exit_code(), 2);
 }

@@ -373,7 +373,8 @@ fn kernels_run_in_the_host_and_only_declared_ones() {
         .expect("json"),
     );
     let compiled = host.compile(&denied).expect("compiles");
-    let error = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).unwrap_err();
+    let error = block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default()))
+        .expect_err("the run fails");
     assert_eq!(error.kind, ErrorKind::FootprintDenied, "{error}");
 }
 

@@ -36,7 +36,7 @@ pub(crate) const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// LLVM optimization level for guests (`-C opt-level`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[allow(
+#[expect(
     dead_code,
     reason = "every level rustc takes; guests use the default until the pass configuration picks one"
 )]

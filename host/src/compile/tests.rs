@@ -1,6 +1,6 @@
 //! Tests with the real rustc and the real template: determinism, diagnostics, toolchain errors.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -22,9 +22,12 @@ pub(crate) struct Toolchain {
     /// proxy, ~10 ms per call), else the configured rustc.
     pub(crate) rustc: PathBuf,
     /// `rustc --print sysroot`.
-    #[allow(
-        dead_code,
-        reason = "kept with the toolchain facts it was probed with (Debug)"
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "kept with the toolchain facts it was probed with (Debug)"
+        )
     )]
     pub(crate) sysroot: PathBuf,
     /// `rustc -vV`, verbatim.

@@ -9,7 +9,7 @@
 //!   never as a bare string.
 
 // Not called by the runtime yet: the host imports that dispatch to it come next.
-#[allow(
+#[expect(
     dead_code,
     reason = "the runner is wired to the host imports in a later change"
 )]

@@ -386,7 +386,7 @@ mod tests {
         SqliteRunner::open(Some(
             "CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, NULL);",
         ))
-        .unwrap()
+        .expect("the call succeeds")
     }
 
     #[tokio::test]
@@ -401,7 +401,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap();
+            .expect("the call succeeds");
         assert_eq!(rows.rows, vec![vec![Cell::Text("x".into())]]);
         let refused = db
             .execute(
@@ -412,7 +412,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap_err();
+            .expect_err("the call is refused");
         assert!(matches!(refused, EffectError::Permission(_)), "{refused:?}");
         let n = db
             .execute(
@@ -423,7 +423,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap();
+            .expect("the call succeeds");
         assert_eq!(n, 1);
     }
 
@@ -439,7 +439,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap_err();
+            .expect_err("the call is refused");
         assert!(matches!(syntax, EffectError::Syntax(_)), "{syntax:?}");
         let count = db
             .query(
@@ -450,7 +450,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap_err();
+            .expect_err("the call is refused");
         assert!(matches!(count, EffectError::Syntax(_)), "{count:?}");
         let slow = db
             .query(
@@ -461,7 +461,7 @@ mod tests {
                 Duration::from_millis(50),
             )
             .await
-            .unwrap_err();
+            .expect_err("the call is refused");
         assert!(matches!(slow, EffectError::Timeout(_)), "{slow:?}");
         // Still usable, and still holding both rows.
         let rows = db
@@ -473,7 +473,7 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await
-            .unwrap();
+            .expect("the call succeeds");
         assert_eq!(rows.rows, vec![vec![Cell::Int(2)]]);
     }
 }
@@ -617,7 +617,7 @@ mod oracle {
             .expect("authorizer");
         let footprint: Footprint =
             serde_json::from_str(r#"{"db": {"read": ["t"]}}"#).expect("footprint");
-        let mut rng = Lcg::new(0x5eed_0f50_41);
+        let mut rng = Lcg::new(0x005e_ed0f_5041);
         let (mut accepted, mut prepared) = (0, 0);
         for _ in 0..20_000 {
             let sql = soup(&mut rng);

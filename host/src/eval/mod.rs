@@ -106,9 +106,12 @@ pub(crate) enum EvalError {
 
 impl EvalError {
     /// The node at fault, for the errors that have one.
-    #[allow(
-        dead_code,
-        reason = "for callers that report errors by node (the facade maps variants itself)"
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for callers that report errors by node (the facade maps variants itself)"
+        )
     )]
     pub(crate) fn node(&self) -> Option<NodeId> {
         match self {

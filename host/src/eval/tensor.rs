@@ -13,6 +13,11 @@ use super::EvalError;
 use super::interp::internal;
 use crate::graph::{BinaryOp, NodeId, Op, ReduceOp, UnaryOp};
 
+/// An elementwise f32 function of one argument.
+type UnaryFn = fn(f32) -> f32;
+/// An elementwise f32 function of two arguments.
+type BinaryFn = fn(f32, f32) -> f32;
+
 /// Lanes of the defined reduction order.
 const LANES: usize = 8;
 
@@ -70,14 +75,14 @@ pub(super) fn fused(
             )),
         })
         .collect::<Result<_, _>>()?;
-    let unary: Vec<Option<fn(f32) -> f32>> = steps
+    let unary: Vec<Option<UnaryFn>> = steps
         .iter()
         .map(|s| match s {
             FusedStep::Unary(op, _) => unary_fn(*op).map(Some),
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
-    let binary: Vec<Option<fn(f32, f32) -> f32>> = steps
+    let binary: Vec<Option<BinaryFn>> = steps
         .iter()
         .map(|s| match s {
             FusedStep::Binary(op, _, _) => binary_fn(*op).map(Some),
@@ -156,7 +161,7 @@ fn checked_data(t: &Tensor) -> Result<&[f32], EvalError> {
 }
 
 /// The f32 element rule of a unary op.
-fn unary_fn(op: UnaryOp) -> Result<fn(f32) -> f32, EvalError> {
+fn unary_fn(op: UnaryOp) -> Result<UnaryFn, EvalError> {
     Ok(match op {
         UnaryOp::Neg => |x| -x,
         UnaryOp::Abs => libm::fabsf,
@@ -176,7 +181,7 @@ fn unary_fn(op: UnaryOp) -> Result<fn(f32) -> f32, EvalError> {
 }
 
 /// The f32 element rule of a binary op.
-fn binary_fn(op: BinaryOp) -> Result<fn(f32, f32) -> f32, EvalError> {
+fn binary_fn(op: BinaryOp) -> Result<BinaryFn, EvalError> {
     Ok(match op {
         BinaryOp::Add => |a, b| a + b,
         BinaryOp::Sub => |a, b| a - b,

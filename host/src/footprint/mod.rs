@@ -21,7 +21,7 @@
 //! `footprint` knows nothing of wasmtime, the graph's JSON or the drivers; the effects layer
 //! calls it.
 #![forbid(unsafe_code)]
-#![allow(
+#![expect(
     dead_code,
     unused_imports,
     reason = "the policy lands before the effects layer that calls it; wired into effects next"

@@ -1077,17 +1077,16 @@ fn answer_type(ty: &Type) -> Result<AnswerType, GraphError> {
 
 /// Argument checks of effect nodes that `infer` cannot express (SQL parameters are scalars).
 fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
-    if let Op::DbQuery { .. } | Op::DbExecute { .. } = op {
-        if let Some(bad) = args
+    if let Op::DbQuery { .. } | Op::DbExecute { .. } = op
+        && let Some(bad) = args
             .iter()
             .find(|t| !matches!(t, Type::Bool | Type::I64 | Type::F64 | Type::Str))
-        {
-            return Err(GraphError::new(
-                Kind::Type,
-                format!("an SQL parameter cannot be {bad}"),
-                "pass bool, i64, f64 or string values as parameters",
-            ));
-        }
+    {
+        return Err(GraphError::new(
+            Kind::Type,
+            format!("an SQL parameter cannot be {bad}"),
+            "pass bool, i64, f64 or string values as parameters",
+        ));
     }
     Ok(())
 }

@@ -255,7 +255,7 @@ fn arity<'a, const N: usize>(op: &Op, args: &[&'a Type]) -> Result<[&'a Type; N]
     })
 }
 
-#[allow(
+#[expect(
     dead_code,
     reason = "keeps the exhaustive op lists referenced for docs and tests"
 )]

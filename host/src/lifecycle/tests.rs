@@ -1,6 +1,6 @@
 //! The state machine against the seed's relation, single- and multi-threaded.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! `eval(g)` — outputs bit for bit, or the same error at the same node — over generated graphs;
 //! plus what each pass is for, on small graphs.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use graphjit_value::Value;
 

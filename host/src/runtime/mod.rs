@@ -142,7 +142,7 @@ impl Runtime {
         // hash; wasmtime checks its own header (version, target, engine flags) again; the cache
         // directory is checked to be ours and not writable by group or others. A host that
         // cannot trust its own uid's files runs without L2 (`disk_dir: None`).
-        #[allow(
+        #[expect(
             unsafe_code,
             reason = "wasmtime requires unsafe to load precompiled code"
         )]
@@ -151,6 +151,7 @@ impl Runtime {
         // TLA+ PROPERTY: Cache!NoStaleArtifact (a key change never loads the old artifact).
         // FAILURE MODE: a crafted artifact with a matching hash, written under our uid, runs native code.
         // MITIGATION: the directory check, the hash check, the key in the header; `disk_dir: None` opts out.
+        // SAFETY: the five lines above: these are bytes this engine serialized, vouched for by L2.
         let component = unsafe { wasmtime::component::Component::deserialize(&self.engine, bytes) }
             .map_err(|e| RuntimeError::InvalidComponent {
                 message: describe(&e),

@@ -1,7 +1,7 @@
 //! Tests with real guests: compiled by rustc against the template, run in wasmtime.
 //! No mocks: every guest below is a component built the way generated graphs are.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ fn load(body: &str) -> LoadedGraph {
     let source = format!(
         "#![no_std]\nextern crate alloc;\n#[allow(unused_imports)]\nuse alloc::vec::Vec;\n\
          use graphjit_guest::{{Inputs, RunError, Value}};\n\n\
-         #[allow(unused_mut)]\nfn graph(mut inputs: Inputs) -> Result<Vec<Value>, RunError> {{\n{body}\n}}\n\n\
+         #[expect(unused_mut)]\nfn graph(mut inputs: Inputs) -> Result<Vec<Value>, RunError> {{\n{body}\n}}\n\n\
          graphjit_guest::export_graph!(graph);\n"
     );
     let compiled = match test_compiler().compile(&source, &CompileOptions::default()) {

@@ -232,6 +232,23 @@ pub(crate) fn default_inputs(graph: &crate::graph::Graph) -> Option<Vec<graphjit
         .collect()
 }
 
+/// This process's resident memory in bytes (`VmRSS` from `/proc/self/status`; 0 where there is
+/// none): for tests that show a hostile input did not make the host hold its size.
+pub fn resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| {
+            kb.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,21 +315,4 @@ mod tests {
             prop_assert!(default_inputs(&graph).is_some());
         }
     }
-}
-
-/// This process's resident memory in bytes (`VmRSS` from `/proc/self/status`; 0 where there is
-/// none): for tests that show a hostile input did not make the host hold its size.
-pub fn resident_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| {
-            kb.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<usize>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
 }

@@ -1,7 +1,7 @@
 //! The disk cache against a real directory: round trip, every kind of bad file, pruning,
 //! permissions.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use super::*;
 

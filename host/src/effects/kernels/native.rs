@@ -200,8 +200,10 @@ mod tests {
             &[k as u32, n as u32],
             &(0..k * n).map(|i| value(i + 3)).collect::<Vec<_>>(),
         );
-        let whole: Array2<f32> = view(&a).unwrap().dot(&view(&b).unwrap());
-        let blocked = run("matmul", &[a.clone(), b.clone()]).unwrap();
+        let whole: Array2<f32> = view(&a)
+            .expect("the call succeeds")
+            .dot(&view(&b).expect("the call succeeds"));
+        let blocked = run("matmul", &[a.clone(), b.clone()]).expect("the call succeeds");
         // 301 rows in blocks of 2^21 / (257·129) = 63: five blocks, the last partial.
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
@@ -233,7 +235,7 @@ mod tests {
             "matmul",
             &[t(&[2, 2], &[1., 2., 3., 4.]), t(&[2, 1], &[1., 1.])],
         )
-        .unwrap();
+        .expect("the call succeeds");
         assert_eq!((c.shape, c.data), (vec![2, 1], vec![3., 7.]));
         assert!(run("matmul", &[t(&[2, 2], &[1.; 4]), t(&[3, 1], &[1.; 3])]).is_err());
         assert!(run("matmul", &[t(&[2, 2], &[1.; 3]), t(&[2, 1], &[1.; 2])]).is_err());
@@ -241,7 +243,8 @@ mod tests {
 
     #[test]
     fn softmax_rows_sum_to_one() {
-        let s = run("softmax", &[t(&[2, 3], &[1., 2., 3., 0., 0., 1000.])]).unwrap();
+        let s =
+            run("softmax", &[t(&[2, 3], &[1., 2., 3., 0., 0., 1000.])]).expect("the call succeeds");
         for row in s.data.chunks(3) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{row:?}");
         }
@@ -257,7 +260,7 @@ mod tests {
                 t(&[2, 2], &[1., 0., 0., 1.]),
             ],
         )
-        .unwrap();
+        .expect("the call succeeds");
         assert_eq!((out.shape, out.data), (vec![2, 2], vec![6., 8., 12., 14.]));
         assert!(run("conv2d", &[t(&[1, 1], &[1.]), t(&[2, 2], &[1.; 4])]).is_err());
         assert!(run("nope", &[]).is_err());
