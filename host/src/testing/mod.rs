@@ -64,7 +64,7 @@ fn lcg(mut state: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
-/// A random DAG of elementwise tensor ops (shape [n] with [] broadcasts), with reuse and
+/// A random DAG of elementwise tensor ops (shape `[n]` with `[]` broadcasts), with reuse and
 /// several outputs, as graph JSON: what fusion works on.
 pub fn elementwise_dag(seed: u64) -> String {
     let mut next = lcg(seed
