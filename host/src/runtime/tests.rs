@@ -24,7 +24,7 @@ fn load(body: &str) -> LoadedGraph {
     let source = format!(
         "#![no_std]\nextern crate alloc;\n#[allow(unused_imports)]\nuse alloc::vec::Vec;\n\
          use graphjit_guest::{{Inputs, RunError, Value}};\n\n\
-         #[expect(unused_mut)]\nfn graph(mut inputs: Inputs) -> Result<Vec<Value>, RunError> {{\n{body}\n}}\n\n\
+         #[allow(unused_mut)]\nfn graph(mut inputs: Inputs) -> Result<Vec<Value>, RunError> {{\n{body}\n}}\n\n\
          graphjit_guest::export_graph!(graph);\n"
     );
     let compiled = match test_compiler().compile(&source, &CompileOptions::default()) {
