@@ -487,3 +487,25 @@ fn tensor_input_chain(reduced: bool) -> String {
         values(89, 0.02)
     )
 }
+
+/// The benchmarks' baselines measure what they say: the rustc floor compiles, and the bare
+/// wasmtime instance of a graph's own component returns the bytes that decode to what
+/// `Host::run` returns (so `instantiate_call/bare_wasmtime` runs the same work).
+#[test]
+fn the_bench_baselines_compile_and_compute_what_run_does() {
+    let host = graphjit::Host::with_config(&crate::support::memory_only()).expect("host");
+    let floor = graphjit::testing::baselines::rustc_floor(&host).expect("the floor compiles");
+    assert!(floor > std::time::Duration::ZERO);
+    let g = graph(
+        r#"{"version": 1, "nodes": [
+            {"id": "x", "op": "input", "type": "f64", "default": 1.25},
+            {"id": "k", "op": "const", "value": 1.0001},
+            {"id": "y", "op": "mul", "args": ["x", "k"]}],
+           "outputs": {"y": "y"}}"#,
+    );
+    let bare = graphjit::testing::baselines::BareInstance::new(&host, &g).expect("bare instance");
+    let bytes = block_on(bare.instantiate_call()).expect("bare run");
+    let run = run_with(&compile(&g), RunLimits::default()).expect("runs");
+    let expected: Vec<graphjit::Value> = run.outputs.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(graphjit_value::decode(&bytes).expect("decodes"), expected);
+}
