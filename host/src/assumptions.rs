@@ -6,7 +6,11 @@
 //! scheduler); this module only collects the ones a given graph uses. A property is named
 //! `Module!Property`, as in `specs/` (`tests/all/unsafe_policy.rs` checks such names exist).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
+
+use crate::interface::Interface;
 
 /// One assumption about something outside the proof boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,22 +61,35 @@ pub(crate) const MATH: &[Assumption] = &[Assumption {
     properties: &[],
 }];
 
-/// Every assumption a graph with effects of `kinds` (`db`, `http`, `kernels`) rests on.
-pub(crate) fn for_effects(kinds: &[&str]) -> Vec<Assumption> {
+/// The component of the inventory that names the driver serving `interface`, when a driver
+/// outside graphjit serves it (`verify` checks that the inventory has an entry for it).
+pub(crate) fn driver_component(interface: Interface) -> Option<&'static str> {
+    match interface {
+        Interface::Db => Some("postgresql"),
+        Interface::Http => Some("http"),
+        Interface::Kernels => Some("kernels"),
+        // Log lines go to the host's own sink; rounds carry the calls above; native is
+        // graphjit's own code (its entries are always in the inventory).
+        Interface::Log | Interface::Rounds | Interface::Native => None,
+    }
+}
+
+/// Every assumption a graph whose effects go through `interfaces` rests on.
+pub(crate) fn for_effects(interfaces: &BTreeSet<Interface>) -> Vec<Assumption> {
     let mut out: Vec<Assumption> = Vec::new();
     out.extend_from_slice(crate::compile::ASSUMPTIONS);
     out.extend_from_slice(crate::runtime::ASSUMPTIONS);
     out.extend_from_slice(PLATFORM);
     out.extend_from_slice(MATH);
     out.extend_from_slice(crate::native::ASSUMPTIONS);
-    if kinds.contains(&"db") {
+    if interfaces.contains(&Interface::Db) {
         out.extend_from_slice(crate::effects::db::ASSUMPTIONS);
         out.extend_from_slice(crate::effects::SQLITE_ASSUMPTIONS);
     }
-    if kinds.contains(&"http") {
+    if interfaces.contains(&Interface::Http) {
         out.extend_from_slice(crate::effects::HTTP_ASSUMPTIONS);
     }
-    if kinds.contains(&"kernels") {
+    if interfaces.contains(&Interface::Kernels) {
         out.extend_from_slice(crate::effects::KERNEL_ASSUMPTIONS);
     }
     out

@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, Stage};
 use crate::eval;
 use crate::footprint::{EgressPolicy, Footprint};
 use crate::graph::{self, NodeId};
+use crate::interface::Interface;
 use crate::lifecycle::{Lifecycle, Running, State, TraceLog, Transition};
 use crate::passes::{self, PassConfig, PassReport};
 use crate::runtime::{self, Runtime};
@@ -550,14 +551,11 @@ impl Host {
         for node in graph.inner.nodes.iter().filter(|n| n.op.is_effect()) {
             *effects.entry(node.op.name().to_owned()).or_default() += 1;
         }
-        let kinds: Vec<&str> = effects
-            .keys()
-            .map(|op| match op.as_str() {
-                "db_query" | "db_execute" => "db",
-                "http" => "http",
-                "kernel" => "kernels",
-                _ => "log",
-            })
+        let interfaces: std::collections::BTreeSet<Interface> = graph
+            .inner
+            .nodes
+            .iter()
+            .filter_map(|n| n.op.interface())
             .collect();
         let fp = &graph.footprint;
         let mut footprint = BTreeMap::new();
@@ -624,7 +622,7 @@ impl Host {
             key: key.to_hex(),
             ingredients,
             cache: self.inner.cache.peek(&key),
-            assumptions: crate::assumptions::for_effects(&kinds),
+            assumptions: crate::assumptions::for_effects(&interfaces),
         }
     }
 
@@ -764,7 +762,7 @@ impl Host {
             match found {
                 Lookup::Hit(bytes) => {
                     let start = Instant::now();
-                    let allowed = |i: &str| effects::allows(&graph.footprint, i);
+                    let allowed = |i: Interface| i.allowed_by(&graph.footprint);
                     match inner.runtime.load_precompiled(&bytes, &allowed) {
                         Ok(loaded) => {
                             stages.load = start.elapsed();
@@ -809,8 +807,8 @@ impl Host {
         let start = Instant::now();
         let loaded = inner
             .runtime
-            .load(&compiled.wasm, &|i: &str| {
-                effects::allows(&graph.footprint, i)
+            .load(&compiled.wasm, &|i: Interface| {
+                i.allowed_by(&graph.footprint)
             })
             .map_err(|e| fail(runtime_error(e, Some(&optimized), Stage::Load)))?;
         stages.load = start.elapsed();

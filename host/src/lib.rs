@@ -38,6 +38,7 @@ mod eval;
 pub(crate) mod footprint;
 mod graph;
 mod host;
+mod interface;
 mod lifecycle;
 mod native;
 mod passes;

@@ -250,16 +250,12 @@ impl Host {
             },
         });
         let explanation = self.explain(graph);
-        let kinds: Vec<&str> = explanation
-            .effects
-            .keys()
-            .map(|op| match op.as_str() {
-                "db_query" | "db_execute" => "postgresql",
-                "http" => "http",
-                "kernel" => "kernels",
-                _ => "log",
-            })
-            .filter(|k| *k != "log")
+        let kinds: Vec<&str> = graph
+            .inner
+            .nodes
+            .iter()
+            .filter_map(|n| n.op.interface())
+            .filter_map(crate::assumptions::driver_component)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -10,5 +10,6 @@ mod differential;
 mod effects;
 mod limits;
 mod native_work;
+mod ops;
 mod support;
 mod unsafe_policy;

@@ -298,6 +298,57 @@ impl<'g> Generator<'g> {
         }
     }
 
+    /// A fused loop over `node`'s arguments computing `steps` per element, stored as a tensor
+    /// of the node's type or reduced as `reduce` says.
+    fn fused_call(
+        &self,
+        node: &Node,
+        steps: &[FusedStep],
+        reduce: Option<&(ReduceOp, Vec<u32>)>,
+        at: u32,
+    ) -> String {
+        let FusedParts {
+            inputs,
+            header,
+            prelude,
+        } = self.fused_parts(node, steps, at);
+        let closure = format!("{header} {{ {} }}", fused_body(steps));
+        let call = match reduce {
+            None => {
+                let shape = match &node.ty {
+                    Type::Tensor(shape) => shape_literal(shape),
+                    _ => "[]".to_string(),
+                };
+                format!("rt::ops::fused([{inputs}], &{shape}, {at}, {closure})?")
+            }
+            Some((op, shape)) => {
+                let kind = reduction_kind(*op);
+                // A chain that calls a transcendental per element does not vectorize;
+                // the plain loop is faster for it (ops.rs says by how much).
+                let calls = steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        FusedStep::Unary(
+                            UnaryOp::Exp
+                                | UnaryOp::Ln
+                                | UnaryOp::Sin
+                                | UnaryOp::Cos
+                                | UnaryOp::Tanh
+                                | UnaryOp::Sigmoid,
+                            _
+                        )
+                    )
+                });
+                let layout = if calls { "Plain" } else { "Blocked" };
+                format!(
+                    "rt::ops::fused_reduce([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, rt::ops::Loop::{layout}, {closure})?",
+                    shape_literal(shape)
+                )
+            }
+        };
+        with_prelude(&prelude, call)
+    }
+
     /// `Some(&body)` / `None` for an `http` node.
     fn body_arg(&self, node: &Node) -> String {
         node.args.first().map_or_else(
@@ -431,6 +482,18 @@ impl<'g> Generator<'g> {
             Op::Transpose => format!("rt::ops::transpose(&{}, {at})?", a(0)),
             Op::MatMul => format!("rt::ops::matmul(&{}, &{}, {at})?", a(0), a(1)),
             Op::NativeMatMul => format!("rt::native::matmul(&{}, &{}, {at})?", a(0), a(1)),
+            // On tensors: the op's elementwise program as one loop (one allocation, the bits
+            // eval computes); on scalars: the type's own max, then min.
+            Op::Clamp => match &node.ty {
+                Type::Tensor(_) => match node.op.element_program(node.args.len()) {
+                    Some(program) => self.fused_call(node, &program, None, at),
+                    None => "compile_error!(\"clamp without its program\")".to_string(),
+                },
+                ty => {
+                    let raised = binary_expr(BinaryOp::Max, ty, &a(0), &a(1), at);
+                    binary_expr(BinaryOp::Min, ty, &raised, &a(2), at)
+                }
+            },
             Op::Reduce(op) => {
                 let f = match op {
                     ReduceOp::Sum => "sum",
@@ -511,48 +574,7 @@ impl<'g> Generator<'g> {
                     self.tensor_refs(&node.args)
                 )
             }
-            Op::Fused { steps, reduce } => {
-                let FusedParts {
-                    inputs,
-                    header,
-                    prelude,
-                } = self.fused_parts(node, steps, at);
-                let closure = format!("{header} {{ {} }}", fused_body(steps));
-                let call = match reduce {
-                    None => {
-                        let shape = match &node.ty {
-                            Type::Tensor(shape) => shape_literal(shape),
-                            _ => "[]".to_string(),
-                        };
-                        format!("rt::ops::fused([{inputs}], &{shape}, {at}, {closure})?")
-                    }
-                    Some((op, shape)) => {
-                        let kind = reduction_kind(*op);
-                        // A chain that calls a transcendental per element does not vectorize;
-                        // the plain loop is faster for it (ops.rs says by how much).
-                        let calls = steps.iter().any(|s| {
-                            matches!(
-                                s,
-                                FusedStep::Unary(
-                                    UnaryOp::Exp
-                                        | UnaryOp::Ln
-                                        | UnaryOp::Sin
-                                        | UnaryOp::Cos
-                                        | UnaryOp::Tanh
-                                        | UnaryOp::Sigmoid,
-                                    _
-                                )
-                            )
-                        });
-                        let layout = if calls { "Plain" } else { "Blocked" };
-                        format!(
-                            "rt::ops::fused_reduce([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, rt::ops::Loop::{layout}, {closure})?",
-                            shape_literal(shape)
-                        )
-                    }
-                };
-                with_prelude(&prelude, call)
-            }
+            Op::Fused { steps, reduce } => self.fused_call(node, steps, reduce.as_ref(), at),
             Op::FusedReductions {
                 steps,
                 outputs,

@@ -33,6 +33,19 @@ pub(crate) enum EffectCall {
     Log { level: String, message: String },
 }
 
+impl EffectCall {
+    /// The host interface the call goes out through.
+    pub(crate) fn interface(&self) -> crate::interface::Interface {
+        use crate::interface::Interface;
+        match self {
+            EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => Interface::Db,
+            EffectCall::Http { .. } => Interface::Http,
+            EffectCall::Kernel { .. } => Interface::Kernels,
+            EffectCall::Log { .. } => Interface::Log,
+        }
+    }
+}
+
 /// A successful effect's answer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum EffectAnswer {

@@ -283,13 +283,8 @@ impl Dispatcher {
         let mut reads: Vec<(usize, String, Vec<db::Param>)> = Vec::new();
         let mut others = Vec::new();
         for (i, call) in calls.into_iter().enumerate() {
-            let interface = match &call {
-                EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => "db",
-                EffectCall::Http { .. } => "http",
-                EffectCall::Kernel { .. } => "kernels",
-                EffectCall::Log { .. } => "log",
-            };
-            if !allows(&self.footprint, interface) {
+            let interface = call.interface();
+            if !interface.allowed_by(&self.footprint) {
                 results[i] = Some(Err(EffectError::FootprintDenied(format!(
                     "the footprint allows no {interface} effects; fix: declare them in \"footprint\""
                 ))));
@@ -366,23 +361,6 @@ impl Dispatcher {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(EffectError::Other("no answer".into()))))
             .collect()
-    }
-}
-
-/// Whether a graph with `footprint` may import `interface` (the link-time check).
-pub(crate) fn allows(footprint: &Footprint, interface: &str) -> bool {
-    match interface {
-        "db" => !footprint.db.read.is_empty() || !footprint.db.write.is_empty(),
-        "http" => !footprint.http.is_empty(),
-        "kernels" => !footprint.kernels.is_empty(),
-        // A log line changes nothing outside the run, and it is bounded.
-        "log" => true,
-        // Rounds carry db, http and kernel calls (never a log line); each call is checked
-        // against its own interface when served (`Dispatcher::call_round`).
-        "rounds" => {
-            allows(footprint, "db") || allows(footprint, "http") || allows(footprint, "kernels")
-        }
-        _ => false,
     }
 }
 

@@ -22,7 +22,7 @@ mod kernels;
 mod sqlite;
 
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler, RoundFuture};
-pub(crate) use dispatch::{DbService, Dispatcher, Services, allows};
+pub(crate) use dispatch::{DbService, Dispatcher, Services};
 pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, tls_config};
 pub(crate) use kernels::{ASSUMPTIONS as KERNEL_ASSUMPTIONS, Kernels, work as kernel_work};
 pub(crate) use sqlite::{ASSUMPTIONS as SQLITE_ASSUMPTIONS, SqliteRunner};

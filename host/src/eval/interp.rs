@@ -34,7 +34,7 @@ use graphjit_value::effects::{self as conv, cell_from_value};
 
 use super::{EffectFn, EvalError, EvalLimits, const_value, scalar, tensor};
 use crate::effects::{EffectAnswer, EffectCall, EffectError};
-use crate::graph::{Graph, Node, NodeId, Op, Region, Type};
+use crate::graph::{Graph, Node, NodeId, Op, Region, Type, Work};
 
 /// One evaluation's state: a slot per node, the demanded set and the fuel meter.
 pub(super) struct Interp<'g, 'e> {
@@ -380,11 +380,33 @@ impl<'g, 'e> Interp<'g, 'e> {
                 }
                 Rc::new(Value::Tuple(items))
             }
-            op if op.is_effect() => {
+            Op::DbQuery { .. }
+            | Op::DbExecute { .. }
+            | Op::Http { .. }
+            | Op::Kernel { .. }
+            | Op::Log { .. } => {
                 let args: Vec<Value> = self.arguments(node)?.into_iter().cloned().collect();
                 Rc::new(self.effect(node, id, args)?)
             }
-            op => {
+            // The value rules: `tensor::apply` or `scalar::apply` (each a match on the op and
+            // its argument values; a combination typing forbids is `Internal`).
+            op @ (Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Iota { .. }
+            | Op::Fill { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose
+            | Op::MatMul
+            | Op::NativeMatMul
+            | Op::Clamp
+            | Op::Reduce(_)
+            | Op::ToF64
+            | Op::ToI64
+            | Op::ToTensor
+            | Op::Concat
+            | Op::Len
+            | Op::ToString) => {
                 let args = self.arguments(node)?;
                 Rc::new(if is_tensor_op(op, &args) {
                     tensor::apply(op, &args, id)?
@@ -478,8 +500,8 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
             .map(|n| &n.ty)
             .ok_or_else(|| internal(format!("{id:?} is not a node")))
     };
-    let work = match &node.op {
-        Op::MatMul | Op::NativeMatMul => match (arg_type(0)?, arg_type(1)?) {
+    let work = match node.op.spec().work {
+        Work::MatMul => match (arg_type(0)?, arg_type(1)?) {
             (Type::Tensor(a), Type::Tensor(b)) => match (a.as_slice(), b.as_slice()) {
                 (&[m, k], &[_, n]) => u64::from(m)
                     .saturating_mul(u64::from(k))
@@ -488,10 +510,13 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
             },
             _ => return Err(internal("`matmul` of non-tensors")),
         },
-        Op::Reduce(_) => tensor_elements(arg_type(0)?),
+        Work::Argument => tensor_elements(arg_type(0)?),
         // A host kernel's work is the host's, the same in both engines: charged whole, in the
         // units `run` charges it in, before it runs.
-        Op::Kernel { name } => {
+        Work::Kernel => {
+            let Op::Kernel { name } = &node.op else {
+                return Err(internal("kernel work for an op that is not a kernel"));
+            };
             let mut shapes = Vec::with_capacity(node.args.len());
             for i in 0..node.args.len() {
                 if let Type::Tensor(shape) = arg_type(i)? {
@@ -503,7 +528,7 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
                 .saturating_add(work)
                 .saturating_add(tensor_elements(&node.ty) / 64));
         }
-        _ => tensor_elements(&node.ty),
+        Work::Result => tensor_elements(&node.ty),
     };
     Ok(1u64.saturating_add(work / 64))
 }

@@ -25,6 +25,11 @@ pub(super) fn apply(
         (Op::Unary(u), [a]) => unary(*u, a, node),
         (Op::Binary(b), [x, y]) => binary(*b, x, y, node),
         (Op::Compare(c), [x, y]) => compare(*c, x, y).map(Value::Bool),
+        // min(max(x, lo), hi), with the type's own min and max (as the tensor rule does).
+        (Op::Clamp, [x, lo, hi]) => {
+            let raised = binary(BinaryOp::Max, x, lo, node)?;
+            binary(BinaryOp::Min, &raised, hi, node)
+        }
         (Op::ToF64, [Value::I64(i)]) => Ok(Value::F64(*i as f64)),
         (Op::ToI64, [Value::F64(x)]) => to_i64(*x, node).map(Value::I64),
         (Op::Concat, [Value::Str(a), Value::Str(b)]) => concat(a, b, node, memory_bytes),

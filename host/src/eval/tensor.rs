@@ -38,6 +38,18 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
             tensor(shape, a.data.clone())
         }
         (Op::Transpose, [Value::Tensor(a)]) => transpose(a)?,
+        // The op's elementwise program (`Op::element_steps`), as the fused loop runs it.
+        (Op::Clamp, [Value::Tensor(x), Value::Tensor(lo), Value::Tensor(hi)]) => {
+            let program = op
+                .element_program(args.len())
+                .ok_or_else(|| internal("`clamp` without its elementwise program"))?;
+            let shape = [x, lo, hi]
+                .into_iter()
+                .map(|t| &t.shape)
+                .find(|s| !s.is_empty())
+                .map_or(&[][..], |s| s.as_slice());
+            return fused(&program, args, shape);
+        }
         (Op::MatMul | Op::NativeMatMul, [Value::Tensor(a), Value::Tensor(b)]) => matmul(a, b)?,
         (Op::Reduce(r), [Value::Tensor(a)]) => tensor(&[], vec![reduce(*r, &a.data)]),
         (Op::ToTensor, [Value::F64(x)]) => tensor(&[], vec![*x as f32]),

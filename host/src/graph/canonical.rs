@@ -146,6 +146,7 @@ impl Encoder {
             | Op::Sequence
             | Op::Transpose
             | Op::MatMul
+            | Op::Clamp
             | Op::NativeMatMul
             | Op::Reduce(_)
             | Op::ToF64

@@ -9,10 +9,10 @@ use graphjit_value::{Tensor, canonical_f64};
 
 use super::error::{GraphError, GraphErrorKind as Kind, Limits};
 use super::json::{GraphJson, NodeJson, RegionJson, TypeJson, VersionProbe};
+use super::ops::Field;
 use super::types::{Type, infer, shape_elements};
 use super::{
-    AnswerType, BinaryOp, CompareOp, Const, Graph, GraphLimits, Node, NodeId, Op, ReduceOp, Region,
-    UnaryOp,
+    AnswerType, Class, Const, Graph, GraphLimits, Node, NodeId, Op, OpKind, OpSpec, Region,
 };
 use crate::footprint::Footprint;
 
@@ -252,7 +252,14 @@ impl<'l> Lowering<'l> {
 
     fn node(&mut self, json: &NodeJson) -> Result<NodeId, GraphError> {
         let at = |e: GraphError| e.at(&json.id);
-        check_fields(json).map_err(at)?;
+        let kind = OpKind::from_name(&json.op).ok_or_else(|| {
+            at(GraphError::new(
+                Kind::UnknownOp,
+                format!("unknown op {:?}", json.op),
+                "see the op list in docs/graph-format.md",
+            ))
+        })?;
+        check_fields(kind.spec(), json).map_err(at)?;
         let args: Vec<NodeId> = json
             .args
             .iter()
@@ -274,8 +281,8 @@ impl<'l> Lowering<'l> {
             .iter()
             .map(|a| self.nodes[a.index()].ty.clone())
             .collect();
-        let (op, ty) = match json.op.as_str() {
-            "input" => {
+        let (op, ty) = match kind {
+            OpKind::Input => {
                 if self.scopes.len() > 1 {
                     return Err(at(GraphError::new(
                         Kind::Field,
@@ -290,7 +297,7 @@ impl<'l> Lowering<'l> {
                 };
                 (Op::Input { default }, ty)
             }
-            "const" => {
+            OpKind::Const => {
                 let value = json.value.as_ref().ok_or_else(|| {
                     at(GraphError::new(
                         Kind::Field,
@@ -304,15 +311,15 @@ impl<'l> Lowering<'l> {
                 };
                 (Op::Const(self.constant(value, &ty).map_err(at)?), ty)
             }
-            "if" => return self.if_node(json, args, &arg_types),
-            "loop" => return self.loop_node(json, args, arg_types),
-            "db_query" => {
+            OpKind::If => return self.if_node(json, args, &arg_types),
+            OpKind::Loop => return self.loop_node(json, args, arg_types),
+            OpKind::DbQuery => {
                 let ty = self.declared_type(json).map_err(at)?;
                 let answer = answer_type(&ty).map_err(at)?;
                 let sql = need_text(json, "sql", &json.sql).map_err(at)?;
                 (Op::DbQuery { sql, answer }, ty)
             }
-            "http" => {
+            OpKind::Http => {
                 let ty = match &json.ty {
                     Some(_) => self.declared_type(json).map_err(at)?,
                     None => Type::Str,
@@ -336,8 +343,8 @@ impl<'l> Lowering<'l> {
                     ty,
                 )
             }
-            name => {
-                let op = simple_op(name, json).map_err(at)?;
+            kind => {
+                let op = simple_op(kind, json).map_err(at)?;
                 // A shape written on the node is checked against the size limit before typing
                 // compares element counts (a ~200-byte `reshape` must be `ResourceExceeded`).
                 if let Op::Iota { shape } | Op::Fill { shape, .. } | Op::Reshape { shape } = &op {
@@ -707,7 +714,8 @@ fn list_types(types: &[Type]) -> String {
 }
 
 /// Ops without regions, from their JSON name and fields.
-fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
+fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError> {
+    let name = kind.spec().name;
     let need_shape = || {
         json.shape.clone().ok_or_else(|| {
             GraphError::new(
@@ -717,30 +725,22 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
             )
         })
     };
-    if let Some(op) = UnaryOp::from_name(name) {
-        return Ok(Op::Unary(op));
-    }
-    if let Some(op) = BinaryOp::from_name(name) {
-        return Ok(Op::Binary(op));
-    }
-    if let Some(op) = CompareOp::from_name(name) {
-        return Ok(Op::Compare(op));
-    }
-    if let Some(op) = ReduceOp::from_name(name) {
-        return Ok(Op::Reduce(op));
-    }
-    Ok(match name {
-        "fork" => Op::Fork,
-        "sequence" => Op::Sequence,
-        "get" => Op::Get {
+    Ok(match kind {
+        OpKind::Unary(op) => Op::Unary(op),
+        OpKind::Binary(op) => Op::Binary(op),
+        OpKind::Compare(op) => Op::Compare(op),
+        OpKind::Reduce(op) => Op::Reduce(op),
+        OpKind::Fork => Op::Fork,
+        OpKind::Sequence => Op::Sequence,
+        OpKind::Get => Op::Get {
             index: json.index.ok_or_else(|| {
                 GraphError::new(Kind::Field, "`get` needs an \"index\"", "add \"index\": N")
             })?,
         },
-        "iota" => Op::Iota {
+        OpKind::Iota => Op::Iota {
             shape: need_shape()?,
         },
-        "fill" => {
+        OpKind::Fill => {
             let value = json.value.as_ref().and_then(json_f64).ok_or_else(|| {
                 GraphError::new(
                     Kind::Field,
@@ -753,24 +753,25 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
                 value: value as f32,
             }
         }
-        "reshape" => Op::Reshape {
+        OpKind::Reshape => Op::Reshape {
             shape: need_shape()?,
         },
-        "transpose" => Op::Transpose,
-        "matmul" => Op::MatMul,
-        "to_f64" => Op::ToF64,
-        "to_i64" => Op::ToI64,
-        "to_tensor" => Op::ToTensor,
-        "concat" => Op::Concat,
-        "len" => Op::Len,
-        "to_string" => Op::ToString,
-        "db_execute" => Op::DbExecute {
+        OpKind::Transpose => Op::Transpose,
+        OpKind::MatMul => Op::MatMul,
+        OpKind::Clamp => Op::Clamp,
+        OpKind::ToF64 => Op::ToF64,
+        OpKind::ToI64 => Op::ToI64,
+        OpKind::ToTensor => Op::ToTensor,
+        OpKind::Concat => Op::Concat,
+        OpKind::Len => Op::Len,
+        OpKind::ToString => Op::ToString,
+        OpKind::DbExecute => Op::DbExecute {
             sql: need_text(json, "sql", &json.sql)?,
         },
-        "kernel" => Op::Kernel {
+        OpKind::Kernel => Op::Kernel {
             name: need_text(json, "kernel", &json.kernel)?,
         },
-        "log" => {
+        OpKind::Log => {
             let level = json.level.clone().unwrap_or_else(|| "info".to_owned());
             if !LOG_LEVELS.contains(&level.as_str()) {
                 return Err(GraphError::new(
@@ -781,10 +782,24 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
             }
             Op::Log { level }
         }
-        other => {
+        // Lowered by `Lowering::node` itself (they need its scopes or a declared type).
+        OpKind::Input
+        | OpKind::Const
+        | OpKind::If
+        | OpKind::Loop
+        | OpKind::DbQuery
+        | OpKind::Http => {
             return Err(GraphError::new(
                 Kind::UnknownOp,
-                format!("unknown op {other:?}"),
+                format!("`{name}` reached the generic lowering"),
+                "report this as a bug",
+            ));
+        }
+        // Never written: `OpKind::from_name` does not return them.
+        OpKind::Param | OpKind::NativeMatMul | OpKind::Fused | OpKind::FusedReductions => {
+            return Err(GraphError::new(
+                Kind::UnknownOp,
+                format!("unknown op {name:?}"),
                 "see the op list in docs/graph-format.md",
             ));
         }
@@ -792,51 +807,39 @@ fn simple_op(name: &str, json: &NodeJson) -> Result<Op, GraphError> {
 }
 
 /// Refuses fields that the node's op does not take, so a misplaced field is never ignored.
-fn check_fields(json: &NodeJson) -> Result<(), GraphError> {
-    let op = json.op.as_str();
-    let allowed: &[&str] = match op {
-        "input" => &["type", "default"],
-        "const" => &["type", "value"],
-        "if" => &["args", "then", "else"],
-        "loop" => &["args", "iterations", "body"],
-        "get" => &["args", "index"],
-        "iota" => &["shape"],
-        "fill" => &["shape", "value"],
-        "reshape" => &["args", "shape"],
-        "db_query" => &["args", "sql", "type", "after"],
-        "db_execute" => &["args", "sql", "after"],
-        "http" => &["args", "method", "url", "type", "after"],
-        "kernel" => &["args", "kernel", "after"],
-        "log" => &["args", "level", "after"],
-        _ => &["args"],
-    };
+fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphError> {
+    let op = spec.name;
     let present = [
-        ("args", json.args.is_some()),
-        ("type", json.ty.is_some()),
-        ("value", json.value.is_some()),
-        ("default", json.default.is_some()),
-        ("shape", json.shape.is_some()),
-        ("iterations", json.iterations.is_some()),
-        ("index", json.index.is_some()),
-        ("then", json.then.is_some()),
-        ("else", json.otherwise.is_some()),
-        ("body", json.body.is_some()),
-        ("sql", json.sql.is_some()),
-        ("method", json.method.is_some()),
-        ("url", json.url.is_some()),
-        ("kernel", json.kernel.is_some()),
-        ("level", json.level.is_some()),
-        ("after", json.after.is_some()),
+        (Field::Args, json.args.is_some()),
+        (Field::Type, json.ty.is_some()),
+        (Field::Value, json.value.is_some()),
+        (Field::Default, json.default.is_some()),
+        (Field::Shape, json.shape.is_some()),
+        (Field::Iterations, json.iterations.is_some()),
+        (Field::Index, json.index.is_some()),
+        (Field::Then, json.then.is_some()),
+        (Field::Else, json.otherwise.is_some()),
+        (Field::Body, json.body.is_some()),
+        (Field::Sql, json.sql.is_some()),
+        (Field::Method, json.method.is_some()),
+        (Field::Url, json.url.is_some()),
+        (Field::Kernel, json.kernel.is_some()),
+        (Field::Level, json.level.is_some()),
+        (Field::After, json.after.is_some()),
     ];
     match present
         .iter()
-        .find(|(field, here)| *here && !allowed.contains(field))
+        .find(|(field, here)| *here && !spec.fields.contains(field))
     {
-        Some((field, _)) => Err(GraphError::new(
-            Kind::Field,
-            format!("`{op}` does not take the field {field:?}"),
-            format!("remove {field:?}; `{op}` takes {allowed:?}"),
-        )),
+        Some((field, _)) => {
+            let allowed: Vec<&str> = spec.fields.iter().map(|f| f.name()).collect();
+            let field = field.name();
+            Err(GraphError::new(
+                Kind::Field,
+                format!("`{op}` does not take the field {field:?}"),
+                format!("remove {field:?}; `{op}` takes {allowed:?}"),
+            ))
+        }
         None => Ok(()),
     }
 }
@@ -940,8 +943,7 @@ fn canonical_order(nodes: &[NodeJson]) -> Result<Vec<usize>, GraphError> {
 
 /// Whether a node is an effect, or holds one in its regions (at any depth).
 fn has_effects(node: &NodeJson) -> bool {
-    const EFFECTS: [&str; 5] = ["db_query", "db_execute", "http", "kernel", "log"];
-    EFFECTS.contains(&node.op.as_str())
+    OpKind::from_name(&node.op).is_some_and(|k| matches!(k.spec().class, Class::Effect(_)))
         || node
             .regions()
             .any(|(_, region)| region.nodes.iter().any(has_effects))

@@ -23,16 +23,19 @@ mod dot;
 mod error;
 mod json;
 mod lower;
+mod ops;
 mod types;
 
 pub(crate) use error::{GraphError, GraphErrorKind, Limits};
 pub(crate) use lower::parse;
+pub(crate) use ops::{BinaryOp, Class, CompareOp, Fusion, OpKind, OpSpec, ReduceOp, UnaryOp, Work};
 pub(crate) use types::Type;
 
 use graphjit_value::Tensor;
 pub(crate) use graphjit_value::effects::AnswerType;
 
 use crate::footprint::Footprint;
+use crate::interface::Interface;
 
 /// Index of a node in [`Graph::nodes`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -168,6 +171,9 @@ pub(crate) enum Op {
     /// Swaps the two axes of a matrix.
     Transpose,
     MatMul,
+    /// `clamp(x, lo, hi)`: `min(max(x, lo), hi)` with the `min`/`max` of `x`'s type, on i64,
+    /// f64 or tensors (elementwise, `[]` bounds broadcast). NumPy's `clip` when `lo ≤ hi`.
+    Clamp,
     /// `matmul` placed in the host by the `place` pass: the same product, bit for bit (the
     /// same per-element summation order), computed natively. Never written in JSON.
     NativeMatMul,
@@ -243,83 +249,6 @@ pub(crate) enum FusedStep {
     Binary(BinaryOp, u32, u32),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum UnaryOp {
-    Neg,
-    Abs,
-    Not,
-    Sqrt,
-    Exp,
-    Ln,
-    Sin,
-    Cos,
-    Tanh,
-    Floor,
-    Ceil,
-    Relu,
-    Sigmoid,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-    Min,
-    Max,
-    Pow,
-    And,
-    Or,
-    Xor,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum CompareOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ReduceOp {
-    Sum,
-    Max,
-    Min,
-    Mean,
-}
-
-macro_rules! op_names {
-    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            pub(crate) const ALL: &'static [$ty] = &[$($ty::$variant),*];
-            /// The name used in graph JSON.
-            pub(crate) fn name(self) -> &'static str {
-                match self { $($ty::$variant => $name),* }
-            }
-            pub(crate) fn from_name(name: &str) -> Option<Self> {
-                match name { $($name => Some($ty::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-op_names!(UnaryOp {
-    Neg => "neg", Abs => "abs", Not => "not", Sqrt => "sqrt", Exp => "exp", Ln => "ln",
-    Sin => "sin", Cos => "cos", Tanh => "tanh", Floor => "floor", Ceil => "ceil",
-    Relu => "relu", Sigmoid => "sigmoid",
-});
-op_names!(BinaryOp {
-    Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Min => "min",
-    Max => "max", Pow => "pow", And => "and", Or => "or", Xor => "xor",
-});
-op_names!(CompareOp { Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge" });
-op_names!(ReduceOp { Sum => "sum", Max => "reduce_max", Min => "reduce_min", Mean => "mean" });
-
 impl Graph {
     pub(crate) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
@@ -372,7 +301,7 @@ impl Graph {
                 // A log line is never batched: it is cheap, and keeping it a single call keeps
                 // `rounds` an import only graphs with a real footprint have.
                 let joins = node.op.is_effect()
-                    && !matches!(node.op, Op::Log { .. })
+                    && node.op.interface() != Some(Interface::Log)
                     && !node
                         .dependencies()
                         .any(|d| region.nodes[start..end].contains(&d));
@@ -444,53 +373,92 @@ impl Op {
         }
     }
 
+    /// Which op this is (its row of the op table, [`ops`]).
+    pub(crate) fn kind(&self) -> OpKind {
+        match self {
+            Op::Input { .. } => OpKind::Input,
+            Op::Param => OpKind::Param,
+            Op::Const(_) => OpKind::Const,
+            Op::Unary(op) => OpKind::Unary(*op),
+            Op::Binary(op) => OpKind::Binary(*op),
+            Op::Compare(op) => OpKind::Compare(*op),
+            Op::If { .. } => OpKind::If,
+            Op::Loop { .. } => OpKind::Loop,
+            Op::Fork => OpKind::Fork,
+            Op::Sequence => OpKind::Sequence,
+            Op::Get { .. } => OpKind::Get,
+            Op::Iota { .. } => OpKind::Iota,
+            Op::Fill { .. } => OpKind::Fill,
+            Op::Reshape { .. } => OpKind::Reshape,
+            Op::Transpose => OpKind::Transpose,
+            Op::MatMul => OpKind::MatMul,
+            Op::Clamp => OpKind::Clamp,
+            Op::NativeMatMul => OpKind::NativeMatMul,
+            Op::Reduce(op) => OpKind::Reduce(*op),
+            Op::ToF64 => OpKind::ToF64,
+            Op::ToI64 => OpKind::ToI64,
+            Op::ToTensor => OpKind::ToTensor,
+            Op::Concat => OpKind::Concat,
+            Op::Len => OpKind::Len,
+            Op::ToString => OpKind::ToString,
+            Op::DbQuery { .. } => OpKind::DbQuery,
+            Op::DbExecute { .. } => OpKind::DbExecute,
+            Op::Http { .. } => OpKind::Http,
+            Op::Kernel { .. } => OpKind::Kernel,
+            Op::Log { .. } => OpKind::Log,
+            Op::Fused { .. } => OpKind::Fused,
+            Op::FusedReductions { .. } => OpKind::FusedReductions,
+        }
+    }
+
+    /// The op's row of the op table.
+    pub(crate) fn spec(&self) -> &'static OpSpec {
+        self.kind().spec()
+    }
+
     /// Whether the op leaves the sandbox (a host import). Effect nodes always run when the
     /// region holding them runs, whether or not their value is used.
     pub(crate) fn is_effect(&self) -> bool {
-        matches!(
-            self,
-            Op::DbQuery { .. }
-                | Op::DbExecute { .. }
-                | Op::Http { .. }
-                | Op::Kernel { .. }
-                | Op::Log { .. }
-        )
+        self.interface().is_some()
+    }
+
+    /// The host interface an effect goes out through; `None` for every other op.
+    pub(crate) fn interface(&self) -> Option<Interface> {
+        self.spec().class.interface()
     }
 
     /// The op's name as written in JSON.
     pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Op::Input { .. } => "input",
-            Op::Param => "param",
-            Op::Const(_) => "const",
-            Op::Unary(op) => op.name(),
-            Op::Binary(op) => op.name(),
-            Op::Compare(op) => op.name(),
-            Op::If { .. } => "if",
-            Op::Loop { .. } => "loop",
-            Op::Fork => "fork",
-            Op::Sequence => "sequence",
-            Op::Get { .. } => "get",
-            Op::Iota { .. } => "iota",
-            Op::Fill { .. } => "fill",
-            Op::Reshape { .. } => "reshape",
-            Op::Transpose => "transpose",
-            Op::MatMul => "matmul",
-            Op::NativeMatMul => "native_matmul",
-            Op::Reduce(op) => op.name(),
-            Op::ToF64 => "to_f64",
-            Op::ToI64 => "to_i64",
-            Op::ToTensor => "to_tensor",
-            Op::Concat => "concat",
-            Op::Len => "len",
-            Op::ToString => "to_string",
-            Op::DbQuery { .. } => "db_query",
-            Op::DbExecute { .. } => "db_execute",
-            Op::Http { .. } => "http",
-            Op::Kernel { .. } => "kernel",
-            Op::Log { .. } => "log",
-            Op::Fused { .. } => "fused",
-            Op::FusedReductions { .. } => "fused_reductions",
+        self.spec().name
+    }
+
+    /// The elementwise program of a [`Fusion::Map`] op whose arguments' elements are in
+    /// registers `args`: the steps it appends to a fused program whose next register is
+    /// `next`; the last step's register is the op's element. `None` for every other op and
+    /// for a wrong number of arguments. One definition, used by `fuse`, by `eval` and by
+    /// `codegen` for an unfused tensor `clamp`, so all three compute the same bits.
+    pub(crate) fn element_steps(&self, args: &[u32], next: u32) -> Option<Vec<FusedStep>> {
+        match (self, args) {
+            (Op::Unary(op), &[a]) if self.spec().fusion == Fusion::Map => {
+                Some(vec![FusedStep::Unary(*op, a)])
+            }
+            (Op::Binary(op), &[a, b]) if self.spec().fusion == Fusion::Map => {
+                Some(vec![FusedStep::Binary(*op, a, b)])
+            }
+            (Op::Clamp, &[x, lo, hi]) => Some(vec![
+                FusedStep::Binary(BinaryOp::Max, x, lo),
+                FusedStep::Binary(BinaryOp::Min, next, hi),
+            ]),
+            _ => None,
         }
+    }
+
+    /// The whole fused program of an elementwise op applied to its own arguments (registers
+    /// `0..n` are the arguments): what an unfused node of it computes per element.
+    pub(crate) fn element_program(&self, arity: usize) -> Option<Vec<FusedStep>> {
+        let args: Vec<u32> = (0..arity as u32).collect();
+        let mut steps: Vec<FusedStep> = args.iter().map(|&k| FusedStep::Arg(k)).collect();
+        steps.extend(self.element_steps(&args, arity as u32)?);
+        Some(steps)
     }
 }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+use super::{BinaryOp, CompareOp, Op, UnaryOp};
 
 /// The static type of a value. Tensor shapes are static: sizes are known before a run.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -139,6 +139,22 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 _ => Err(format!("`{}` does not apply to {x}", b.name())),
             }
         }
+        Op::Clamp => match arity::<3>(op, args)? {
+            [I64, I64, I64] => Ok(I64),
+            [F64, F64, F64] => Ok(F64),
+            [Tensor(x), Tensor(lo), Tensor(hi)] => broadcast(x, lo)
+                .and_then(|s| broadcast(&s, hi))
+                .map(Tensor)
+                .ok_or_else(|| {
+                    format!(
+                        "`clamp` shapes {x:?}, {lo:?} and {hi:?} do not broadcast (only equal \
+                         shapes or [] scalars)"
+                    )
+                }),
+            [x, lo, hi] => Err(format!(
+                "`clamp` takes x, lo and hi of one type (i64, f64 or tensors), got {x}, {lo} and {hi}"
+            )),
+        },
         Op::Compare(c) => {
             let [x, y] = arity::<2>(op, args)?;
             let ordered = !matches!(c, CompareOp::Eq | CompareOp::Ne);
@@ -253,38 +269,6 @@ fn arity<'a, const N: usize>(op: &Op, args: &[&'a Type]) -> Result<[&'a Type; N]
             args.len()
         )
     })
-}
-
-#[expect(
-    dead_code,
-    reason = "keeps the exhaustive op lists referenced for docs and tests"
-)]
-pub(crate) fn all_op_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = vec![
-        "input",
-        "const",
-        "if",
-        "loop",
-        "fork",
-        "sequence",
-        "get",
-        "iota",
-        "fill",
-        "reshape",
-        "transpose",
-        "matmul",
-        "to_f64",
-        "to_i64",
-        "to_tensor",
-        "concat",
-        "len",
-        "to_string",
-    ];
-    names.extend(UnaryOp::ALL.iter().map(|o| o.name()));
-    names.extend(BinaryOp::ALL.iter().map(|o| o.name()));
-    names.extend(CompareOp::ALL.iter().map(|o| o.name()));
-    names.extend(ReduceOp::ALL.iter().map(|o| o.name()));
-    names
 }
 
 /// Kernels the host offers, with their argument and result types.

@@ -1,5 +1,5 @@
-//! Fusion: a chain of elementwise tensor ops (unary maps, binary zips with `[]` broadcast) of
-//! one shape becomes one `fused` node that computes each element through the whole chain, so
+//! Fusion: a chain of elementwise tensor ops (the op table's `Fusion::Map` ops: unary maps,
+//! binary zips and `clamp`, with `[]` broadcast) of one shape becomes one `fused` node that computes each element through the whole chain, so
 //! the intermediate tensors are never allocated (vertical). Then fused reductions of one
 //! shape that do not read each other become one `fused_reductions` loop (horizontal: one pass
 //! over shared inputs instead of one per reduction).
@@ -11,37 +11,31 @@
 //!   (a region result, an output, a capture, an `after`, another node) stays materialized.
 //! - Deterministic: groups grow from roots taken in reverse canonical order, absorbing
 //!   arguments in argument order; no hash-map order decides anything.
-//! - Bounded: at most [`MAX_STEPS`] steps and [`MAX_INPUTS`] inputs per group, so a fused
+//! - Bounded: at most [`MAX_STEPS`] ops (each two steps at most, plus one per input) and
+//!   [`MAX_INPUTS`] inputs per group, so a fused
 //!   node's code stays small (TVM caps fused ops for compile time too).
 
 use std::collections::BTreeSet;
 
 use super::compact;
-use crate::graph::{BinaryOp, FusedStep, Graph, NodeId, Op, Region, Type, UnaryOp};
+use crate::graph::{FusedStep, Fusion, Graph, NodeId, Op, Region, Type};
 
 /// Most ops in one fused node.
 pub(super) const MAX_STEPS: usize = 32;
 /// Most distinct inputs of one fused node.
 pub(super) const MAX_INPUTS: usize = 6;
 
+/// A tensor node of a [`Fusion::Map`] op (the op table), whose elementwise program exists.
 fn elementwise(graph: &Graph, id: NodeId) -> bool {
     let node = graph.node(id);
     let Type::Tensor(_) = node.ty else {
         return false;
     };
-    match node.op {
-        Op::Unary(op) => op != UnaryOp::Not,
-        Op::Binary(op) => matches!(
-            op,
-            BinaryOp::Add
-                | BinaryOp::Sub
-                | BinaryOp::Mul
-                | BinaryOp::Div
-                | BinaryOp::Min
-                | BinaryOp::Max
-        ),
-        _ => false,
-    }
+    node.op.spec().fusion == Fusion::Map
+        && node
+            .op
+            .element_steps(&vec![0; node.args.len()], 0)
+            .is_some()
 }
 
 /// Whether something other than a node's `args` reads each node (results, outputs, captures,
@@ -241,7 +235,7 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
                 for a in candidates {
                     // An `iota` of the chain's shape that only the chain reads becomes its
                     // index, and a `fill` a constant: neither tensor is made.
-                    let iota = matches!(&graph.node(a).op, Op::Iota { .. } | Op::Fill { .. })
+                    let iota = graph.node(a).op.spec().fusion == Fusion::Source
                         && here.contains(&a)
                         && !members.contains(&a)
                         && !taken[a.index()]
@@ -281,7 +275,7 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
                     && here.contains(r)
                     && demanded[r.index()]
                     && !taken[r.index()]
-                    && matches!(graph.node(*r).op, Op::Reduce(_)) =>
+                    && graph.node(*r).op.spec().fusion == Fusion::Reduce =>
                 {
                     Some(*r)
                 }
@@ -307,7 +301,7 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
     let mut out = graph.clone();
     let mut remove = vec![false; graph.nodes.len()];
     let mut changed = 0;
-    for (root, members, reduction) in &groups {
+    'groups: for (root, members, reduction) in &groups {
         let mut region_inputs = Vec::new();
         let mut register: Vec<(NodeId, u32)> = Vec::new();
         let mut steps = Vec::new();
@@ -330,17 +324,21 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
         };
         for &m in members {
             let node = graph.node(m);
-            let step = match (&node.op, node.args.as_slice()) {
-                (Op::Iota { .. }, []) => FusedStep::Index,
-                (Op::Fill { value, .. }, []) => FusedStep::Const(value.to_bits()),
-                (Op::Unary(op), [a]) => FusedStep::Unary(*op, reg(&register, *a)),
-                (Op::Binary(op), [a, b]) => {
-                    FusedStep::Binary(*op, reg(&register, *a), reg(&register, *b))
+            let appended = match (&node.op, node.args.as_slice()) {
+                (Op::Iota { .. }, []) => vec![FusedStep::Index],
+                (Op::Fill { value, .. }, []) => vec![FusedStep::Const(value.to_bits())],
+                (op, args) => {
+                    let registers: Vec<u32> = args.iter().map(|&a| reg(&register, a)).collect();
+                    // `elementwise` admitted only members with a program; were one without
+                    // it here, the group is left unfused rather than given a wrong program.
+                    match op.element_steps(&registers, steps.len() as u32) {
+                        Some(appended) => appended,
+                        None => continue 'groups,
+                    }
                 }
-                _ => continue,
             };
-            register.push((m, steps.len() as u32));
-            steps.push(step);
+            steps.extend(appended);
+            register.push((m, steps.len().saturating_sub(1) as u32));
         }
         let reduce = match reduction {
             Some(r) => match (&graph.node(*r).op, &graph.node(*root).ty) {

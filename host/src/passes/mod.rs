@@ -29,7 +29,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::graph::{Const, Graph, NodeId, Op, Region, Type};
+use crate::graph::{Class, Const, Graph, NodeId, Op, Region, Type};
 pub use place::Placement;
 pub(crate) use place::decisions as placements;
 
@@ -233,17 +233,8 @@ fn fold(graph: &Graph) -> (Graph, usize) {
     // before uses, so one forward sweep sees folded arguments.
     for i in 0..out.nodes.len() {
         let node = &out.nodes[i];
-        let foldable = matches!(
-            node.op,
-            Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Compare(_)
-                | Op::ToF64
-                | Op::ToI64
-                | Op::Concat
-                | Op::Len
-                | Op::ToString
-        ) && !matches!(node.ty, Type::Tensor(_) | Type::Tuple(_))
+        let foldable = node.op.spec().fold
+            && !matches!(node.ty, Type::Tensor(_) | Type::Tuple(_))
             && !node.args.is_empty();
         if !foldable {
             continue;
@@ -312,27 +303,7 @@ fn cse_region(
         if !demanded[id.index()] {
             continue;
         }
-        let pure = matches!(
-            node.op,
-            Op::Const(_)
-                | Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Compare(_)
-                | Op::Iota { .. }
-                | Op::Fill { .. }
-                | Op::Reshape { .. }
-                | Op::Transpose
-                | Op::MatMul
-                | Op::NativeMatMul
-                | Op::Reduce(_)
-                | Op::ToF64
-                | Op::ToI64
-                | Op::ToTensor
-                | Op::Concat
-                | Op::Len
-                | Op::ToString
-                | Op::Get { .. }
-        ) && node.after.is_empty();
+        let pure = node.op.spec().class == Class::Pure && node.after.is_empty();
         if !pure {
             continue;
         }

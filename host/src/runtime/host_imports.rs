@@ -28,6 +28,7 @@ use super::bindings::graphjit::guest::http::Response;
 use super::bindings::graphjit::guest::rounds as wit_rounds;
 use super::limiter::RunState;
 use crate::effects::{EffectAnswer, EffectCall, EffectError};
+use crate::interface::Interface;
 
 /// Fuel charged for each effect call (about the cost of 10k wasm instructions).
 pub(crate) const FUEL_PER_CALL: u64 = 10_000;
@@ -35,12 +36,12 @@ pub(crate) const FUEL_PER_CALL: u64 = 10_000;
 pub(crate) const FUEL_PER_BYTE: u64 = 1;
 
 /// The interfaces, by their full names.
-pub(crate) const DB: &str = "graphjit:guest/db@0.1.0";
-pub(crate) const HTTP: &str = "graphjit:guest/http@0.1.0";
-pub(crate) const KERNELS: &str = "graphjit:guest/kernels@0.1.0";
-pub(crate) const LOG: &str = "graphjit:guest/log@0.1.0";
-pub(crate) const ROUNDS: &str = "graphjit:guest/rounds@0.1.0";
-pub(crate) const NATIVE: &str = "graphjit:guest/native@0.1.0";
+const DB: &str = Interface::Db.wit();
+const HTTP: &str = Interface::Http.wit();
+const KERNELS: &str = Interface::Kernels.wit();
+const LOG: &str = Interface::Log.wit();
+const ROUNDS: &str = Interface::Rounds.wit();
+const NATIVE: &str = Interface::Native.wit();
 
 /// Fuel charged per multiply-add of a placed `matmul` (on top of the call and its bytes): the
 /// host's work counts against the run's bound like the guest's would.

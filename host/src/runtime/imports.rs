@@ -6,17 +6,18 @@
 
 use super::error::RuntimeError;
 use super::host_imports;
+use crate::interface::Interface;
 
 /// The types interface every graph world imports (it holds `run-error`; no functions).
 pub(crate) const TYPES_INTERFACE: &str = "graphjit:guest/types@0.1.0";
 
 /// Refuses the first import that is not allowed, naming it. The types interfaces are always
-/// allowed (types only); an effect interface (`db`, `http`, `kernels`, `log`) only when
-/// `allowed` says the graph's footprint permits it.
+/// allowed (types only); a host [`Interface`] only when `allowed` says the graph's footprint
+/// permits it.
 pub(crate) fn check(
     component: &wasmtime::component::Component,
     engine: &wasmtime::Engine,
-    allowed: &dyn Fn(&str) -> bool,
+    allowed: &dyn Fn(Interface) -> bool,
 ) -> Result<(), RuntimeError> {
     use wasmtime::component::types::ComponentItem;
     let component_type = component.component_type();
@@ -24,24 +25,12 @@ pub(crate) fn check(
         let denied = || RuntimeError::ImportDenied {
             import: name.to_owned(),
         };
-        let effect = match name {
-            host_imports::DB => Some("db"),
-            host_imports::HTTP => Some("http"),
-            host_imports::KERNELS => Some("kernels"),
-            host_imports::LOG => Some("log"),
-            host_imports::ROUNDS => Some("rounds"),
-            _ => None,
-        };
-        if let Some(interface) = effect {
-            if !allowed(interface) {
+        if let Some(interface) = Interface::from_wit(name) {
+            // `native` is pure (see `Interface::allowed_by`): allowed whatever the caller says.
+            if interface != Interface::Native && !allowed(interface) {
                 return Err(denied());
             }
             // The functions' signatures are checked against the linker's at instantiate_pre.
-            continue;
-        }
-        if name == host_imports::NATIVE {
-            // Pure, placed by the optimizer: returns what the guest's own op would and
-            // reaches nothing outside the run, so no footprint is needed for it.
             continue;
         }
         if name != TYPES_INTERFACE && name != host_imports::EFFECT_TYPES {

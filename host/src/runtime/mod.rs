@@ -117,7 +117,7 @@ impl Runtime {
     pub(crate) fn load(
         &self,
         wasm: &[u8],
-        allowed: &dyn Fn(&str) -> bool,
+        allowed: &dyn Fn(crate::interface::Interface) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
         let component = wasmtime::component::Component::new(&self.engine, wasm).map_err(|e| {
@@ -134,7 +134,7 @@ impl Runtime {
     pub(crate) fn load_precompiled(
         &self,
         bytes: &[u8],
-        allowed: &dyn Fn(&str) -> bool,
+        allowed: &dyn Fn(crate::interface::Interface) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let start = Instant::now();
         // The disk cache returns a payload only when its blake3 matches the one recorded when
@@ -175,7 +175,7 @@ impl Runtime {
         &self,
         component: wasmtime::component::Component,
         start: Instant,
-        allowed: &dyn Fn(&str) -> bool,
+        allowed: &dyn Fn(crate::interface::Interface) -> bool,
     ) -> Result<LoadedGraph, RuntimeError> {
         let compile_time = start.elapsed();
         imports::check(&component, &self.engine, allowed)?;

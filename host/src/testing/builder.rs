@@ -238,6 +238,10 @@ impl Builder {
                 let x = self.pick("f64");
                 json!({"op": "to_i64", "args": [x]})
             }
+            2 if self.rng.chance(40) => {
+                let c = self.pick("i64");
+                json!({"op": "clamp", "args": [a, b, c]})
+            }
             _ => json!({"op": self.rng.choose(I64_BINARY), "args": [a, b]}),
         };
         self.push(nodes, "i64", node);
@@ -250,6 +254,10 @@ impl Builder {
             2 => {
                 let i = self.pick("i64");
                 json!({"op": "to_f64", "args": [i]})
+            }
+            3 if self.rng.chance(40) => {
+                let c = self.pick("f64");
+                json!({"op": "clamp", "args": [a, b, c]})
             }
             _ => json!({"op": self.rng.choose(F64_BINARY), "args": [a, b]}),
         };
@@ -327,6 +335,18 @@ impl Builder {
             0 | 1 => {
                 let op = self.rng.choose(TENSOR_UNARY);
                 self.push(nodes, &key, json!({"op": op, "args": [a]}));
+            }
+            2 if self.rng.chance(30) => {
+                // Bounds of the same shape or `[]`, either side larger.
+                let bound = |this: &mut Self| {
+                    if this.has("tensor[]") && this.rng.chance(50) {
+                        this.pick("tensor[]")
+                    } else {
+                        this.pick(&key)
+                    }
+                };
+                let (lo, hi) = (bound(self), bound(self));
+                self.push(nodes, &key, json!({"op": "clamp", "args": [a, lo, hi]}));
             }
             2 | 3 => {
                 let b = if self.has("tensor[]") && self.rng.chance(40) {

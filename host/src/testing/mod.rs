@@ -92,6 +92,19 @@ pub fn elementwise_dag(seed: u64) -> String {
             nodes.push(format!(
                 r#"{{"id": "{id}", "op": "{op}", "args": ["{a}"]}}"#
             ));
+        } else if next(6) == 0 {
+            // Bounds from the chain or the `[]` scalars (a NaN bound included).
+            let bound = |next: &mut dyn FnMut(u64) -> u64| {
+                if next(3) == 0 {
+                    scalars[next(2) as usize].to_string()
+                } else {
+                    full[next(full.len() as u64) as usize].clone()
+                }
+            };
+            let (lo, hi) = (bound(&mut next), bound(&mut next));
+            nodes.push(format!(
+                r#"{{"id": "{id}", "op": "clamp", "args": ["{a}", "{lo}", "{hi}"]}}"#
+            ));
         } else {
             let op = binary[next(binary.len() as u64) as usize];
             let b = if next(4) == 0 {
@@ -276,31 +289,12 @@ mod tests {
         for seed in 0..500 {
             walk(&generate(seed)["nodes"], &mut seen);
         }
-        use crate::graph::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
-        let mut all: Vec<&str> = vec![
-            "input",
-            "const",
-            "if",
-            "loop",
-            "fork",
-            "sequence",
-            "get",
-            "iota",
-            "fill",
-            "reshape",
-            "transpose",
-            "matmul",
-            "to_f64",
-            "to_i64",
-            "to_tensor",
-            "concat",
-            "len",
-            "to_string",
-        ];
-        all.extend(UnaryOp::ALL.iter().map(|o| o.name()));
-        all.extend(BinaryOp::ALL.iter().map(|o| o.name()));
-        all.extend(CompareOp::ALL.iter().map(|o| o.name()));
-        all.extend(ReduceOp::ALL.iter().map(|o| o.name()));
+        // Every pure and structural op of the table (effects have their own generator).
+        let all: Vec<&str> = crate::graph::OpKind::written()
+            .map(crate::graph::OpKind::spec)
+            .filter(|spec| !matches!(spec.class, crate::graph::Class::Effect(_)))
+            .map(|spec| spec.name)
+            .collect();
         let missing: Vec<&&str> = all.iter().filter(|op| !seen.contains(**op)).collect();
         assert!(missing.is_empty(), "never generated: {missing:?}");
     }
