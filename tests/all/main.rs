@@ -8,6 +8,7 @@ mod conformance;
 mod deploy;
 mod differential;
 mod effects;
+mod golden;
 mod limits;
 mod native_work;
 mod ops;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Graph, NodeId, Op, Region};
+use super::{Const, FusedStep, Graph, NodeId, Op, Region};
 
 /// Escapes `text` for a double-quoted DOT label.
 fn label(text: &str) -> String {
@@ -24,17 +24,131 @@ fn label(text: &str) -> String {
     out
 }
 
+/// A JSON string literal: user text can never end the attribute list early.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+/// A constant as text: numbers in Rust's shortest round-trip form, strings quoted, tensors
+/// with their shape and at most eight elements.
+fn constant(c: &Const) -> String {
+    match c {
+        Const::Bool(b) => b.to_string(),
+        Const::I64(v) => v.to_string(),
+        Const::F64(v) => format!("{v:?}"),
+        Const::Str(s) => quoted(s),
+        Const::Tensor(t) => {
+            let shown: Vec<String> = t.data.iter().take(8).map(|v| format!("{v:?}")).collect();
+            let more = if t.data.len() > 8 { ", …" } else { "" };
+            format!("{:?} [{}{more}]", t.shape, shown.join(", "))
+        }
+    }
+}
+
+/// The attributes of an op that its name and arguments do not show, or `None`.
+fn attributes(op: &Op) -> Option<String> {
+    let steps = |steps: &[FusedStep]| {
+        let shown: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .map(|(r, step)| match step {
+                FusedStep::Arg(k) => format!("r{r} = arg {k}"),
+                FusedStep::Index => format!("r{r} = index"),
+                FusedStep::Const(bits) => format!("r{r} = {:?}", f32::from_bits(*bits)),
+                FusedStep::Unary(op, a) => format!("r{r} = {}(r{a})", op.name()),
+                FusedStep::Binary(op, a, b) => format!("r{r} = {}(r{a}, r{b})", op.name()),
+            })
+            .collect();
+        shown.join("; ")
+    };
+    Some(match op {
+        Op::Input { default: Some(c) } => format!("default: {}", constant(c)),
+        Op::Const(c) => constant(c),
+        Op::Loop { iterations, .. } => format!("iterations: {iterations}"),
+        Op::Iota { shape } | Op::Reshape { shape } => format!("shape: {shape:?}"),
+        Op::Fill { shape, value } => format!("shape: {shape:?}, value: {value:?}"),
+        Op::DbQuery { sql, answer } => format!("sql: {}, answer: {answer:?}", quoted(sql)),
+        Op::DbExecute { sql } => format!("sql: {}", quoted(sql)),
+        Op::Http {
+            method,
+            url,
+            answer,
+        } => format!(
+            "method: {}, url: {}, answer: {answer:?}",
+            quoted(method),
+            quoted(url)
+        ),
+        Op::Kernel { name } => format!("name: {}", quoted(name)),
+        Op::Log { level } => format!("level: {}", quoted(level)),
+        Op::Fused {
+            steps: program,
+            reduce,
+        } => match reduce {
+            Some((_, shape)) => format!("shape: {shape:?}; {}", steps(program)),
+            None => steps(program),
+        },
+        Op::FusedReductions {
+            steps: program,
+            outputs,
+            shape,
+        } => {
+            let outputs: Vec<String> = outputs
+                .iter()
+                .map(|(r, op)| format!("{}(r{r})", op.name()))
+                .collect();
+            format!(
+                "shape: {shape:?}; {}; outputs {}",
+                steps(program),
+                outputs.join(", ")
+            )
+        }
+        Op::Input { default: None }
+        | Op::Param
+        | Op::If { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Fork
+        | Op::Sequence
+        | Op::Get { .. }
+        | Op::Transpose
+        | Op::MatMul
+        | Op::Clamp
+        | Op::NativeMatMul
+        | Op::Reduce(_)
+        | Op::ToF64
+        | Op::ToI64
+        | Op::ToTensor
+        | Op::Concat
+        | Op::Len
+        | Op::ToString => return None,
+    })
+}
+
 impl Graph {
     /// The graph as text, one line per node in canonical order (regions indented under their
     /// node): `id = op(args) : type`, ids as JSON strings so that no id can fake a line.
     /// What `explain` shows before and after the passes.
     pub(crate) fn listing(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        self.list_region(&self.root, 0, &mut lines);
+        self.list_region(&self.root, 0, false, &mut lines);
         lines
     }
 
-    fn list_region(&self, region: &Region, depth: usize, lines: &mut Vec<String>) {
+    /// [`Graph::listing`] with every attribute a pass can change: constants, shapes, SQL,
+    /// URLs, fused programs (`{...}` after the type), and the graph-wide `batch` flag. What the
+    /// golden tests (`tests/graphs/`) record after each pass, so that a pass's change is a
+    /// visible line.
+    pub(crate) fn detailed_listing(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.batch_effects {
+            lines.push("(effects batched into rounds)".to_owned());
+        }
+        self.list_region(&self.root, 0, true, &mut lines);
+        lines
+    }
+
+    fn list_region(&self, region: &Region, depth: usize, detailed: bool, lines: &mut Vec<String>) {
         let name = |id: &NodeId| serde_json::to_string(&self.node(*id).name).unwrap_or_default();
         for &id in &region.nodes {
             let node = self.node(id);
@@ -57,8 +171,12 @@ impl Graph {
                 let after: Vec<String> = node.after.iter().map(name).collect();
                 format!(" after {}", after.join(", "))
             };
+            let attributes = match detailed {
+                true => attributes(&node.op).map_or(String::new(), |a| format!(" {{{a}}}")),
+                false => String::new(),
+            };
             lines.push(format!(
-                "{}{} = {}{detail}({}){after} : {}",
+                "{}{} = {}{detail}({}){after} : {}{attributes}",
                 "  ".repeat(depth),
                 name(&id),
                 node.op.name(),
@@ -66,7 +184,7 @@ impl Graph {
                 node.ty
             ));
             for region in node.op.regions() {
-                self.list_region(region, depth + 1, lines);
+                self.list_region(region, depth + 1, detailed, lines);
             }
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod baselines;
 mod builder;
+pub mod golden;
 pub mod http_server;
 pub mod postgres;
 
