@@ -172,8 +172,9 @@ impl Round {
         self.push(call);
     }
 
-    /// Adds an `http` request.
-    pub fn http(&mut self, method: &str, url: &str, body: Option<&String>) {
+    /// Adds an `http` request (`node` for the same call shape as the other effects; an HTTP
+    /// request cannot fail before it is sent).
+    pub fn http(&mut self, _node: u32, method: &str, url: &str, body: Option<&String>) {
         self.push(Ok(Call::Request(rounds::HttpCall {
             method: String::from(method),
             url: String::from(url),
@@ -181,8 +182,8 @@ impl Round {
         })));
     }
 
-    /// Adds a `kernel` call.
-    pub fn kernel(&mut self, name: &str, args: &[&Tensor]) {
+    /// Adds a `kernel` call (`node` as for `http`).
+    pub fn kernel(&mut self, _node: u32, name: &str, args: &[&Tensor]) {
         self.push(Ok(Call::Kernel(rounds::KernelCall {
             name: String::from(name),
             args: wit_tensors(args),

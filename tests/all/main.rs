@@ -13,4 +13,5 @@ mod limits;
 mod native_work;
 mod ops;
 mod support;
+mod tidy;
 mod unsafe_policy;

@@ -41,9 +41,12 @@ pub(crate) fn graph(json: &str) -> Graph {
 }
 
 pub(crate) fn compile(graph: &Graph) -> CompiledGraph {
-    host()
-        .compile(graph)
-        .unwrap_or_else(|e| panic!("graph should compile: {e}\n{}", graph.rust_source()))
+    host().compile(graph).unwrap_or_else(|e| {
+        panic!(
+            "graph should compile: {e}\n{}",
+            graph.rust_source().unwrap_or_default()
+        )
+    })
 }
 
 pub(crate) fn run_with(compiled: &CompiledGraph, limits: RunLimits) -> Result<RunOutput, Error> {

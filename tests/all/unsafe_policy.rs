@@ -300,7 +300,7 @@ fn generated_code_never_contains_unsafe() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "json") {
             let json = std::fs::read_to_string(&path).expect("read example");
-            let source = graph(&json).rust_source();
+            let source = graph(&json).rust_source().expect("rust");
             assert!(
                 unsafe_lines(&source).is_empty(),
                 "{}:\n{source}",
@@ -311,7 +311,7 @@ fn generated_code_never_contains_unsafe() {
     }
     for seed in 0..300 {
         let json = graphjit::testing::generate(seed).to_string();
-        let source = graph(&json).rust_source();
+        let source = graph(&json).rust_source().expect("rust");
         assert!(unsafe_lines(&source).is_empty(), "seed {seed}:\n{source}");
         checked += 1;
     }

@@ -10,18 +10,25 @@
 //!   arithmetic: every fallible step is an `ops` call returning `Result`, propagated with `?`.
 //! - Loops are `for` over a literal range; every tensor allocation goes through `ops`, which
 //!   checks it (memory) — fuel bounds the rest.
+//! - A state typing should have ruled out (an op on a type it has no rule for, a missing
+//!   argument) is a [`CodegenError`] naming the node, never text that rustc would reject.
+//!
+//! Layout: this file walks regions (blocks, `if`, `loop`, liveness drops); `emit.rs` has one
+//! small emitter per op, reached by an exhaustive match on the op; `effects.rs` describes each
+//! effect call once for its three spellings (alone, added to a round, taken from a round);
+//! `fused.rs` writes fused loops.
 
+mod effects;
+mod emit;
+mod fused;
 mod literal;
 pub(crate) mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::fmt;
 
-use crate::graph::{
-    AnswerType, BinaryOp, CompareOp, Const, FusedStep, Graph, Node, NodeId, Op, ReduceOp, Region,
-    Type, UnaryOp,
-};
-use literal::{f64_literal, rust_type, shape_literal, str_literal};
+use crate::graph::{Graph, Node, NodeId, Op, Region};
+use literal::rust_type;
 
 /// Generated source plus, for each line, the node it came from (for rustc diagnostics).
 #[derive(Clone, Debug)]
@@ -31,14 +38,31 @@ pub(crate) struct GeneratedRust {
     pub(crate) line_nodes: Vec<Option<NodeId>>,
 }
 
+/// Codegen met a graph it has no rule for: a bug in typing or in a pass (typing accepts only
+/// graphs codegen can write), reported as `codegen_failed` at the node instead of as Rust that
+/// does not compile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CodegenError {
+    pub(crate) node: Option<NodeId>,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, CodegenError>;
+
 /// Generates the guest crate's source for `graph`.
-pub(crate) fn generate(graph: &Graph) -> GeneratedRust {
+pub(crate) fn generate(graph: &Graph) -> Result<GeneratedRust> {
     let mut generator = Generator::new(graph);
-    generator.file();
-    GeneratedRust {
+    generator.file()?;
+    Ok(GeneratedRust {
         source: generator.out,
         line_nodes: generator.line_nodes,
-    }
+    })
 }
 
 struct Generator<'g> {
@@ -46,7 +70,6 @@ struct Generator<'g> {
     demanded: Vec<bool>,
     /// Reads of each node's variable in the generated code.
     reads: Vec<u32>,
-    /// The region each node is defined in (index into `region_of`'s numbering).
     out: String,
     line_nodes: Vec<Option<NodeId>>,
     indent: usize,
@@ -56,6 +79,53 @@ struct Generator<'g> {
     round_of: BTreeMap<NodeId, String>,
     /// Values already moved into their one reader (never dropped again).
     moved: std::cell::RefCell<BTreeSet<NodeId>>,
+}
+
+/// The node an emitter is writing, and the region it stands in (which decides whether an
+/// argument may be moved).
+struct At<'a> {
+    id: NodeId,
+    node: &'a Node,
+    region: &'a Region,
+}
+
+impl At<'_> {
+    /// The node number the guest reports errors at.
+    fn at(&self) -> u32 {
+        self.id.0
+    }
+
+    /// Whether `x` is defined in this node's own region (not captured from outside).
+    fn local(&self, x: NodeId) -> bool {
+        self.region.nodes.contains(&x) || self.region.params.contains(&x)
+    }
+
+    /// Argument `i`, or the error typing should have prevented.
+    fn arg(&self, i: usize) -> Result<NodeId> {
+        self.node.args.get(i).copied().ok_or_else(|| {
+            self.error(format!(
+                "`{}` has {} arguments, its emitter reads argument {i}",
+                self.node.op.name(),
+                self.node.args.len()
+            ))
+        })
+    }
+
+    fn error(&self, message: String) -> CodegenError {
+        CodegenError {
+            node: Some(self.id),
+            message,
+        }
+    }
+
+    /// The error for an op on a type it has no rule for.
+    fn no_rule(&self, what: &str) -> CodegenError {
+        self.error(format!(
+            "no code for `{}` on {what} (result type {})",
+            self.node.op.name(),
+            self.node.ty
+        ))
+    }
 }
 
 impl<'g> Generator<'g> {
@@ -89,7 +159,22 @@ impl<'g> Generator<'g> {
         self.line_nodes.push(self.current);
     }
 
-    fn file(&mut self) {
+    /// `open`, then `body` one level deeper, then `close`: every block the generator writes.
+    fn block(
+        &mut self,
+        open: &str,
+        close: &str,
+        body: impl FnOnce(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        self.line(open);
+        self.indent += 1;
+        let done = body(self);
+        self.indent -= 1;
+        self.line(close);
+        done
+    }
+
+    fn file(&mut self) -> Result<()> {
         let hash = self.graph.canonical_hash();
         self.line("// Generated by graphjit. Do not edit: regenerate from the graph.");
         self.line(&format!("// graph {}", hash.to_hex()));
@@ -106,27 +191,27 @@ impl<'g> Generator<'g> {
         } else {
             "_inputs"
         };
-        self.line(&format!(
+        let open = format!(
             "fn graph({param}: rt::Inputs) -> Result<alloc::vec::Vec<rt::Value>, rt::RunError> {{"
-        ));
-        self.indent += 1;
-        let root = &self.graph.root;
-        self.region_body(root);
-        let values: Vec<String> = root
-            .results
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| {
-                // The same node may be several outputs: move only at its last mention.
-                let later = root.results[i + 1..].contains(&r);
-                let expr = if later { self.clone_of(r) } else { self.var(r) };
-                value_expr(&expr, &self.graph.node(r).ty)
-            })
-            .collect();
-        self.current = None;
-        self.line(&format!("Ok(alloc::vec![{}])", values.join(", ")));
-        self.indent -= 1;
-        self.line("}");
+        );
+        self.block(&open, "}", |g| {
+            let root = &g.graph.root;
+            g.region_body(root)?;
+            let values = root
+                .results
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| {
+                    // The same node may be several outputs: move only at its last mention.
+                    let later = root.results[i + 1..].contains(&r);
+                    let expr = if later { g.clone_of(r) } else { g.var(r) };
+                    emit::value_expr(&expr, &g.graph.node(r).ty)
+                })
+                .collect::<Vec<String>>();
+            g.current = None;
+            g.line(&format!("Ok(alloc::vec![{}])", values.join(", ")));
+            Ok(())
+        })
     }
 
     fn var(&self, id: NodeId) -> String {
@@ -139,23 +224,6 @@ impl<'g> Generator<'g> {
         } else {
             format!("{}.clone()", self.var(id))
         }
-    }
-
-    /// `rt::Value` expressions for scalar arguments (SQL parameters), comma-separated.
-    fn values(&self, args: &[NodeId], here: &dyn Fn(NodeId) -> bool) -> String {
-        let items: Vec<String> = args
-            .iter()
-            .map(|&x| {
-                let variant = match self.graph.node(x).ty {
-                    Type::Bool => "Bool",
-                    Type::I64 => "I64",
-                    Type::F64 => "F64",
-                    _ => "Str",
-                };
-                format!("rt::Value::{variant}({})", self.owned(x, here(x)))
-            })
-            .collect();
-        items.join(", ")
     }
 
     /// An owned copy of `id` for a position that consumes it: moved if this is the node's only
@@ -171,28 +239,24 @@ impl<'g> Generator<'g> {
         }
     }
 
-    fn region_body(&mut self, region: &Region) {
+    fn region_body(&mut self, region: &Region) -> Result<()> {
         let rounds = self.graph.rounds(region);
-        let last_uses = self.last_uses(region);
+        let last_uses = plan::last_uses(self.graph, region, &self.demanded);
         for (position, &id) in region.nodes.iter().enumerate() {
             if let Some(round) = rounds.iter().find(|r| r.start == position) {
-                self.round(&region.nodes[round.clone()], region);
+                self.round(&region.nodes[round.clone()], region)?;
             }
             if self.demanded[id.index()] {
-                self.node(id, region);
+                self.node(id, region)?;
                 self.drop_dead(id, &last_uses);
             }
         }
+        Ok(())
     }
 
-    /// Memory planning by liveness (`plan.rs`): the values each node is the last reader of.
-    fn last_uses(&self, region: &Region) -> BTreeMap<NodeId, Vec<NodeId>> {
-        plan::last_uses(self.graph, region, &self.demanded)
-    }
-
-    /// Drops the values whose last use was `id`, so their buffers are free for the next
-    /// allocation (dlmalloc reuses them) instead of living to the end of the function. A value
-    /// moved into its one reader is already gone.
+    /// Drops the values whose last use was `id` (memory planning by liveness, `plan.rs`), so
+    /// their buffers are free for the next allocation (dlmalloc reuses them) instead of living
+    /// to the end of the function. A value moved into its one reader is already gone.
     fn drop_dead(&mut self, id: NodeId, last_uses: &BTreeMap<NodeId, Vec<NodeId>>) {
         let Some(values) = last_uses.get(&id) else {
             return;
@@ -213,156 +277,7 @@ impl<'g> Generator<'g> {
         }
     }
 
-    /// Prepares and sends one round (effects of one stage, canonical order); each member node
-    /// then takes its answer where it stands (`node`).
-    fn round(&mut self, members: &[NodeId], region: &Region) {
-        let graph = self.graph;
-        let name = format!("round{}", members.first().map_or(0, |m| m.0));
-        self.current = members.first().copied();
-        self.line(&format!(
-            "// {name}: {} effects sent as one round",
-            members.len()
-        ));
-        self.line(&format!("let mut {name} = rt::effects::Round::new();"));
-        let here = |a: NodeId| region.nodes.contains(&a) || region.params.contains(&a);
-        for &id in members {
-            let node = graph.node(id);
-            let at = id.0;
-            let call = match &node.op {
-                Op::DbQuery { sql, .. } => format!(
-                    "{name}.db_query({at}, {}, &[{}]);",
-                    str_literal(sql),
-                    self.values(&node.args, &here)
-                ),
-                Op::DbExecute { sql } => format!(
-                    "{name}.db_execute({at}, {}, &[{}]);",
-                    str_literal(sql),
-                    self.values(&node.args, &here)
-                ),
-                Op::Http { method, url, .. } => format!(
-                    "{name}.http({}, {}, {});",
-                    str_literal(method),
-                    str_literal(url),
-                    self.body_arg(node)
-                ),
-                Op::Kernel { name: kernel } => format!(
-                    "{name}.kernel({}, &[{}]);",
-                    str_literal(kernel),
-                    self.tensor_refs(&node.args)
-                ),
-                _ => "compile_error!(\"not a round effect\");".to_string(),
-            };
-            self.line(&call);
-            self.round_of.insert(id, name.clone());
-        }
-        self.line(&format!("let mut {name} = {name}.run();"));
-    }
-
-    /// A fused node's element inputs (`&a, &b`), its element closure's header
-    /// (`move |[x0, x2]: [f32; 2], i: usize|`; `_i` when no step reads the index), and the
-    /// statements before the loop that read each broadcast (`[]`-shaped) input once
-    /// (`let x1: f32 = rt::ops::broadcast(&n4, 3)?;`): the loop then reads only slices, with
-    /// no per-element choice between a broadcast and an element, and vectorizes.
-    fn fused_parts(&self, node: &Node, steps: &[FusedStep], at: u32) -> FusedParts {
-        let mut inputs = Vec::new();
-        let mut params = Vec::new();
-        let mut prelude = String::new();
-        for (k, &x) in node.args.iter().enumerate() {
-            let broadcast =
-                matches!(&self.graph.node(x).ty, Type::Tensor(shape) if shape.is_empty());
-            if broadcast {
-                let _ = write!(
-                    prelude,
-                    "let x{k}: f32 = rt::ops::broadcast(&{}, {at})?; ",
-                    self.var(x)
-                );
-            } else {
-                inputs.push(format!("&{}", self.var(x)));
-                params.push(format!("x{k}"));
-            }
-        }
-        let index = if steps.contains(&FusedStep::Index) {
-            "i"
-        } else {
-            "_i"
-        };
-        let header = format!(
-            "move |[{}]: [f32; {}], {index}: usize|",
-            params.join(", "),
-            params.len()
-        );
-        FusedParts {
-            inputs: inputs.join(", "),
-            header,
-            prelude,
-        }
-    }
-
-    /// A fused loop over `node`'s arguments computing `steps` per element, stored as a tensor
-    /// of the node's type or reduced as `reduce` says.
-    fn fused_call(
-        &self,
-        node: &Node,
-        steps: &[FusedStep],
-        reduce: Option<&(ReduceOp, Vec<u32>)>,
-        at: u32,
-    ) -> String {
-        let FusedParts {
-            inputs,
-            header,
-            prelude,
-        } = self.fused_parts(node, steps, at);
-        let closure = format!("{header} {{ {} }}", fused_body(steps));
-        let call = match reduce {
-            None => {
-                let shape = match &node.ty {
-                    Type::Tensor(shape) => shape_literal(shape),
-                    _ => "[]".to_string(),
-                };
-                format!("rt::ops::fused([{inputs}], &{shape}, {at}, {closure})?")
-            }
-            Some((op, shape)) => {
-                let kind = reduction_kind(*op);
-                // A chain that calls a transcendental per element does not vectorize;
-                // the plain loop is faster for it (ops.rs says by how much).
-                let calls = steps.iter().any(|s| {
-                    matches!(
-                        s,
-                        FusedStep::Unary(
-                            UnaryOp::Exp
-                                | UnaryOp::Ln
-                                | UnaryOp::Sin
-                                | UnaryOp::Cos
-                                | UnaryOp::Tanh
-                                | UnaryOp::Sigmoid,
-                            _
-                        )
-                    )
-                });
-                let layout = if calls { "Plain" } else { "Blocked" };
-                format!(
-                    "rt::ops::fused_reduce([{inputs}], &{}, {at}, rt::ops::Reduction::{kind}, rt::ops::Loop::{layout}, {closure})?",
-                    shape_literal(shape)
-                )
-            }
-        };
-        with_prelude(&prelude, call)
-    }
-
-    /// `Some(&body)` / `None` for an `http` node.
-    fn body_arg(&self, node: &Node) -> String {
-        node.args.first().map_or_else(
-            || "None".to_string(),
-            |&b| format!("Some(&{})", self.var(b)),
-        )
-    }
-
-    /// `&a, &b, …` for tensor arguments.
-    fn tensor_refs(&self, args: &[NodeId]) -> String {
-        let refs: Vec<String> = args.iter().map(|&x| format!("&{}", self.var(x))).collect();
-        refs.join(", ")
-    }
-
+    /// `let nK: T` (or `_nK` for a value nobody reads).
     fn binding(&self, id: NodeId) -> String {
         let node = self.graph.node(id);
         let name = if self.reads[id.index()] == 0 {
@@ -373,7 +288,9 @@ impl<'g> Generator<'g> {
         format!("let {name}: {}", rust_type(&node.ty))
     }
 
-    fn node(&mut self, id: NodeId, region: &Region) {
+    /// One node: a comment naming it, then its binding. `if` and `loop` write blocks; every
+    /// other op is one expression from its emitter (`emit.rs`).
+    fn node(&mut self, id: NodeId, region: &Region) -> Result<()> {
         let graph = self.graph;
         let node = graph.node(id);
         self.current = Some(id);
@@ -383,454 +300,94 @@ impl<'g> Generator<'g> {
             node.op.name(),
             node.name
         ));
-        let here = |a: NodeId| region.nodes.contains(&a) || region.params.contains(&a);
-        let a = |i: usize| {
-            node.args
-                .get(i)
-                .map_or_else(|| "MISSING".to_string(), |&a| self.var(a))
-        };
-        let at = id.0;
-        let expr = match &node.op {
-            Op::If { then, otherwise } => {
-                self.line(&format!("{} = if {} {{", self.binding(id), a(0)));
-                self.sub_region(then);
-                self.line("} else {");
-                self.sub_region(otherwise);
-                self.line("};");
-                return;
+        let at = At { id, node, region };
+        match &node.op {
+            Op::If { then, otherwise } => self.if_node(&at, then, otherwise),
+            Op::Loop { iterations, body } => self.loop_node(&at, *iterations, body),
+            Op::Param => Ok(()),
+            _ => {
+                let expr = self.expr(&at)?;
+                self.line(&format!("{} = {expr};", self.binding(id)));
+                Ok(())
             }
-            Op::Loop { iterations, body } => return self.loop_node(id, *iterations, body, &here),
-            Op::Input { .. } => {
-                let k = graph
-                    .inputs
-                    .iter()
-                    .position(|&i| i == id)
-                    .unwrap_or(usize::MAX);
-                match &node.ty {
-                    Type::Bool => format!("inputs.bool({k})?"),
-                    Type::I64 => format!("inputs.i64({k})?"),
-                    Type::F64 => format!("inputs.f64({k})?"),
-                    Type::Str => format!("inputs.string({k})?"),
-                    Type::Tensor(shape) => {
-                        format!("inputs.tensor({k}, &{})?", shape_literal(shape))
-                    }
-                    Type::Tuple(_) => "compile_error!(\"tuple input\")".to_string(),
-                }
-            }
-            Op::Param => return,
-            Op::Const(c) => const_expr(c, at),
-            Op::Unary(op) => unary_expr(*op, &node.ty, &a(0), at),
-            Op::Binary(op) => binary_expr(*op, &node.ty, &a(0), &a(1), at),
-            Op::Compare(op) => {
-                let sym = match op {
-                    CompareOp::Eq => "==",
-                    CompareOp::Ne => "!=",
-                    CompareOp::Lt => "<",
-                    CompareOp::Le => "<=",
-                    CompareOp::Gt => ">",
-                    CompareOp::Ge => ">=",
-                };
-                format!("{} {sym} {}", a(0), a(1))
-            }
-            Op::Fork => {
-                let items: Vec<String> =
-                    node.args.iter().map(|&x| self.owned(x, here(x))).collect();
-                if items.is_empty() {
-                    // An empty `fork` is the empty tuple (`(,)` is not Rust).
-                    "()".to_string()
-                } else {
-                    format!("({},)", items.join(", "))
-                }
-            }
-            Op::Sequence => {
-                let (last, before) = node
-                    .args
-                    .split_last()
-                    .map_or((None, &[][..]), |(l, b)| (Some(*l), b));
-                let touch: Vec<String> = before
-                    .iter()
-                    .map(|&x| format!("&{}", self.var(x)))
-                    .collect();
-                let last = last.map_or_else(|| "()".to_string(), |l| self.owned(l, here(l)));
-                if touch.is_empty() {
-                    last
-                } else {
-                    format!("{{ let _ = ({},); {last} }}", touch.join(", "))
-                }
-            }
-            Op::Get { index } => {
-                let t = a(0);
-                if node.ty.is_copy() {
-                    format!("{t}.{index}")
-                } else {
-                    format!("{t}.{index}.clone()")
-                }
-            }
-            Op::Iota { shape } => format!("rt::ops::iota(&{}, {at})?", shape_literal(shape)),
-            Op::Fill { shape, value } => {
-                format!(
-                    "rt::ops::fill(&{}, {:#010x}, {at})?",
-                    shape_literal(shape),
-                    value.to_bits()
-                )
-            }
-            Op::Reshape { shape } => format!(
-                "rt::ops::reshape(&{}, &{}, {at})?",
-                a(0),
-                shape_literal(shape)
-            ),
-            Op::Transpose => format!("rt::ops::transpose(&{}, {at})?", a(0)),
-            Op::MatMul => format!("rt::ops::matmul(&{}, &{}, {at})?", a(0), a(1)),
-            Op::NativeMatMul => format!("rt::native::matmul(&{}, &{}, {at})?", a(0), a(1)),
-            // On tensors: the op's elementwise program as one loop (one allocation, the bits
-            // eval computes); on scalars: the type's own max, then min.
-            Op::Clamp => match &node.ty {
-                Type::Tensor(_) => match node.op.element_program(node.args.len()) {
-                    Some(program) => self.fused_call(node, &program, None, at),
-                    None => "compile_error!(\"clamp without its program\")".to_string(),
-                },
-                ty => {
-                    let raised = binary_expr(BinaryOp::Max, ty, &a(0), &a(1), at);
-                    binary_expr(BinaryOp::Min, ty, &raised, &a(2), at)
-                }
-            },
-            Op::Reduce(op) => {
-                let f = match op {
-                    ReduceOp::Sum => "sum",
-                    ReduceOp::Max => "reduce_max",
-                    ReduceOp::Min => "reduce_min",
-                    ReduceOp::Mean => "mean",
-                };
-                format!("rt::ops::{f}(&{}, {at})?", a(0))
-            }
-            Op::ToF64 => match node.args.first().map(|&x| &graph.node(x).ty) {
-                Some(Type::I64) => format!("{} as f64", a(0)),
-                _ => format!("rt::ops::item(&{})", a(0)),
-            },
-            Op::ToI64 => format!("rt::ops::to_i64({}, {at})?", a(0)),
-            Op::ToTensor => format!("rt::ops::scalar_tensor({}, {at})?", a(0)),
-            Op::Concat => format!("rt::ops::concat(&{}, &{})", a(0), a(1)),
-            Op::Len => format!("rt::ops::len(&{})", a(0)),
-            Op::ToString => match node.args.first().map(|&x| &graph.node(x).ty) {
-                Some(Type::I64) => format!("rt::ops::i64_to_string({})", a(0)),
-                _ => format!("rt::ops::f64_to_string({})", a(0)),
-            },
-            Op::DbQuery { answer, .. } if self.round_of.contains_key(&id) => format!(
-                "rt::effects::{}({}.db_query({at}, &{})?, {at})?",
-                answer_extractor(&node.ty),
-                self.round_of[&id],
-                answer_literal(answer),
-            ),
-            Op::DbExecute { .. } if self.round_of.contains_key(&id) => {
-                format!("{}.db_execute({at})?", self.round_of[&id])
-            }
-            Op::Http { answer, .. } if self.round_of.contains_key(&id) => format!(
-                "rt::effects::{}({}.http({at}, &{})?, {at})?",
-                answer_extractor(&node.ty),
-                self.round_of[&id],
-                answer_literal(answer),
-            ),
-            Op::Kernel { .. } if self.round_of.contains_key(&id) => {
-                let shape = match &node.ty {
-                    Type::Tensor(shape) => shape_literal(shape),
-                    _ => "[]".to_string(),
-                };
-                format!("{}.kernel({at}, &{shape})?", self.round_of[&id])
-            }
-            Op::DbQuery { sql, answer } => format!(
-                "rt::effects::{}(rt::effects::db_query({at}, {}, &[{}], &{})?, {at})?",
-                answer_extractor(&node.ty),
-                str_literal(sql),
-                self.values(&node.args, &here),
-                answer_literal(answer),
-            ),
-            Op::DbExecute { sql } => format!(
-                "rt::effects::db_execute({at}, {}, &[{}])?",
-                str_literal(sql),
-                self.values(&node.args, &here),
-            ),
-            Op::Http {
-                method,
-                url,
-                answer,
-            } => {
-                let body = self.body_arg(node);
-                format!(
-                    "rt::effects::{}(rt::effects::http({at}, {}, {}, {body}, &{})?, {at})?",
-                    answer_extractor(&node.ty),
-                    str_literal(method),
-                    str_literal(url),
-                    answer_literal(answer),
-                )
-            }
-            Op::Kernel { name } => {
-                let shape = match &node.ty {
-                    Type::Tensor(shape) => shape_literal(shape),
-                    _ => "[]".to_string(),
-                };
-                format!(
-                    "rt::effects::kernel({at}, {}, &[{}], &{shape})?",
-                    str_literal(name),
-                    self.tensor_refs(&node.args)
-                )
-            }
-            Op::Fused { steps, reduce } => self.fused_call(node, steps, reduce.as_ref(), at),
-            Op::FusedReductions {
-                steps,
-                outputs,
-                shape,
-            } => {
-                let FusedParts {
-                    inputs,
-                    header,
-                    prelude,
-                } = self.fused_parts(node, steps, at);
-                let registers: Vec<u32> = outputs.iter().map(|(r, _)| *r).collect();
-                let result: Vec<String> = registers.iter().map(|r| format!("r{r}")).collect();
-                let closure = format!(
-                    "{header} {{ {} }}",
-                    fused_program(steps, &registers, &format!("[{}]", result.join(", ")))
-                );
-                let kinds: Vec<String> = outputs
-                    .iter()
-                    .map(|(_, op)| format!("rt::ops::Reduction::{}", reduction_kind(*op)))
-                    .collect();
-                let names: Vec<String> = (0..outputs.len()).map(|j| format!("o{j}")).collect();
-                // Output j's combining function, chosen by a match on j that folds away once
-                // the guest's loop over outputs is unrolled.
-                let arms: Vec<String> = outputs
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (_, op))| {
-                        let f = match op {
-                            ReduceOp::Sum | ReduceOp::Mean => "rt::ops::add_f32",
-                            ReduceOp::Max => "rt::ops::math::fmaxf",
-                            ReduceOp::Min => "rt::ops::math::fminf",
-                        };
-                        format!("{j} => {f}(a, b)")
-                    })
-                    .collect();
-                let combine = format!(
-                    "|j: usize, a: f32, b: f32| match j {{ {}, _ => f32::NAN }}",
-                    arms.join(", ")
-                );
-                format!(
-                    "{{ {prelude}let [{}] = rt::ops::fused_reductions([{inputs}], &{}, {at}, [{}], {closure}, {combine})?; ({},) }}",
-                    names.join(", "),
-                    shape_literal(shape),
-                    kinds.join(", "),
-                    names.join(", ")
-                )
-            }
-            Op::Log { level } => {
-                let x = node.args.first().copied();
-                let shown = x.map_or_else(String::new, |x| self.var(x));
-                let value = x.map_or_else(|| "()".to_string(), |x| self.owned(x, here(x)));
-                format!(
-                    "{{ rt::effects::log({}, &alloc::format!(\"{{:?}}\", &{shown})); {value} }}",
-                    str_literal(level)
-                )
-            }
-        };
-        self.line(&format!("{} = {expr};", self.binding(id)));
+        }
     }
 
-    /// A branch of `if`: its nodes, then its result as the block's value.
-    fn sub_region(&mut self, region: &Region) {
+    fn if_node(&mut self, at: &At, then: &Region, otherwise: &Region) -> Result<()> {
+        let condition = self.var(at.arg(0)?);
+        self.line(&format!("{} = if {condition} {{", self.binding(at.id)));
+        self.sub_region(then)?;
+        self.block("} else {", "};", |g| g.branch(otherwise))
+    }
+
+    /// A branch of `if`, one level deeper.
+    fn sub_region(&mut self, region: &Region) -> Result<()> {
         self.indent += 1;
-        self.region_body(region);
+        let done = self.branch(region);
+        self.indent -= 1;
+        done
+    }
+
+    /// A branch's nodes, then its result as the block's value.
+    fn branch(&mut self, region: &Region) -> Result<()> {
+        self.region_body(region)?;
         if let Some(&r) = region.results.first() {
             let local = region.nodes.contains(&r);
             let value = self.owned(r, local);
             self.line(&value);
         }
-        self.indent -= 1;
+        Ok(())
     }
 
-    fn loop_node(
-        &mut self,
-        id: NodeId,
-        iterations: u64,
-        body: &Region,
-        here: &dyn Fn(NodeId) -> bool,
-    ) {
+    fn loop_node(&mut self, at: &At, iterations: u64, body: &Region) -> Result<()> {
         let graph = self.graph;
-        let node = graph.node(id);
         let depth = self.loop_depth;
-        self.line(&format!("{} = {{", self.binding(id)));
-        self.indent += 1;
-        let states: Vec<String> = (0..node.args.len())
-            .map(|i| format!("s{depth}_{i}"))
-            .collect();
-        for (state, &init) in states.iter().zip(&node.args) {
-            let ty = rust_type(&graph.node(init).ty);
-            let value = self.owned(init, here(init));
-            self.line(&format!("let mut {state}: {ty} = {value};"));
-        }
-        let index = body.params.first().copied();
-        let index_var = match index {
-            Some(i) if self.reads[i.index()] > 0 => format!("i{depth}"),
-            _ => "_".to_string(),
-        };
-        self.line(&format!("for {index_var} in 0..{iterations}u64 {{"));
-        self.indent += 1;
-        self.loop_depth += 1;
-        if let Some(i) = index.filter(|_| index_var != "_") {
-            self.line(&format!("{} = {index_var} as i64;", self.binding(i)));
-        }
-        for (state, &param) in states.iter().zip(body.params.iter().skip(1)) {
-            self.line(&format!("{} = {state};", self.binding(param)));
-        }
-        self.region_body(body);
-        self.current = Some(id);
-        // Results are computed before any state is assigned, so the update is simultaneous.
-        for (state, &result) in states.iter().zip(&body.results) {
-            let local = body.nodes.contains(&result) || body.params.contains(&result);
-            let value = self.owned(result, local);
-            self.line(&format!("{state} = {value};"));
-        }
-        self.loop_depth -= 1;
-        self.indent -= 1;
-        self.line("}");
-        if states.len() == 1 {
-            self.line(&states[0]);
-        } else {
-            self.line(&format!("({},)", states.join(", ")));
-        }
-        self.indent -= 1;
-        self.line("};");
+        let open = format!("{} = {{", self.binding(at.id));
+        self.block(&open, "};", |g| {
+            let states: Vec<String> = (0..at.node.args.len())
+                .map(|i| format!("s{depth}_{i}"))
+                .collect();
+            for (state, &init) in states.iter().zip(&at.node.args) {
+                let ty = rust_type(&graph.node(init).ty);
+                let value = g.owned(init, at.local(init));
+                g.line(&format!("let mut {state}: {ty} = {value};"));
+            }
+            let index = body.params.first().copied();
+            let index_var = match index {
+                Some(i) if g.reads[i.index()] > 0 => format!("i{depth}"),
+                _ => "_".to_string(),
+            };
+            let open = format!("for {index_var} in 0..{iterations}u64 {{");
+            g.block(&open, "}", |g| {
+                g.loop_depth += 1;
+                if let Some(i) = index.filter(|_| index_var != "_") {
+                    g.line(&format!("{} = {index_var} as i64;", g.binding(i)));
+                }
+                for (state, &param) in states.iter().zip(body.params.iter().skip(1)) {
+                    g.line(&format!("{} = {state};", g.binding(param)));
+                }
+                let done = g.region_body(body);
+                g.current = Some(at.id);
+                // Results are computed before any state is assigned: a simultaneous update.
+                for (state, &result) in states.iter().zip(&body.results) {
+                    let local = body.nodes.contains(&result) || body.params.contains(&result);
+                    let value = g.owned(result, local);
+                    g.line(&format!("{state} = {value};"));
+                }
+                g.loop_depth -= 1;
+                done
+            })?;
+            if let [state] = states.as_slice() {
+                g.line(state);
+            } else {
+                g.line(&format!("({},)", states.join(", ")));
+            }
+            Ok(())
+        })
     }
 }
 
 /// Counts, per node, how many times generated code reads its variable.
-/// The body of a fused loop's closure: one `let` per step, the last register as its value.
-/// The guest's `Reduction` variant for `op`.
-fn reduction_kind(op: ReduceOp) -> &'static str {
-    match op {
-        ReduceOp::Sum => "Sum",
-        ReduceOp::Max => "Max",
-        ReduceOp::Min => "Min",
-        ReduceOp::Mean => "Mean",
-    }
-}
-
-/// What [`Generator::fused_parts`] gives a fused node's call.
-struct FusedParts {
-    inputs: String,
-    header: String,
-    prelude: String,
-}
-
-/// `call`, or `{ prelude call }` when broadcast inputs are read first.
-fn with_prelude(prelude: &str, call: String) -> String {
-    if prelude.is_empty() {
-        call
-    } else {
-        format!("{{ {prelude}{call} }}")
-    }
-}
-
-fn fused_body(steps: &[FusedStep]) -> String {
-    let last = steps.len().saturating_sub(1) as u32;
-    fused_program(steps, &[last], &format!("r{last}"))
-}
-
-/// The statements computing `steps` (registers `r0`, `r1`, …; `outputs` and the ones other
-/// steps read are named, the rest `_r…`), then `result`.
-fn fused_program(steps: &[FusedStep], outputs: &[u32], result: &str) -> String {
-    let mut used = vec![false; steps.len()];
-    for &o in outputs {
-        if let Some(u) = used.get_mut(o as usize) {
-            *u = true;
-        }
-    }
-    for step in steps {
-        match *step {
-            FusedStep::Arg(_) | FusedStep::Index | FusedStep::Const(_) => {}
-            FusedStep::Unary(_, r) => used[r as usize] = true,
-            FusedStep::Binary(_, a, b) => {
-                used[a as usize] = true;
-                used[b as usize] = true;
-            }
-        }
-    }
-    let mut out = String::new();
-    for (i, step) in steps.iter().enumerate() {
-        let name = if used[i] {
-            format!("r{i}")
-        } else {
-            format!("_r{i}")
-        };
-        let value = match *step {
-            FusedStep::Arg(k) => format!("x{k}"),
-            FusedStep::Index => "i as f32".to_string(),
-            FusedStep::Const(bits) => format!("f32::from_bits({bits:#010x})"),
-            FusedStep::Unary(op, r) => format!("{}(r{r})", unary_f32_fn(op)),
-            FusedStep::Binary(op, a, b) => format!("{}(r{a}, r{b})", binary_f32_fn(op)),
-        };
-        let _ = write!(out, "let {name}: f32 = {value}; ");
-    }
-    out.push_str(result);
-    out
-}
-
-/// The element function of a unary tensor op.
-fn unary_f32_fn(op: UnaryOp) -> &'static str {
-    match op {
-        UnaryOp::Neg => "rt::ops::neg_f32",
-        UnaryOp::Abs => "rt::ops::libm::fabsf",
-        UnaryOp::Sqrt => "rt::ops::libm::sqrtf",
-        UnaryOp::Exp => "rt::ops::math::expf",
-        UnaryOp::Ln => "rt::ops::libm::logf",
-        UnaryOp::Sin => "rt::ops::libm::sinf",
-        UnaryOp::Cos => "rt::ops::libm::cosf",
-        UnaryOp::Tanh => "rt::ops::math::tanhf",
-        UnaryOp::Floor => "rt::ops::libm::floorf",
-        UnaryOp::Ceil => "rt::ops::libm::ceilf",
-        UnaryOp::Relu => "rt::ops::relu_f32",
-        UnaryOp::Sigmoid => "rt::ops::sigmoid_f32",
-        UnaryOp::Not => "compile_error!(\"not on tensor\")",
-    }
-}
-
-/// The element function of a binary tensor op.
-fn binary_f32_fn(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "rt::ops::add_f32",
-        BinaryOp::Sub => "rt::ops::sub_f32",
-        BinaryOp::Mul => "rt::ops::mul_f32",
-        BinaryOp::Div => "rt::ops::div_f32",
-        BinaryOp::Min => "rt::ops::math::fminf",
-        BinaryOp::Max => "rt::ops::math::fmaxf",
-        _ => "compile_error!(\"tensor op\")",
-    }
-}
-
-/// The Rust name of the function that turns an effect's answer `Value` into `ty`.
-fn answer_extractor(ty: &Type) -> &'static str {
-    match ty {
-        Type::Bool => "as_bool",
-        Type::I64 => "as_i64",
-        Type::F64 => "as_f64",
-        Type::Str => "as_string",
-        Type::Tensor(_) | Type::Tuple(_) => "as_tensor",
-    }
-}
-
-/// An `AnswerType` expression.
-fn answer_literal(answer: &AnswerType) -> String {
-    match answer {
-        AnswerType::Bool => "rt::effects::AnswerType::Bool".into(),
-        AnswerType::I64 => "rt::effects::AnswerType::I64".into(),
-        AnswerType::F64 => "rt::effects::AnswerType::F64".into(),
-        AnswerType::Str => "rt::effects::AnswerType::Str".into(),
-        AnswerType::Tensor(shape) => format!(
-            "rt::effects::AnswerType::Tensor(alloc::vec::Vec::from({}))",
-            shape_literal(shape)
-        ),
-    }
-}
-
 fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u32]) {
     for &id in &region.nodes {
         if !demanded[id.index()] {
@@ -849,111 +406,5 @@ fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u
     }
 }
 
-fn const_expr(c: &Const, at: u32) -> String {
-    match c {
-        Const::Bool(b) => b.to_string(),
-        Const::I64(i) => format!("{i}i64"),
-        Const::F64(x) => f64_literal(*x),
-        Const::Str(s) => format!("alloc::string::String::from({})", str_literal(s)),
-        Const::Tensor(t) => {
-            let bits: Vec<String> = t
-                .data
-                .iter()
-                .map(|x| format!("{:#010x}", x.to_bits()))
-                .collect();
-            format!(
-                "rt::ops::tensor_from_bits(&{}, &[{}], {at})?",
-                shape_literal(&t.shape),
-                bits.join(", ")
-            )
-        }
-    }
-}
-
-fn unary_expr(op: UnaryOp, ty: &Type, a: &str, at: u32) -> String {
-    if let Type::Tensor(_) = ty {
-        let f = unary_f32_fn(op);
-        return format!("rt::ops::map(&{a}, {f}, {at})?");
-    }
-    match (op, ty) {
-        (UnaryOp::Not, _) => format!("!{a}"),
-        (UnaryOp::Neg, Type::I64) => format!("rt::ops::neg_i64({a}, {at})?"),
-        (UnaryOp::Abs, Type::I64) => format!("rt::ops::abs_i64({a}, {at})?"),
-        (UnaryOp::Neg, _) => format!("-{a}"),
-        (UnaryOp::Abs, _) => format!("rt::ops::libm::fabs({a})"),
-        (UnaryOp::Sqrt, _) => format!("rt::ops::libm::sqrt({a})"),
-        (UnaryOp::Exp, _) => format!("rt::ops::libm::exp({a})"),
-        (UnaryOp::Ln, _) => format!("rt::ops::libm::log({a})"),
-        (UnaryOp::Sin, _) => format!("rt::ops::libm::sin({a})"),
-        (UnaryOp::Cos, _) => format!("rt::ops::libm::cos({a})"),
-        (UnaryOp::Tanh, _) => format!("rt::ops::libm::tanh({a})"),
-        (UnaryOp::Floor, _) => format!("rt::ops::libm::floor({a})"),
-        (UnaryOp::Ceil, _) => format!("rt::ops::libm::ceil({a})"),
-        (UnaryOp::Relu | UnaryOp::Sigmoid, _) => "compile_error!(\"scalar relu\")".to_string(),
-    }
-}
-
-fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> String {
-    match ty {
-        Type::Tensor(_) => {
-            let f = binary_f32_fn(op);
-            format!("rt::ops::zip(&{a}, &{b}, {f}, {at})?")
-        }
-        Type::I64 => {
-            let f = match op {
-                BinaryOp::Add => "add_i64",
-                BinaryOp::Sub => "sub_i64",
-                BinaryOp::Mul => "mul_i64",
-                BinaryOp::Div => "div_i64",
-                BinaryOp::Rem => "rem_i64",
-                BinaryOp::Min => return format!("rt::ops::min_i64({a}, {b})"),
-                BinaryOp::Max => return format!("rt::ops::max_i64({a}, {b})"),
-                _ => "compile_error",
-            };
-            format!("rt::ops::{f}({a}, {b}, {at})?")
-        }
-        Type::F64 => match op {
-            BinaryOp::Add => format!("{a} + {b}"),
-            BinaryOp::Sub => format!("{a} - {b}"),
-            BinaryOp::Mul => format!("{a} * {b}"),
-            BinaryOp::Div => format!("{a} / {b}"),
-            BinaryOp::Min => format!("rt::ops::libm::fmin({a}, {b})"),
-            BinaryOp::Max => format!("rt::ops::libm::fmax({a}, {b})"),
-            BinaryOp::Pow => format!("rt::ops::libm::pow({a}, {b})"),
-            _ => "compile_error!(\"f64 op\")".to_string(),
-        },
-        _ => match op {
-            BinaryOp::And => format!("{a} & {b}"),
-            BinaryOp::Or => format!("{a} | {b}"),
-            BinaryOp::Xor => format!("{a} ^ {b}"),
-            _ => "compile_error!(\"bool op\")".to_string(),
-        },
-    }
-}
-
-/// An expression converting owned `expr` of type `ty` into an `rt::Value`.
-fn value_expr(expr: &str, ty: &Type) -> String {
-    match ty {
-        Type::Bool => format!("rt::Value::Bool({expr})"),
-        Type::I64 => format!("rt::Value::I64({expr})"),
-        Type::F64 => format!("rt::Value::F64({expr})"),
-        Type::Str => format!("rt::Value::Str({expr})"),
-        Type::Tensor(_) => format!("rt::Value::Tensor({expr})"),
-        // The empty tuple (an empty `fork`): `()` has no items to read, so no `t`.
-        Type::Tuple(items) if items.is_empty() => {
-            format!("{{ let () = {expr}; rt::Value::Tuple(alloc::vec![]) }}")
-        }
-        Type::Tuple(items) => {
-            let mut s = String::from("{ let t = ");
-            let _ = write!(s, "{expr}; rt::Value::Tuple(alloc::vec![");
-            let parts: Vec<String> = items
-                .iter()
-                .enumerate()
-                .map(|(i, t)| value_expr(&format!("t.{i}"), t))
-                .collect();
-            s.push_str(&parts.join(", "));
-            s.push_str("]) }");
-            s
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -139,6 +139,7 @@ impl Graph {
     /// URLs, fused programs (`{...}` after the type), and the graph-wide `batch` flag. What the
     /// golden tests (`tests/graphs/`) record after each pass, so that a pass's change is a
     /// visible line.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn detailed_listing(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if self.batch_effects {

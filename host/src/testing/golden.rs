@@ -54,7 +54,10 @@ pub fn compile_side(json: &[u8]) -> String {
         }
     }
     out.push_str("== rust (every pass)\n");
-    out.push_str(&crate::codegen::generate(&current).source);
+    match crate::codegen::generate(&current) {
+        Ok(generated) => out.push_str(&generated.source),
+        Err(e) => out.push_str(&format!("codegen_failed: {e}\n")),
+    }
     if !out.ends_with('\n') {
         out.push('\n');
     }

@@ -215,8 +215,11 @@ proptest! {
         };
         let (optimized, _) = crate::passes::optimize(&g, &crate::passes::PassConfig::default())
             .map_err(|e| TestCaseError::fail(format!("{e}\n{json}")))?;
-        let _ = crate::codegen::generate(&g);
-        let _ = crate::codegen::generate(&optimized);
+        // Codegen has a rule for every graph typing accepts, before and after the passes.
+        for graph in [&g, &optimized] {
+            crate::codegen::generate(graph)
+                .map_err(|e| TestCaseError::fail(format!("codegen_failed: {e}\n{json}")))?;
+        }
         let inputs = default_inputs(&g).expect("no inputs");
         for graph in [&g, &optimized] {
             match eval(graph, &inputs, &SMALL) {

@@ -1,0 +1,184 @@
+//! What the host can say about a graph without compiling it: `explain`, the pass
+//! pipeline's result, Graphviz and the generated Rust.
+
+use std::collections::BTreeMap;
+
+use super::Host;
+use super::validated::Graph;
+use crate::cache::{CacheSource, KeyIngredients};
+use crate::error::{Error, ErrorKind, Stage};
+use crate::graph::{self};
+use crate::interface::Interface;
+use crate::passes::{self, PassReport};
+
+/// What `graphjit explain` shows about a graph, without compiling it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Explanation {
+    /// The graph's display name.
+    pub name: Option<String>,
+    /// The canonical hash (the graph's identity).
+    pub hash: String,
+    /// Nodes in all regions.
+    pub nodes: usize,
+    /// Inputs as `(name, type)`.
+    pub inputs: Vec<(String, String)>,
+    /// Output names.
+    pub outputs: Vec<String>,
+    /// Effect nodes by op (`db_query`, `http`, …).
+    pub effects: BTreeMap<String, usize>,
+    /// The footprint: tables read, tables written, HTTP rules, kernels.
+    pub footprint: BTreeMap<String, Vec<String>>,
+    /// The cache key on this host.
+    pub key: String,
+    /// What the key is made of.
+    pub ingredients: KeyIngredients,
+    /// Where a run would get the compiled graph now, and why.
+    pub cache: CacheSource,
+    /// The assumptions its execution rests on (seed 5.3), with the TLA+ properties that
+    /// depend on each.
+    pub assumptions: Vec<crate::assumptions::Assumption>,
+    /// The pass pipeline and what each pass changed.
+    pub passes: Vec<PassReport>,
+    /// Nodes after the passes.
+    pub nodes_optimized: usize,
+    /// The rounds of the optimized graph (the `batch` pass): the ids of the effects each
+    /// round sends as one host call, in canonical order.
+    pub rounds: Vec<Vec<String>>,
+    /// Where each `matmul` runs (the `place` pass), with the cost model's estimates.
+    pub placements: Vec<crate::passes::Placement>,
+    /// The memory plan of the optimized graph: the most tensor bytes live at once, each
+    /// buffer freed after its last reader (strings not counted).
+    pub planned_peak_bytes: u64,
+    /// The graph as written, one line per node in canonical order (`id = op(args) : type`).
+    pub before: Vec<String>,
+    /// The graph after the passes, the same way.
+    pub after: Vec<String>,
+}
+
+/// Every round of `graph`, region by region (outer first), as node ids.
+pub(super) fn effect_rounds(graph: &graph::Graph) -> Vec<Vec<String>> {
+    let mut rounds = Vec::new();
+    let mut regions = vec![&graph.root];
+    while let Some(region) = regions.pop() {
+        for round in graph.rounds(region) {
+            rounds.push(
+                region.nodes[round]
+                    .iter()
+                    .map(|&id| graph.node(id).name.clone())
+                    .collect(),
+            );
+        }
+        for &id in region.nodes.iter().rev() {
+            regions.extend(graph.node(id).op.regions().into_iter().rev());
+        }
+    }
+    rounds
+}
+
+impl Host {
+    /// What the host knows about `graph` before compiling it: its shape, effects, footprint,
+    /// cache key and where a run would find it, and the assumptions it rests on.
+    pub fn explain(&self, graph: &Graph) -> Explanation {
+        let mut effects: BTreeMap<String, usize> = BTreeMap::new();
+        for node in graph.inner.nodes.iter().filter(|n| n.op.is_effect()) {
+            *effects.entry(node.op.name().to_owned()).or_default() += 1;
+        }
+        let interfaces: std::collections::BTreeSet<Interface> = graph
+            .inner
+            .nodes
+            .iter()
+            .filter_map(|n| n.op.interface())
+            .collect();
+        let fp = &graph.footprint;
+        let mut footprint = BTreeMap::new();
+        footprint.insert(
+            "db.read".to_owned(),
+            fp.db.read.iter().map(ToString::to_string).collect(),
+        );
+        footprint.insert(
+            "db.write".to_owned(),
+            fp.db.write.iter().map(ToString::to_string).collect(),
+        );
+        footprint.insert(
+            "http".to_owned(),
+            fp.http.iter().map(|r| format!("{r:?}")).collect(),
+        );
+        footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
+        let ingredients = self.key_ingredients(graph);
+        let key = ingredients.key();
+        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes, after) =
+            match self.optimize(graph) {
+                Ok((optimized, reports)) => {
+                    let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
+                    let mut placements = crate::passes::placements(&optimized.inner);
+                    if !placed {
+                        // Without the pass every matmul stays in the guest; the estimates still
+                        // show what it would have chosen.
+                        placements
+                            .iter_mut()
+                            .for_each(|p| p.choice = "guest (place is off)");
+                    }
+                    (
+                        optimized.inner.nodes.len(),
+                        reports,
+                        effect_rounds(&optimized.inner),
+                        placements,
+                        crate::codegen::plan::peak_bytes(&optimized.inner),
+                        optimized.inner.listing(),
+                    )
+                }
+                Err(_) => (
+                    graph.inner.nodes.len(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    0,
+                    Vec::new(),
+                ),
+            };
+        Explanation {
+            passes: pass_reports,
+            nodes_optimized,
+            rounds,
+            placements,
+            planned_peak_bytes,
+            before: graph.inner.listing(),
+            after,
+            name: graph.inner.name.clone(),
+            hash: graph.hash(),
+            nodes: graph.inner.nodes.len(),
+            inputs: graph.inputs(),
+            outputs: graph.inner.outputs.clone(),
+            effects,
+            footprint,
+            key: key.to_hex(),
+            ingredients,
+            cache: self.inner.cache.peek(&key),
+            assumptions: crate::assumptions::for_effects(&interfaces),
+        }
+    }
+
+    /// The graph after this host's pass pipeline, with what each pass did.
+    pub fn optimize(&self, graph: &Graph) -> Result<(Graph, Vec<PassReport>), Error> {
+        passes::optimize(&graph.inner, &self.inner.passes)
+            .map(|(inner, reports)| (graph.with_inner(inner), reports))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::OptimizationFailed,
+                    Stage::Optimize,
+                    e,
+                    "report this as a bug; --passes none avoids the optimizer",
+                )
+            })
+    }
+
+    /// Graphviz of `graph` after this host's passes.
+    pub fn dot(&self, graph: &Graph) -> Result<String, Error> {
+        Ok(self.optimize(graph)?.0.inner.to_dot())
+    }
+
+    /// The Rust this host generates for `graph` (after its passes).
+    pub fn rust_source(&self, graph: &Graph) -> Result<String, Error> {
+        self.optimize(graph)?.0.rust_source()
+    }
+}

@@ -1,0 +1,247 @@
+//! The library's entry point: a [`Host`] parses graphs, compiles them to components and runs
+//! them (or evaluates them with the reference interpreter).
+//!
+//! Invariants: `host` is glue — it owns no semantics of its own; it maps every stage's typed
+//! error into [`Error`] with the failing node's user-facing id, and never panics.
+
+mod build;
+mod errors;
+mod explain;
+mod run;
+mod types;
+mod validated;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::cache::{Cache, CacheCounters, CacheKey, DiskCacheError, DiskStats, KeyIngredients};
+use crate::compile::{self, Compiler};
+use crate::deploy;
+use crate::effects::{self, Services};
+use crate::error::{Error, ErrorKind, Stage};
+use crate::footprint::EgressPolicy;
+use crate::lifecycle::{TraceLog, Transition};
+use crate::passes::PassConfig;
+use crate::runtime::{self, Runtime};
+
+use build::base_key;
+use errors::{compile_error, runtime_error};
+pub use explain::Explanation;
+pub use types::{CompileStats, CompiledGraph, HostConfig, HttpSettings, RunLimits, RunOutput};
+pub use validated::Graph;
+
+/// The default disk cache directory.
+pub fn default_disk_dir() -> PathBuf {
+    compile::default_cache_root().join("components")
+}
+
+/// The embedding API: one per process (it owns the wasmtime engine, the toolchain facts and
+/// the caches). Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(super) compiler: Compiler,
+    pub(super) runtime: Runtime,
+    pub(crate) cache: Cache,
+    pub(super) trace: Arc<TraceLog>,
+    /// The drivers effects are served by.
+    pub(super) services: Arc<Services>,
+    /// Every key ingredient but the graph, fixed for this host.
+    pub(super) base_key: KeyIngredients,
+    pub(crate) deployments: Mutex<BTreeMap<String, deploy::Deployment>>,
+    /// The pass pipeline every compile runs.
+    pub(super) passes: PassConfig,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host with the default configuration ([`HostConfig::default`]).
+    pub fn new() -> Result<Host, Error> {
+        Host::with_config(&HostConfig::default())
+    }
+
+    /// Finds the toolchain, builds the engine and opens the caches.
+    pub fn with_config(config: &HostConfig) -> Result<Host, Error> {
+        let compiler = Compiler::new().map_err(compile_error)?;
+        let runtime = Runtime::new(&runtime::RuntimeConfig::default())
+            .map_err(|e| runtime_error(e, None, Stage::Load))?;
+        let cache = Cache::new(&config.cache).map_err(|e| {
+            let remediation = match &e {
+                DiskCacheError::Insecure { .. } => {
+                    "use a directory only you can write (chmod go-w), or another --cache-dir"
+                }
+                DiskCacheError::Io { .. } => "use a writable --cache-dir",
+            };
+            Error::new(
+                ErrorKind::CacheUnavailable,
+                Stage::Setup,
+                e.to_string(),
+                remediation,
+            )
+        })?;
+        let base_key = base_key(&compiler, &runtime, &config.passes);
+        let tls = effects::tls_config(&config.http.extra_roots).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                Stage::Run,
+                format!("the HTTP settings' TLS roots: {e}"),
+                "pass DER-encoded CA certificates in HttpSettings::extra_roots",
+            )
+        })?;
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                compiler,
+                runtime,
+                cache,
+                trace: Arc::new(TraceLog::new(config.trace_capacity)),
+                services: Arc::new(Services {
+                    http: effects::HttpRunner::new(effects::HttpConfig {
+                        connect_timeout: config.http.connect_timeout,
+                        total_timeout: config.http.total_timeout,
+                        max_body_bytes: config.http.max_body_bytes,
+                        egress: EgressPolicy {
+                            allow_loopback: config.http.allow_loopback,
+                            allow_private: config.http.allow_private,
+                            allowed_nets: Vec::new(),
+                        },
+                        tls: Some(Arc::new(tls)),
+                        ..effects::HttpConfig::default()
+                    }),
+                    kernels: effects::Kernels::detect(),
+                    ..Services::default()
+                }),
+                base_key,
+                deployments: Mutex::new(BTreeMap::new()),
+                passes: config.passes.clone(),
+            }),
+        })
+    }
+
+    /// Everything the cache key of `graph` is made of.
+    pub fn key_ingredients(&self, graph: &Graph) -> KeyIngredients {
+        KeyIngredients {
+            graph: graph.hash.to_hex().to_string(),
+            ..self.inner.base_key.clone()
+        }
+    }
+
+    /// The cache key of `graph` on this host.
+    pub fn cache_key(&self, graph: &Graph) -> CacheKey {
+        self.inner.base_key.key_for(graph.hash.to_hex().as_str())
+    }
+
+    /// Serves DB effects from the PostgreSQL at `url` (`postgres://user@host:port/db`).
+    /// Graphs still reach only the tables their footprint declares.
+    pub async fn connect_database(&self, url: &str) -> Result<(), Error> {
+        let runner = effects::db::PostgresRunner::connect(effects::db::DbConfig::new(url))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::DriverUnavailable,
+                    Stage::Setup,
+                    format!("cannot use the database: {e}"),
+                    "check --database-url and that the server is up",
+                )
+            })?;
+        self.set_database(effects::DbService::Postgres(runner))
+    }
+
+    /// Serves DB effects from an embedded, in-memory SQLite database, first running the
+    /// operator's `init` script (`CREATE TABLE …; INSERT …`). Graphs still reach only the
+    /// tables their footprint declares, with the same checks as on PostgreSQL.
+    pub fn use_embedded_database(&self, init: Option<&str>) -> Result<(), Error> {
+        let runner = effects::SqliteRunner::open(init).map_err(|e| {
+            Error::new(
+                ErrorKind::DriverUnavailable,
+                Stage::Setup,
+                format!("cannot open the embedded database: {e}"),
+                "check the --db-init script",
+            )
+        })?;
+        self.set_database(effects::DbService::Sqlite(runner))
+    }
+
+    fn set_database(&self, service: effects::DbService) -> Result<(), Error> {
+        self.inner.services.db.set(service).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                Stage::Setup,
+                "this host already has a database",
+                "connect once per host",
+            )
+        })
+    }
+
+    /// Log lines `log` nodes wrote, oldest first: `(level, message)`.
+    pub fn log_lines(&self) -> Vec<(String, String)> {
+        self.inner
+            .services
+            .log
+            .lock()
+            .map(|log| log.clone())
+            .unwrap_or_default()
+    }
+
+    /// What serves `kernel` nodes on this host, and why: `native (<why no GPU>)`, or
+    /// `cuda: <device name> (…)` when built with the `cuda` feature on a machine with a CUDA
+    /// device, the driver and cuBLAS.
+    pub fn kernel_backend(&self) -> String {
+        self.inner.services.kernels.backend().to_string()
+    }
+
+    /// The lifecycle transitions recorded so far, in order.
+    pub fn trace(&self) -> Vec<Transition> {
+        self.inner.trace.transitions()
+    }
+
+    /// The hot-replacement events of every deployment recorded so far, in order (each one a
+    /// step of `specs/HotReplacement.tla`; bounded by [`HostConfig::trace_capacity`]).
+    pub fn deploy_trace(&self) -> Vec<crate::DeployEvent> {
+        self.inner.trace.deploy_events()
+    }
+
+    /// Transitions that did not fit in the trace ([`HostConfig::trace_capacity`]).
+    pub fn trace_dropped(&self) -> u64 {
+        self.inner.trace.dropped()
+    }
+
+    /// Transitions refused as illegal (empty unless graphjit has a bug).
+    pub fn illegal_transitions(&self) -> Vec<String> {
+        self.inner.trace.illegal()
+    }
+
+    /// Cache counters since this host started.
+    pub fn cache_counters(&self) -> CacheCounters {
+        self.inner.cache.counters()
+    }
+
+    /// Entries and bytes in the memory cache.
+    pub fn memory_cache_usage(&self) -> (usize, usize) {
+        self.inner.cache.memory_usage()
+    }
+
+    /// Entries and bytes in the disk cache (`None` without one).
+    pub fn disk_cache_stats(&self) -> Option<Result<DiskStats, DiskCacheError>> {
+        self.inner.cache.disk().map(|disk| disk.stats())
+    }
+
+    /// Empties the memory cache and the disk cache; returns the disk entries removed.
+    pub fn clear_cache(&self) -> Result<u64, DiskCacheError> {
+        self.inner.cache.clear_memory();
+        match self.inner.cache.disk() {
+            Some(disk) => disk.clear(),
+            None => Ok(0),
+        }
+    }
+}
