@@ -107,12 +107,12 @@ impl CompiledGraph {
     }
 }
 
-/// How a [`Host`] is set up.
+/// How a [`Host`](super::Host) is set up.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
     /// Cache bounds and the disk cache directory.
     pub cache: CacheConfig,
-    /// How many lifecycle transitions the trace keeps ([`Host::trace`]).
+    /// How many lifecycle transitions the trace keeps ([`Host::trace`](super::Host::trace)).
     pub trace_capacity: usize,
     /// What HTTP effects may reach, beyond each graph's footprint.
     pub http: HttpSettings,
