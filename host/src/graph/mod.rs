@@ -287,7 +287,7 @@ impl Graph {
     /// The rounds of `region` when the graph batches effects: maximal runs of two or more
     /// effect nodes adjacent in canonical order, none depending on another, as ranges of
     /// positions in `region.nodes`. Canonical order puts the effects of one stage side by side
-    /// (graph/lower.rs), so a run is a stage's effects. Empty when the graph does not batch.
+    /// (graph/lower/order.rs), so a run is a stage's effects. Empty when the graph does not batch.
     pub(crate) fn rounds(&self, region: &Region) -> Vec<std::ops::Range<usize>> {
         let mut rounds = Vec::new();
         if !self.batch_effects {

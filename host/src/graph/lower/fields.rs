@@ -1,0 +1,207 @@
+//! Ops without regions from their JSON name and fields, checked against the op table, and
+//! the effect fields' limits.
+
+use crate::graph::error::{GraphError, GraphErrorKind as Kind};
+use crate::graph::json::NodeJson;
+use crate::graph::ops::Field;
+use crate::graph::types::Type;
+use crate::graph::{AnswerType, Op, OpKind, OpSpec};
+
+use super::values::json_f64;
+
+/// Ops without regions, from their JSON name and fields.
+pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError> {
+    let name = kind.spec().name;
+    let need_shape = || {
+        json.shape.clone().ok_or_else(|| {
+            GraphError::new(
+                Kind::Field,
+                format!("`{name}` needs a \"shape\""),
+                "add \"shape\": [dims]",
+            )
+        })
+    };
+    Ok(match kind {
+        OpKind::Unary(op) => Op::Unary(op),
+        OpKind::Binary(op) => Op::Binary(op),
+        OpKind::Compare(op) => Op::Compare(op),
+        OpKind::Reduce(op) => Op::Reduce(op),
+        OpKind::Fork => Op::Fork,
+        OpKind::Sequence => Op::Sequence,
+        OpKind::Get => Op::Get {
+            index: json.index.ok_or_else(|| {
+                GraphError::new(Kind::Field, "`get` needs an \"index\"", "add \"index\": N")
+            })?,
+        },
+        OpKind::Iota => Op::Iota {
+            shape: need_shape()?,
+        },
+        OpKind::Fill => {
+            let value = json.value.as_ref().and_then(json_f64).ok_or_else(|| {
+                GraphError::new(
+                    Kind::Field,
+                    "`fill` needs a numeric \"value\"",
+                    "add \"value\": 0.5",
+                )
+            })?;
+            Op::Fill {
+                shape: need_shape()?,
+                value: value as f32,
+            }
+        }
+        OpKind::Reshape => Op::Reshape {
+            shape: need_shape()?,
+        },
+        OpKind::Transpose => Op::Transpose,
+        OpKind::MatMul => Op::MatMul,
+        OpKind::Clamp => Op::Clamp,
+        OpKind::ToF64 => Op::ToF64,
+        OpKind::ToI64 => Op::ToI64,
+        OpKind::ToTensor => Op::ToTensor,
+        OpKind::Concat => Op::Concat,
+        OpKind::Len => Op::Len,
+        OpKind::ToString => Op::ToString,
+        OpKind::DbExecute => Op::DbExecute {
+            sql: need_text(json, "sql", &json.sql)?,
+        },
+        OpKind::Kernel => Op::Kernel {
+            name: need_text(json, "kernel", &json.kernel)?,
+        },
+        OpKind::Log => {
+            let level = json.level.clone().unwrap_or_else(|| "info".to_owned());
+            if !LOG_LEVELS.contains(&level.as_str()) {
+                return Err(GraphError::new(
+                    Kind::Field,
+                    format!("unknown log level {level:?}"),
+                    format!("use one of {LOG_LEVELS:?}"),
+                ));
+            }
+            Op::Log { level }
+        }
+        // Lowered by `Lowering::node` itself (they need its scopes or a declared type).
+        OpKind::Input
+        | OpKind::Const
+        | OpKind::If
+        | OpKind::Loop
+        | OpKind::DbQuery
+        | OpKind::Http => {
+            return Err(GraphError::new(
+                Kind::UnknownOp,
+                format!("`{name}` reached the generic lowering"),
+                "report this as a bug",
+            ));
+        }
+        // Never written: `OpKind::from_name` does not return them.
+        OpKind::Param | OpKind::NativeMatMul | OpKind::Fused | OpKind::FusedReductions => {
+            return Err(GraphError::new(
+                Kind::UnknownOp,
+                format!("unknown op {name:?}"),
+                "see the op list in docs/graph-format.md",
+            ));
+        }
+    })
+}
+
+/// Refuses fields that the node's op does not take, so a misplaced field is never ignored.
+pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphError> {
+    let op = spec.name;
+    let present = [
+        (Field::Args, json.args.is_some()),
+        (Field::Type, json.ty.is_some()),
+        (Field::Value, json.value.is_some()),
+        (Field::Default, json.default.is_some()),
+        (Field::Shape, json.shape.is_some()),
+        (Field::Iterations, json.iterations.is_some()),
+        (Field::Index, json.index.is_some()),
+        (Field::Then, json.then.is_some()),
+        (Field::Else, json.otherwise.is_some()),
+        (Field::Body, json.body.is_some()),
+        (Field::Sql, json.sql.is_some()),
+        (Field::Method, json.method.is_some()),
+        (Field::Url, json.url.is_some()),
+        (Field::Kernel, json.kernel.is_some()),
+        (Field::Level, json.level.is_some()),
+        (Field::After, json.after.is_some()),
+    ];
+    match present
+        .iter()
+        .find(|(field, here)| *here && !spec.fields.contains(field))
+    {
+        Some((field, _)) => {
+            let allowed: Vec<&str> = spec.fields.iter().map(|f| f.name()).collect();
+            let field = field.name();
+            Err(GraphError::new(
+                Kind::Field,
+                format!("`{op}` does not take the field {field:?}"),
+                format!("remove {field:?}; `{op}` takes {allowed:?}"),
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Levels a `log` node may use.
+pub(super) const LOG_LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
+
+/// The longest SQL, URL, method or kernel name a graph may hold in one field.
+pub(super) const MAX_EFFECT_TEXT: usize = 64 * 1024;
+
+/// A required text field of an effect node.
+pub(super) fn need_text(
+    json: &NodeJson,
+    field: &str,
+    value: &Option<String>,
+) -> Result<String, GraphError> {
+    let text = value.clone().ok_or_else(|| {
+        GraphError::new(
+            Kind::Field,
+            format!("`{}` needs a {field:?}", json.op),
+            format!("add \"{field}\": \"...\""),
+        )
+    })?;
+    if text.len() > MAX_EFFECT_TEXT {
+        return Err(GraphError::new(
+            Kind::ResourceExceeded,
+            format!(
+                "{field:?} is {} bytes; the limit is {MAX_EFFECT_TEXT}",
+                text.len()
+            ),
+            "shorten it",
+        ));
+    }
+    Ok(text)
+}
+
+/// The answer type an effect node declares.
+pub(super) fn answer_type(ty: &Type) -> Result<AnswerType, GraphError> {
+    Ok(match ty {
+        Type::Bool => AnswerType::Bool,
+        Type::I64 => AnswerType::I64,
+        Type::F64 => AnswerType::F64,
+        Type::Str => AnswerType::Str,
+        Type::Tensor(shape) if shape.len() <= 2 => AnswerType::Tensor(shape.clone()),
+        other => {
+            return Err(GraphError::new(
+                Kind::Type,
+                format!("an effect cannot answer {other}"),
+                "use bool, i64, f64, string, or a tensor of rank 0 to 2",
+            ));
+        }
+    })
+}
+
+/// Argument checks of effect nodes that `infer` cannot express (SQL parameters are scalars).
+pub(super) fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
+    if let Op::DbQuery { .. } | Op::DbExecute { .. } = op
+        && let Some(bad) = args
+            .iter()
+            .find(|t| !matches!(t, Type::Bool | Type::I64 | Type::F64 | Type::Str))
+    {
+        return Err(GraphError::new(
+            Kind::Type,
+            format!("an SQL parameter cannot be {bad}"),
+            "pass bool, i64, f64 or string values as parameters",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Lowering of the ops that own regions: `if` (two branches) and `loop` (a body with an
+//! index and states), their result types and the outer nodes they capture.
+
+use std::collections::BTreeSet;
+
+use crate::graph::error::{GraphError, GraphErrorKind as Kind};
+use crate::graph::json::NodeJson;
+use crate::graph::types::Type;
+use crate::graph::{NodeId, Op, Region};
+
+use super::Lowering;
+use super::values::list_types;
+
+impl Lowering<'_> {
+    pub(super) fn if_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: &[Type],
+    ) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        if arg_types != [Type::Bool] {
+            return Err(at(GraphError::new(
+                Kind::Type,
+                format!(
+                    "`if` takes one bool argument (the condition), got {}",
+                    list_types(arg_types)
+                ),
+                "compare values with eq/lt/... to get a bool",
+            )));
+        }
+        let (Some(then_json), Some(else_json)) = (&json.then, &json.otherwise) else {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                "`if` needs \"then\" and \"else\" regions",
+                "add both",
+            )));
+        };
+        // The node is allocated first (pre-order ids); its op and type are filled in below.
+        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        let mut branches = Vec::with_capacity(2);
+        for (label, region) in [("then", then_json), ("else", else_json)] {
+            if !region.params.is_empty() || region.results.is_some() || region.result.is_none() {
+                return Err(at(GraphError::new(
+                    Kind::Field,
+                    format!("the {label:?} region of `if` takes no params and one \"result\""),
+                    "write {\"nodes\": [...], \"result\": \"id\"}",
+                )));
+            }
+            branches.push(self.region(&region.nodes, &[], &region.result_names())?);
+        }
+        let (then_ty, else_ty) = (
+            self.result_type(&branches[0], 0),
+            self.result_type(&branches[1], 0),
+        );
+        if then_ty != else_ty {
+            return Err(at(GraphError::new(
+                Kind::Type,
+                format!("`if` branches differ in type: then is {then_ty}, else is {else_ty}"),
+                "make both branches produce the same type",
+            )));
+        }
+        self.count_type(&then_ty).map_err(at)?;
+        let otherwise = branches.pop().unwrap_or_default();
+        let then = branches.pop().unwrap_or_default();
+        let captures = self.captures(&[&then, &otherwise], id);
+        if let Some(size) = self.type_sizes.get_mut(id.index()) {
+            *size = then_ty.size();
+        }
+        let node = &mut self.nodes[id.index()];
+        node.op = Op::If { then, otherwise };
+        node.ty = then_ty;
+        node.captures = captures;
+        Ok(id)
+    }
+
+    pub(super) fn loop_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: Vec<Type>,
+    ) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        let iterations = json.iterations.ok_or_else(|| {
+            at(GraphError::new(
+                Kind::Field,
+                "`loop` needs \"iterations\" (a literal count)",
+                "add \"iterations\": N",
+            ))
+        })?;
+        if iterations > i64::MAX as u64 {
+            return Err(at(GraphError::new(
+                Kind::Value,
+                format!("{iterations} iterations exceeds i64::MAX"),
+                "use a smaller count; fuel bounds the run anyway",
+            )));
+        }
+        let body = json.body.as_ref().ok_or_else(|| {
+            at(GraphError::new(
+                Kind::Field,
+                "`loop` needs a \"body\" region",
+                "add \"body\": {\"params\": [...], ...}",
+            ))
+        })?;
+        let states = arg_types.len();
+        let results = body.results.as_ref().map_or(0, Vec::len);
+        if states == 0
+            || body.params.len() != states + 1
+            || results != states
+            || body.result.is_some()
+        {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                format!(
+                    "a loop with {states} initial state(s) needs {} body params (index, then states) and {states} \"results\"; got {} params and {results} results",
+                    states + 1,
+                    body.params.len()
+                ),
+                "give the loop at least one state in \"args\", and match the body's params and results to it",
+            )));
+        }
+        let ty = if states == 1 {
+            arg_types[0].clone()
+        } else {
+            Type::Tuple(arg_types.clone())
+        };
+        // The loop's type, and its params' (the index, then one per state).
+        self.check_type_size(&ty).map_err(at)?;
+        self.count_type(&ty).map_err(at)?;
+        self.count_type_nodes(ty.size().saturating_add(1))
+            .map_err(at)?;
+        let id = self.alloc(&json.id, Op::Sequence, args, ty);
+        let mut params = Vec::with_capacity(states + 1);
+        for (i, name) in body.params.iter().enumerate() {
+            let ty = if i == 0 {
+                Type::I64
+            } else {
+                arg_types[i - 1].clone()
+            };
+            params.push(self.alloc(name, Op::Param, Vec::new(), ty));
+        }
+        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        for (i, expected) in arg_types.iter().enumerate() {
+            let got = self.result_type(&region, i);
+            if &got != expected {
+                return Err(at(GraphError::new(
+                    Kind::Type,
+                    format!("loop state {i} starts as {expected} but the body returns {got}"),
+                    "make each body result the same type as its initial state",
+                )));
+            }
+        }
+        let captures = self.captures(&[&region], id);
+        let node = &mut self.nodes[id.index()];
+        node.op = Op::Loop {
+            iterations,
+            body: region,
+        };
+        node.captures = captures;
+        Ok(id)
+    }
+
+    pub(super) fn result_type(&self, region: &Region, index: usize) -> Type {
+        region
+            .results
+            .get(index)
+            .map_or(Type::Tuple(Vec::new()), |r| {
+                self.nodes[r.index()].ty.clone()
+            })
+    }
+
+    /// Outer nodes referenced from inside `regions` (of node `owner`), sorted by id.
+    pub(super) fn captures(&self, regions: &[&Region], owner: NodeId) -> Vec<NodeId> {
+        let mut inner = BTreeSet::new();
+        let mut used = BTreeSet::new();
+        let mut stack: Vec<&Region> = regions.to_vec();
+        while let Some(region) = stack.pop() {
+            inner.extend(region.params.iter().copied());
+            inner.extend(region.nodes.iter().copied());
+            used.extend(region.results.iter().copied());
+            for &id in &region.nodes {
+                let node = &self.nodes[id.index()];
+                used.extend(node.dependencies());
+                stack.extend(node.op.regions());
+            }
+        }
+        used.into_iter()
+            .filter(|id| !inner.contains(id) && *id != owner)
+            .collect()
+    }
+}
