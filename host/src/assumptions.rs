@@ -14,6 +14,7 @@ use crate::interface::Interface;
 
 /// One assumption about something outside the proof boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Assumption {
     /// What is assumed about: `rustc`, `wasmtime`, `postgresql`, `http`, `kernels`, `clock`,
     /// `scheduler`, `libm`, `native`.

@@ -35,6 +35,7 @@ pub(crate) struct Deployment {
 
 /// What [`Host::deploy`] did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Deployed {
     /// The deployment's name.
     pub name: String,
@@ -48,6 +49,7 @@ pub struct Deployed {
 
 /// The result of [`Host::invoke`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Invocation {
     /// The run's outputs and costs.
     pub output: RunOutput,

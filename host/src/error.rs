@@ -59,12 +59,10 @@ pub enum ErrorKind {
     Trap,
     /// An effect call was outside the graph's footprint; no driver saw it (sandbox policy).
     FootprintDenied,
-    /// An effect call failed in its driver, or its answer did not fit the node's type;
-    /// `class` is `connection`, `timeout`, `constraint`, `syntax`, `permission`,
-    /// `http_status`, `body_too_large`, `limit`, `bad_answer` or `other`.
+    /// An effect call failed in its driver, or its answer did not fit the node's type.
     EffectFailed {
-        /// The failure's class (see above).
-        class: String,
+        /// What kind of failure, for a caller deciding whether to retry or fix the graph.
+        class: EffectClass,
     },
     /// A driver the host was told to use is unavailable (environment).
     DriverUnavailable,
@@ -75,6 +73,57 @@ pub enum ErrorKind {
     CacheUnavailable,
     /// An internal invariant failed (a bug in graphjit); never a panic.
     Internal,
+}
+
+/// The class of a failed effect call ([`ErrorKind::EffectFailed`]): the same classes as the
+/// WIT `effect-error`, whichever driver served the call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum EffectClass {
+    /// The server could not be reached, or the connection broke mid-call.
+    Connection,
+    /// The call ran past its share of the run's deadline.
+    Timeout,
+    /// The database refused the data (a unique, foreign-key or check constraint).
+    Constraint,
+    /// The database could not parse the statement, or it names what does not exist.
+    Syntax,
+    /// The server refused the privilege (a read-only role writing, a denied table).
+    Permission,
+    /// The HTTP server answered with a non-2xx status.
+    HttpStatus,
+    /// The answer was larger than the run's caps allow.
+    BodyTooLarge,
+    /// The run's effect caps (calls, bytes) were used up.
+    Limit,
+    /// The answer did not fit the node's declared type.
+    BadAnswer,
+    /// Anything else the driver reported; the message says what.
+    Other,
+}
+
+impl EffectClass {
+    /// The snake_case name (`connection`, `http_status`, …), as the WIT `effect-error` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectClass::Connection => "connection",
+            EffectClass::Timeout => "timeout",
+            EffectClass::Constraint => "constraint",
+            EffectClass::Syntax => "syntax",
+            EffectClass::Permission => "permission",
+            EffectClass::HttpStatus => "http_status",
+            EffectClass::BodyTooLarge => "body_too_large",
+            EffectClass::Limit => "limit",
+            EffectClass::BadAnswer => "bad_answer",
+            EffectClass::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for EffectClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The pipeline stage that failed.

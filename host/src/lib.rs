@@ -44,6 +44,7 @@ mod native;
 mod passes;
 mod runtime;
 #[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub mod testing;
 mod values;
 mod verify;
@@ -54,7 +55,7 @@ pub use cache::{
     StageTimes,
 };
 pub use deploy::{Deployed, Invocation};
-pub use error::{Error, ErrorKind, Stage};
+pub use error::{EffectClass, Error, ErrorKind, Stage};
 pub use graphjit_value::{Tensor, Value};
 pub use host::{
     CompileStats, CompiledGraph, Explanation, Graph, Host, HostConfig, HttpSettings, RunLimits,

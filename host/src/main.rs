@@ -429,7 +429,7 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
         }
         Err(e) => {
             if args.json {
-                let object = json!({
+                let mut object = json!({
                     "error": {
                         "kind": e.kind_name(),
                         "stage": e.stage.name(),
@@ -438,6 +438,10 @@ fn report(args: &RunArgs, result: Result<Success, Error>) -> ExitCode {
                         "remediation": e.remediation,
                     }
                 });
+                // A failed effect says which class of failure (retry a timeout, fix a syntax).
+                if let graphjit::ErrorKind::EffectFailed { class } = &e.kind {
+                    object["error"]["class"] = json!(class.name());
+                }
                 let _ = writeln!(stdout, "{object}");
             } else {
                 eprintln!("error: {e}\n  remediation: {}", e.remediation);

@@ -15,6 +15,7 @@ use crate::host::{Graph, Host, RunLimits};
 
 /// One checklist item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CheckItem {
     /// The item, as the seed words it.
     pub item: &'static str,
@@ -26,6 +27,7 @@ pub struct CheckItem {
 
 /// The checklist for one graph.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Checklist {
     /// The graph's canonical hash.
     pub graph: String,

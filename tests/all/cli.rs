@@ -390,3 +390,35 @@ fn eval_obeys_deadline_ms_and_the_graph_cannot_raise_fuel() {
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_effect_reports_its_class_in_json() {
+    // A loopback port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let g = write_temp(&format!(
+        r#"{{"version": 1, "nodes": [
+            {{"id": "body", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}/x"}}
+        ], "outputs": {{"body": "body"}},
+        "footprint": {{"http": [{{"method": "GET", "scheme": "http", "host": "127.0.0.1",
+                                  "port": {port}, "path_prefix": "/"}}]}}}}"#
+    ));
+    let path = g.path().to_str().expect("path");
+    let out = graphjit(&["eval", path, "--json", "--allow-loopback"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = &json_of(&out)["error"];
+    assert_eq!(
+        (
+            err["kind"].as_str(),
+            err["class"].as_str(),
+            err["node"].as_str()
+        ),
+        (Some("effect_failed"), Some("connection"), Some("body")),
+        "{err}"
+    );
+    // Other kinds carry no class.
+    let out = graphjit(&["eval", "tests/graphs/division-by-zero.json", "--json"]);
+    assert!(json_of(&out)["error"].get("class").is_none());
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use graphjit::testing::postgres::TestPostgres;
-use graphjit::{ErrorKind, Graph, Host, RunLimits, Value};
+use graphjit::{EffectClass, ErrorKind, Graph, Host, RunLimits, Value};
 
 use crate::support::{block_on, graph, memory_only};
 
@@ -155,7 +155,12 @@ fn a_round_of_reads_shares_one_transaction_and_each_read_keeps_its_own_error() {
     let error = db.run(&bad).expect_err("undefined column");
     assert_eq!(error.node.as_deref(), Some("c"), "{error}");
     assert!(
-        matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "syntax"),
+        matches!(
+            &error.kind,
+            ErrorKind::EffectFailed {
+                class: EffectClass::Syntax
+            }
+        ),
         "{error}"
     );
     assert_eq!(
@@ -330,7 +335,12 @@ fn a_server_killed_between_runs_is_a_typed_error_and_the_host_recovers() {
         }
     };
     assert!(
-        matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "connection"),
+        matches!(
+            &error.kind,
+            ErrorKind::EffectFailed {
+                class: EffectClass::Connection
+            }
+        ),
         "{error}"
     );
     db.pg.restart().expect("restart");
@@ -677,7 +687,12 @@ mod http {
             let status = graph(&nodes("/delay/2"));
             let error = run(&host, &status).expect_err("500");
             assert!(
-                matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "http_status"),
+                matches!(
+                    &error.kind,
+                    ErrorKind::EffectFailed {
+                        class: EffectClass::HttpStatus
+                    }
+                ),
                 "{passes}: {error}"
             );
             assert_eq!(error.node.as_deref(), Some("b"), "{passes}: {error}");
@@ -697,7 +712,12 @@ mod http {
         // Mozilla's roots alone do not know the test CA: the handshake fails, no request.
         let error = run(&host(true), &g).expect_err("untrusted certificate");
         assert!(
-            matches!(&error.kind, ErrorKind::EffectFailed { class } if class == "connection"),
+            matches!(
+                &error.kind,
+                ErrorKind::EffectFailed {
+                    class: EffectClass::Connection
+                }
+            ),
             "{error}"
         );
         assert_eq!(
@@ -782,12 +802,22 @@ mod http {
         );
         let big = kind("/big/100000", "/big", RunLimits::default());
         assert!(
-            matches!(&big, ErrorKind::EffectFailed { class } if class == "body_too_large"),
+            matches!(
+                &big,
+                ErrorKind::EffectFailed {
+                    class: EffectClass::BodyTooLarge
+                }
+            ),
             "{big:?}"
         );
         let status = kind("/status/500", "/status", RunLimits::default());
         assert!(
-            matches!(&status, ErrorKind::EffectFailed { class } if class == "http_status"),
+            matches!(
+                &status,
+                ErrorKind::EffectFailed {
+                    class: EffectClass::HttpStatus
+                }
+            ),
             "{status:?}"
         );
         assert!(

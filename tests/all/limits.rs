@@ -474,7 +474,7 @@ fn both_engines_count_log_calls_against_the_cap_the_same_way() {
             (err.kind.clone(), err.node.as_deref()),
             (
                 ErrorKind::EffectFailed {
-                    class: "limit".into()
+                    class: graphjit::EffectClass::Limit
                 },
                 Some("m")
             ),

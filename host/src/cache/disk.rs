@@ -69,6 +69,7 @@ pub(crate) enum Lookup {
 
 /// Entry count and total size on disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct DiskStats {
     /// Number of cached components.
     pub entries: u64,

@@ -16,6 +16,7 @@ const KEY_LAYOUT: &str = "graphjit-cache-key-v1";
 
 /// What a compiled component depends on. Change any field and the key changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct KeyIngredients {
     /// The graph's canonical hash (key order, whitespace and node order do not matter).
     pub graph: String,

@@ -85,6 +85,7 @@ impl CacheSource {
 
 /// Time spent per stage getting a graph ready; zero for stages that did not run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct StageTimes {
     /// Computing the key (canonical hash of the graph included).
     pub key: Duration,
@@ -167,6 +168,7 @@ pub(crate) struct Built {
 
 /// Counters since the host started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CacheCounters {
     /// Requests served from L1.
     pub memory_hits: u64,

@@ -111,21 +111,23 @@ pub(crate) enum EffectError {
 }
 
 impl EffectError {
-    /// snake_case name of the variant (`footprint_denied`, `timeout`, …).
-    pub(crate) fn kind_name(&self) -> &'static str {
-        match self {
-            EffectError::FootprintDenied(_) => "footprint_denied",
-            EffectError::Limit(_) => "limit",
-            EffectError::Connection(_) => "connection",
-            EffectError::Timeout(_) => "timeout",
-            EffectError::Constraint(_) => "constraint",
-            EffectError::Syntax(_) => "syntax",
-            EffectError::Permission(_) => "permission",
-            EffectError::HttpStatus(_) => "http_status",
-            EffectError::BodyTooLarge(_) => "body_too_large",
-            EffectError::BadAnswer(_) => "bad_answer",
-            EffectError::Other(_) => "other",
-        }
+    /// The public class of a driver's failure; `None` for a footprint denial (its own kind,
+    /// `footprint_denied`: no driver saw the call).
+    pub(crate) fn class(&self) -> Option<crate::error::EffectClass> {
+        use crate::error::EffectClass as C;
+        Some(match self {
+            EffectError::FootprintDenied(_) => return None,
+            EffectError::Limit(_) => C::Limit,
+            EffectError::Connection(_) => C::Connection,
+            EffectError::Timeout(_) => C::Timeout,
+            EffectError::Constraint(_) => C::Constraint,
+            EffectError::Syntax(_) => C::Syntax,
+            EffectError::Permission(_) => C::Permission,
+            EffectError::HttpStatus(_) => C::HttpStatus,
+            EffectError::BodyTooLarge(_) => C::BodyTooLarge,
+            EffectError::BadAnswer(_) => C::BadAnswer,
+            EffectError::Other(_) => C::Other,
+        })
     }
 }
 

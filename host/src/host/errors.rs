@@ -125,11 +125,9 @@ pub(crate) fn effect_error(
         E::BadAnswer(_) => "make the node's \"type\" match what the effect returns",
         E::Other(_) => "see the message",
     };
-    let kind = match error {
-        E::FootprintDenied(_) => ErrorKind::FootprintDenied,
-        other => ErrorKind::EffectFailed {
-            class: other.kind_name().to_owned(),
-        },
+    let kind = match error.class() {
+        None => ErrorKind::FootprintDenied,
+        Some(class) => ErrorKind::EffectFailed { class },
     };
     (kind, node, remediation.to_owned())
 }

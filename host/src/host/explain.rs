@@ -13,6 +13,7 @@ use crate::passes::{self, PassReport};
 
 /// What `graphjit explain` shows about a graph, without compiling it.
 #[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The graph's display name.
     pub name: Option<String>,

@@ -42,6 +42,7 @@ impl Default for RunLimits {
 
 /// What a run produced.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RunOutput {
     /// `(output name, value)`, in the graph's output order.
     pub outputs: Vec<(String, Value)>,
@@ -62,6 +63,7 @@ pub struct RunOutput {
 
 /// How a graph was made ready, and what it cost.
 #[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct CompileStats {
     /// The cache key, 64 hex digits.
     pub key: String,

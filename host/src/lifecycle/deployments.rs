@@ -37,6 +37,7 @@ use super::{Cell, Lifecycle, Running, State, TraceLog, Unavailable};
 /// One hot-replacement event of one deployment ([`crate::Host::deploy_trace`]); each kind is
 /// one action of `specs/HotReplacement.tla`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DeployEvent {
     /// The deployment's name.
     pub deployment: String,

@@ -100,6 +100,7 @@ pub fn is_legal(from: Option<State>, to: State) -> bool {
 
 /// One recorded transition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Transition {
     /// The artifact (JIT context) it belongs to, numbered from 1 per host.
     pub context: u64,

@@ -141,6 +141,7 @@ impl fmt::Display for PassConfig {
 
 /// What one pass did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PassReport {
     /// The pass.
     pub pass: Pass,
