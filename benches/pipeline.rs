@@ -260,18 +260,23 @@ fn replacement_latency(_c: &mut Criterion) {
             .expect("parses")
         })
         .collect();
+    let deployments = graphjit::Deployments::new(&host);
     let measure = |swap: bool| -> (Duration, Duration, usize) {
         rt.block_on(async {
-            host.deploy("svc", &versions[0]).await.expect("deploys");
+            deployments
+                .deploy("svc", &versions[0])
+                .await
+                .expect("deploys");
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let client = {
-                let host = host.clone();
+                let deployments = deployments.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let start = std::time::Instant::now();
-                        host.invoke("svc", &BTreeMap::new(), RunLimits::default())
+                        deployments
+                            .invoke("svc", &BTreeMap::new(), RunLimits::default())
                             .await
                             .expect("invokes");
                         latencies.push(start.elapsed());
@@ -282,7 +287,7 @@ fn replacement_latency(_c: &mut Criterion) {
             for g in &versions[1..] {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 if swap {
-                    host.deploy("svc", g).await.expect("deploys");
+                    deployments.deploy("svc", g).await.expect("deploys");
                 } else {
                     // The same cache lookup as a deploy, without the swap: isolates the swap.
                     host.compile_async(g).await.expect("compiles");

@@ -56,7 +56,7 @@ pub(crate) const MATH: &[Assumption] = &[Assumption {
     assumption: "graphjit_value::math's tanhf, expm1f, expf, fminf and fmaxf are libm 0.2.16's \
                  algorithms, copied so that they inline, and return its bits",
     failure_mode: "eval and the guest still agree (they share the copies), but no longer with \
-                   libm, so results drift from what DESIGN §3 promises",
+                   libm, so results drift from what the interpreter promises",
     mitigation: "tests compare each copy with libm bit for bit over 34M inputs (pairs for \
                  fminf/fmaxf); libm's version is pinned in Cargo.lock",
     properties: &[],

@@ -1,6 +1,7 @@
 //! deploy: named deployments and hot code replacement (seed 9.3).
 //!
-//! `deploy(name, graph)` compiles the new version in the background while the current one keeps
+//! A layer over [`Host`] (the host knows nothing of it): [`Deployments`] owns its table and
+//! the lock that swaps versions. `deploy(name, graph)` compiles the new version in the background while the current one keeps
 //! serving; once the new one is Ready it becomes current, and the old one is retired: it takes
 //! no new request and moves to Evicted when its last in-flight request ends.
 //!
@@ -18,22 +19,30 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use graphjit_value::Value;
 
 use crate::error::{Error, ErrorKind, Stage};
-use crate::host::{CompiledGraph, Graph, Host, HostInner, RunLimits, RunOutput};
+use crate::host::{CompiledGraph, Graph, Host, RunLimits, RunOutput};
 use crate::lifecycle::DeployTag;
+
+/// Named deployments served by one [`Host`], each with its current version. Cheap to clone;
+/// clones share the table.
+#[derive(Clone, Debug)]
+pub struct Deployments {
+    host: Host,
+    table: Arc<Mutex<BTreeMap<String, Deployment>>>,
+}
 
 /// One named deployment: its current version.
 #[derive(Debug)]
-pub(crate) struct Deployment {
+struct Deployment {
     current: CompiledGraph,
     version: u64,
 }
 
-/// What [`Host::deploy`] did.
+/// What [`Deployments::deploy`] did.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Deployed {
@@ -47,7 +56,7 @@ pub struct Deployed {
     pub compiled: CompiledGraph,
 }
 
-/// The result of [`Host::invoke`].
+/// The result of [`Deployments::invoke`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Invocation {
@@ -55,14 +64,6 @@ pub struct Invocation {
     pub output: RunOutput,
     /// The version that served it.
     pub version: u64,
-}
-
-fn lock(inner: &HostInner) -> MutexGuard<'_, BTreeMap<String, Deployment>> {
-    // Each critical section swaps or reads whole entries; a poisoned map is still consistent.
-    inner
-        .deployments
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
 }
 
 fn unknown(name: &str) -> Error {
@@ -74,17 +75,36 @@ fn unknown(name: &str) -> Error {
     )
 }
 
-impl Host {
+impl Deployments {
+    /// No deployments yet, served by `host`.
+    pub fn new(host: &Host) -> Deployments {
+        Deployments {
+            host: host.clone(),
+            table: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// The host that compiles and runs the deployed graphs.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Deployment>> {
+        // Each critical section swaps or reads whole entries; a poisoned map is still
+        // consistent.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Deploys `graph` as the next version of `name`. The current version, if any, serves
     /// until this one is Ready; then new requests go here and the old one drains.
     pub async fn deploy(&self, name: &str, graph: &Graph) -> Result<Deployed, Error> {
-        let compiled = self.compile_async(graph).await?;
+        let compiled = self.host.compile_async(graph).await?;
         compiled.artifact().pins.fetch_add(1, Ordering::SeqCst);
         let lifecycle = &compiled.artifact().lifecycle;
         let shared_name: Arc<str> = Arc::from(name);
         lifecycle.deploy_compiled(&shared_name);
         let (version, old) = {
-            let mut deployments = lock(&self.inner);
+            let mut deployments = self.lock();
             let (version, old) = match deployments.get_mut(name) {
                 Some(deployment) => {
                     deployment.version += 1;
@@ -121,16 +141,14 @@ impl Host {
 
     /// Removes a deployment; its version drains and is evicted.
     pub fn undeploy(&self, name: &str) -> Result<(), Error> {
-        let removed = lock(&self.inner)
-            .remove(name)
-            .ok_or_else(|| unknown(name))?;
+        let removed = self.lock().remove(name).ok_or_else(|| unknown(name))?;
         self.unpin(&removed.current, &format!("{name:?} undeployed"));
         Ok(())
     }
 
     /// Names and current versions of all deployments.
-    pub fn deployments(&self) -> Vec<(String, u64)> {
-        lock(&self.inner)
+    pub fn list(&self) -> Vec<(String, u64)> {
+        self.lock()
             .iter()
             .map(|(name, d)| (name.clone(), d.version))
             .collect()
@@ -139,7 +157,7 @@ impl Host {
     fn unpin(&self, compiled: &CompiledGraph, why: &str) {
         let artifact = compiled.artifact();
         if artifact.pins.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.inner.cache.retire(artifact, why);
+            self.host.inner.cache.retire(artifact, why);
         }
     }
 
@@ -152,7 +170,7 @@ impl Host {
     ) -> Result<Invocation, Error> {
         for _ in 0..3 {
             let started = {
-                let deployments = lock(&self.inner);
+                let deployments = self.lock();
                 let deployment = deployments.get(name).ok_or_else(|| unknown(name))?;
                 let current = &deployment.current;
                 let artifact = Arc::clone(current.artifact());
@@ -168,6 +186,7 @@ impl Host {
                     let mut encoded = Vec::with_capacity(graphjit_value::encoded_len(&bound));
                     graphjit_value::encode(&bound, &mut encoded);
                     let output = self
+                        .host
                         .run_on(graph, &artifact, running, &encoded, limits)
                         .await?;
                     return Ok(Invocation { output, version });
@@ -175,13 +194,13 @@ impl Host {
                 // The version's artifact cannot serve (it failed): make it ready again and
                 // put it back under the same version number, unless a new version came.
                 Err((graph, version)) => {
-                    let fresh = self.compile_async(&graph).await?;
+                    let fresh = self.host.compile_async(&graph).await?;
                     fresh.artifact().pins.fetch_add(1, Ordering::SeqCst);
                     let lifecycle = &fresh.artifact().lifecycle;
                     let shared_name: Arc<str> = Arc::from(name);
                     lifecycle.deploy_compiled(&shared_name);
                     let old = {
-                        let mut deployments = lock(&self.inner);
+                        let mut deployments = self.lock();
                         match deployments.get_mut(name) {
                             Some(d) if d.version == version => {
                                 let old = std::mem::replace(&mut d.current, fresh.clone());

@@ -5,6 +5,7 @@
 //! to a bare string before this point, and the kind keeps the numbers (budget, used, limit).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong. Match on this; `Error::kind_name` gives the snake_case name the CLI prints.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -166,8 +167,35 @@ impl Stage {
     }
 }
 
-/// A typed failure of any stage.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// A host setting that a remediation refers to ([`Error::setting`]): each front end names it
+/// its own way (the CLI as a flag, an embedder as a field of [`crate::RunLimits`] or
+/// [`crate::HostConfig`], a service as a request field).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum Setting {
+    /// The run's fuel budget ([`crate::RunLimits::fuel`]).
+    Fuel,
+    /// The run's memory limit ([`crate::RunLimits::memory_bytes`]).
+    Memory,
+    /// The run's wall-clock deadline ([`crate::RunLimits::deadline`]).
+    Deadline,
+    /// The database effects are served by ([`crate::Host::connect_database`]).
+    Database,
+    /// The embedded database's setup script ([`crate::Host::use_embedded_database`]).
+    DatabaseInit,
+    /// The disk cache directory ([`crate::CacheConfig::disk_dir`]).
+    CacheDir,
+    /// The optimizer passes ([`crate::HostConfig::passes`]).
+    Passes,
+    /// The graph's input values.
+    Inputs,
+    /// Extra TLS roots for HTTP effects ([`crate::HttpSettings::extra_roots`]).
+    TlsRoots,
+}
+
+/// A typed failure of any stage. Built only by graphjit: a caller matches on `kind`, reads
+/// the rest, and follows [`std::error::Error::source`] to the failure underneath, if any.
+#[derive(Clone, Debug)]
 pub struct Error {
     /// What went wrong.
     pub kind: ErrorKind,
@@ -179,11 +207,27 @@ pub struct Error {
     pub message: String,
     /// What to do about it.
     pub remediation: String,
+    setting: Option<Setting>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Errors are equal when all they say is equal (their sources are not compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.kind == other.kind
+            && self.stage == other.stage
+            && self.node == other.node
+            && self.message == other.message
+            && self.remediation == other.remediation
+            && self.setting == other.setting
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// An error of `kind` at `stage`, with no node.
-    pub fn new(
+    pub(crate) fn new(
         kind: ErrorKind,
         stage: Stage,
         message: impl Into<String>,
@@ -195,12 +239,35 @@ impl Error {
             node: None,
             message: message.into(),
             remediation: remediation.into(),
+            setting: None,
+            source: None,
         }
     }
 
     pub(crate) fn at_node(mut self, node: Option<String>) -> Self {
         self.node = node;
         self
+    }
+
+    /// The same error, its remediation pointing at `setting`.
+    pub(crate) fn for_setting(mut self, setting: Setting) -> Self {
+        self.setting = Some(setting);
+        self
+    }
+
+    /// The same error, caused by `source`.
+    pub(crate) fn caused_by(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The host setting the remediation refers to, if any (raise the fuel, point at another
+    /// database, …).
+    pub fn setting(&self) -> Option<Setting> {
+        self.setting
     }
 
     /// The kind in snake_case (`fuel_exhausted`, `invalid_graph`, ...).
@@ -229,16 +296,6 @@ impl Error {
             ErrorKind::Internal => "internal",
         }
     }
-
-    /// The CLI's exit status for this error: 2 for the graph or its inputs, 3 for
-    /// compilation, 4 for the run.
-    pub fn exit_code(&self) -> i32 {
-        match self.stage {
-            Stage::Setup | Stage::Parse | Stage::Input => 2,
-            Stage::Optimize | Stage::Codegen | Stage::Compile | Stage::Load => 3,
-            Stage::Run | Stage::Eval => 4,
-        }
-    }
 }
 
 impl fmt::Display for Error {
@@ -251,7 +308,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<crate::graph::GraphError> for Error {
     fn from(e: crate::graph::GraphError) -> Self {
@@ -259,12 +322,6 @@ impl From<crate::graph::GraphError> for Error {
             crate::graph::GraphErrorKind::ResourceExceeded => ErrorKind::ResourceExceeded,
             _ => ErrorKind::InvalidGraph,
         };
-        Error {
-            kind,
-            stage: Stage::Parse,
-            node: e.node,
-            message: e.message,
-            remediation: e.remediation,
-        }
+        Error::new(kind, Stage::Parse, e.message, e.remediation).at_node(e.node)
     }
 }

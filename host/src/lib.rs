@@ -54,8 +54,8 @@ pub use cache::{
     CacheConfig, CacheCounters, CacheKey, CacheSource, DiskCacheError, DiskStats, KeyIngredients,
     StageTimes,
 };
-pub use deploy::{Deployed, Invocation};
-pub use error::{EffectClass, Error, ErrorKind, Stage};
+pub use deploy::{Deployed, Deployments, Invocation};
+pub use error::{EffectClass, Error, ErrorKind, Setting, Stage};
 pub use graphjit_value::{Tensor, Value};
 pub use host::{
     CompileStats, CompiledGraph, Explanation, Graph, Host, HostConfig, HttpSettings, RunLimits,

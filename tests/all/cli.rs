@@ -136,6 +136,11 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out)["error"]["kind"], "invalid_input");
+    assert!(
+        json_of(&out)["error"]["remediation"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("(--input NAME=VALUE)"))
+    );
     let out = graphjit(&[
         "run",
         "examples/hello.json",
@@ -165,6 +170,13 @@ fn fuel_bomb_exits_4_quickly() {
     let err = &json_of(&out)["error"];
     assert_eq!(err["kind"], "fuel_exhausted");
     assert_eq!(err["stage"], "run");
+    // The library names the setting; the CLI names its flag.
+    assert!(
+        err["remediation"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("(--fuel)")),
+        "{err}"
+    );
     assert!(
         started.elapsed().as_secs_f64() < 10.0,
         "includes compiling; the run itself is bounded by fuel"

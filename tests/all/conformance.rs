@@ -1,6 +1,6 @@
-//! Trace conformance (DESIGN §9): real workloads run through the public API, the host's
-//! recorded lifecycle transitions ([`Host::trace`]) are written as a TLA+ module, and TLC checks
-//! that the recorded sequence is a behaviour of the spec: `specs/JitLifecycleTrace.tla`
+//! Trace conformance (seed 5.1; `specs/README.md`): real workloads run through the public API,
+//! the host's recorded lifecycle transitions ([`Host::trace`]) are written as a TLA+ module, and
+//! TLC checks that the recorded sequence is a behaviour of the spec: `specs/JitLifecycleTrace.tla`
 //! INSTANCEs `specs/JitLifecycle.tla` and matches each entry against its `Next` relation, so
 //! the rules come from the spec, never from a copy of them in this file. The same check rejects
 //! hand-made illegal traces, a real trace with one transition corrupted, and a Rust transition
@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use graphjit::{
-    CacheConfig, DeployEvent, DeployEventKind, Host, HostConfig, RunLimits, State, TRANSITIONS,
-    Transition, Value,
+    CacheConfig, DeployEvent, DeployEventKind, Deployments, Host, HostConfig, RunLimits, State,
+    TRANSITIONS, Transition, Value,
 };
 
 use crate::support::graph;
@@ -529,16 +529,20 @@ fn hot_replacement_trace_conforms() {
     let runtime = runtime();
     let graphs: Vec<_> = (1..=VERSIONS).map(busy_numbered).collect();
     let started = Instant::now();
+    let deployments = Deployments::new(&host);
     let served = runtime.block_on(async {
-        host.deploy("svc", &graphs[0]).await.expect("first deploy");
+        deployments
+            .deploy("svc", &graphs[0])
+            .await
+            .expect("first deploy");
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
-            let (host, stop) = (host.clone(), Arc::clone(&stop));
+            let (deployments, stop) = (deployments.clone(), Arc::clone(&stop));
             clients.push(tokio::spawn(async move {
                 let mut served = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let invocation = host
+                    let invocation = deployments
                         .invoke("svc", &BTreeMap::new(), RunLimits::default())
                         .await
                         .expect("no request fails during replacement");
@@ -554,7 +558,10 @@ fn hot_replacement_trace_conforms() {
             }));
         }
         for g in &graphs[1..] {
-            host.deploy("svc", g).await.expect("replacement compiles");
+            deployments
+                .deploy("svc", g)
+                .await
+                .expect("replacement compiles");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.store(true, Ordering::Relaxed);

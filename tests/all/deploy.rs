@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use graphjit::{ErrorKind, Host, RunLimits, State, Value};
+use graphjit::{Deployments, ErrorKind, Host, RunLimits, Stage, State, Value};
 
 use crate::support::{graph, memory_only};
 
@@ -24,11 +24,12 @@ fn version_graph(v: i64) -> graphjit::Graph {
 fn unknown_deployment_is_a_typed_error() {
     let host = Host::with_config(&memory_only()).expect("host");
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    let deployments = Deployments::new(&host);
     let error = runtime
-        .block_on(host.invoke("nope", &BTreeMap::new(), RunLimits::default()))
+        .block_on(deployments.invoke("nope", &BTreeMap::new(), RunLimits::default()))
         .expect_err("no such deployment");
     assert_eq!(error.kind, ErrorKind::UnknownDeployment);
-    assert_eq!(error.exit_code(), 2);
+    assert_eq!(error.stage, Stage::Input);
 }
 
 #[test]
@@ -43,18 +44,22 @@ fn replacement_under_load_drops_nothing_and_serves_only_ready_versions() {
         .expect("tokio");
     // Each version compiles while the previous one serves: that is what is being tested.
     let graphs: Vec<_> = (1..=VERSIONS).map(version_graph).collect();
+    let deployments = Deployments::new(&host);
 
     let responses = runtime.block_on(async {
-        host.deploy("svc", &graphs[0]).await.expect("first deploy");
+        deployments
+            .deploy("svc", &graphs[0])
+            .await
+            .expect("first deploy");
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
-            let host = host.clone();
+            let deployments = deployments.clone();
             let stop = Arc::clone(&stop);
             clients.push(tokio::spawn(async move {
                 let mut seen = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let inv = host
+                    let inv = deployments
                         .invoke("svc", &BTreeMap::new(), RunLimits::default())
                         .await
                         .expect("no request fails during replacement");
@@ -69,7 +74,10 @@ fn replacement_under_load_drops_nothing_and_serves_only_ready_versions() {
         }
         let mut deployed = Vec::new();
         for (i, g) in graphs.iter().enumerate().skip(1) {
-            let d = host.deploy("svc", g).await.expect("replacement compiles");
+            let d = deployments
+                .deploy("svc", g)
+                .await
+                .expect("replacement compiles");
             assert_eq!(d.version, i as u64 + 1);
             assert_eq!(d.replaced, Some(i as u64));
             deployed.push((d.version, d.compiled.context()));
@@ -142,5 +150,5 @@ fn replacement_under_load_drops_nothing_and_serves_only_ready_versions() {
             "context {context} served without being Ready"
         );
     }
-    assert_eq!(host.deployments(), [("svc".to_string(), VERSIONS as u64)]);
+    assert_eq!(deployments.list(), [("svc".to_string(), VERSIONS as u64)]);
 }

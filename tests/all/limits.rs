@@ -1,7 +1,7 @@
 //! Every limit and logic failure ends in its typed error, with the node at fault; malformed
 //! graphs are typed errors, never panics.
 
-use graphjit::{ErrorKind, Graph, RunLimits, Stage};
+use graphjit::{ErrorKind, Graph, RunLimits, Setting, Stage};
 use proptest::prelude::*;
 
 use crate::support::{compile, eval_with, graph, run_with};
@@ -51,6 +51,12 @@ fn fuel_exhaustion_is_typed_with_budget_and_use() {
         ),
         "{eval_err}"
     );
+    // Both engines name the setting that lifts the limit, and keep the failure underneath.
+    for e in [&err, &eval_err] {
+        assert_eq!(e.setting(), Some(Setting::Fuel), "{e}");
+        let source = std::error::Error::source(e).expect("the engine's own error");
+        assert_eq!(source.to_string(), e.message);
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The unsafe policy, checked on the repository (seed 4.3; DESIGN §9; STYLE "Tidy tests"):
+//! The unsafe policy, checked on the repository (seed 4.3):
 //! - every `unsafe` in the workspace's Rust source (blocks, `unsafe fn`, `unsafe extern`,
 //!   `unsafe impl`, `#[unsafe(...)]` attributes) has, right above it (attributes between are
 //!   allowed), a comment with the seed's five lines in order: ASSUMPTION, DEPENDS ON, TLA+
@@ -7,21 +7,17 @@
 //! - generated code never contains `unsafe`: the Rust generated for every graph in `examples/`
 //!   and for a few hundred graphs of the shared generator (`graphjit::testing::generate`).
 //!
-//! The source is lexed first (comments, strings and character literals blanked), so that the
-//! word in a doc comment or a string is not code. wit-bindgen's expansions (built into
+//! The scanner is the library's own (`graphjit::testing::unsafe_scan`, what `graphjit verify`
+//! runs): the source is lexed first (comments, strings and character literals blanked), so
+//! that the word in a doc comment or a string is not code; and the files `verify` embeds as its
+//! evidence are exactly the files that hold `unsafe`. wit-bindgen's expansions (built into
 //! `OUT_DIR`, not source) are outside the check; `guest-template/src/lib.rs` documents them.
 
 use std::path::{Path, PathBuf};
 
-use crate::support::graph;
+use graphjit::testing::unsafe_scan::{UNSAFE_SOURCES, comment_above, missing_lines, unsafe_lines};
 
-const FIVE_LINES: [&str; 5] = [
-    "ASSUMPTION:",
-    "DEPENDS ON:",
-    "TLA+ PROPERTY:",
-    "FAILURE MODE:",
-    "MITIGATION:",
-];
+use crate::support::graph;
 
 /// The folders whose Rust source is checked, relative to the repository.
 const SOURCE_ROOTS: [&str; 5] = ["host", "guest-template", "value", "tests", "benches"];
@@ -33,172 +29,13 @@ fn repository() -> PathBuf {
         .to_path_buf()
 }
 
-fn is_ident(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// `source` with comments, string literals and character literals replaced by spaces
-/// (newlines kept, so that offsets and line numbers stay those of the source).
-fn code_only(source: &str) -> String {
-    let chars: Vec<char> = source.chars().collect();
-    let mut out = String::with_capacity(source.len());
-    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        let previous_is_ident = i > 0 && is_ident(chars[i - 1]);
-        // `r` opens a raw string alone or after a `b`/`c` prefix: br"…", cr#"…"#.
-        let raw_start = !previous_is_ident
-            || (matches!(chars[i - 1], 'b' | 'c') && (i == 1 || !is_ident(chars[i - 2])));
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(' ');
-                i += 1;
-            }
-        } else if c == '/' && next == Some('*') {
-            let mut depth = 0usize;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-        } else if c == 'r' && raw_start && matches!(next, Some('"' | '#')) {
-            // A raw string r"…", r#"…"# (or, without a quote after the hashes, a raw identifier).
-            let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
-            if chars.get(i + 1 + hashes) != Some(&'"') {
-                out.push(c);
-                i += 1;
-                continue;
-            }
-            let body = i + 2 + hashes;
-            let mut end = body;
-            while end < chars.len() {
-                if chars[end] == '"'
-                    && chars[end + 1..].iter().take_while(|&&h| h == '#').count() >= hashes
-                {
-                    end += 1 + hashes;
-                    break;
-                }
-                end += 1;
-            }
-            for &skipped in &chars[i..end.min(chars.len())] {
-                out.push(blank(skipped));
-            }
-            i = end;
-        } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < chars.len() {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
-        } else if c == '\'' && next == Some('\\') {
-            // An escaped character literal: '\n', '\'', '\u{…}'.
-            out.push_str("  ");
-            i += 2;
-            while i < chars.len() && chars[i] != '\'' {
-                out.push(' ');
-                i += 1;
-            }
-            out.push(' ');
-            i += 1;
-        } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
-            out.push_str("   ");
-            i += 3;
-        } else {
-            // Code, or a lifetime.
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// 0-based line numbers of each `unsafe` keyword in `source`.
-fn unsafe_lines(source: &str) -> Vec<usize> {
-    let code = code_only(source);
-    let mut lines = Vec::new();
-    for (line_number, line) in code.lines().enumerate() {
-        let chars: Vec<char> = line.chars().collect();
-        let word: Vec<char> = "unsafe".chars().collect();
-        let found = (0..chars.len()).any(|at| {
-            chars[at..].starts_with(&word)
-                && (at == 0 || !is_ident(chars[at - 1]))
-                && chars.get(at + word.len()).is_none_or(|&c| !is_ident(c))
-        });
-        if found {
-            lines.push(line_number);
-        }
-    }
-    lines
-}
-
-/// The comment lines right above line `at` (attributes in between skipped), top first, each
-/// without its `//` and leading spaces.
-fn comment_above(lines: &[&str], at: usize) -> Vec<String> {
-    let mut above = at;
-    // Attributes, single- or multi-line, sit between the comment and the item.
-    while above > 0 {
-        let line = lines[above - 1].trim();
-        if line.starts_with("#[") {
-            above -= 1;
-        } else if line.ends_with(']') && !line.starts_with("//") {
-            let start = (0..above - 1)
-                .rev()
-                .find(|&l| lines[l].trim().starts_with("#["));
-            match start {
-                Some(start) => above = start,
-                None => break,
-            }
-        } else {
-            break;
-        }
-    }
-    let mut comment = Vec::new();
-    while above > 0 && lines[above - 1].trim().starts_with("//") {
-        above -= 1;
-        let text = lines[above].trim().trim_start_matches('/').trim_start();
-        comment.push(text.to_owned());
-    }
-    comment.reverse();
-    comment
-}
-
 /// What is wrong with the documentation of each `unsafe` in `source` (empty: nothing).
 fn problems(source: &str) -> Vec<String> {
     let lines: Vec<&str> = source.lines().collect();
     let mut found = Vec::new();
     for line in unsafe_lines(source) {
         let comment = comment_above(&lines, line);
-        let mut position = 0;
-        let mut missing = Vec::new();
-        for tag in FIVE_LINES {
-            match comment[position..].iter().position(|c| c.starts_with(tag)) {
-                Some(offset) => position += offset + 1,
-                None => missing.push(tag.trim_end_matches(':')),
-            }
-        }
+        let missing = missing_lines(&comment);
         if !missing.is_empty() {
             found.push(format!(
                 "line {}: `unsafe` without the seed's five lines right above it (missing or out of order: {}): {}",
@@ -223,7 +60,10 @@ fn problems(source: &str) -> Vec<String> {
 fn check_property(text: &str) -> Option<String> {
     let cited = text.split_whitespace().next()?;
     let (module, property) = cited.split_once('!')?;
-    let property: String = property.chars().take_while(|&c| is_ident(c)).collect();
+    let property: String = property
+        .chars()
+        .take_while(|&c| c.is_alphanumeric() || c == '_')
+        .collect();
     let specs = repository().join("specs");
     let spec = std::fs::read_dir(&specs)
         .expect("specs/")
@@ -277,9 +117,15 @@ fn every_unsafe_in_the_source_carries_the_five_lines() {
     assert!(files.len() > 20, "found the source: {}", files.len());
     let mut report = Vec::new();
     let mut documented = 0;
+    let mut holding = Vec::new();
     for file in &files {
         let source = std::fs::read_to_string(file).expect("read source");
-        documented += unsafe_lines(&source).len();
+        let found = unsafe_lines(&source).len();
+        documented += found;
+        let relative = file.strip_prefix(&root).unwrap_or(file);
+        if found > 0 && !relative.starts_with("tests") && !relative.starts_with("benches") {
+            holding.push(relative.display().to_string());
+        }
         for problem in problems(&source) {
             report.push(format!(
                 "{}: {problem}",
@@ -288,6 +134,11 @@ fn every_unsafe_in_the_source_carries_the_five_lines() {
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
+    // `verify` shows the evidence of the files it embeds: they must be all of them.
+    holding.sort();
+    let mut embedded: Vec<String> = UNSAFE_SOURCES.iter().map(|(p, _)| p.to_string()).collect();
+    embedded.sort();
+    assert_eq!(holding, embedded, "update verify::scan::UNSAFE_SOURCES");
     // The known ones: load_precompiled, the guest's link directive, cabi_realloc (three).
     assert!(documented >= 5, "found {documented} unsafe keywords");
 }

@@ -1,5 +1,5 @@
 //! cache: ready graphs by content-addressed key — L1 in memory, L2 on disk, one compilation per
-//! key at a time (seed 9.2, DESIGN §8).
+//! key at a time (seed 9.2).
 //!
 //! Lookup order: L1 (a ready artifact, ~µs) → single flight (one builder per key; everyone
 //! else waits for its result) → the builder tries L2 (a precompiled component, ~ms) and
@@ -112,9 +112,9 @@ pub(crate) struct Artifact {
     pub(crate) weight: usize,
     /// Deployments serving it; a pinned artifact is not retired by L1 pressure.
     pub(crate) pins: AtomicUsize,
-    /// The (optimized) graph the component was generated from: its node indices are the ones
+    /// The (optimized) IR the component was generated from: its node indices are the ones
     /// the guest reports errors with.
-    pub(crate) graph: crate::host::Graph,
+    pub(crate) graph: Arc<crate::graph::Graph>,
     /// What serves its effect calls: built once here, not per run; `None` for a graph
     /// without effect nodes (its component imports no effect interface).
     pub(crate) effects: Option<Arc<dyn crate::effects::EffectHandler>>,
@@ -137,7 +137,7 @@ impl Artifact {
         key: CacheKey,
         loaded: LoadedGraph,
         lifecycle: Arc<Lifecycle>,
-        graph: crate::host::Graph,
+        graph: Arc<crate::graph::Graph>,
         effects: Option<Arc<dyn crate::effects::EffectHandler>>,
     ) -> Artifact {
         Artifact {

@@ -245,7 +245,7 @@ impl Dispatcher {
     fn db(&self, sql: &str) -> Result<CheckedSql<'_>, EffectError> {
         let checked = self.footprint.check_sql(sql).map_err(denied)?;
         let service = self.services.db.get().ok_or_else(|| {
-            EffectError::Connection("this host has no database configured (--database-url)".into())
+            EffectError::Connection("this host has no database configured".into())
         })?;
         let access = if checked.writes.is_empty() || self.footprint.db.read_only() {
             Access::ReadOnly

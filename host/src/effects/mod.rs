@@ -1,6 +1,6 @@
-//! Effects: the drivers that serve a guest's host imports, one runner per effect type (DESIGN
-//! §7, seed §6). Each runner takes a pure description in and gives a typed result out, under a
-//! timeout, with its dependencies injected at construction.
+//! Effects: the drivers that serve a guest's host imports, one runner per effect type (seed
+//! §6; ARCHITECTURE.md, "host/src/effects"). Each runner takes a pure description in and gives
+//! a typed result out, under a timeout, with its dependencies injected at construction.
 //!
 //! Invariants:
 //! - No runner sees a graph, a footprint or the wasm store: the footprint check happens before

@@ -1,5 +1,5 @@
 //! The footprint: what a graph declares it may touch, and the checks every effect passes
-//! before a driver sees it (seed 4.1 "Footprint compliance"; DESIGN §7).
+//! before a driver sees it (seed 4.1 "Footprint compliance").
 //!
 //! A [`Footprint`] names DB tables to read and to write, HTTP rules, and kernels. The host
 //! calls [`Footprint::check_sql`], [`Footprint::check_http`] (and

@@ -250,6 +250,11 @@ pub(crate) enum FusedStep {
 }
 
 impl Graph {
+    /// The user-facing id of the node at `index`, if there is one (guests report indices).
+    pub(crate) fn node_name(&self, index: u32) -> Option<String> {
+        self.nodes.get(index as usize).map(|n| n.name.clone())
+    }
+
     pub(crate) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Host;
-use super::errors::{compile_error, compile_error_node, runtime_error};
+use super::errors::{compile_error, compile_error_node, optimize, runtime_error};
 use super::types::{CompileStats, CompiledGraph};
 use super::validated::Graph;
 use crate::cache::{
@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Stage};
 use crate::graph::{self};
 use crate::interface::Interface;
 use crate::lifecycle::{Lifecycle, State};
-use crate::passes::{self, PassConfig};
+use crate::passes::PassConfig;
 use crate::runtime::Runtime;
 
 impl Host {
@@ -112,16 +112,11 @@ impl Host {
         let passes = &inner.passes;
         lifecycle.advance(State::Optimizing, &format!("passes: {passes}"));
         let start = Instant::now();
-        let optimized = match passes::optimize(&graph.inner, passes) {
+        let optimized = match optimize(&graph.inner, passes) {
             Ok((optimized, _reports)) => graph.with_inner(optimized),
             Err(e) => {
-                lifecycle.advance(State::Failed, &e);
-                return Err(Error::new(
-                    ErrorKind::OptimizationFailed,
-                    Stage::Optimize,
-                    e,
-                    "report this as a bug; --passes none avoids the optimizer",
-                ));
+                lifecycle.advance(State::Failed, &e.message);
+                return Err(e);
             }
         };
         stages.optimize = start.elapsed();
@@ -145,7 +140,7 @@ impl Host {
                                     key,
                                     loaded,
                                     lifecycle,
-                                    optimized,
+                                    Arc::new(optimized.inner),
                                     self.effect_handler(graph),
                                 )),
                                 source: CacheSource::Disk,
@@ -182,7 +177,7 @@ impl Host {
             .load(&compiled.wasm, &|i: Interface| {
                 i.allowed_by(&graph.footprint)
             })
-            .map_err(|e| fail(runtime_error(e, Some(&optimized), Stage::Load)))?;
+            .map_err(|e| fail(runtime_error(e, Some(&optimized.inner), Stage::Load)))?;
         stages.load = start.elapsed();
         lifecycle.advance(State::Ready, "compiled");
         if let Some(disk) = inner.cache.disk() {
@@ -204,7 +199,7 @@ impl Host {
                 key,
                 loaded,
                 lifecycle,
-                optimized,
+                Arc::new(optimized.inner),
                 self.effect_handler(graph),
             )),
             source: CacheSource::Miss,

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use super::Host;
 use super::validated::Graph;
 use crate::cache::{CacheSource, KeyIngredients};
-use crate::error::{Error, ErrorKind, Stage};
+use crate::error::Error;
 use crate::graph::{self};
 use crate::interface::Interface;
-use crate::passes::{self, PassReport};
+use crate::passes::PassReport;
 
 /// What `graphjit explain` shows about a graph, without compiling it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -161,16 +161,8 @@ impl Host {
 
     /// The graph after this host's pass pipeline, with what each pass did.
     pub fn optimize(&self, graph: &Graph) -> Result<(Graph, Vec<PassReport>), Error> {
-        passes::optimize(&graph.inner, &self.inner.passes)
+        super::errors::optimize(&graph.inner, &self.inner.passes)
             .map(|(inner, reports)| (graph.with_inner(inner), reports))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::OptimizationFailed,
-                    Stage::Optimize,
-                    e,
-                    "report this as a bug; --passes none avoids the optimizer",
-                )
-            })
     }
 
     /// Graphviz of `graph` after this host's passes.

@@ -11,15 +11,13 @@ mod run;
 mod types;
 mod validated;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::cache::{Cache, CacheCounters, CacheKey, DiskCacheError, DiskStats, KeyIngredients};
 use crate::compile::{self, Compiler};
-use crate::deploy;
 use crate::effects::{self, Services};
-use crate::error::{Error, ErrorKind, Stage};
+use crate::error::{Error, ErrorKind, Setting, Stage};
 use crate::footprint::EgressPolicy;
 use crate::lifecycle::{TraceLog, Transition};
 use crate::passes::PassConfig;
@@ -52,7 +50,6 @@ pub(crate) struct HostInner {
     pub(super) services: Arc<Services>,
     /// Every key ingredient but the graph, fixed for this host.
     pub(super) base_key: KeyIngredients,
-    pub(crate) deployments: Mutex<BTreeMap<String, deploy::Deployment>>,
     /// The pass pipeline every compile runs.
     pub(super) passes: PassConfig,
 }
@@ -79,9 +76,9 @@ impl Host {
         let cache = Cache::new(&config.cache).map_err(|e| {
             let remediation = match &e {
                 DiskCacheError::Insecure { .. } => {
-                    "use a directory only you can write (chmod go-w), or another --cache-dir"
+                    "use a cache directory only you can write (chmod go-w), or another one"
                 }
-                DiskCacheError::Io { .. } => "use a writable --cache-dir",
+                DiskCacheError::Io { .. } => "use a writable cache directory",
             };
             Error::new(
                 ErrorKind::CacheUnavailable,
@@ -89,6 +86,8 @@ impl Host {
                 e.to_string(),
                 remediation,
             )
+            .for_setting(Setting::CacheDir)
+            .caused_by(e)
         })?;
         let base_key = base_key(&compiler, &runtime, &config.passes);
         let tls = effects::tls_config(&config.http.extra_roots).map_err(|e| {
@@ -96,8 +95,9 @@ impl Host {
                 ErrorKind::Internal,
                 Stage::Run,
                 format!("the HTTP settings' TLS roots: {e}"),
-                "pass DER-encoded CA certificates in HttpSettings::extra_roots",
+                "give DER-encoded CA certificates",
             )
+            .for_setting(Setting::TlsRoots)
         })?;
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -122,7 +122,6 @@ impl Host {
                     ..Services::default()
                 }),
                 base_key,
-                deployments: Mutex::new(BTreeMap::new()),
                 passes: config.passes.clone(),
             }),
         })
@@ -151,8 +150,10 @@ impl Host {
                     ErrorKind::DriverUnavailable,
                     Stage::Setup,
                     format!("cannot use the database: {e}"),
-                    "check --database-url and that the server is up",
+                    "check the database URL and that the server is up",
                 )
+                .for_setting(Setting::Database)
+                .caused_by(e)
             })?;
         self.set_database(effects::DbService::Postgres(runner))
     }
@@ -166,8 +167,9 @@ impl Host {
                 ErrorKind::DriverUnavailable,
                 Stage::Setup,
                 format!("cannot open the embedded database: {e}"),
-                "check the --db-init script",
+                "check the embedded database's setup script",
             )
+            .for_setting(Setting::DatabaseInit)
         })?;
         self.set_database(effects::DbService::Sqlite(runner))
     }

@@ -130,7 +130,7 @@ impl Host {
             deadline: eval::Deadline::after(start, limits.deadline),
         };
         let outcome = eval::eval(&graph.inner, &bound, &eval_limits)
-            .map_err(|e| eval_error(e, graph, limits.memory_bytes))?;
+            .map_err(|e| eval_error(e, &graph.inner, limits.memory_bytes))?;
         Ok(RunOutput {
             outputs: name_outputs(graph, outcome.outputs)?,
             fuel_used: outcome.fuel_used,
@@ -194,7 +194,7 @@ impl Host {
                 Ok(answer)
             };
             let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, &mut serve)
-                .map_err(|e| eval_error(e, &graph, limits.memory_bytes))?;
+                .map_err(|e| eval_error(e, &graph.inner, limits.memory_bytes))?;
             let calls = meter.calls();
             Ok::<_, Error>(RunOutput {
                 outputs: name_outputs(&graph, outcome.outputs)?,

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use graphjit_value::Value;
 
 use super::build::generate;
+use super::errors::optimize;
 use super::types::RunLimits;
-use crate::error::{Error, ErrorKind, Stage};
+use crate::error::{Error, ErrorKind, Setting, Stage};
 use crate::footprint::Footprint;
 use crate::graph::{self, NodeId};
-use crate::passes::{self, PassConfig};
+use crate::passes::PassConfig;
 use crate::values;
 
 /// A parsed, validated graph.
@@ -54,14 +55,7 @@ impl Graph {
     /// The generated Rust for this graph after `passes` (what a host with that configuration
     /// compiles; deterministic).
     pub fn rust_source_with(&self, passes: &PassConfig) -> Result<String, Error> {
-        let (inner, _) = passes::optimize(&self.inner, passes).map_err(|e| {
-            Error::new(
-                ErrorKind::OptimizationFailed,
-                Stage::Optimize,
-                e,
-                "report this as a bug; --passes none avoids the optimizer",
-            )
-        })?;
+        let (inner, _) = optimize(&self.inner, passes)?;
         Ok(generate(&inner)?.source)
     }
 
@@ -162,7 +156,7 @@ impl Graph {
                                 "input {:?} ({}) has no value and no default",
                                 node.name, node.ty
                             ),
-                            format!("pass --input {}=VALUE", node.name),
+                            format!("give the input {:?} a value", node.name),
                         ));
                     }
                 };
@@ -179,7 +173,7 @@ impl Graph {
 
     /// The user-facing id of a node index reported by a guest or by eval.
     pub(crate) fn node_name(&self, index: u32) -> Option<String> {
-        self.inner.nodes.get(index as usize).map(|n| n.name.clone())
+        self.inner.node_name(index)
     }
 }
 
@@ -195,4 +189,5 @@ pub(crate) fn const_value(c: &graph::Const) -> Value {
 
 pub(super) fn input_error(message: impl Into<String>, remediation: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, Stage::Input, message, remediation)
+        .for_setting(Setting::Inputs)
 }

@@ -3,7 +3,7 @@
 //!
 //! | event                  | spec action    | recorded by                                            |
 //! | ---------------------- | -------------- | ------------------------------------------------------ |
-//! | `Compiled`             | `Compiled(v)`  | `Host::deploy` (and the refresh in `Host::invoke`) once it holds the Ready artifact |
+//! | `Compiled`             | `Compiled(v)`  | `Deployments::deploy` (and the refresh in `Deployments::invoke`) once it holds the Ready artifact |
 //! | `Swapped { replaced }` | `Swap(v)`      | the swap, under the deployments lock                  |
 //! | `Retired`              | `RetireOld(v)` | `Lifecycle::retire` of a swapped-in artifact          |
 //! | `RequestStarted`       | `Start(c)`     | `Lifecycle::begin_request`, under the deployments lock |
@@ -12,7 +12,7 @@
 //! | `Evicted`              | `Evict(v)`     | the last request of a retired, swapped-in artifact    |
 //!
 //! A spec version is one artifact: the event's `context`. `Deploy(v)` (the build starting) and
-//! `CompileFailed(v)` are not recorded here: the build allocates the context, so `Host::deploy`
+//! `CompileFailed(v)` are not recorded here: the build allocates the context, so `Deployments::deploy`
 //! learns it only from a built artifact, and a failed build returns an error without one; the
 //! lifecycle trace has both (`None → GraphReceived`, `… → Failed`).
 //!
@@ -23,7 +23,7 @@
 //!   are ordered as they happened.
 //! - Bounded like the transitions ([`TraceLog`]'s capacity): a full log keeps its first
 //!   events, so what it holds is always a prefix of what happened.
-//! - Only artifacts a deployment swapped in, and requests [`crate::Host::invoke`] started, leave
+//! - Only artifacts a deployment swapped in, and requests [`crate::Deployments::invoke`] started, leave
 //!   events; `Host::run`'s requests and undeployment are outside the spec and leave none of
 //!   their own.
 
@@ -149,7 +149,7 @@ impl TraceLog {
 }
 
 impl Lifecycle {
-    /// `Compiled`: `Host::deploy` holds this artifact for `deployment`. Recorded only while the
+    /// `Compiled`: `Deployments::deploy` holds this artifact for `deployment`. Recorded only while the
     /// artifact can serve (Ready or Executing, not retired): otherwise the deploy holds an
     /// artifact the spec would not swap in, and the missing event makes the trace check reject
     /// the swap that follows.
@@ -172,7 +172,7 @@ impl Lifecycle {
         cell.deployed = Some(tag);
     }
 
-    /// [`Lifecycle::begin`] for a request of a deployment (`Host::invoke`, under the
+    /// [`Lifecycle::begin`] for a request of a deployment (`Deployments::invoke`, under the
     /// deployments lock): records `RequestStarted`, and the guard records its end.
     pub(crate) fn begin_request(self: &Arc<Self>) -> Result<Running, Unavailable> {
         let mut cell = self.lock();

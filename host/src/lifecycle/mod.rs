@@ -363,10 +363,10 @@ impl Lifecycle {
 pub(crate) struct Running {
     lifecycle: Arc<Lifecycle>,
     failed: bool,
-    /// The request's number and deployment version, for a request [`Host::invoke`] started
+    /// The request's number and deployment version, for a request [`Deployments::invoke`] started
     /// (`Lifecycle::begin_request`); `None` for any other.
     ///
-    /// [`Host::invoke`]: crate::Host::invoke
+    /// [`Deployments::invoke`]: crate::Host::invoke
     request: Option<(u64, DeployTag)>,
 }
 

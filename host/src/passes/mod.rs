@@ -1,4 +1,4 @@
-//! passes: the optimizer (seed 3.2, DESIGN §4). Each pass is a pure function from a graph to a
+//! passes: the optimizer (seed 3.2). Each pass is a pure function from a graph to a
 //! graph with a report of what it changed; the pipeline runs the configured passes in a fixed
 //! order and checks the graph's invariants after each.
 //!

@@ -18,6 +18,8 @@ mod builder;
 pub mod golden;
 pub mod http_server;
 pub mod postgres;
+/// The unsafe policy's scanner, the one `graphjit verify` runs (for the tidy test).
+pub use crate::verify::scan as unsafe_scan;
 
 use proptest::prelude::*;
 use serde_json::Value as Json;

@@ -16,7 +16,7 @@
 //! - Results are capped while they are read: at most `max_rows + 1` rows are fetched from the
 //!   server (a portal), and reading stops at the first row past the byte cap.
 //! - The runner knows nothing of graphs, footprints or wasm: the footprint check happens before
-//!   it is called (DESIGN §7). It is `Send + Sync` and shared by any number of tasks.
+//!   it is called (ARCHITECTURE.md, "host/src/effects"). It is `Send + Sync` and shared by any number of tasks.
 //!
 //! ## Driver: PostgreSQL (via tokio-postgres) — seed §6.3
 //! Assumptions:

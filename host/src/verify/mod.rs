@@ -7,11 +7,21 @@
 //! - The scans look at code tokens only: text inside string literals and comments (where user
 //!   strings and the five comment lines live) is not code.
 
+#[cfg_attr(
+    not(any(test, feature = "testing")),
+    expect(
+        unreachable_pub,
+        reason = "public through graphjit::testing::unsafe_scan"
+    )
+)]
+pub mod scan;
+
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::host::{Graph, Host, RunLimits};
+use scan::{UNSAFE_SOURCES, documented, unsafe_lines};
 
 /// One checklist item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -40,127 +50,6 @@ impl Checklist {
     pub fn ok(&self) -> bool {
         self.items.iter().all(|i| i.ok)
     }
-}
-
-/// Sources that contain `unsafe`, embedded so that the binary can show its own evidence.
-const UNSAFE_SOURCES: &[(&str, &str)] = &[
-    ("host/src/runtime/mod.rs", include_str!("runtime/mod.rs")),
-    (
-        "guest-template/src/lib.rs",
-        include_str!("../../guest-template/src/lib.rs"),
-    ),
-    (
-        "guest-template/src/realloc.rs",
-        include_str!("../../guest-template/src/realloc.rs"),
-    ),
-];
-
-/// The seed's five comment lines, in order.
-const FIVE_LINES: [&str; 5] = [
-    "ASSUMPTION:",
-    "DEPENDS ON:",
-    "TLA+ PROPERTY:",
-    "FAILURE MODE:",
-    "MITIGATION:",
-];
-
-/// `source` with string and char literals and comments blanked out (lines kept).
-fn code_only(source: &str) -> String {
-    let mut out = String::with_capacity(source.len());
-    let mut chars = source.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                    }
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        break;
-                    }
-                }
-                out.push_str("\"\"");
-            }
-            // A char literal ('"', '\'', 'x'); a lifetime ('a) has no closing quote.
-            '\'' => {
-                let mut ahead = chars.clone();
-                match (ahead.next(), ahead.next()) {
-                    (Some('\\'), _) => {
-                        chars.next();
-                        chars.next();
-                        for c in chars.by_ref() {
-                            if c == '\'' {
-                                break;
-                            }
-                        }
-                        out.push_str("' '");
-                    }
-                    (Some(_), Some('\'')) => {
-                        chars.next();
-                        chars.next();
-                        out.push_str("' '");
-                    }
-                    _ => out.push('\''),
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Lines (0-based) whose code holds the keyword `unsafe`.
-fn unsafe_lines(source: &str) -> Vec<usize> {
-    code_only(source)
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .any(|word| word == "unsafe")
-        })
-        .map(|(i, _)| i)
-        .collect()
-}
-
-/// Whether the comment block just above line `at` holds the five lines in order. Up to eight
-/// lines of code (attributes, the `let … =` the block belongs to) may sit in between.
-fn documented(source: &str, at: usize) -> bool {
-    let lines: Vec<&str> = source.lines().collect();
-    let is_comment = |i: usize| lines[i].trim_start().starts_with("//");
-    let mut end = at.min(lines.len());
-    let mut skipped = 0;
-    while end > 0 && !is_comment(end - 1) && skipped < 8 {
-        end -= 1;
-        skipped += 1;
-    }
-    let mut start = end;
-    while start > 0 && is_comment(start - 1) {
-        start -= 1;
-    }
-    let block = lines[start..end].join("\n");
-    let mut from = 0;
-    FIVE_LINES
-        .iter()
-        .all(|marker| match block[from..].find(marker) {
-            Some(i) => {
-                from += i + marker.len();
-                true
-            }
-            None => false,
-        })
 }
 
 /// Where `specs/check` leaves its last full result.
@@ -369,46 +258,6 @@ impl Host {
         Checklist {
             graph: graph.hash(),
             items,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scan_sees_code_not_strings_or_comments() {
-        // The strings below are scanner input with the keyword in them, never compiled.
-        // ASSUMPTION: none: test data for `unsafe_lines` and `documented`.
-        // DEPENDS ON: nothing at run time.
-        // TLA+ PROPERTY: none (a test fixture).
-        // FAILURE MODE: none: no code of these strings ever runs.
-        // MITIGATION: not applicable.
-        let source = "let s = \"unsafe { }\"; // unsafe here\nunsafe { f() }\nlet t = '\"'; let u = '\\''; fn g<'a>() {}\nlet v = \"unsafe\";\n";
-        assert_eq!(unsafe_lines(source), [1]);
-        assert!(!documented(source, 1));
-        let good = "// ASSUMPTION: a\n// DEPENDS ON: b\n// TLA+ PROPERTY: c\n// FAILURE MODE: d\n// MITIGATION: e\n#[allow(unsafe_code)]\nlet x = unsafe { f() };\n";
-        assert_eq!(unsafe_lines(good), [6]);
-        assert!(documented(good, 6));
-        let out_of_order = "// DEPENDS ON: b\n// ASSUMPTION: a\n// TLA+ PROPERTY: c\n// FAILURE MODE: d\n// MITIGATION: e\nunsafe { f() }\n";
-        assert!(!documented(out_of_order, 5));
-    }
-
-    #[test]
-    fn the_host_unsafe_blocks_are_found_and_documented() {
-        let found: usize = UNSAFE_SOURCES
-            .iter()
-            .map(|(_, text)| unsafe_lines(text).len())
-            .sum();
-        assert!(
-            found >= 3,
-            "the embedded sources lost their unsafe blocks: {found}"
-        );
-        for (path, text) in UNSAFE_SOURCES {
-            for line in unsafe_lines(text) {
-                assert!(documented(text, line), "{path}:{}", line + 1);
-            }
         }
     }
 }

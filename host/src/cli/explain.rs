@@ -1,0 +1,154 @@
+//! `graphjit explain` and `graphjit verify`: what a graph is and does, in text or JSON.
+
+use graphjit::Stage;
+
+use super::args::{ExplainArgs, read_graph};
+use super::error::CliError;
+
+/// Prints what `graphjit explain` shows.
+pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
+    let graph = read_graph(&args.file)?;
+    let host = args.cache.host()?;
+    if args.dot {
+        print!("{}", host.dot(&graph)?);
+        return Ok(());
+    }
+    let mut explanation = host.explain(&graph);
+    if !args.assumptions {
+        explanation.assumptions.clear();
+    }
+    if args.json {
+        let json = serde_json::to_value(&explanation).map_err(|e| {
+            CliError::own(
+                "internal",
+                Stage::Parse,
+                e.to_string(),
+                "report this as a bug",
+            )
+        })?;
+        println!("{json}");
+        return Ok(());
+    }
+    let e = &explanation;
+    println!("graph {}", e.name.as_deref().unwrap_or("(unnamed)"));
+    println!("  hash     {}", e.hash);
+    println!("  nodes    {}", e.nodes);
+    let inputs: Vec<String> = e.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+    println!("  inputs   {}", inputs.join(", "));
+    println!("  outputs  {}", e.outputs.join(", "));
+    let effects: Vec<String> = e
+        .effects
+        .iter()
+        .map(|(op, n)| format!("{op} ×{n}"))
+        .collect();
+    println!(
+        "  effects  {}",
+        if effects.is_empty() {
+            "none".to_owned()
+        } else {
+            effects.join(", ")
+        }
+    );
+    for (section, entries) in &e.footprint {
+        if !entries.is_empty() {
+            println!("  footprint {section}: {}", entries.join(", "));
+        }
+    }
+    println!("passes ({} → {} nodes)", e.nodes, e.nodes_optimized);
+    for report in &e.passes {
+        println!(
+            "  {:<5} {} changed, {} → {} nodes",
+            report.pass.name(),
+            report.changed,
+            report.nodes_before,
+            report.nodes_after
+        );
+    }
+    for (title, lines) in [("before the passes", &e.before), ("after", &e.after)] {
+        println!("graph {title}");
+        const SHOWN: usize = 40;
+        for line in lines.iter().take(SHOWN) {
+            println!("  {line}");
+        }
+        if lines.len() > SHOWN {
+            println!("  … {} more (all of them with --json)", lines.len() - SHOWN);
+        }
+    }
+    println!(
+        "memory plan: at most {} bytes of tensors live at once (each freed after its last reader)",
+        e.planned_peak_bytes
+    );
+    if !e.placements.is_empty() {
+        println!("placement (matmul: guest or native host, estimated time with copies)");
+        for p in &e.placements {
+            println!(
+                "  {:<12} {}×{}×{}  guest {:.1} µs, host {:.1} µs → {}",
+                p.node, p.dims[0], p.dims[1], p.dims[2], p.guest_us, p.host_us, p.choice
+            );
+        }
+    }
+    if !e.rounds.is_empty() {
+        println!("rounds (independent effects sent as one host call, served concurrently)");
+        for round in &e.rounds {
+            println!("  {}", round.join(", "));
+        }
+    }
+    println!("cache");
+    println!("  key      {}", e.key);
+    let why = match e.cache {
+        graphjit::CacheSource::Memory => "memory (ready in this process)",
+        graphjit::CacheSource::Disk => {
+            "disk (a precompiled component is there; verified when loaded)"
+        }
+        graphjit::CacheSource::Miss => "miss (not in memory or on disk: a run compiles it)",
+    };
+    println!("  a run now: {why}");
+    let i = &e.ingredients;
+    for (name, value) in [
+        ("graph", &i.graph),
+        ("passes", &i.passes),
+        ("target", &i.target),
+        ("features", &i.target_features),
+        ("opt-level", &i.opt_level),
+        ("engine", &i.engine),
+        ("template", &i.template),
+        ("codegen", &i.codegen),
+    ] {
+        println!("  {name:<9} {value}");
+    }
+    println!("  rustc     {}", i.rustc.lines().next().unwrap_or(""));
+    if args.assumptions {
+        println!("assumptions");
+        for a in &e.assumptions {
+            println!("  [{}] {}", a.component, a.assumption);
+            println!("      if not: {}", a.failure_mode);
+            println!("      mitigation: {}", a.mitigation);
+            println!(
+                "      TLA+ properties relying on it: {}",
+                a.properties.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Prints the checklist; whether every item holds.
+pub(crate) fn verify(args: &ExplainArgs) -> Result<bool, CliError> {
+    let graph = read_graph(&args.file)?;
+    let host = args.cache.host()?;
+    let checklist = host.verify(&graph);
+    if args.json {
+        let json = serde_json::json!({
+            "graph": checklist.graph,
+            "ok": checklist.ok(),
+            "items": checklist.items,
+        });
+        println!("{json}");
+    } else {
+        for item in &checklist.items {
+            println!("[{}] {}", if item.ok { "x" } else { " " }, item.item);
+            println!("      {}", item.evidence);
+        }
+    }
+    Ok(checklist.ok())
+}

@@ -1,0 +1,15 @@
+//! The command line over the library: flags, the commands, their output, and the CLI's policy
+//! on errors (exit statuses, flag names in remediations).
+
+pub(crate) mod args;
+pub(crate) mod error;
+pub(crate) mod explain;
+pub(crate) mod files;
+pub(crate) mod run;
+
+use std::time::Duration;
+
+/// Milliseconds, as the output prints them.
+pub(crate) fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
