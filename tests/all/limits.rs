@@ -488,3 +488,37 @@ fn both_engines_count_log_calls_against_the_cap_the_same_way() {
         );
     }
 }
+
+/// The effects' fuel is one budget too: each call costs the same (10,000 per call, 1 per byte
+/// of its answer, a kernel's work) in both engines, so a budget that pays for the pure work
+/// but not for the calls stops both, and one that pays for both lets both finish.
+#[test]
+fn both_engines_charge_effects_the_same_fuel() {
+    let g = logs_then(50, false);
+    let host = crate::support::host();
+    let inputs = std::collections::BTreeMap::new();
+    let compiled = compile(&g);
+    let with_fuel = |fuel| RunLimits {
+        fuel,
+        ..RunLimits::default()
+    };
+    // 50 calls cost 500,000 fuel in either engine; the pure work is below 400,000 in both
+    // (about 330,000 in wasm, which formats each line, and 100 in eval).
+    let short = with_fuel(400_000);
+    let run = crate::support::block_on(host.run(&compiled, &inputs, short));
+    let eval = crate::support::block_on(host.eval_effects(&g, &inputs, short));
+    for (engine, result) in [("run", run), ("eval", eval)] {
+        let err = result.expect_err(engine);
+        assert!(
+            matches!(err.kind, ErrorKind::FuelExhausted { .. }),
+            "{engine}: {err}"
+        );
+    }
+    let enough = with_fuel(1_000_000);
+    let run = crate::support::block_on(host.run(&compiled, &inputs, enough)).expect("run");
+    let eval = crate::support::block_on(host.eval_effects(&g, &inputs, enough)).expect("eval");
+    assert_eq!(run.outputs, eval.outputs);
+    for used in [run.fuel_used, eval.fuel_used] {
+        assert!((500_000..1_000_000).contains(&used), "{used}");
+    }
+}

@@ -32,6 +32,33 @@ pub enum Cell {
     Bytes(Vec<u8>),
 }
 
+impl Cell {
+    /// The bytes this cell counts against an answer's byte caps (the drivers' per-result cap,
+    /// the run's effect byte cap): the payload length of text and bytes, 8 for numbers, 1 for
+    /// booleans and NULL.
+    pub fn footprint(&self) -> usize {
+        match self {
+            Cell::Null | Cell::Bool(_) => 1,
+            Cell::Int(_) | Cell::Float(_) => 8,
+            Cell::Text(s) => s.len(),
+            Cell::Bytes(b) => b.len(),
+        }
+    }
+
+    /// The variant's name, for error messages (`null`, `int`, `float`, `bool`, `text`,
+    /// `bytes`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Cell::Null => "null",
+            Cell::Int(_) => "int",
+            Cell::Float(_) => "float",
+            Cell::Bool(_) => "bool",
+            Cell::Text(_) => "text",
+            Cell::Bytes(_) => "bytes",
+        }
+    }
+}
+
 /// A query's rows.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Rows {

@@ -12,18 +12,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use graphjit_value::effects::{Cell, Rows};
+use graphjit_value::effects::Cell;
 
 use super::call::{
     EffectAnswer, EffectCall, EffectError, EffectFuture, EffectHandler, RoundFuture,
 };
-use super::db::{self, Access, DbError, Grants, PostgresRunner, RunAs};
+use super::database::Database;
+use super::db::{Access, Grants};
 use super::http::HttpRunner;
 use super::kernels::{KernelError, Kernels};
 
 /// A deadline for a timeout too large to add to now: a year.
 const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
-use super::sqlite::SqliteRunner;
 use crate::footprint::{Denied, Footprint};
 
 /// The most log lines one host keeps (oldest dropped first).
@@ -40,7 +40,7 @@ const MAX_LOG_LEVEL_BYTES: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct Services {
     /// The database, once the host was given one: PostgreSQL, or the embedded SQLite.
-    pub(crate) db: std::sync::OnceLock<DbService>,
+    pub(crate) db: std::sync::OnceLock<Arc<dyn Database>>,
     /// HTTP, with the host's egress policy.
     pub(crate) http: HttpRunner,
     /// Log lines from `log` nodes: `(level, message)`, at most [`MAX_LOG_LINES`] and
@@ -94,13 +94,6 @@ fn cut(mut text: String, limit: usize) -> String {
     text
 }
 
-/// Where DB effects go.
-#[derive(Debug)]
-pub(crate) enum DbService {
-    Postgres(PostgresRunner),
-    Sqlite(SqliteRunner),
-}
-
 /// One graph's effect handler.
 #[derive(Debug, Clone)]
 pub(crate) struct Dispatcher {
@@ -112,7 +105,7 @@ pub(crate) struct Dispatcher {
 
 /// One SQL text after its footprint check: where it runs, how, and the text to run.
 struct CheckedSql<'a> {
-    service: &'a DbService,
+    db: &'a dyn Database,
     access: Access,
     /// The canonical print of what was checked: the driver runs this, not the graph's text.
     sql: String,
@@ -156,54 +149,17 @@ impl Dispatcher {
         };
         match call {
             EffectCall::DbQuery { params, .. } => {
-                let CheckedSql {
-                    service,
-                    access,
-                    sql,
-                } = sql_checked()?;
-                let rows = match service {
-                    DbService::Postgres(runner) => runner
-                        .query(
-                            &sql,
-                            &to_params(params),
-                            RunAs::Footprint(&self.grants),
-                            access,
-                            timeout,
-                        )
-                        .await
-                        .map(from_db_rows)
-                        .map_err(classify_db)?,
-                    DbService::Sqlite(runner) => {
-                        runner
-                            .query(&sql, params, &self.grants, access, timeout)
-                            .await?
-                    }
-                };
+                let CheckedSql { db, access, sql } = sql_checked()?;
+                let rows = db
+                    .query(&sql, &params, &self.grants, access, timeout)
+                    .await?;
                 Ok(EffectAnswer::Rows(rows))
             }
             EffectCall::DbExecute { params, .. } => {
-                let CheckedSql {
-                    service,
-                    access,
-                    sql,
-                } = sql_checked()?;
-                let count = match service {
-                    DbService::Postgres(runner) => runner
-                        .execute(
-                            &sql,
-                            &to_params(params),
-                            RunAs::Footprint(&self.grants),
-                            access,
-                            timeout,
-                        )
-                        .await
-                        .map_err(classify_db)?,
-                    DbService::Sqlite(runner) => {
-                        runner
-                            .execute(&sql, params, &self.grants, access, timeout)
-                            .await?
-                    }
-                };
+                let CheckedSql { db, access, sql } = sql_checked()?;
+                let count = db
+                    .execute(&sql, &params, &self.grants, access, timeout)
+                    .await?;
                 Ok(EffectAnswer::Count(count))
             }
             EffectCall::Http { method, url, body } => {
@@ -244,7 +200,7 @@ impl Dispatcher {
     /// The footprint check of one SQL text, and the runner, access and text it runs with.
     fn db(&self, sql: &str) -> Result<CheckedSql<'_>, EffectError> {
         let checked = self.footprint.check_sql(sql).map_err(denied)?;
-        let service = self.services.db.get().ok_or_else(|| {
+        let db = self.services.db.get().ok_or_else(|| {
             EffectError::Connection("this host has no database configured".into())
         })?;
         let access = if checked.writes.is_empty() || self.footprint.db.read_only() {
@@ -253,7 +209,7 @@ impl Dispatcher {
             Access::ReadWrite
         };
         Ok(CheckedSql {
-            service,
+            db: db.as_ref(),
             access,
             sql: checked.sql,
         })
@@ -266,8 +222,9 @@ impl EffectHandler for Dispatcher {
     }
 
     /// A round: each call passes its interface's footprint check (a round is one import for
-    /// several interfaces), then every call runs at once. PostgreSQL reads of the round share
-    /// one connection and one read-only transaction, pipelined.
+    /// several interfaces), then every call runs at once. The round's reads go to the
+    /// database together ([`Database::query_round`]: on PostgreSQL one connection and one
+    /// read-only transaction, pipelined).
     fn call_round(&self, calls: Vec<EffectCall>, timeout: Duration) -> RoundFuture<'_> {
         Box::pin(self.serve_round(calls, timeout))
     }
@@ -280,7 +237,9 @@ impl Dispatcher {
         timeout: Duration,
     ) -> Vec<Result<EffectAnswer, EffectError>> {
         let mut results: Vec<Option<Result<EffectAnswer, EffectError>>> = vec![None; calls.len()];
-        let mut reads: Vec<(usize, String, Vec<db::Param>)> = Vec::new();
+        let mut reads: Vec<usize> = Vec::new();
+        let mut statements: Vec<(String, Vec<Cell>)> = Vec::new();
+        let mut reads_db: Option<&dyn Database> = None;
         let mut others = Vec::new();
         for (i, call) in calls.into_iter().enumerate() {
             let interface = call.interface();
@@ -306,52 +265,41 @@ impl Dispatcher {
             if let (
                 EffectCall::DbQuery { params, .. },
                 Some(CheckedSql {
-                    service: DbService::Postgres(_),
+                    db,
                     access: Access::ReadOnly,
                     sql,
                 }),
             ) = (&call, &checked)
             {
-                reads.push((i, sql.clone(), to_params(params.clone())));
+                reads.push(i);
+                statements.push((sql.clone(), params.clone()));
+                reads_db = Some(*db);
                 continue;
             }
             others.push((i, call, checked));
         }
-        let pipelined = async {
-            let Some(DbService::Postgres(runner)) = self.services.db.get() else {
-                return Vec::new();
-            };
-            if reads.len() < 2 {
-                let each = reads.iter().map(|(_, sql, params)| {
-                    runner.query(
-                        sql,
-                        params,
-                        RunAs::Footprint(&self.grants),
-                        Access::ReadOnly,
-                        timeout,
-                    )
-                });
-                return futures_util::future::join_all(each).await;
+        let read_round = async {
+            match reads_db {
+                Some(db) if statements.len() >= 2 => {
+                    db.query_round(&statements, &self.grants, timeout).await
+                }
+                Some(db) => {
+                    let each = statements.iter().map(|(sql, params)| {
+                        db.query(sql, params, &self.grants, Access::ReadOnly, timeout)
+                    });
+                    futures_util::future::join_all(each).await
+                }
+                None => Vec::new(),
             }
-            let statements: Vec<(String, Vec<db::Param>)> = reads
-                .iter()
-                .map(|(_, sql, params)| (sql.clone(), params.clone()))
-                .collect();
-            runner
-                .query_round(&statements, RunAs::Footprint(&self.grants), timeout)
-                .await
         };
         let rest = futures_util::future::join_all(
             others
                 .into_iter()
                 .map(|(_, call, checked)| self.serve_checked(call, checked, timeout)),
         );
-        let (read_rows, rest_answers) = futures_util::future::join(pipelined, rest).await;
-        for ((i, _, _), rows) in reads.iter().zip(read_rows) {
-            results[*i] = Some(
-                rows.map(|r| EffectAnswer::Rows(from_db_rows(r)))
-                    .map_err(classify_db),
-            );
+        let (read_rows, rest_answers) = futures_util::future::join(read_round, rest).await;
+        for (i, rows) in reads.iter().zip(read_rows) {
+            results[*i] = Some(rows.map(EffectAnswer::Rows));
         }
         let mut rest_answers = rest_answers.into_iter();
         for slot in results.iter_mut().filter(|s| s.is_none()) {
@@ -380,61 +328,6 @@ fn grants(footprint: &Footprint) -> Grants {
 
 fn denied(denied: Denied) -> EffectError {
     EffectError::FootprintDenied(format!("{denied}; fix: {}", denied.remediation()))
-}
-
-fn to_params(cells: Vec<Cell>) -> Vec<db::Param> {
-    cells
-        .into_iter()
-        .map(|cell| match cell {
-            Cell::Null => db::Param::Null,
-            Cell::Int(i) => db::Param::I64(i),
-            Cell::Float(x) => db::Param::F64(x),
-            Cell::Bool(b) => db::Param::Bool(b),
-            Cell::Text(s) => db::Param::Str(s),
-            Cell::Bytes(b) => db::Param::Bytes(b),
-        })
-        .collect()
-}
-
-fn from_db_rows(rows: db::Rows) -> Rows {
-    Rows {
-        columns: rows.columns,
-        rows: rows
-            .rows
-            .into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(|cell| match cell {
-                        db::Cell::Null => Cell::Null,
-                        db::Cell::I64(i) => Cell::Int(i),
-                        db::Cell::F64(x) => Cell::Float(x),
-                        db::Cell::Bool(b) => Cell::Bool(b),
-                        db::Cell::Str(s) => Cell::Text(s),
-                        db::Cell::Bytes(b) => Cell::Bytes(b),
-                    })
-                    .collect()
-            })
-            .collect(),
-    }
-}
-
-/// A driver failure as the WIT error variant.
-fn classify_db(error: DbError) -> EffectError {
-    let message = error.to_string();
-    match error {
-        DbError::Connection { .. } | DbError::Config { .. } => EffectError::Connection(message),
-        DbError::Timeout { .. } => EffectError::Timeout(message),
-        DbError::Constraint { .. } => EffectError::Constraint(message),
-        DbError::Syntax { .. }
-        | DbError::UndefinedTable { .. }
-        | DbError::UndefinedColumn { .. }
-        | DbError::ParamCount { .. }
-        | DbError::ParamType { .. } => EffectError::Syntax(message),
-        DbError::Permission { .. } | DbError::ReadOnly { .. } => EffectError::Permission(message),
-        DbError::RowLimit { .. } | DbError::ByteLimit { .. } => EffectError::Limit(message),
-        DbError::UnsupportedType { .. } => EffectError::BadAnswer(message),
-        _ => EffectError::Other(message),
-    }
 }
 
 #[cfg(test)]

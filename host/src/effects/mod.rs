@@ -8,21 +8,20 @@
 //! - Every driver failure arrives classified (connection, timeout, constraint, syntax, …),
 //!   never as a bare string.
 
-// Not called by the runtime yet: the host imports that dispatch to it come next.
-#[expect(
-    dead_code,
-    reason = "the runner is wired to the host imports in a later change"
-)]
 pub(crate) mod db;
 
+pub(crate) mod budget;
 mod call;
+mod database;
 mod dispatch;
 mod http;
 mod kernels;
 mod sqlite;
 
+pub(crate) use budget::EffectBudget;
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler, RoundFuture};
-pub(crate) use dispatch::{DbService, Dispatcher, Services};
+pub(crate) use database::Database;
+pub(crate) use dispatch::{Dispatcher, Services};
 pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, tls_config};
 pub(crate) use kernels::{ASSUMPTIONS as KERNEL_ASSUMPTIONS, Kernels, work as kernel_work};
 pub(crate) use sqlite::{ASSUMPTIONS as SQLITE_ASSUMPTIONS, SqliteRunner};

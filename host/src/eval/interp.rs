@@ -32,15 +32,17 @@ use graphjit_value::Value;
 
 use graphjit_value::effects::{self as conv, cell_from_value};
 
-use super::{EffectFn, EvalError, EvalLimits, const_value, scalar, tensor};
-use crate::effects::{EffectAnswer, EffectCall, EffectError};
+use super::{EffectFn, EffectServer, EvalError, EvalLimits, const_value, scalar, tensor};
+use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
 use crate::graph::{Graph, Node, NodeId, Op, Region, Type, Work};
 
 /// One evaluation's state: a slot per node, the demanded set and the fuel meter.
 pub(super) struct Interp<'g, 'e> {
     graph: &'g Graph,
-    /// Serves effect nodes.
-    effects: &'e mut EffectFn<'e>,
+    /// Serves effect nodes (`None`: every call fails, nothing is sent).
+    effects: Option<&'e mut EffectFn<'e>>,
+    /// The run's effect caps and deadline, kept as a compiled run's host imports keep them.
+    budget: EffectBudget,
     demanded: Vec<bool>,
     /// Fuel each node costs before it runs (first bullet of the cost rule).
     costs: Vec<u64>,
@@ -68,7 +70,7 @@ impl<'g, 'e> Interp<'g, 'e> {
     pub(super) fn new(
         graph: &'g Graph,
         limits: EvalLimits,
-        effects: &'e mut EffectFn<'e>,
+        effects: Option<EffectServer<'e>>,
     ) -> Result<Self, EvalError> {
         if graph.root.results.len() != graph.outputs.len() {
             return Err(internal("the root region's results and the outputs differ"));
@@ -78,9 +80,18 @@ impl<'g, 'e> Interp<'g, 'e> {
             .iter()
             .map(|node| node_cost(graph, node))
             .collect::<Result<_, _>>()?;
+        let deadline = limits.deadline.map(|d| d.at);
+        let (budget, effects) = match effects {
+            Some(server) => (
+                EffectBudget::new(server.max_calls, server.max_bytes, deadline),
+                Some(server.serve),
+            ),
+            None => (EffectBudget::new(0, 0, deadline), None),
+        };
         Ok(Interp {
             graph,
             effects,
+            budget,
             demanded: graph.demanded(),
             costs,
             values: vec![None; graph.nodes.len()],
@@ -95,6 +106,43 @@ impl<'g, 'e> Interp<'g, 'e> {
 
     pub(super) fn fuel_used(&self) -> u64 {
         self.fuel_used
+    }
+
+    pub(super) fn effect_calls(&self) -> u32 {
+        self.budget.calls()
+    }
+
+    /// One call through the run's effect budget (`effects::budget`'s steps, in the order a
+    /// compiled run's host imports take them). `Err` ends the evaluation (fuel, deadline);
+    /// `Ok(Err(_))` is the call's own failure.
+    fn serve(&mut self, call: EffectCall) -> Result<Result<EffectAnswer, EffectError>, EvalError> {
+        if self.effects.is_none() {
+            return Ok(Err(EffectError::Other(
+                "effects are not available to this evaluation (it has no host)".into(),
+            )));
+        }
+        if let Err(refused) = self.budget.admit_one() {
+            return Ok(Err(refused));
+        }
+        self.charge(EffectBudget::admission_fuel(&call))?;
+        // A call is not made past the deadline, and one that ends past it ends the run,
+        // whatever it answered.
+        self.check_deadline()?;
+        let remaining = self.budget.remaining();
+        let answer = match self.effects.as_mut() {
+            Some(serve) => serve(call, remaining),
+            None => return Err(internal("the effect server went away")),
+        };
+        self.check_deadline()?;
+        let Ok(answer) = answer else {
+            return Ok(answer);
+        };
+        let bytes = answer.bytes();
+        if let Err(refused) = self.budget.account(bytes) {
+            return Ok(Err(refused));
+        }
+        self.charge(EffectBudget::answer_fuel(bytes))?;
+        Ok(Ok(answer))
     }
 
     /// Binds input node `id` to `value`, after checking its type.
@@ -248,11 +296,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             },
             _ => return Err(internal("not an effect op")),
         };
-        // As in a compiled run's host imports: a call is not made past the deadline, and one
-        // that ends past it ends the run, whatever it answered.
-        self.check_deadline()?;
-        let answer = (self.effects)(call);
-        self.check_deadline()?;
+        let answer = self.serve(call)?;
         let answer = match (&node.op, answer) {
             // `log` has no error (the WIT `log` returns nothing): a line the host refuses (the
             // call cap, no host) is dropped, and the node is its argument, in both engines.
@@ -511,24 +555,9 @@ fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
             _ => return Err(internal("`matmul` of non-tensors")),
         },
         Work::Argument => tensor_elements(arg_type(0)?),
-        // A host kernel's work is the host's, the same in both engines: charged whole, in the
-        // units `run` charges it in, before it runs.
-        Work::Kernel => {
-            let Op::Kernel { name } = &node.op else {
-                return Err(internal("kernel work for an op that is not a kernel"));
-            };
-            let mut shapes = Vec::with_capacity(node.args.len());
-            for i in 0..node.args.len() {
-                if let Type::Tensor(shape) = arg_type(i)? {
-                    shapes.push(shape.as_slice());
-                }
-            }
-            let work = crate::effects::kernel_work(name, &shapes);
-            return Ok(1u64
-                .saturating_add(work)
-                .saturating_add(tensor_elements(&node.ty) / 64));
-        }
-        Work::Result => tensor_elements(&node.ty),
+        // A host kernel's work is the host's: the effect budget charges it with the call, in
+        // the units a compiled run charges it in (`EffectBudget::admission_fuel`).
+        Work::Kernel | Work::Result => tensor_elements(&node.ty),
     };
     Ok(1u64.saturating_add(work / 64))
 }

@@ -70,6 +70,8 @@ pub(crate) struct EvalOutcome {
     pub(crate) outputs: Vec<Value>,
     /// Fuel charged, never more than the budget.
     pub(crate) fuel_used: u64,
+    /// Effect calls admitted.
+    pub(crate) effect_calls: u32,
 }
 
 /// Why an evaluation stopped.
@@ -128,8 +130,21 @@ impl EvalError {
     }
 }
 
-/// Serves one effect call for `eval` (the host's dispatcher, blocking, in practice).
-pub(crate) type EffectFn<'a> = dyn FnMut(EffectCall) -> Result<EffectAnswer, EffectError> + 'a;
+/// Serves one effect call for `eval` within the timeout given (the host's dispatcher,
+/// blocking, in practice).
+pub(crate) type EffectFn<'a> =
+    dyn FnMut(EffectCall, Duration) -> Result<EffectAnswer, EffectError> + 'a;
+
+/// What serves an evaluation's effect nodes, and the run's effect caps. The interpreter keeps
+/// the budget (`effects::EffectBudget`) exactly as a compiled run's host imports do: admit,
+/// charge the call, check the deadline, serve, account the answer.
+pub(crate) struct EffectServer<'a> {
+    /// The most effect calls the run may make.
+    pub(crate) max_calls: u32,
+    /// The most bytes the run's answers may carry in.
+    pub(crate) max_bytes: u64,
+    pub(crate) serve: &'a mut EffectFn<'a>,
+}
 
 /// Evaluates `graph` on `inputs` (one per `graph.inputs` entry, in that order). Effect nodes
 /// fail: use [`eval_with`] to serve them.
@@ -138,19 +153,16 @@ pub(crate) fn eval(
     inputs: &[Value],
     limits: &EvalLimits,
 ) -> Result<EvalOutcome, EvalError> {
-    eval_with(graph, inputs, limits, &mut |_| {
-        Err(EffectError::Other(
-            "effects are not available to this evaluation (it has no host)".into(),
-        ))
-    })
+    eval_with(graph, inputs, limits, None)
 }
 
-/// Evaluates `graph` on `inputs`, serving effect nodes with `effects`.
-pub(crate) fn eval_with(
+/// Evaluates `graph` on `inputs`, serving effect nodes with `effects` (without one, every
+/// effect call fails, as in a compiled run without a handler).
+pub(crate) fn eval_with<'a>(
     graph: &Graph,
     inputs: &[Value],
     limits: &EvalLimits,
-    effects: &mut EffectFn<'_>,
+    effects: Option<EffectServer<'a>>,
 ) -> Result<EvalOutcome, EvalError> {
     if inputs.len() != graph.inputs.len() {
         return Err(EvalError::BadInput(format!(
@@ -167,6 +179,7 @@ pub(crate) fn eval_with(
     Ok(EvalOutcome {
         outputs: outputs.into_iter().map(Value::canonicalized).collect(),
         fuel_used: interp.fuel_used(),
+        effect_calls: interp.effect_calls(),
     })
 }
 

@@ -155,7 +155,7 @@ impl Host {
                 .for_setting(Setting::Database)
                 .caused_by(e)
             })?;
-        self.set_database(effects::DbService::Postgres(runner))
+        self.set_database(Arc::new(runner))
     }
 
     /// Serves DB effects from an embedded, in-memory SQLite database, first running the
@@ -171,10 +171,10 @@ impl Host {
             )
             .for_setting(Setting::DatabaseInit)
         })?;
-        self.set_database(effects::DbService::Sqlite(runner))
+        self.set_database(Arc::new(runner))
     }
 
-    fn set_database(&self, service: effects::DbService) -> Result<(), Error> {
+    fn set_database(&self, service: Arc<dyn effects::Database>) -> Result<(), Error> {
         self.inner.services.db.set(service).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidInput,

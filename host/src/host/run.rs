@@ -166,22 +166,11 @@ impl Host {
                 memory_bytes: limits.memory_bytes,
                 deadline,
             };
-            // The same caps, counted the same way, as a compiled run's host imports.
-            let mut meter =
-                runtime::EffectMeter::new(limits.max_effect_calls, limits.max_effect_bytes);
-            let mut serve = |call: effects::EffectCall| {
-                meter.admit_one()?;
-                // `eval` reads the clock around every call, and a call that ends past the
-                // deadline ends the evaluation; this bounds the wait.
-                let remaining = deadline.map_or(limits.deadline, |d| {
-                    d.at.saturating_duration_since(Instant::now())
-                });
-                if remaining.is_zero() {
-                    return Err(effects::EffectError::Timeout(
-                        "the run's deadline passed".into(),
-                    ));
-                }
-                let answer = handle.block_on(async {
+            // The caps, fuel and deadline are the interpreter's (the same effect budget a
+            // compiled run's host imports keep); this only serves the call within the time
+            // the run has left.
+            let mut serve = |call: effects::EffectCall, remaining: std::time::Duration| {
+                handle.block_on(async {
                     tokio::time::timeout(remaining, dispatcher.call(call, remaining))
                         .await
                         .unwrap_or_else(|_| {
@@ -189,13 +178,16 @@ impl Host {
                                 "the run's deadline passed".into(),
                             ))
                         })
-                })?;
-                meter.account(answer.bytes())?;
-                Ok(answer)
+                })
             };
-            let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, &mut serve)
+            let server = eval::EffectServer {
+                max_calls: limits.max_effect_calls,
+                max_bytes: limits.max_effect_bytes,
+                serve: &mut serve,
+            };
+            let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, Some(server))
                 .map_err(|e| eval_error(e, &graph.inner, limits.memory_bytes))?;
-            let calls = meter.calls();
+            let calls = outcome.effect_calls;
             Ok::<_, Error>(RunOutput {
                 outputs: name_outputs(&graph, outcome.outputs)?,
                 fuel_used: outcome.fuel_used,

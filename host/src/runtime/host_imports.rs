@@ -4,10 +4,11 @@
 //!
 //! Accounting, per run (documented in docs/graph-format.md, "Effects"):
 //! - a cap on the number of effect calls (`log` included; a refused `log` line is dropped) and
-//!   on the bytes their answers carry back, counted by [`super::EffectMeter`], the one
+//!   on the bytes their answers carry back, counted by `effects::EffectBudget`, the one
 //!   definition `eval` uses too;
-//! - fuel: [`FUEL_PER_CALL`] per call plus [`FUEL_PER_BYTE`] per byte returned, taken from the
-//!   run's budget, so host work counts against the same bound as guest work;
+//! - fuel: `FUEL_PER_CALL` per call (and a kernel's work) plus `FUEL_PER_BYTE` per byte
+//!   returned, taken from the run's fuel, so host work counts against the same bound as guest
+//!   work;
 //! - the run's deadline: each call gets only what remains of it, and a call that ends past it
 //!   ends the run with the deadline error.
 //!
@@ -15,8 +16,6 @@
 //! - Nothing reaches a handler without passing the caps first; the handler does the footprint
 //!   check before any driver.
 //! - A guest can make a call fail, never make the host panic: every conversion is total.
-
-use std::time::Instant;
 
 use graphjit_value::Tensor;
 use graphjit_value::effects::{Cell, Rows};
@@ -27,13 +26,9 @@ use super::bindings::graphjit::guest::effect_types as wit;
 use super::bindings::graphjit::guest::http::Response;
 use super::bindings::graphjit::guest::rounds as wit_rounds;
 use super::limiter::RunState;
-use crate::effects::{EffectAnswer, EffectCall, EffectError};
+use crate::effects::budget::{FUEL_PER_BYTE, FUEL_PER_CALL};
+use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
 use crate::interface::Interface;
-
-/// Fuel charged for each effect call (about the cost of 10k wasm instructions).
-pub(crate) const FUEL_PER_CALL: u64 = 10_000;
-/// Fuel charged per byte an effect's answer carries into the guest.
-pub(crate) const FUEL_PER_BYTE: u64 = 1;
 
 /// The interfaces, by their full names.
 const DB: &str = Interface::Db.wit();
@@ -46,24 +41,6 @@ const NATIVE: &str = Interface::Native.wit();
 /// Fuel charged per multiply-add of a placed `matmul` (on top of the call and its bytes): the
 /// host's work counts against the run's bound like the guest's would.
 pub(crate) const FUEL_PER_NATIVE_MAC: u64 = 1;
-
-/// Fuel charged per unit of a host kernel's work (`effects::kernel_work`: multiply-adds for
-/// matmul and conv2d, four per element for softmax), before the kernel runs: a call whose work
-/// is more than the run has left ends it out of fuel, with nothing run.
-pub(crate) const FUEL_PER_KERNEL_WORK: u64 = 1;
-
-/// The fuel a call costs before it is sent: the call itself, and a kernel's work.
-fn admission_fuel(call: &EffectCall) -> u64 {
-    match call {
-        EffectCall::Kernel { name, args } => {
-            let shapes: Vec<&[u32]> = args.iter().map(|t| t.shape.as_slice()).collect();
-            FUEL_PER_CALL.saturating_add(
-                crate::effects::kernel_work(name, &shapes).saturating_mul(FUEL_PER_KERNEL_WORK),
-            )
-        }
-        _ => FUEL_PER_CALL,
-    }
-}
 
 /// Products below this many multiply-adds (about 0.2 ms of work) run on the calling task: a
 /// hop to tokio's blocking pool measured ~30 µs, more than a 64×64×64 product takes.
@@ -257,16 +234,15 @@ async fn serve_round(
             .collect());
     };
     state.effects.rounds = state.effects.rounds.saturating_add(1);
-    let room = state.effects.meter.admit(calls.len());
+    let room = state.effects.budget.admit(calls.len());
     let refused = calls.len().saturating_sub(room);
     let mut admitted = calls;
     admitted.truncate(room);
-    let fuel = admitted
-        .iter()
-        .fold(0u64, |sum, call| sum.saturating_add(admission_fuel(call)));
+    let fuel = admitted.iter().fold(0u64, |sum, call| {
+        sum.saturating_add(EffectBudget::admission_fuel(call))
+    });
     charge(&mut store, fuel)?;
-    let deadline = store.data().deadline;
-    let remaining = deadline.saturating_duration_since(Instant::now());
+    let remaining = store.data().effects.budget.remaining();
     if remaining.is_zero() {
         store.data_mut().deadline_hit = true;
         return Err(Trap::Interrupt.into());
@@ -286,7 +262,7 @@ async fn serve_round(
             return Err(Trap::Interrupt.into());
         }
     };
-    if Instant::now() >= deadline {
+    if store.data().effects.budget.expired() {
         store.data_mut().deadline_hit = true;
         return Err(Trap::Interrupt.into());
     }
@@ -297,14 +273,14 @@ async fn serve_round(
             continue;
         };
         let bytes = answer.bytes();
-        if let Err(refused) = store.data_mut().effects.meter.account(bytes) {
+        if let Err(refused) = store.data_mut().effects.budget.account(bytes) {
             results.push(Err(refused));
             continue;
         }
-        charge(&mut store, bytes.saturating_mul(FUEL_PER_BYTE))?;
+        charge(&mut store, EffectBudget::answer_fuel(bytes))?;
         results.push(Ok(answer));
     }
-    let refusal = store.data().effects.meter.refusal();
+    let refusal = store.data().effects.budget.refusal();
     results.extend((0..refused).map(|_| Err(refusal.clone())));
     Ok(results)
 }

@@ -104,8 +104,8 @@ pub(crate) struct EffectState {
     pub(crate) handler: Option<Arc<dyn EffectHandler>>,
     /// Host calls made for effects: a single effect, or a whole round, counts one.
     pub(crate) rounds: u32,
-    /// The call and byte caps (the same accounting `eval` uses).
-    pub(crate) meter: super::EffectMeter,
+    /// The call and byte caps and the deadline (the same budget `eval` keeps).
+    pub(crate) budget: crate::effects::EffectBudget,
 }
 
 impl std::fmt::Debug for EffectState {
@@ -113,7 +113,7 @@ impl std::fmt::Debug for EffectState {
         f.debug_struct("EffectState")
             .field("handler", &self.handler.is_some())
             .field("rounds", &self.rounds)
-            .field("meter", &self.meter)
+            .field("budget", &self.budget)
             .finish()
     }
 }

@@ -19,7 +19,6 @@ mod error;
 mod host_imports;
 mod imports;
 mod limiter;
-mod meter;
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,6 @@ pub(crate) use config::{RunLimits, RuntimeConfig};
 pub(crate) use error::RuntimeError;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use imports::TYPES_INTERFACE;
-pub(crate) use meter::EffectMeter;
 
 use bindings::GraphPre;
 use error::{Phase, classify, describe};
@@ -35,7 +33,7 @@ use limiter::{EffectState, MemoryLimiter, RunState};
 
 use std::sync::Arc;
 
-use crate::effects::EffectHandler;
+use crate::effects::{EffectBudget, EffectHandler};
 
 /// One engine (Cranelift, the instance pool, the epoch ticker) for the whole host.
 pub(crate) struct Runtime {
@@ -205,16 +203,21 @@ impl Runtime {
     ) -> Result<RunOutcome, RuntimeError> {
         let memory_limit = limits.memory_bytes.min(self.config.max_memory_bytes);
         let start = Instant::now();
+        let deadline = start
+            .checked_add(limits.deadline)
+            .unwrap_or(start + Duration::from_secs(86_400));
         let state = RunState {
             limiter: MemoryLimiter::new(memory_limit),
-            deadline: start
-                .checked_add(limits.deadline)
-                .unwrap_or(start + Duration::from_secs(86_400)),
+            deadline,
             deadline_hit: false,
             effects: EffectState {
                 handler: effects,
                 rounds: 0,
-                meter: EffectMeter::new(limits.max_effect_calls, limits.max_effect_bytes),
+                budget: EffectBudget::new(
+                    limits.max_effect_calls,
+                    limits.max_effect_bytes,
+                    Some(deadline),
+                ),
             },
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
@@ -252,7 +255,7 @@ impl Runtime {
                 output,
                 fuel_used,
                 peak_memory_bytes: store.data().limiter.peak(),
-                effect_calls: store.data().effects.meter.calls(),
+                effect_calls: store.data().effects.budget.calls(),
                 effect_rounds: store.data().effects.rounds,
                 run_time,
             }),

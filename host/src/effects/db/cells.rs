@@ -1,102 +1,41 @@
-//! The values that cross the PostgreSQL driver's edge: [`Param`]s in, [`Cell`]s out, and the
-//! one mapping between them and PostgreSQL's types.
+//! The values that cross the PostgreSQL driver's edge: [`Cell`]s in (as [`Bind`] parameters)
+//! and out, and the one mapping between them and PostgreSQL's types. `Cell` is the one cell
+//! model every database driver, the WIT conversion and eval share.
 //!
 //! Invariants:
 //! - One table decides every conversion: [`param_fits`] for parameters, [`CellKind::of`] for
 //!   columns. A type absent from them is refused with a typed error naming the parameter or the
 //!   column; nothing is converted through text behind the caller's back.
 //! - No silent loss: an `I64` bound to `int2`/`int4` must fit, an `F64` bound to `float4` must
-//!   round-trip exactly, and `numeric` is read as its exact decimal text (`Cell::Str`), never
+//!   round-trip exactly, and `numeric` is read as its exact decimal text (`Cell::Text`), never
 //!   rounded to `f64`. A caller that wants a float casts in SQL (`x::float8`).
-//! - Cells know their size ([`Cell::footprint`]), so the runner caps a result in bytes as it
+//! - Cells know their size (`Cell::footprint`), so the runner caps a result in bytes as it
 //!   reads it, one row at a time.
 
 use std::error::Error as StdError;
 
 use bytes::{BufMut, BytesMut};
+pub(crate) use graphjit_value::effects::{Cell, Rows};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-/// A statement parameter (`$1`, `$2`, …).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Param {
-    /// SQL `NULL`, of whatever type the parameter has.
-    Null,
-    /// `int2`, `int4` (when it fits) or `int8`.
-    I64(i64),
-    /// `float8`, or `float4` when the value survives the round trip.
-    F64(f64),
-    /// `bool`.
-    Bool(bool),
-    /// `text`, `varchar`, `char(n)`, `name`, an untyped literal, `json` or `jsonb`.
-    Str(String),
-    /// `bytea`.
-    Bytes(Vec<u8>),
-}
-
-/// A value read from a result column.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Cell {
-    /// SQL `NULL` (and the result of a `void` function such as `pg_sleep`).
-    Null,
-    /// `int2`, `int4`, `int8`, `oid`.
-    I64(i64),
-    /// `float4`, `float8`.
-    F64(f64),
-    /// `bool`.
-    Bool(bool),
-    /// `text`, `varchar`, `char(n)`, `name`, `json`, `jsonb`, and `numeric` as exact decimal
-    /// text (`"12.50"`, `"NaN"`, `"Infinity"`).
-    Str(String),
-    /// `bytea`.
-    Bytes(Vec<u8>),
-}
-
-/// A query's result: column names in order, then rows of cells in the same order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Rows {
-    pub(crate) columns: Vec<String>,
-    pub(crate) rows: Vec<Vec<Cell>>,
-}
-
-impl Param {
-    /// The variant's name, for error messages.
-    pub(crate) fn kind_name(&self) -> &'static str {
-        match self {
-            Param::Null => "null",
-            Param::I64(_) => "i64",
-            Param::F64(_) => "f64",
-            Param::Bool(_) => "bool",
-            Param::Str(_) => "str",
-            Param::Bytes(_) => "bytes",
-        }
-    }
-}
-
-impl Cell {
-    /// The bytes this cell counts against a result's byte cap: the payload length of strings
-    /// and byte strings, 8 for numbers, 1 for booleans and nulls.
-    pub(crate) fn footprint(&self) -> usize {
-        match self {
-            Cell::Null | Cell::Bool(_) => 1,
-            Cell::I64(_) | Cell::F64(_) => 8,
-            Cell::Str(s) => s.len(),
-            Cell::Bytes(b) => b.len(),
-        }
-    }
-}
+/// A cell bound as a statement parameter (`$1`, `$2`, …): the one cell model
+/// (`graphjit_value::effects::Cell`, shared with SQLite, the WIT conversion and eval), given
+/// PostgreSQL's binary encoding here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bind<'a>(pub(crate) &'a Cell);
 
 /// Whether `param` can be bound to a parameter of type `ty` without loss.
-pub(crate) fn param_fits(param: &Param, ty: &Type) -> bool {
+pub(crate) fn param_fits(param: &Cell, ty: &Type) -> bool {
     match (param, ty) {
-        (Param::Null, _) => true,
-        (Param::I64(_), &Type::INT8) => true,
-        (Param::I64(v), &Type::INT4) => i32::try_from(*v).is_ok(),
-        (Param::I64(v), &Type::INT2) => i16::try_from(*v).is_ok(),
-        (Param::F64(_), &Type::FLOAT8) => true,
-        (Param::F64(v), &Type::FLOAT4) => v.is_nan() || f64::from(*v as f32) == *v,
-        (Param::Bool(_), &Type::BOOL) => true,
-        (Param::Str(_), ty) => is_text(ty) || *ty == Type::JSON || *ty == Type::JSONB,
-        (Param::Bytes(_), &Type::BYTEA) => true,
+        (Cell::Null, _) => true,
+        (Cell::Int(_), &Type::INT8) => true,
+        (Cell::Int(v), &Type::INT4) => i32::try_from(*v).is_ok(),
+        (Cell::Int(v), &Type::INT2) => i16::try_from(*v).is_ok(),
+        (Cell::Float(_), &Type::FLOAT8) => true,
+        (Cell::Float(v), &Type::FLOAT4) => v.is_nan() || f64::from(*v as f32) == *v,
+        (Cell::Bool(_), &Type::BOOL) => true,
+        (Cell::Text(_), ty) => is_text(ty) || *ty == Type::JSON || *ty == Type::JSONB,
+        (Cell::Bytes(_), &Type::BYTEA) => true,
         _ => false,
     }
 }
@@ -110,36 +49,39 @@ fn is_text(ty: &Type) -> bool {
 
 type BoxError = Box<dyn StdError + Sync + Send>;
 
-impl ToSql for Param {
+impl ToSql for Bind<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        if !param_fits(self, ty) {
+        if !param_fits(self.0, ty) {
             // The runner checks every parameter first; this is the driver's own second check.
-            return Err(
-                format!("a {} parameter does not fit type {}", self.kind_name(), ty).into(),
-            );
+            return Err(format!(
+                "a {} parameter does not fit type {}",
+                self.0.kind_name(),
+                ty
+            )
+            .into());
         }
-        match self {
-            Param::Null => Ok(IsNull::Yes),
-            Param::I64(v) => match *ty {
+        match self.0 {
+            Cell::Null => Ok(IsNull::Yes),
+            Cell::Int(v) => match *ty {
                 Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
                 _ => v.to_sql(ty, out),
             },
-            Param::F64(v) if *ty == Type::FLOAT4 => (*v as f32).to_sql(ty, out),
-            Param::F64(v) => v.to_sql(ty, out),
-            Param::Bool(v) => v.to_sql(ty, out),
-            Param::Str(s) if *ty == Type::JSONB => {
+            Cell::Float(v) if *ty == Type::FLOAT4 => (*v as f32).to_sql(ty, out),
+            Cell::Float(v) => v.to_sql(ty, out),
+            Cell::Bool(v) => v.to_sql(ty, out),
+            Cell::Text(s) if *ty == Type::JSONB => {
                 // jsonb's binary format: a version byte (1), then the JSON text.
                 out.put_u8(1);
                 out.put_slice(s.as_bytes());
                 Ok(IsNull::No)
             }
-            Param::Str(s) if *ty == Type::JSON => {
+            Cell::Text(s) if *ty == Type::JSON => {
                 out.put_slice(s.as_bytes());
                 Ok(IsNull::No)
             }
-            Param::Str(s) => s.as_str().to_sql(ty, out),
-            Param::Bytes(b) => b.as_slice().to_sql(ty, out),
+            Cell::Text(s) => s.as_str().to_sql(ty, out),
+            Cell::Bytes(b) => b.as_slice().to_sql(ty, out),
         }
     }
 
@@ -207,17 +149,17 @@ pub(crate) fn read_cell(
             .map_or(Cell::Null, to_cell))
     }
     match kind {
-        CellKind::Int2 => get(row, index, |v: i16| Cell::I64(v.into())),
-        CellKind::Int4 => get(row, index, |v: i32| Cell::I64(v.into())),
-        CellKind::Int8 => get(row, index, Cell::I64),
-        CellKind::Oid => get(row, index, |v: u32| Cell::I64(v.into())),
-        CellKind::Float4 => get(row, index, |v: f32| Cell::F64(v.into())),
-        CellKind::Float8 => get(row, index, Cell::F64),
+        CellKind::Int2 => get(row, index, |v: i16| Cell::Int(v.into())),
+        CellKind::Int4 => get(row, index, |v: i32| Cell::Int(v.into())),
+        CellKind::Int8 => get(row, index, Cell::Int),
+        CellKind::Oid => get(row, index, |v: u32| Cell::Int(v.into())),
+        CellKind::Float4 => get(row, index, |v: f32| Cell::Float(v.into())),
+        CellKind::Float8 => get(row, index, Cell::Float),
         CellKind::Bool => get(row, index, Cell::Bool),
-        CellKind::Text => get(row, index, Cell::Str),
+        CellKind::Text => get(row, index, Cell::Text),
         CellKind::Bytea => get(row, index, Cell::Bytes),
-        CellKind::Numeric => get(row, index, |v: NumericText| Cell::Str(v.0)),
-        CellKind::Json | CellKind::Jsonb => get(row, index, |v: JsonText| Cell::Str(v.0)),
+        CellKind::Numeric => get(row, index, |v: NumericText| Cell::Text(v.0)),
+        CellKind::Json | CellKind::Jsonb => get(row, index, |v: JsonText| Cell::Text(v.0)),
         CellKind::Void => Ok(Cell::Null),
     }
 }

@@ -36,15 +36,6 @@ pub(crate) enum TableUse {
 }
 
 impl Grants {
-    /// No table, no function.
-    pub(crate) fn none() -> Grants {
-        Grants {
-            read: BTreeSet::new(),
-            write: BTreeSet::new(),
-            allow_function: |_| false,
-        }
-    }
-
     /// Whether SQLite may use `table` of database `database` (`main`, `temp`, …) so.
     pub(crate) fn allows_sqlite(
         &self,

@@ -48,8 +48,8 @@ use futures_util::TryStreamExt;
 use tokio::time::Instant;
 use tokio_postgres::{NoTls, Statement};
 
-pub(crate) use cells::{Cell, Param, Rows};
-use cells::{CellKind, param_fits, read_cell};
+use cells::{Bind, CellKind, param_fits, read_cell};
+pub(crate) use cells::{Cell, Rows};
 pub(crate) use error::{DbError, TimeoutKind};
 use error::{classify, classify_pool};
 pub(crate) use grants::{Grants, TableUse};
@@ -66,7 +66,7 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default row cap: guards host memory against `SELECT *` on a large table.
 pub(crate) const DEFAULT_MAX_ROWS: usize = 10_000;
-/// Default byte cap (sum of [`Cell`] footprints): guards host memory against wide rows.
+/// Default byte cap (sum of `Cell::footprint`s): guards host memory against wide rows.
 pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// How a runner connects, and what it will return.
@@ -82,7 +82,7 @@ pub(crate) struct DbConfig {
     pub(crate) statement_timeout: Duration,
     /// The most rows a query may return.
     pub(crate) max_rows: usize,
-    /// The most bytes (sum of [`Cell::footprint`]s) a query may return.
+    /// The most bytes (sum of `Cell::footprint`s) a query may return.
     pub(crate) max_bytes: usize,
 }
 
@@ -213,17 +213,12 @@ impl PostgresRunner {
         Ok(runner)
     }
 
-    /// The configuration the runner was built with.
-    pub(crate) fn config(&self) -> &DbConfig {
-        &self.config
-    }
-
     /// Runs a statement that returns rows, in its own transaction, within `timeout` (the
     /// caller's remaining run deadline).
     pub(crate) async fn query(
         &self,
         sql: &str,
-        params: &[Param],
+        params: &[Cell],
         run_as: RunAs<'_>,
         access: Access,
         timeout: Duration,
@@ -244,7 +239,7 @@ impl PostgresRunner {
     pub(crate) async fn execute(
         &self,
         sql: &str,
-        params: &[Param],
+        params: &[Cell],
         run_as: RunAs<'_>,
         access: Access,
         timeout: Duration,
@@ -379,7 +374,7 @@ impl PostgresRunner {
     /// answer or error — never another's "transaction is aborted".
     pub(crate) async fn query_round(
         &self,
-        statements: &[(String, Vec<Param>)],
+        statements: &[(String, Vec<Cell>)],
         run_as: RunAs<'_>,
         timeout: Duration,
     ) -> Vec<Result<Rows, DbError>> {
@@ -407,7 +402,7 @@ impl PostgresRunner {
     async fn pipeline_on(
         &self,
         connection: &mut Object,
-        statements: &[(String, Vec<Param>)],
+        statements: &[(String, Vec<Cell>)],
     ) -> Result<Vec<Rows>, DbError> {
         let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
         let transaction = connection
@@ -428,7 +423,7 @@ impl PostgresRunner {
         &self,
         connection: &mut Object,
         sql: &str,
-        params: &[Param],
+        params: &[Cell],
         access: Access,
     ) -> Result<Rows, DbError> {
         let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
@@ -449,7 +444,7 @@ impl PostgresRunner {
         &self,
         transaction: &deadpool_postgres::Transaction<'_>,
         sql: &str,
-        params: &[Param],
+        params: &[Cell],
     ) -> Result<Rows, DbError> {
         let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
         let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
@@ -459,7 +454,7 @@ impl PostgresRunner {
         // One row past the cap is enough to know the cap was exceeded.
         let fetch = i32::try_from(max_rows.saturating_add(1)).unwrap_or(i32::MAX);
         let portal = transaction
-            .bind_raw(&statement, params.iter())
+            .bind_raw(&statement, params.iter().map(Bind))
             .await
             .map_err(classify)?;
         let mut stream = pin!(
@@ -497,7 +492,7 @@ impl PostgresRunner {
         &self,
         connection: &mut Object,
         sql: &str,
-        params: &[Param],
+        params: &[Cell],
         access: Access,
     ) -> Result<u64, DbError> {
         let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
@@ -510,7 +505,7 @@ impl PostgresRunner {
         let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
         check_params(&statement, params)?;
         let count = transaction
-            .execute_raw(&statement, params.iter())
+            .execute_raw(&statement, params.iter().map(Bind))
             .await
             .map_err(classify)?;
         transaction.commit().await.map_err(classify)?;
@@ -527,7 +522,7 @@ fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// Every parameter present and of a type it fits, checked before anything runs.
-fn check_params(statement: &Statement, params: &[Param]) -> Result<(), DbError> {
+fn check_params(statement: &Statement, params: &[Cell]) -> Result<(), DbError> {
     let types = statement.params();
     if types.len() != params.len() {
         return Err(DbError::ParamCount {

@@ -27,13 +27,13 @@ async fn runner(pg: &TestPostgres) -> PostgresRunner {
     runner_with(pg, |_| {}).await
 }
 
-async fn exec(db: &PostgresRunner, sql: &str, params: &[Param]) -> u64 {
+async fn exec(db: &PostgresRunner, sql: &str, params: &[Cell]) -> u64 {
     db.execute(sql, params, RunAs::Operator, Access::ReadWrite, CALL)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-async fn query(db: &PostgresRunner, sql: &str, params: &[Param]) -> Rows {
+async fn query(db: &PostgresRunner, sql: &str, params: &[Cell]) -> Rows {
     db.query(sql, params, RunAs::Operator, Access::ReadOnly, CALL)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -46,7 +46,7 @@ async fn count(db: &PostgresRunner, table: &str) -> i64 {
         .as_slice()
     {
         [row] => match row.as_slice() {
-            [Cell::I64(n)] => *n,
+            [Cell::Int(n)] => *n,
             other => panic!("count(*) gave {other:?}"),
         },
         other => panic!("count(*) gave {other:?}"),
@@ -54,7 +54,7 @@ async fn count(db: &PostgresRunner, table: &str) -> i64 {
 }
 
 fn str_cell(s: &str) -> Cell {
-    Cell::Str(s.to_string())
+    Cell::Text(s.to_string())
 }
 
 async fn items_table(db: &PostgresRunner) {
@@ -90,28 +90,28 @@ async fn creates_tables_and_queries_with_params() {
                   VALUES ($1, $2, $3, $4::text::numeric, $5, $6, $7)";
     for (id, name, qty) in [(1, "apple", 3), (2, "pear", 0), (3, "plum", 7)] {
         let params = [
-            Param::I64(id),
-            Param::Str(name.into()),
-            Param::I64(qty),
-            Param::Str("1.50".into()),
-            Param::Bool(qty > 0),
-            Param::Bytes(vec![0, 1, 255]),
-            Param::F64(0.25),
+            Cell::Int(id),
+            Cell::Text(name.into()),
+            Cell::Int(qty),
+            Cell::Text("1.50".into()),
+            Cell::Bool(qty > 0),
+            Cell::Bytes(vec![0, 1, 255]),
+            Cell::Float(0.25),
         ];
         assert_eq!(exec(&db, insert, &params).await, 1);
     }
     let rows = query(
         &db,
         "SELECT id, name, qty FROM items WHERE qty >= $1 ORDER BY id",
-        &[Param::I64(1)],
+        &[Cell::Int(1)],
     )
     .await;
     assert_eq!(rows.columns, ["id", "name", "qty"]);
     assert_eq!(
         rows.rows,
         [
-            [Cell::I64(1), str_cell("apple"), Cell::I64(3)],
-            [Cell::I64(3), str_cell("plum"), Cell::I64(7)]
+            [Cell::Int(1), str_cell("apple"), Cell::Int(3)],
+            [Cell::Int(3), str_cell("plum"), Cell::Int(7)]
         ]
     );
     let updated = exec(&db, "UPDATE items SET qty = qty + 1 WHERE ok", &[]).await;
@@ -121,15 +121,10 @@ async fn creates_tables_and_queries_with_params() {
     exec(
         &db,
         "INSERT INTO items (id, name) VALUES ($1, $2)",
-        &[Param::I64(4), Param::Str(hostile.into())],
+        &[Cell::Int(4), Cell::Text(hostile.into())],
     )
     .await;
-    let rows = query(
-        &db,
-        "SELECT name FROM items WHERE id = $1",
-        &[Param::I64(4)],
-    )
-    .await;
+    let rows = query(&db, "SELECT name FROM items WHERE id = $1", &[Cell::Int(4)]).await;
     assert_eq!(rows.rows, [[str_cell(hostile)]]);
     assert_eq!(count(&db, "items").await, 4);
 }
@@ -146,17 +141,17 @@ async fn every_cell_type_maps() {
                '{\"a\": [1, 2]}'::jsonb AS jb, $11::json AS js, 26::oid AS o, pg_sleep(0) AS v0, \
                'Infinity'::float8 AS inf";
     let params = [
-        Param::I64(-7),
-        Param::I64(70_000),
-        Param::I64(i64::MIN),
-        Param::F64(1.5),
-        Param::F64(-2.25),
-        Param::Bool(true),
-        Param::Str("ünï 漢字".into()),
-        Param::Str("var".into()),
-        Param::Bytes(vec![0, 159, 146, 150]),
-        Param::Null,
-        Param::Str(r#"{"k":"v"}"#.into()),
+        Cell::Int(-7),
+        Cell::Int(70_000),
+        Cell::Int(i64::MIN),
+        Cell::Float(1.5),
+        Cell::Float(-2.25),
+        Cell::Bool(true),
+        Cell::Text("ünï 漢字".into()),
+        Cell::Text("var".into()),
+        Cell::Bytes(vec![0, 159, 146, 150]),
+        Cell::Null,
+        Cell::Text(r#"{"k":"v"}"#.into()),
     ];
     let rows = query(&db, sql, &params).await;
     assert_eq!(
@@ -169,11 +164,11 @@ async fn every_cell_type_maps() {
     assert_eq!(
         rows.rows,
         [[
-            Cell::I64(-7),
-            Cell::I64(70_000),
-            Cell::I64(i64::MIN),
-            Cell::F64(1.5),
-            Cell::F64(-2.25),
+            Cell::Int(-7),
+            Cell::Int(70_000),
+            Cell::Int(i64::MIN),
+            Cell::Float(1.5),
+            Cell::Float(-2.25),
             Cell::Bool(true),
             str_cell("ünï 漢字"),
             str_cell("var"),
@@ -188,9 +183,9 @@ async fn every_cell_type_maps() {
             str_cell("100000"),
             str_cell(r#"{"a": [1, 2]}"#),
             str_cell(r#"{"k":"v"}"#),
-            Cell::I64(26),
+            Cell::Int(26),
             Cell::Null,
-            Cell::F64(f64::INFINITY),
+            Cell::Float(f64::INFINITY),
         ]]
     );
 }
@@ -202,7 +197,7 @@ async fn parameters_are_checked_against_their_types() {
     let too_big = db
         .query(
             "SELECT $1::int2",
-            &[Param::I64(70_000)],
+            &[Cell::Int(70_000)],
             RunAs::Operator,
             Access::ReadOnly,
             CALL,
@@ -212,14 +207,14 @@ async fn parameters_are_checked_against_their_types() {
         too_big,
         Err(DbError::ParamType {
             index: 0,
-            param: "i64",
+            param: "int",
             pg_type: "int2".into()
         })
     );
     let lossy = db
         .query(
             "SELECT $1::float4",
-            &[Param::F64(0.1)],
+            &[Cell::Float(0.1)],
             RunAs::Operator,
             Access::ReadOnly,
             CALL,
@@ -229,7 +224,7 @@ async fn parameters_are_checked_against_their_types() {
     let wrong = db
         .query(
             "SELECT $1::bool",
-            &[Param::Str("yes".into())],
+            &[Cell::Text("yes".into())],
             RunAs::Operator,
             Access::ReadOnly,
             CALL,
@@ -237,12 +232,12 @@ async fn parameters_are_checked_against_their_types() {
         .await;
     assert!(matches!(
         wrong,
-        Err(DbError::ParamType { param: "str", .. })
+        Err(DbError::ParamType { param: "text", .. })
     ));
     let missing = db
         .query(
             "SELECT $1::int8, $2::text",
-            &[Param::I64(1)],
+            &[Cell::Int(1)],
             RunAs::Operator,
             Access::ReadOnly,
             CALL,
@@ -296,7 +291,7 @@ async fn read_only_calls_refuse_writes() {
     let result = db
         .execute(
             insert,
-            &[Param::I64(2)],
+            &[Cell::Int(2)],
             RunAs::Operator,
             Access::ReadOnly,
             CALL,
@@ -454,7 +449,7 @@ async fn bad_sql_is_classified_by_sqlstate() {
     // The pool survives every error above.
     assert_eq!(
         query(&db, "SELECT 1::int8", &[]).await.rows,
-        [[Cell::I64(1)]]
+        [[Cell::Int(1)]]
     );
 }
 
@@ -486,7 +481,7 @@ async fn statement_timeout_is_a_typed_timeout() {
     );
     assert_eq!(
         query(&db, "SELECT 2::int8", &[]).await.rows,
-        [[Cell::I64(2)]]
+        [[Cell::Int(2)]]
     );
 }
 
@@ -524,7 +519,7 @@ async fn the_deadline_cancels_the_query_on_the_server() {
     for _ in 0..50 {
         still = match query(&db, sleeping, &[]).await.rows.as_slice() {
             [row] => match row.as_slice() {
-                [Cell::I64(n)] => *n,
+                [Cell::Int(n)] => *n,
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -565,7 +560,7 @@ async fn the_deadline_cancels_the_query_on_the_server() {
             Duration::MAX,
         )
         .await;
-    assert_eq!(unbounded.map(|r| r.rows), Ok(vec![vec![Cell::I64(5)]]));
+    assert_eq!(unbounded.map(|r| r.rows), Ok(vec![vec![Cell::Int(5)]]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,7 +600,7 @@ async fn a_killed_server_is_a_connection_error_and_a_restart_recovers() {
     let fresh = runner(&pg).await;
     assert_eq!(
         query(&fresh, "SELECT 3::int8", &[]).await.rows,
-        [[Cell::I64(3)]]
+        [[Cell::Int(3)]]
     );
 }
 
@@ -768,7 +763,7 @@ async fn twenty_concurrent_queries_share_a_pool_of_four() {
             tokio::spawn(async move {
                 let sql = "SELECT $1::int8 * 2 AS twice, pg_sleep(0.2), \
                            (SELECT count(*) FROM pg_stat_activity WHERE application_name = 'graphjit') AS open";
-                db.query(sql, &[Param::I64(i)], RunAs::Operator, Access::ReadOnly, CALL).await
+                db.query(sql, &[Cell::Int(i)], RunAs::Operator, Access::ReadOnly, CALL).await
             })
         })
         .collect();
@@ -779,9 +774,9 @@ async fn twenty_concurrent_queries_share_a_pool_of_four() {
             .unwrap_or_else(|e| panic!("{e}"));
         match rows.rows.as_slice() {
             [row] => {
-                assert_eq!(row[0], Cell::I64(2 * i));
+                assert_eq!(row[0], Cell::Int(2 * i));
                 assert!(
-                    matches!(row[2], Cell::I64(open) if open <= 4),
+                    matches!(row[2], Cell::Int(open) if open <= 4),
                     "more than 4 connections: {row:?}"
                 );
             }
@@ -806,15 +801,15 @@ async fn statements_are_prepared_once_per_connection() {
     let started = Instant::now();
     for i in 0..i64::from(rounds) {
         assert_eq!(
-            query(&db, sql, &[Param::I64(i)]).await.rows,
-            [[Cell::I64(i + 1)]]
+            query(&db, sql, &[Cell::Int(i)]).await.rows,
+            [[Cell::Int(i + 1)]]
         );
     }
     let per_call = started.elapsed() / rounds;
     eprintln!("query round trip (BEGIN READ ONLY, cached statement, COMMIT): {per_call:?}");
     let prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
-    let rows = query(&db, prepared, &[Param::Str(sql.into())]).await;
-    assert_eq!(rows.rows, [[Cell::I64(1)]]);
+    let rows = query(&db, prepared, &[Cell::Text(sql.into())]).await;
+    assert_eq!(rows.rows, [[Cell::Int(1)]]);
 }
 
 #[test]
@@ -931,7 +926,7 @@ async fn postgres_enforces_the_footprint_through_the_role_itself() {
     for _ in 0..(2 * roles::ROLE_POOL_SIZE) {
         assert_eq!(
             graph_query("SELECT count(*) FROM t").await.expect("t").rows,
-            [[Cell::I64(2)]],
+            [[Cell::Int(2)]],
             "public.t, never other.t"
         );
     }
@@ -941,7 +936,7 @@ async fn postgres_enforces_the_footprint_through_the_role_itself() {
     let rows = query(
         &db,
         "SELECT (rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls)::bool FROM pg_roles WHERE rolname = $1",
-        &[Param::Str(role)],
+        &[Cell::Text(role)],
     )
     .await;
     assert_eq!(rows.rows, [[Cell::Bool(false)]]);
@@ -974,6 +969,6 @@ async fn a_huge_cell_is_refused_before_the_host_holds_it() {
     assert!(grown < 200 << 20, "resident memory grew {grown} bytes");
     assert_eq!(
         query(&db, "SELECT 1::int8", &[]).await.rows,
-        [[Cell::I64(1)]]
+        [[Cell::Int(1)]]
     );
 }
