@@ -96,6 +96,61 @@ pub fn len(s: &str) -> i64 {
     i64::try_from(s.len()).unwrap_or(i64::MAX)
 }
 
+// ---- strings: `graphjit_value::text`, the rules `eval` uses too ---------------------------
+
+use graphjit_value::text;
+
+/// Whether `s` contains `pattern`.
+pub fn contains(s: &str, pattern: &str) -> bool {
+    text::contains(s, pattern)
+}
+/// Whether `s` starts with `prefix`.
+pub fn starts_with(s: &str, prefix: &str) -> bool {
+    text::starts_with(s, prefix)
+}
+/// Whether `s` ends with `suffix`.
+pub fn ends_with(s: &str, suffix: &str) -> bool {
+    text::ends_with(s, suffix)
+}
+/// Every occurrence of `from` in `s` replaced by `to`; a result that cannot be allocated is
+/// `OutOfMemory` at `node`, before any of it is built.
+pub fn replace(s: &str, from: &str, to: &str, node: u32) -> Result<String, RunError> {
+    let bytes = text::replaced_len(s, from, to).unwrap_or(usize::MAX);
+    let mut out = String::new();
+    out.try_reserve_exact(bytes)
+        .map_err(|_| crate::out_of_memory(node, bytes))?;
+    text::replace_into(&mut out, s, from, to);
+    Ok(out)
+}
+/// `s` without leading and trailing whitespace.
+pub fn trim(s: &str) -> String {
+    text::trim(s)
+}
+/// `s` in lower case.
+pub fn to_lower(s: &str) -> String {
+    text::to_lower(s)
+}
+/// `s` in upper case.
+pub fn to_upper(s: &str) -> String {
+    text::to_upper(s)
+}
+/// `len` chars of `s` from char `start`; a negative one is `InvalidValue` at `node`.
+pub fn substring(s: &str, start: i64, len: i64, node: u32) -> Result<String, RunError> {
+    text::substring(s, start, len).map_err(|message| invalid(node, message))
+}
+/// `s` as an i64, or `InvalidValue` at `node`.
+pub fn parse_i64(s: &str, node: u32) -> Result<i64, RunError> {
+    text::parse_i64(s).map_err(|message| invalid(node, message))
+}
+/// `s` as an f64, or `InvalidValue` at `node`.
+pub fn parse_f64(s: &str, node: u32) -> Result<f64, RunError> {
+    text::parse_f64(s).map_err(|message| invalid(node, message))
+}
+
+fn invalid(node: u32, message: String) -> RunError {
+    RunError::InvalidValue(InvalidValue { node, message })
+}
+
 // ---- f32 element functions (the tensor ops' scalar rules) --------------------------------
 
 /// `max(x, 0)`; NaN and -0.0 give +0.0.

@@ -1,6 +1,6 @@
 //! Ops added through the op table (ARCHITECTURE.md, "Adding an op"): each one's values in
 //! `eval`, the same bits in the compiled component with and without the passes, its fusion,
-//! and its typing errors. `clamp` is the first.
+//! and its typing errors. `clamp` is the first; the text ops (`contains` … `parse_f64`) follow.
 
 use std::collections::BTreeMap;
 
@@ -221,4 +221,119 @@ fn clamp_refuses_mixed_types_and_fields_it_does_not_take() {
         field.message.contains("does not take the field \"shape\""),
         "{field}"
     );
+}
+
+/// A graph applying the string op `op` to string inputs `texts` (and i64 constants `numbers`
+/// after them, for `substring`), its result the one output.
+fn text_op(op: &str, texts: &[&str], numbers: &[i64]) -> Graph {
+    let mut nodes = Vec::new();
+    let mut args = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        nodes.push(serde_json::json!({"id": format!("s{i}"), "op": "input", "type": "string", "default": text}));
+        args.push(format!("s{i}"));
+    }
+    for (i, n) in numbers.iter().enumerate() {
+        nodes.push(serde_json::json!({"id": format!("n{i}"), "op": "const", "value": n}));
+        args.push(format!("n{i}"));
+    }
+    nodes.push(serde_json::json!({"id": "r", "op": op, "args": args}));
+    graph(&serde_json::json!({"version": 1, "nodes": nodes, "outputs": {"r": "r"}}).to_string())
+}
+
+#[test]
+fn string_ops_agree_in_both_engines_with_and_without_the_passes() {
+    let text = |s: &str| Value::Str(s.to_owned());
+    let cases: Vec<(Graph, Value)> = vec![
+        (
+            text_op("contains", &["héllo", "él"], &[]),
+            Value::Bool(true),
+        ),
+        (text_op("contains", &["héllo", ""], &[]), Value::Bool(true)),
+        (
+            text_op("starts_with", &["héllo", "hé"], &[]),
+            Value::Bool(true),
+        ),
+        (
+            text_op("ends_with", &["héllo", "hé"], &[]),
+            Value::Bool(false),
+        ),
+        (
+            text_op("replace", &["a-b-c", "-", "+="], &[]),
+            text("a+=b+=c"),
+        ),
+        (text_op("replace", &["ab", "", "-"], &[]), text("-a-b-")),
+        (text_op("replace", &["aaa", "aa", "b"], &[]), text("ba")),
+        (text_op("trim", &["\t x y \u{3000}\n"], &[]), text("x y")),
+        (text_op("to_upper", &["straße"], &[]), text("STRASSE")),
+        (text_op("to_lower", &["ÀB"], &[]), text("àb")),
+        (text_op("substring", &["héllo"], &[1, 3]), text("éll")),
+        (text_op("substring", &["héllo"], &[4, 100]), text("o")),
+        (text_op("substring", &["héllo"], &[9, 1]), text("")),
+        (
+            text_op("parse_i64", &["-9223372036854775808"], &[]),
+            Value::I64(i64::MIN),
+        ),
+        (text_op("parse_f64", &["-1.5e3"], &[]), Value::F64(-1500.0)),
+        (
+            text_op("parse_f64", &["INF"], &[]),
+            Value::F64(f64::INFINITY),
+        ),
+    ];
+    for (g, expected) in cases {
+        assert_eq!(agreed(&g), [expected]);
+    }
+}
+
+#[test]
+fn bad_numbers_and_negative_positions_are_invalid_value_at_the_node_in_both_engines() {
+    for g in [
+        text_op("parse_i64", &["12 apples"], &[]),
+        text_op("parse_i64", &["9223372036854775808"], &[]),
+        text_op("parse_i64", &[" 1"], &[]),
+        text_op("parse_f64", &["1,5"], &[]),
+        text_op("substring", &["abc"], &[-1, 2]),
+        text_op("substring", &["abc"], &[0, -2]),
+    ] {
+        let limits = RunLimits::default();
+        let eval = eval_with(&g, limits).expect_err("eval fails");
+        let run = run_with(&compile(&g), limits).expect_err("run fails");
+        for e in [&eval, &run] {
+            assert_eq!(e.kind, graphjit::ErrorKind::InvalidValue, "{e}");
+            assert_eq!(e.node.as_deref(), Some("r"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_replace_past_the_memory_limit_is_refused_before_it_is_built() {
+    // 4,096 chars, each with 4 KiB inserted before it: 16 MiB, over a 1 MiB limit.
+    let long = "x".repeat(4096);
+    let insert = "y".repeat(4096);
+    let g = text_op("replace", &[&long, "", &insert], &[]);
+    let limits = RunLimits {
+        memory_bytes: 1 << 20,
+        ..RunLimits::default()
+    };
+    let eval = eval_with(&g, limits).expect_err("eval refuses");
+    let run = run_with(&compile(&g), limits).expect_err("run refuses");
+    for e in [&eval, &run] {
+        assert!(
+            matches!(e.kind, graphjit::ErrorKind::MemoryExceeded { .. }),
+            "{e}"
+        );
+    }
+    assert_eq!(eval.node.as_deref(), Some("r"));
+}
+
+#[test]
+fn string_ops_refuse_wrong_argument_types() {
+    for json in [
+        r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": 1}, {"id": "r", "op": "trim", "args": ["a"]}], "outputs": {"r": "r"}}"#,
+        r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": "x"}, {"id": "r", "op": "contains", "args": ["a"]}], "outputs": {"r": "r"}}"#,
+        r#"{"version": 1, "nodes": [{"id": "a", "op": "const", "value": "x"}, {"id": "b", "op": "const", "value": 1.5}, {"id": "r", "op": "substring", "args": ["a", "b", "b"]}], "outputs": {"r": "r"}}"#,
+    ] {
+        let err = Graph::from_json(json.as_bytes()).expect_err(json);
+        assert_eq!(err.kind, graphjit::ErrorKind::InvalidGraph, "{json}");
+        assert_eq!(err.node.as_deref(), Some("r"), "{json}");
+    }
 }

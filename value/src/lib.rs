@@ -21,6 +21,7 @@ use core::fmt;
 
 pub mod effects;
 pub mod math;
+pub mod text;
 
 /// The one NaN an f64 output may carry (quiet, positive, zero payload).
 pub const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;

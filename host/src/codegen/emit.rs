@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::literal::{f64_literal, shape_literal, str_literal};
 use super::{At, Generator, Result};
-use crate::graph::{BinaryOp, CompareOp, Const, Op, ReduceOp, Type, UnaryOp};
+use crate::graph::{BinaryOp, CompareOp, Const, Op, ReduceOp, Scalar, StrOp, Type, UnaryOp};
 
 impl Generator<'_> {
     /// The expression for a node that is not `if`, `loop` or a parameter.
@@ -25,6 +25,7 @@ impl Generator<'_> {
                 .ok_or_else(|| at.no_rule("this type")),
             Op::Binary(op) => self.binary(at, *op),
             Op::Compare(op) => self.compare(at, *op),
+            Op::Str(op) => self.string(at, *op),
             Op::Fork => Ok(self.fork(at)),
             Op::Sequence => Ok(self.sequence(at)),
             Op::Get { index } => {
@@ -110,6 +111,33 @@ impl Generator<'_> {
     }
 
     /// `f(&a, &b, …, at)?` over the node's first `arity` arguments (tensors by reference).
+    /// A string op: `rt::ops::NAME(args)`, strings by reference, with the node for the ops
+    /// that can fail (`?`).
+    fn string(&self, at: &At, op: StrOp) -> Result<String> {
+        let (params, _) = op.signature();
+        let mut args = Vec::with_capacity(params.len() + 1);
+        for (i, param) in params.iter().enumerate() {
+            let var = self.var(at.arg(i)?);
+            args.push(match param {
+                Scalar::Str => format!("&{var}"),
+                Scalar::Bool | Scalar::I64 | Scalar::F64 => var,
+            });
+        }
+        let fallible = matches!(
+            op,
+            StrOp::Replace | StrOp::Substring | StrOp::ParseI64 | StrOp::ParseF64
+        );
+        if fallible {
+            args.push(at.at().to_string());
+        }
+        Ok(format!(
+            "rt::ops::{}({}){}",
+            op.name(),
+            args.join(", "),
+            if fallible { "?" } else { "" }
+        ))
+    }
+
     fn call(&self, at: &At, f: &str, arity: usize) -> Result<String> {
         let mut out = format!("{f}(");
         for i in 0..arity {

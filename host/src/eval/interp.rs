@@ -435,6 +435,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             // The value rules: `tensor::apply` or `scalar::apply` (each a match on the op and
             // its argument values; a combination typing forbids is `Internal`).
             op @ (Op::Unary(_)
+            | Op::Str(_)
             | Op::Binary(_)
             | Op::Compare(_)
             | Op::Iota { .. }

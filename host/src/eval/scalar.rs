@@ -9,7 +9,7 @@ use graphjit_value::Value;
 
 use super::EvalError;
 use super::interp::internal;
-use crate::graph::{BinaryOp, CompareOp, NodeId, Op, UnaryOp};
+use crate::graph::{BinaryOp, CompareOp, NodeId, Op, StrOp, UnaryOp};
 
 /// 2^63, exact in f64: `to_i64` accepts `[-2^63, 2^63)`.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
@@ -36,6 +36,7 @@ pub(super) fn apply(
         (Op::Len, [Value::Str(s)]) => i64::try_from(s.len())
             .map(Value::I64)
             .map_err(|_| internal("a string longer than i64::MAX bytes")),
+        (Op::Str(s), args) => string(*s, args, node, memory_bytes),
         (Op::ToString, [Value::I64(i)]) => Ok(Value::Str(format!("{i}"))),
         (Op::ToString, [Value::F64(x)]) => Ok(Value::Str(format!("{x}"))),
         _ => Err(ill_typed(op)),
@@ -69,6 +70,33 @@ fn concat(a: &str, b: &str, node: NodeId, memory_bytes: u64) -> Result<Value, Ev
     s.push_str(a);
     s.push_str(b);
     Ok(Value::Str(s))
+}
+
+/// The string ops: `graphjit_value::text`, the rules the guest calls too.
+fn string(op: StrOp, args: &[&Value], node: NodeId, memory_bytes: u64) -> Result<Value, EvalError> {
+    use graphjit_value::text;
+    let invalid = |message: String| EvalError::InvalidValue { node, message };
+    Ok(match (op, args) {
+        (StrOp::Contains, [Value::Str(s), Value::Str(p)]) => Value::Bool(text::contains(s, p)),
+        (StrOp::StartsWith, [Value::Str(s), Value::Str(p)]) => Value::Bool(text::starts_with(s, p)),
+        (StrOp::EndsWith, [Value::Str(s), Value::Str(p)]) => Value::Bool(text::ends_with(s, p)),
+        (StrOp::Replace, [Value::Str(s), Value::Str(from), Value::Str(to)]) => {
+            let bytes = text::replaced_len(s, from, to).map_or(u64::MAX, |n| n as u64);
+            if bytes > memory_bytes {
+                return Err(EvalError::OutOfMemory { node, bytes });
+            }
+            Value::Str(text::replace(s, from, to))
+        }
+        (StrOp::Trim, [Value::Str(s)]) => Value::Str(text::trim(s)),
+        (StrOp::ToLower, [Value::Str(s)]) => Value::Str(text::to_lower(s)),
+        (StrOp::ToUpper, [Value::Str(s)]) => Value::Str(text::to_upper(s)),
+        (StrOp::Substring, [Value::Str(s), Value::I64(start), Value::I64(len)]) => {
+            Value::Str(text::substring(s, *start, *len).map_err(invalid)?)
+        }
+        (StrOp::ParseI64, [Value::Str(s)]) => Value::I64(text::parse_i64(s).map_err(invalid)?),
+        (StrOp::ParseF64, [Value::Str(s)]) => Value::F64(text::parse_f64(s).map_err(invalid)?),
+        _ => return Err(ill_typed(&Op::Str(op))),
+    })
 }
 
 fn unary(op: UnaryOp, a: &Value, node: NodeId) -> Result<Value, EvalError> {

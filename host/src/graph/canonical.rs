@@ -140,6 +140,7 @@ impl Encoder {
             Op::Log { level } => self.str(level),
             Op::Param
             | Op::Unary(_)
+            | Op::Str(_)
             | Op::Binary(_)
             | Op::Compare(_)
             | Op::Fork

@@ -106,6 +106,7 @@ fn attributes(op: &Op) -> Option<String> {
         | Op::Param
         | Op::If { .. }
         | Op::Unary(_)
+        | Op::Str(_)
         | Op::Binary(_)
         | Op::Compare(_)
         | Op::Fork

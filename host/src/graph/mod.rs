@@ -28,7 +28,9 @@ mod types;
 
 pub(crate) use error::{GraphError, GraphErrorKind, Limits};
 pub(crate) use lower::parse;
-pub(crate) use ops::{BinaryOp, Class, CompareOp, Fusion, OpKind, OpSpec, ReduceOp, UnaryOp, Work};
+pub(crate) use ops::{
+    BinaryOp, Class, CompareOp, Fusion, OpKind, OpSpec, ReduceOp, Scalar, StrOp, UnaryOp, Work,
+};
 pub(crate) use types::Type;
 
 use graphjit_value::Tensor;
@@ -138,6 +140,8 @@ pub(crate) enum Op {
     /// Elementwise or scalar binary op, by type.
     Binary(BinaryOp),
     Compare(CompareOp),
+    /// A string op (`contains`, `replace`, `substring`, `parse_i64`, …).
+    Str(StrOp),
     /// `args[0]` ? `then` : `otherwise`; only the branch taken is evaluated.
     If {
         then: Region,
@@ -385,6 +389,7 @@ impl Op {
             Op::Param => OpKind::Param,
             Op::Const(_) => OpKind::Const,
             Op::Unary(op) => OpKind::Unary(*op),
+            Op::Str(op) => OpKind::Str(*op),
             Op::Binary(op) => OpKind::Binary(*op),
             Op::Compare(op) => OpKind::Compare(*op),
             Op::If { .. } => OpKind::If,

@@ -273,6 +273,49 @@ family!(
     }
 );
 
+family!(
+    /// String ops, on UTF-8 text (positions in chars); the rules are `graphjit_value::text`,
+    /// shared by both engines; typed by [`StrOp::signature`].
+    StrOp {
+        Contains => scalar("contains"),
+        StartsWith => scalar("starts_with"),
+        EndsWith => scalar("ends_with"),
+        // Not folded: a constant string with an empty pattern could make a huge one at compile
+        // time, outside any run's memory limit.
+        Replace => pure("replace", ARGS),
+        Trim => scalar("trim"),
+        ToLower => scalar("to_lower"),
+        ToUpper => scalar("to_upper"),
+        Substring => scalar("substring"),
+        ParseI64 => scalar("parse_i64"),
+        ParseF64 => scalar("parse_f64"),
+    }
+);
+
+/// A scalar type a string op takes or gives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Scalar {
+    Bool,
+    I64,
+    F64,
+    Str,
+}
+
+impl StrOp {
+    /// Argument types → result type.
+    pub(crate) fn signature(self) -> (&'static [Scalar], Scalar) {
+        use Scalar::{Bool, F64, I64, Str};
+        match self {
+            StrOp::Contains | StrOp::StartsWith | StrOp::EndsWith => (&[Str, Str], Bool),
+            StrOp::Replace => (&[Str, Str, Str], Str),
+            StrOp::Trim | StrOp::ToLower | StrOp::ToUpper => (&[Str], Str),
+            StrOp::Substring => (&[Str, I64, I64], Str),
+            StrOp::ParseI64 => (&[Str], I64),
+            StrOp::ParseF64 => (&[Str], F64),
+        }
+    }
+}
+
 /// Defines [`OpKind`]: one variant per op without a family, one per family.
 macro_rules! op_kinds {
     (
@@ -360,6 +403,7 @@ op_kinds! {
         Binary(BinaryOp),
         Compare(CompareOp),
         Reduce(ReduceOp),
+        Str(StrOp),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{BinaryOp, CompareOp, Op, UnaryOp};
+use super::{BinaryOp, CompareOp, Op, Scalar, UnaryOp};
 
 /// The static type of a value. Tensor shapes are static: sizes are known before a run.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -103,6 +103,27 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             Ok(a.clone())
         }
         Op::Kernel { name } => kernel_type(name, args),
+        Op::Str(s) => {
+            let (params, result) = s.signature();
+            let ty = |t: Scalar| match t {
+                Scalar::Bool => Bool,
+                Scalar::I64 => I64,
+                Scalar::F64 => F64,
+                Scalar::Str => Str,
+            };
+            if args.len() == params.len() && args.iter().zip(params).all(|(a, &p)| **a == ty(p)) {
+                Ok(ty(result))
+            } else {
+                let wanted: Vec<String> = params.iter().map(|&p| ty(p).to_string()).collect();
+                let got: Vec<String> = args.iter().map(ToString::to_string).collect();
+                Err(format!(
+                    "`{}` takes ({}), got ({})",
+                    s.name(),
+                    wanted.join(", "),
+                    got.join(", ")
+                ))
+            }
+        }
         Op::Unary(u) => {
             let [a] = arity::<1>(op, args)?;
             let ok = match (u, a) {

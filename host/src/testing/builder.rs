@@ -293,7 +293,7 @@ impl Builder {
     }
 
     fn string_step(&mut self, nodes: &mut Vec<Json>) {
-        match self.rng.below(4) {
+        match self.rng.below(6) {
             0 => {
                 let key = *self.rng.choose(&["i64", "f64"]);
                 let a = self.pick(key);
@@ -303,9 +303,46 @@ impl Builder {
                 let a = self.pick("string");
                 self.push(nodes, "i64", json!({"op": "len", "args": [a]}));
             }
-            _ => {
+            2 => {
                 let (a, b) = (self.pick("string"), self.pick("string"));
                 self.push(nodes, "string", json!({"op": "concat", "args": [a, b]}));
+            }
+            3 => {
+                let op = *self.rng.choose(&["contains", "starts_with", "ends_with"]);
+                let (a, b) = (self.pick("string"), self.pick("string"));
+                self.push(nodes, "bool", json!({"op": op, "args": [a, b]}));
+            }
+            4 => {
+                let op = *self
+                    .rng
+                    .choose(&["trim", "to_lower", "to_upper", "replace"]);
+                let a = self.pick("string");
+                let args = if op == "replace" {
+                    json!([a, self.pick("string"), self.pick("string")])
+                } else {
+                    json!([a])
+                };
+                self.push(nodes, "string", json!({"op": op, "args": args}));
+            }
+            _ => {
+                let a = self.pick("string");
+                if self.rng.chance(70) {
+                    // Small non-negative positions mostly; a negative length now and then.
+                    let start = self.rng.below(6) as i64;
+                    let len = self.rng.below(8) as i64 - 1;
+                    let start = self.push(nodes, "i64", json!({"op": "const", "value": start}));
+                    let len = self.push(nodes, "i64", json!({"op": "const", "value": len}));
+                    self.push(
+                        nodes,
+                        "string",
+                        json!({"op": "substring", "args": [a, start, len]}),
+                    );
+                } else {
+                    let (op, key) = *self
+                        .rng
+                        .choose(&[("parse_i64", "i64"), ("parse_f64", "f64")]);
+                    self.push(nodes, key, json!({"op": op, "args": [a]}));
+                }
             }
         }
     }

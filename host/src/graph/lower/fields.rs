@@ -23,6 +23,7 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
     };
     Ok(match kind {
         OpKind::Unary(op) => Op::Unary(op),
+        OpKind::Str(op) => Op::Str(op),
         OpKind::Binary(op) => Op::Binary(op),
         OpKind::Compare(op) => Op::Compare(op),
         OpKind::Reduce(op) => Op::Reduce(op),
