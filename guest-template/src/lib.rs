@@ -44,6 +44,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub mod data;
 pub mod effects;
 pub mod native;
 pub mod ops;
@@ -81,7 +82,7 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
-pub use bindings::graphjit::guest::types::{InvalidValue, OutOfMemory, RunError};
+pub use bindings::graphjit::guest::types::{IndexOutOfRange, InvalidValue, OutOfMemory, RunError};
 pub use graphjit_value::{Tensor, Value};
 
 /// The node index used when an error belongs to no node of the graph (decoding the inputs,
@@ -197,21 +198,10 @@ impl Inputs {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Bool(_) => "bool",
-        Value::I64(_) => "i64",
-        Value::F64(_) => "f64",
-        Value::Str(_) => "string",
-        Value::Tensor(_) => "tensor",
-        Value::Tuple(_) => "tuple",
-    }
-}
-
 fn wrong_type(index: usize, expected: &str, got: &Value) -> RunError {
     RunError::BadInput(format!(
         "input {index}: expected {expected}, got {}",
-        type_name(got)
+        got.kind_name()
     ))
 }
 

@@ -51,6 +51,10 @@ pub enum ErrorKind {
     DivisionByZero,
     /// A value outside an operation's domain, e.g. NaN to i64 (the graph's logic).
     InvalidValue,
+    /// A list read outside its elements (the graph's logic, or its data).
+    IndexOutOfRange,
+    /// `unwrap` of an empty option (the graph's logic, or its data).
+    MissingValue,
     /// The component imports something the graph may not use; nothing ran (sandbox policy).
     ImportDenied {
         /// The refused import's full name.
@@ -286,6 +290,8 @@ impl Error {
             ErrorKind::Overflow => "overflow",
             ErrorKind::DivisionByZero => "division_by_zero",
             ErrorKind::InvalidValue => "invalid_value",
+            ErrorKind::IndexOutOfRange => "index_out_of_range",
+            ErrorKind::MissingValue => "missing_value",
             ErrorKind::ImportDenied { .. } => "import_denied",
             ErrorKind::Trap => "trap",
             ErrorKind::CacheUnavailable => "cache_unavailable",

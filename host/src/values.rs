@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::graph::Type;
 
 /// JSON for an output value: numbers, booleans, strings; tensors as `{"shape", "data"}`;
-/// tuples as arrays.
+/// tuples and lists as arrays; records as objects; none as `null`, an option's value as the
+/// value; bytes as an array of numbers.
 pub fn value_to_json(value: &Value) -> serde_json::Value {
     match value {
         Value::Bool(b) => json!(b),
@@ -21,7 +22,18 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
             "shape": t.shape,
             "data": t.data.iter().map(|&x| float_json(f64::from(x))).collect::<Vec<_>>(),
         }),
-        Value::Tuple(items) => serde_json::Value::Array(items.iter().map(value_to_json).collect()),
+        Value::Tuple(items) | Value::List(items) => {
+            serde_json::Value::Array(items.iter().map(value_to_json).collect())
+        }
+        Value::Record(fields) => serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(name, v)| (name.clone(), value_to_json(v)))
+                .collect(),
+        ),
+        Value::Option(None) => serde_json::Value::Null,
+        Value::Option(Some(v)) => value_to_json(v),
+        Value::Bytes(b) => json!(b),
     }
 }
 
@@ -56,12 +68,14 @@ pub fn value_to_text(value: &Value) -> String {
             let parts: Vec<String> = items.iter().map(value_to_text).collect();
             format!("({})", parts.join(", "))
         }
+        Value::Option(None) => "none".to_string(),
         other => value_to_json(other).to_string(),
     }
 }
 
 /// Parses command-line text as a value of type `ty`: `42`, `1.5`, `nan`, `true`, any text for
-/// a string, a JSON array of numbers (row-major) for a tensor.
+/// a string, a JSON array of numbers (row-major) for a tensor, JSON for lists, records,
+/// options and bytes (as [`json_to_value`] reads it).
 pub(crate) fn parse_input(text: &str, ty: &Type) -> Result<Value, String> {
     let bad = || format!("{text:?} is not a valid {ty}");
     Ok(match ty {
@@ -75,6 +89,11 @@ pub(crate) fn parse_input(text: &str, ty: &Type) -> Result<Value, String> {
                 .map_err(|e| format!("{e} (a flat JSON array of numbers, shape {shape:?})"));
         }
         Type::Tuple(_) => return Err(format!("inputs cannot be tuples ({ty})")),
+        Type::List(_) | Type::Record(_) | Type::Option(_) | Type::Bytes => {
+            let json: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| format!("{text:?} is not JSON: {e}"))?;
+            return json_to_value(&json, ty);
+        }
     })
 }
 
@@ -132,7 +151,55 @@ pub(crate) fn json_to_value(json: &serde_json::Value, ty: &Type) -> Result<Value
                     .collect::<Result<_, _>>()?,
             )
         }
+        Type::List(item) => Value::List(
+            json.as_array()
+                .ok_or_else(|| format!("{} is not a list ({ty})", preview(json)))?
+                .iter()
+                .enumerate()
+                .map(|(i, j)| json_to_value(j, item).map_err(|e| format!("[{i}]: {e}")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Type::Record(fields) => {
+            let object = json
+                .as_object()
+                .ok_or_else(|| format!("{} is not a record ({ty})", preview(json)))?;
+            if let Some(extra) = object.keys().find(|k| ty.field(k).is_none()) {
+                return Err(format!("{ty} has no field {extra:?}"));
+            }
+            let mut values = Vec::with_capacity(fields.len());
+            for (name, t) in fields {
+                let v = match (object.get(name), t) {
+                    (Some(j), t) => json_to_value(j, t).map_err(|e| format!(".{name}: {e}"))?,
+                    // A missing field of an option type is none, as a NULL column is.
+                    (None, Type::Option(_)) => Value::Option(None),
+                    (None, _) => return Err(format!("the field {name:?} ({t}) is missing")),
+                };
+                values.push((name.clone(), v));
+            }
+            Value::Record(values)
+        }
+        Type::Option(item) => match json {
+            serde_json::Value::Null => Value::Option(None),
+            j => Value::Option(Some(Box::new(json_to_value(j, item)?))),
+        },
+        Type::Bytes => Value::Bytes(
+            json.as_array()
+                .ok_or_else(|| format!("{} is not bytes (an array of 0..=255)", preview(json)))?
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("{} is not bytes (an array of 0..=255)", preview(json)))?,
+        ),
     })
+}
+
+/// At most 60 chars of `json`, for messages about hostile input.
+fn preview(json: &serde_json::Value) -> String {
+    let text = json.to_string();
+    match text.char_indices().nth(60) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
 }
 
 /// Whether `value` has type `ty` (shapes included).
@@ -148,6 +215,16 @@ pub(crate) fn has_type(value: &Value, ty: &Type) -> bool {
         (Value::Tuple(items), Type::Tuple(types)) => {
             items.len() == types.len() && items.iter().zip(types).all(|(v, t)| has_type(v, t))
         }
+        (Value::List(items), Type::List(item)) => items.iter().all(|v| has_type(v, item)),
+        (Value::Record(values), Type::Record(fields)) => {
+            values.len() == fields.len()
+                && values
+                    .iter()
+                    .zip(fields)
+                    .all(|((n, v), (m, t))| n == m && has_type(v, t))
+        }
+        (Value::Option(None), Type::Option(_)) | (Value::Bytes(_), Type::Bytes) => true,
+        (Value::Option(Some(v)), Type::Option(item)) => has_type(v, item),
         _ => false,
     }
 }

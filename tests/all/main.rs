@@ -5,6 +5,7 @@ mod adversarial;
 mod cache;
 mod cli;
 mod conformance;
+mod data;
 mod deploy;
 mod differential;
 mod effects;

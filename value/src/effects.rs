@@ -91,7 +91,13 @@ pub fn cell_from_value(value: &Value) -> Result<Cell, String> {
         Value::F64(x) => Ok(Cell::Float(*x)),
         Value::Str(s) => Ok(Cell::Text(s.clone())),
         Value::Tensor(_) => Err("a tensor cannot be an SQL parameter".into()),
-        Value::Tuple(_) => Err("a tuple cannot be an SQL parameter".into()),
+        Value::Bytes(b) => Ok(Cell::Bytes(b.clone())),
+        Value::Option(None) => Ok(Cell::Null),
+        Value::Option(Some(v)) => cell_from_value(v),
+        Value::Tuple(_) | Value::List(_) | Value::Record(_) => Err(format!(
+            "a {} cannot be an SQL parameter",
+            value.kind_name()
+        )),
     }
 }
 

@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub mod effects;
+pub mod lists;
 pub mod math;
 pub mod text;
 
@@ -82,6 +83,14 @@ pub enum Value {
     Tensor(Tensor),
     /// A fixed-size group of values (from `fork` or a loop with several states)
     Tuple(Vec<Value>),
+    /// `{"list": T}`: any number of values of one type
+    List(Vec<Value>),
+    /// `{"record": {..}}`: named fields, sorted by name, names unique
+    Record(Vec<(String, Value)>),
+    /// `{"option": T}`: a value or none (a NULL)
+    Option(Option<alloc::boxed::Box<Value>>),
+    /// `bytes`: any octets
+    Bytes(Vec<u8>),
 }
 
 /// Bit-exact equality: floats compare by their bits, so `NaN == NaN` (once canonical) and
@@ -101,7 +110,10 @@ impl PartialEq for Value {
                         .zip(&b.data)
                         .all(|(x, y)| x.to_bits() == y.to_bits())
             }
-            (Value::Tuple(a), Value::Tuple(b)) => a == b,
+            (Value::Tuple(a), Value::Tuple(b)) | (Value::List(a), Value::List(b)) => a == b,
+            (Value::Record(a), Value::Record(b)) => a == b,
+            (Value::Option(a), Value::Option(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
             _ => false,
         }
     }
@@ -120,8 +132,16 @@ impl Value {
         match self {
             Value::F64(x) => *x = canonical_f64(*x),
             Value::Tensor(t) => t.data.iter_mut().for_each(|x| *x = canonical_f32(*x)),
-            Value::Tuple(items) => items.iter_mut().for_each(Value::canonicalize),
-            Value::Bool(_) | Value::I64(_) | Value::Str(_) => {}
+            Value::Tuple(items) | Value::List(items) => {
+                items.iter_mut().for_each(Value::canonicalize);
+            }
+            Value::Record(fields) => fields.iter_mut().for_each(|(_, v)| v.canonicalize()),
+            Value::Option(Some(v)) => v.canonicalize(),
+            Value::Option(None)
+            | Value::Bool(_)
+            | Value::I64(_)
+            | Value::Str(_)
+            | Value::Bytes(_) => {}
         }
     }
 
@@ -137,6 +157,31 @@ impl Value {
                 .saturating_mul(4)
                 .saturating_add(t.shape.len() * 4),
             Value::Tuple(items) => items.iter().map(Value::footprint_bytes).sum(),
+            // A list's element slots (as the guest's `Vec` holds them) plus what they own.
+            Value::List(items) => items
+                .iter()
+                .map(|v| v.footprint_bytes().saturating_add(8))
+                .fold(24, usize::saturating_add),
+            Value::Record(fields) => fields.iter().map(|(_, v)| v.footprint_bytes()).sum(),
+            Value::Option(v) => v.as_ref().map_or(8, |v| v.footprint_bytes()),
+            Value::Bytes(b) => b.len(),
+        }
+    }
+
+    /// The value's kind, as the graph format names it (`"list"`, `"record"`, …).
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Bool(_) => "bool",
+            Value::I64(_) => "i64",
+            Value::F64(_) => "f64",
+            Value::Str(_) => "string",
+            Value::Tensor(_) => "tensor",
+            Value::Tuple(_) => "tuple",
+            Value::List(_) => "list",
+            Value::Record(_) => "record",
+            Value::Option(_) => "option",
+            Value::Bytes(_) => "bytes",
         }
     }
 }
@@ -147,11 +192,16 @@ const TAG_F64: u8 = 2;
 const TAG_STR: u8 = 3;
 const TAG_TENSOR: u8 = 4;
 const TAG_TUPLE: u8 = 5;
+const TAG_LIST: u8 = 6;
+const TAG_RECORD: u8 = 7;
+const TAG_NONE: u8 = 8;
+const TAG_SOME: u8 = 9;
+const TAG_BYTES: u8 = 10;
 
-/// Deepest tuple nesting [`decode`] accepts.
+/// Deepest nesting (tuples, lists, records, options) [`decode`] accepts.
 ///
-/// Guards the decoder's recursion (and so the stack) against a hostile encoding; graphs cannot
-/// nest tuples anywhere near this deep.
+/// Guards the decoder's recursion (and so the stack) against a hostile encoding; a graph's
+/// types nest no deeper than this (`graph` refuses deeper types).
 pub const MAX_DEPTH: u32 = 64;
 
 /// Why a byte string is not a valid encoding of values.
@@ -165,8 +215,10 @@ pub enum DecodeError {
     BadUtf8,
     /// A tensor whose element count overflows or disagrees with its data.
     BadShape,
-    /// Tuples nested deeper than [`MAX_DEPTH`].
+    /// Values nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// A record whose field names are not strictly increasing (unsorted or repeated).
+    BadRecord,
     /// Bytes left over after the last value.
     TrailingBytes,
 }
@@ -178,7 +230,8 @@ impl fmt::Display for DecodeError {
             DecodeError::BadTag(t) => write!(f, "unknown value tag {t}"),
             DecodeError::BadUtf8 => f.write_str("string is not UTF-8"),
             DecodeError::BadShape => f.write_str("tensor shape disagrees with its data"),
-            DecodeError::TooDeep => f.write_str("tuples nested too deeply"),
+            DecodeError::TooDeep => f.write_str("values nested too deeply"),
+            DecodeError::BadRecord => f.write_str("record fields are not sorted and unique"),
             DecodeError::TrailingBytes => f.write_str("bytes left after the last value"),
         }
     }
@@ -204,7 +257,16 @@ fn encoded_len_one(v: &Value) -> usize {
         Value::I64(_) | Value::F64(_) => 8,
         Value::Str(s) => 4 + s.len(),
         Value::Tensor(t) => 4 + 4 * t.shape.len() + 4 * t.data.len(),
-        Value::Tuple(items) => encoded_len(items),
+        Value::Tuple(items) | Value::List(items) => encoded_len(items),
+        Value::Record(fields) => {
+            4 + fields
+                .iter()
+                .map(|(name, v)| 4 + name.len() + encoded_len_one(v))
+                .sum::<usize>()
+        }
+        Value::Option(None) => 0,
+        Value::Option(Some(v)) => encoded_len_one(v),
+        Value::Bytes(b) => 4 + b.len(),
     }
 }
 
@@ -246,6 +308,29 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
         Value::Tuple(items) => {
             out.push(TAG_TUPLE);
             encode(items, out);
+        }
+        Value::List(items) => {
+            out.push(TAG_LIST);
+            encode(items, out);
+        }
+        Value::Record(fields) => {
+            out.push(TAG_RECORD);
+            put_len(out, fields.len());
+            for (name, v) in fields {
+                put_len(out, name.len());
+                out.extend_from_slice(name.as_bytes());
+                encode_one(v, out);
+            }
+        }
+        Value::Option(None) => out.push(TAG_NONE),
+        Value::Option(Some(v)) => {
+            out.push(TAG_SOME);
+            encode_one(v, out);
+        }
+        Value::Bytes(b) => {
+            out.push(TAG_BYTES);
+            put_len(out, b.len());
+            out.extend_from_slice(b);
         }
     }
 }
@@ -295,8 +380,8 @@ impl Reader<'_> {
             return Err(DecodeError::TooDeep);
         }
         let n = self.len()?;
-        // Every value takes at least two bytes: never reserve more than the input can hold.
-        if n > self.remaining() / 2 {
+        // Every value takes at least one byte (`none`): never reserve more than the input holds.
+        if n > self.remaining() {
             return Err(DecodeError::Truncated);
         }
         let mut values = Vec::with_capacity(n);
@@ -316,13 +401,7 @@ impl Reader<'_> {
             },
             TAG_I64 => Value::I64(i64::from_le_bytes(self.array()?)),
             TAG_F64 => Value::F64(f64::from_bits(u64::from_le_bytes(self.array()?))),
-            TAG_STR => {
-                let n = self.len()?;
-                let raw = self.take(n)?;
-                Value::Str(String::from(
-                    core::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?,
-                ))
-            }
+            TAG_STR => Value::Str(self.string()?),
             TAG_TENSOR => {
                 let rank = self.len()?;
                 if rank > self.remaining() / 4 {
@@ -342,8 +421,48 @@ impl Reader<'_> {
                 Value::Tensor(Tensor { shape, data })
             }
             TAG_TUPLE => Value::Tuple(self.values(depth + 1)?),
+            TAG_LIST => Value::List(self.values(depth + 1)?),
+            TAG_RECORD => {
+                if depth >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep);
+                }
+                let n = self.len()?;
+                // A field takes at least six bytes (name length, a tag, a byte).
+                if n > self.remaining() / 6 {
+                    return Err(DecodeError::Truncated);
+                }
+                let mut fields: Vec<(String, Value)> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = self.string()?;
+                    if fields.last().is_some_and(|(last, _)| *last >= name) {
+                        return Err(DecodeError::BadRecord);
+                    }
+                    let value = self.value(depth + 1)?;
+                    fields.push((name, value));
+                }
+                Value::Record(fields)
+            }
+            TAG_NONE => Value::Option(None),
+            TAG_SOME => {
+                if depth >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep);
+                }
+                Value::Option(Some(alloc::boxed::Box::new(self.value(depth + 1)?)))
+            }
+            TAG_BYTES => {
+                let n = self.len()?;
+                Value::Bytes(self.take(n)?.to_vec())
+            }
             other => return Err(DecodeError::BadTag(other)),
         })
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let n = self.len()?;
+        let raw = self.take(n)?;
+        Ok(String::from(
+            core::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?,
+        ))
     }
 }
 
@@ -371,8 +490,56 @@ mod tests {
                 data: vec![1.0, -2.5, 0.0, 3.25],
             }),
             Value::Tuple(vec![Value::I64(1), Value::Tuple(vec![])]),
+            Value::List(vec![]),
+            Value::List(vec![
+                Value::Str(String::from("a")),
+                Value::Str(String::new()),
+            ]),
+            Value::Record(vec![
+                (String::from("id"), Value::I64(7)),
+                (
+                    String::from("note"),
+                    Value::Option(Some(alloc::boxed::Box::new(Value::Str(String::from("x"))))),
+                ),
+                (String::from("z"), Value::Option(None)),
+            ]),
+            Value::Bytes(vec![0, 255, 1]),
         ];
         assert_eq!(round_trip(&values), values);
+    }
+
+    #[test]
+    fn records_must_be_sorted_and_unique() {
+        for names in [["b", "a"], ["a", "a"]] {
+            let mut out = Vec::new();
+            out.extend_from_slice(&1u32.to_le_bytes());
+            out.push(TAG_RECORD);
+            out.extend_from_slice(&2u32.to_le_bytes());
+            for name in names {
+                out.extend_from_slice(&1u32.to_le_bytes());
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(&[TAG_BOOL, 1]);
+            }
+            assert_eq!(decode(&out), Err(DecodeError::BadRecord), "{names:?}");
+        }
+    }
+
+    #[test]
+    fn deep_options_and_lists_are_refused() {
+        let mut deep = vec![1, 0, 0, 0];
+        deep.extend(core::iter::repeat_n(TAG_SOME, 10_000));
+        deep.push(TAG_NONE);
+        assert_eq!(decode(&deep), Err(DecodeError::TooDeep));
+        let mut lists = Vec::new();
+        for _ in 0..200 {
+            lists.extend_from_slice(&[1, 0, 0, 0, TAG_LIST]);
+        }
+        lists.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(decode(&lists), Err(DecodeError::TooDeep));
+        // A list claiming 2^32-1 items in a few bytes must not allocate.
+        let mut huge = vec![1, 0, 0, 0, TAG_LIST];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&huge), Err(DecodeError::Truncated));
     }
 
     #[test]
@@ -392,7 +559,7 @@ mod tests {
             decode(&[0xff, 0xff, 0xff, 0xff]),
             Err(DecodeError::Truncated)
         );
-        assert_eq!(decode(&[1, 0, 0, 0, 9, 0]), Err(DecodeError::BadTag(9)));
+        assert_eq!(decode(&[1, 0, 0, 0, 99, 0]), Err(DecodeError::BadTag(99)));
         // A tensor claiming 2^32-1 x 2^32-1 elements must not allocate.
         let mut huge = vec![1, 0, 0, 0, TAG_TENSOR, 2, 0, 0, 0];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());

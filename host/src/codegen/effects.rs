@@ -74,7 +74,11 @@ impl Generator<'_> {
                 Type::F64 => "as_f64",
                 Type::Str => "as_string",
                 Type::Tensor(_) => "as_tensor",
-                Type::Tuple(_) => return Err(at.no_rule("a tuple answer")),
+                Type::Tuple(_)
+                | Type::List(_)
+                | Type::Record(_)
+                | Type::Option(_)
+                | Type::Bytes => return Err(at.no_rule("a structured answer")),
             };
             Ok(Answer {
                 args: Some(format!("&{}", answer_literal(answer))),
@@ -150,7 +154,12 @@ impl Generator<'_> {
                     Type::I64 => "I64",
                     Type::F64 => "F64",
                     Type::Str => "Str",
-                    Type::Tensor(_) | Type::Tuple(_) => {
+                    Type::Tensor(_)
+                    | Type::Tuple(_)
+                    | Type::List(_)
+                    | Type::Record(_)
+                    | Type::Option(_)
+                    | Type::Bytes => {
                         return Err(at.no_rule("a SQL parameter that is not a scalar"));
                     }
                 };

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::literal::{f64_literal, shape_literal, str_literal};
+use super::literal::{data_literal, rust_type, shape_literal, str_literal};
 use super::{At, Generator, Result};
 use crate::graph::{BinaryOp, CompareOp, Const, Op, ReduceOp, Scalar, StrOp, Type, UnaryOp};
 
@@ -20,21 +20,111 @@ impl Generator<'_> {
                 node.op.name()
             ))),
             Op::Input { .. } => self.input(at),
-            Op::Const(c) => Ok(const_expr(c, at.at())),
+            Op::Const(c) => {
+                const_expr(c, &node.ty, at.at()).ok_or_else(|| at.no_rule("its constant"))
+            }
             Op::Unary(op) => unary_expr(*op, &node.ty, &self.var(at.arg(0)?), at.at())
                 .ok_or_else(|| at.no_rule("this type")),
+            Op::Binary(op @ (BinaryOp::Min | BinaryOp::Max)) if node.args.len() == 1 => {
+                let f = if *op == BinaryOp::Min { "min" } else { "max" };
+                Ok(format!(
+                    "rt::data::{f}_{}(&{})",
+                    self.number_list(at)?,
+                    self.var(at.arg(0)?)
+                ))
+            }
             Op::Binary(op) => self.binary(at, *op),
             Op::Compare(op) => self.compare(at, *op),
             Op::Str(op) => self.string(at, *op),
             Op::Fork => Ok(self.fork(at)),
             Op::Sequence => Ok(self.sequence(at)),
-            Op::Get { index } => {
+            Op::Get { index: Some(index) } | Op::GetField { index, .. } => {
                 let tuple = self.var(at.arg(0)?);
                 Ok(match node.ty.is_copy() {
                     true => format!("{tuple}.{index}"),
                     false => format!("{tuple}.{index}.clone()"),
                 })
             }
+            Op::Get { index: None } => Ok(format!(
+                "rt::data::get(&{}, {}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::List => {
+                let items: Vec<String> = node
+                    .args
+                    .iter()
+                    .map(|&x| self.owned(x, at.local(x)))
+                    .collect();
+                Ok(format!(
+                    "rt::data::list_of([{}], {})?",
+                    items.join(", "),
+                    at.at()
+                ))
+            }
+            Op::Range => Ok(format!(
+                "rt::data::range({}, {}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::Slice => Ok(format!(
+                "rt::data::slice(&{}, {}, {}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                self.var(at.arg(2)?),
+                at.at()
+            )),
+            Op::Reverse => Ok(format!(
+                "rt::data::reverse(&{}, {})?",
+                self.var(at.arg(0)?),
+                at.at()
+            )),
+            Op::Any => Ok(format!("rt::data::any(&{})", self.var(at.arg(0)?))),
+            Op::All => Ok(format!("rt::data::all(&{})", self.var(at.arg(0)?))),
+            Op::Record { .. } => Ok(self.fork(at)),
+            Op::With { index, .. } => {
+                let record = at.arg(0)?;
+                let value = at.arg(1)?;
+                Ok(format!(
+                    "{{ let mut r = {}; r.{index} = {}; r }}",
+                    self.owned(record, at.local(record)),
+                    self.owned(value, at.local(value))
+                ))
+            }
+            Op::Some => {
+                let x = at.arg(0)?;
+                Ok(format!("Some({})", self.owned(x, at.local(x))))
+            }
+            Op::None => Ok(format!(
+                "None::<{}>",
+                match &node.ty {
+                    Type::Option(item) => rust_type(item),
+                    _ => return Err(at.no_rule("a non-option")),
+                }
+            )),
+            Op::IsSome => Ok(format!("{}.is_some()", self.var(at.arg(0)?))),
+            Op::UnwrapOr => {
+                let (x, d) = (at.arg(0)?, at.arg(1)?);
+                Ok(format!(
+                    "match {} {{ Some(v) => v, None => {} }}",
+                    self.owned(x, at.local(x)),
+                    self.owned(d, at.local(d))
+                ))
+            }
+            Op::Unwrap => {
+                let x = at.arg(0)?;
+                Ok(format!(
+                    "rt::data::unwrap({}, {})?",
+                    self.owned(x, at.local(x)),
+                    at.at()
+                ))
+            }
+            Op::Map { .. } | Op::Filter { .. } | Op::Fold { .. } => Err(at.error(format!(
+                "`{}` is a block, not an expression",
+                node.op.name()
+            ))),
             Op::Iota { shape } => Ok(format!(
                 "rt::ops::iota(&{}, {})?",
                 shape_literal(shape),
@@ -56,6 +146,14 @@ impl Generator<'_> {
             Op::MatMul => self.call(at, "rt::ops::matmul", 2),
             Op::NativeMatMul => self.call(at, "rt::native::matmul", 2),
             Op::Clamp => self.clamp(at),
+            Op::Reduce(ReduceOp::Sum) if matches!(node.ty, Type::I64) => Ok(format!(
+                "rt::data::sum_i64(&{}, {})?",
+                self.var(at.arg(0)?),
+                at.at()
+            )),
+            Op::Reduce(ReduceOp::Sum) if matches!(node.ty, Type::F64) => {
+                Ok(format!("rt::data::sum_f64(&{})", self.var(at.arg(0)?)))
+            }
             Op::Reduce(op) => {
                 let f = match op {
                     ReduceOp::Sum => "rt::ops::sum",
@@ -83,12 +181,25 @@ impl Generator<'_> {
                 self.var(at.arg(0)?),
                 at.at()
             )),
-            Op::Concat => Ok(format!(
+            Op::Concat if node.ty == Type::Str => Ok(format!(
                 "rt::ops::concat(&{}, &{})",
                 self.var(at.arg(0)?),
                 self.var(at.arg(1)?)
             )),
-            Op::Len => Ok(format!("rt::ops::len(&{})", self.var(at.arg(0)?))),
+            Op::Concat => Ok(format!(
+                "rt::data::concat(&{}, &{}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::Len => {
+                let x = at.arg(0)?;
+                let module = match self.graph.node(x).ty {
+                    Type::Str => "ops",
+                    _ => "data",
+                };
+                Ok(format!("rt::{module}::len(&{})", self.var(x)))
+            }
             Op::ToString => {
                 let x = at.arg(0)?;
                 match &self.graph.node(x).ty {
@@ -162,6 +273,19 @@ impl Generator<'_> {
             Type::Str => Ok(format!("inputs.string({k})?")),
             Type::Tensor(shape) => Ok(format!("inputs.tensor({k}, &{})?", shape_literal(shape))),
             Type::Tuple(_) => Err(at.no_rule("a tuple")),
+            ty @ (Type::List(_) | Type::Record(_) | Type::Option(_) | Type::Bytes) => Ok(format!(
+                "{{ let v0 = inputs.value({k})?; {} }}",
+                read_expr("v0", ty, 1)
+            )),
+        }
+    }
+
+    /// `i64` or `f64`: the element type of the number list argument 0.
+    fn number_list(&self, at: &At) -> Result<&'static str> {
+        match &self.graph.node(at.arg(0)?).ty {
+            Type::List(item) if **item == Type::I64 => Ok("i64"),
+            Type::List(item) if **item == Type::F64 => Ok("f64"),
+            _ => Err(at.no_rule("this list")),
         }
     }
 
@@ -243,25 +367,10 @@ impl Generator<'_> {
     }
 }
 
-fn const_expr(c: &Const, at: u32) -> String {
-    match c {
-        Const::Bool(b) => b.to_string(),
-        Const::I64(i) => format!("{i}i64"),
-        Const::F64(x) => f64_literal(*x),
-        Const::Str(s) => format!("alloc::string::String::from({})", str_literal(s)),
-        Const::Tensor(t) => {
-            let bits: Vec<String> = t
-                .data
-                .iter()
-                .map(|x| format!("{:#010x}", x.to_bits()))
-                .collect();
-            format!(
-                "rt::ops::tensor_from_bits(&{}, &[{}], {at})?",
-                shape_literal(&t.shape),
-                bits.join(", ")
-            )
-        }
-    }
+/// The expression for constant `c` of type `ty` (`None`: a constant of another type, which
+/// lowering rules out).
+fn const_expr(c: &Const, ty: &Type, at: u32) -> Option<String> {
+    data_literal(&crate::eval::const_value(c), ty, at)
 }
 
 /// A unary op on `a` of type `ty`, or `None` where the op has no rule for the type.
@@ -327,12 +436,71 @@ fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> Option<Str
         (Type::Bool, BinaryOp::And) => format!("{a} & {b}"),
         (Type::Bool, BinaryOp::Or) => format!("{a} | {b}"),
         (Type::Bool, BinaryOp::Xor) => format!("{a} ^ {b}"),
-        (Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Tuple(_), _) => return None,
+        (
+            Type::Bool
+            | Type::I64
+            | Type::F64
+            | Type::Str
+            | Type::Tuple(_)
+            | Type::List(_)
+            | Type::Record(_)
+            | Type::Option(_)
+            | Type::Bytes,
+            _,
+        ) => return None,
     })
+}
+
+/// An expression reading the `rt::Value` named `v` as the Rust of type `ty` (`?` on a
+/// mismatch, a host bug); `depth` keeps the names of nested closures apart.
+fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
+    let e = format!("v{depth}");
+    match ty {
+        Type::Bool => format!("rt::data::read_bool({v})?"),
+        Type::I64 => format!("rt::data::read_i64({v})?"),
+        Type::F64 => format!("rt::data::read_f64({v})?"),
+        Type::Str => format!("rt::data::read_string({v})?"),
+        Type::Bytes => format!("rt::data::read_bytes({v})?"),
+        Type::Tensor(shape) => format!("rt::data::read_tensor({v}, &{})?", shape_literal(shape)),
+        Type::List(item) => format!(
+            "rt::data::read_list({v}, |{e}: rt::Value| -> Result<{}, rt::RunError> {{ Ok({}) }})?",
+            rust_type(item),
+            read_expr(&e, item, depth + 1)
+        ),
+        Type::Option(item) => format!(
+            "rt::data::read_option({v}, |{e}: rt::Value| -> Result<{}, rt::RunError> {{ Ok({}) }})?",
+            rust_type(item),
+            read_expr(&e, item, depth + 1)
+        ),
+        // Never an input type (lowering refuses it); a record without fields reads as `()`.
+        Type::Tuple(_) => format!("{{ let [] = rt::data::read_record({v}, [])?; () }}"),
+        Type::Record(fields) if fields.is_empty() => {
+            format!("{{ let [] = rt::data::read_record({v}, [])?; () }}")
+        }
+        Type::Record(fields) => {
+            let names: Vec<String> = fields.iter().map(|(n, _)| str_literal(n)).collect();
+            let vars: Vec<String> = (0..fields.len()).map(|i| format!("f{depth}_{i}")).collect();
+            let reads: Vec<String> = fields
+                .iter()
+                .zip(&vars)
+                .map(|((_, t), var)| read_expr(var, t, depth + 1))
+                .collect();
+            format!(
+                "{{ let [{}] = rt::data::read_record({v}, [{}])?; ({},) }}",
+                vars.join(", "),
+                names.join(", "),
+                reads.join(", ")
+            )
+        }
+    }
 }
 
 /// An expression converting owned `expr` of type `ty` into an `rt::Value`.
 pub(super) fn value_expr(expr: &str, ty: &Type) -> String {
+    value_expr_at(expr, ty, 0)
+}
+
+fn value_expr_at(expr: &str, ty: &Type, depth: usize) -> String {
     match ty {
         Type::Bool => format!("rt::Value::Bool({expr})"),
         Type::I64 => format!("rt::Value::I64({expr})"),
@@ -344,13 +512,46 @@ pub(super) fn value_expr(expr: &str, ty: &Type) -> String {
             format!("{{ let () = {expr}; rt::Value::Tuple(alloc::vec![]) }}")
         }
         Type::Tuple(items) => {
+            let t = format!("t{depth}");
             let parts: Vec<String> = items
                 .iter()
                 .enumerate()
-                .map(|(i, t)| value_expr(&format!("t.{i}"), t))
+                .map(|(i, ty)| value_expr_at(&format!("{t}.{i}"), ty, depth + 1))
                 .collect();
             format!(
-                "{{ let t = {expr}; rt::Value::Tuple(alloc::vec![{}]) }}",
+                "{{ let {t} = {expr}; rt::Value::Tuple(alloc::vec![{}]) }}",
+                parts.join(", ")
+            )
+        }
+        Type::Bytes => format!("rt::Value::Bytes({expr})"),
+        Type::List(item) => {
+            let e = format!("e{depth}");
+            format!(
+                "rt::data::write_list({expr}, |{e}| -> Result<rt::Value, rt::RunError> {{ Ok({}) }})?",
+                value_expr_at(&e, item, depth + 1)
+            )
+        }
+        Type::Option(item) => {
+            let e = format!("e{depth}");
+            format!(
+                "match {expr} {{ Some({e}) => rt::Value::Option(Some(alloc::boxed::Box::new({}))), None => rt::Value::Option(None) }}",
+                value_expr_at(&e, item, depth + 1)
+            )
+        }
+        Type::Record(fields) if fields.is_empty() => {
+            format!("{{ let () = {expr}; rt::data::write_record([], []) }}")
+        }
+        Type::Record(fields) => {
+            let r = format!("r{depth}");
+            let names: Vec<String> = fields.iter().map(|(n, _)| str_literal(n)).collect();
+            let parts: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| value_expr_at(&format!("{r}.{i}"), ty, depth + 1))
+                .collect();
+            format!(
+                "{{ let {r} = {expr}; rt::data::write_record([{}], [{}]) }}",
+                names.join(", "),
                 parts.join(", ")
             )
         }

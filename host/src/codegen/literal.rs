@@ -4,6 +4,8 @@
 //! escaped with `escape_default`, so quotes, backslashes, newlines, `*/` and non-ASCII text
 //! can never end a literal or a comment early.
 
+use graphjit_value::Value;
+
 use crate::graph::Type;
 
 /// The Rust type generated code uses for `ty`.
@@ -20,7 +22,71 @@ pub(super) fn rust_type(ty: &Type) -> String {
             let parts: Vec<String> = items.iter().map(rust_type).collect();
             format!("({},)", parts.join(", "))
         }
+        Type::List(item) => format!("alloc::vec::Vec<{}>", rust_type(item)),
+        // A record is the tuple of its fields in name order (`()` when it has none).
+        Type::Record(fields) if fields.is_empty() => "()".into(),
+        Type::Record(fields) => {
+            let parts: Vec<String> = fields.iter().map(|(_, t)| rust_type(t)).collect();
+            format!("({},)", parts.join(", "))
+        }
+        Type::Option(item) => format!("Option<{}>", rust_type(item)),
+        Type::Bytes => "alloc::vec::Vec<u8>".into(),
     }
+}
+
+/// An expression building the constant `value` of type `ty`, or `None` when the value does
+/// not have the type (typing and lowering rule that out).
+pub(super) fn data_literal(value: &Value, ty: &Type, at: u32) -> Option<String> {
+    Some(match (value, ty) {
+        (Value::Bool(b), Type::Bool) => b.to_string(),
+        (Value::I64(i), Type::I64) => format!("{i}i64"),
+        (Value::F64(x), Type::F64) => f64_literal(*x),
+        (Value::Str(s), Type::Str) => format!("alloc::string::String::from({})", str_literal(s)),
+        (Value::Tensor(t), Type::Tensor(shape)) if &t.shape == shape => {
+            let bits: Vec<String> = t
+                .data
+                .iter()
+                .map(|x| format!("{:#010x}", x.to_bits()))
+                .collect();
+            format!(
+                "rt::ops::tensor_from_bits(&{}, &[{}], {at})?",
+                shape_literal(shape),
+                bits.join(", ")
+            )
+        }
+        (Value::Bytes(b), Type::Bytes) => {
+            let items: Vec<String> = b.iter().map(|x| format!("{x}u8")).collect();
+            format!("alloc::vec![{}]", items.join(", "))
+        }
+        (Value::List(items), Type::List(item)) => {
+            let parts = items
+                .iter()
+                .map(|v| data_literal(v, item, at))
+                .collect::<Option<Vec<String>>>()?;
+            // `Vec::<T>::new()` when empty, so the element type is never left to inference.
+            if parts.is_empty() {
+                format!("alloc::vec::Vec::<{}>::new()", rust_type(item))
+            } else {
+                format!("alloc::vec![{}]", parts.join(", "))
+            }
+        }
+        (Value::Record(values), Type::Record(fields)) if values.len() == fields.len() => {
+            if fields.is_empty() {
+                return Some("()".into());
+            }
+            let parts = values
+                .iter()
+                .zip(fields)
+                .map(|((n, v), (m, t))| (n == m).then(|| data_literal(v, t, at)).flatten())
+                .collect::<Option<Vec<String>>>()?;
+            format!("({},)", parts.join(", "))
+        }
+        (Value::Option(None), Type::Option(item)) => format!("Option::<{}>::None", rust_type(item)),
+        (Value::Option(Some(v)), Type::Option(item)) => {
+            format!("Some({})", data_literal(v, item, at)?)
+        }
+        _ => return None,
+    })
 }
 
 /// An exact f64 literal: plain decimal where it round-trips, `f64::from_bits` otherwise

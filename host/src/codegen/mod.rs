@@ -304,6 +304,9 @@ impl<'g> Generator<'g> {
         match &node.op {
             Op::If { then, otherwise } => self.if_node(&at, then, otherwise),
             Op::Loop { iterations, body } => self.loop_node(&at, *iterations, body),
+            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+                self.list_region(&at, body)
+            }
             Op::Param => Ok(()),
             _ => {
                 let expr = self.expr(&at)?;
@@ -387,6 +390,86 @@ impl<'g> Generator<'g> {
     }
 }
 
+impl Generator<'_> {
+    /// `map`, `filter` and `fold`: a `for` over the owned list, the body once per element.
+    /// `map` reserves the result's length up front (pushes never reallocate); `filter` grows
+    /// fallibly; `fold` threads its accumulator through the iterations.
+    fn list_region(&mut self, at: &At, body: &Region) -> Result<()> {
+        let depth = self.loop_depth;
+        let (src, item, acc, out) = (
+            format!("src{depth}"),
+            format!("e{depth}"),
+            format!("acc{depth}"),
+            format!("out{depth}"),
+        );
+        let list = at.arg(0)?;
+        let open = format!("{} = {{", self.binding(at.id));
+        self.block(&open, "};", |g| {
+            let list_value = g.owned(list, at.local(list));
+            g.line(&format!("let {src} = {list_value};"));
+            let fold = matches!(at.node.op, Op::Fold { .. });
+            match &at.node.op {
+                Op::Map { .. } => g.line(&format!(
+                    "let mut {out} = rt::data::with_capacity({src}.len(), {})?;",
+                    at.at()
+                )),
+                Op::Filter { .. } => g.line(&format!(
+                    "let mut {out} = rt::data::with_capacity(0, {})?;",
+                    at.at()
+                )),
+                _ => {
+                    let init = at.arg(1)?;
+                    let value = g.owned(init, at.local(init));
+                    let ty = rust_type(&at.node.ty);
+                    g.line(&format!("let mut {acc}: {ty} = {value};"));
+                }
+            }
+            let (acc_param, item_param) = match (body.params.as_slice(), fold) {
+                ([a, x], true) => (Some(*a), *x),
+                ([x], false) => (None, *x),
+                _ => return Err(at.error("a list op's body has the wrong params".into())),
+            };
+            let result = body
+                .results
+                .first()
+                .copied()
+                .ok_or_else(|| at.error("a list op's body without a result".into()))?;
+            g.block(&format!("for {item} in {src} {{"), "}", |g| {
+                g.loop_depth += 1;
+                if let Some(a) = acc_param {
+                    g.line(&format!("{} = {acc};", g.binding(a)));
+                }
+                g.line(&format!("{} = {item};", g.binding(item_param)));
+                let done = g.region_body(body);
+                g.current = Some(at.id);
+                let local = body.nodes.contains(&result) || body.params.contains(&result);
+                match &at.node.op {
+                    Op::Map { .. } => {
+                        let value = g.owned(result, local);
+                        g.line(&format!("{out}.push({value});"));
+                    }
+                    Op::Filter { .. } => {
+                        let keep = g.var(result);
+                        let element = g.var(item_param);
+                        g.line(&format!(
+                            "if {keep} {{ rt::data::push(&mut {out}, {element}, {})?; }}",
+                            at.at()
+                        ));
+                    }
+                    _ => {
+                        let value = g.owned(result, local);
+                        g.line(&format!("{acc} = {value};"));
+                    }
+                }
+                g.loop_depth -= 1;
+                done
+            })?;
+            g.line(if fold { &acc } else { &out });
+            Ok(())
+        })
+    }
+}
+
 /// Counts, per node, how many times generated code reads its variable.
 fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u32]) {
     for &id in &region.nodes {
@@ -396,6 +479,12 @@ fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u
         let node = graph.node(id);
         for &a in &node.args {
             reads[a.index()] += 1;
+        }
+        // `filter` keeps the element after its body has run: one more read of the param.
+        if let Op::Filter { body } = &node.op
+            && let Some(&item) = body.params.first()
+        {
+            reads[item.index()] += 1;
         }
         for sub in node.op.regions() {
             count_reads(graph, sub, demanded, reads);

@@ -32,7 +32,7 @@ use graphjit_value::Value;
 
 use graphjit_value::effects::{self as conv, cell_from_value};
 
-use super::{EffectFn, EffectServer, EvalError, EvalLimits, const_value, scalar, tensor};
+use super::{EffectFn, EffectServer, EvalError, EvalLimits, const_value, data, scalar, tensor};
 use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
 use crate::graph::{Graph, Node, NodeId, Op, Region, Type, Work};
 
@@ -381,6 +381,10 @@ impl<'g, 'e> Interp<'g, 'e> {
                 }
             }
             Op::Loop { iterations, body } => self.run_loop(node, *iterations, body)?,
+            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+                self.run_list_region(id, node, body)?
+            }
+            Op::None => Rc::new(Value::Option(None)),
             Op::Sequence => match node.args.last() {
                 Some(&last) => Rc::clone(self.get(last)?),
                 None => return Err(internal("`sequence` without arguments")),
@@ -388,7 +392,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             Op::Fork => Rc::new(Value::Tuple(
                 self.arguments(node)?.into_iter().cloned().collect(),
             )),
-            Op::Get { index } => match self.arguments(node)?.as_slice() {
+            Op::Get { index: Some(index) } => match self.arguments(node)?.as_slice() {
                 [Value::Tuple(items)] => Rc::new(
                     items
                         .get(*index as usize)
@@ -451,12 +455,29 @@ impl<'g, 'e> Interp<'g, 'e> {
             | Op::ToTensor
             | Op::Concat
             | Op::Len
-            | Op::ToString) => {
+            | Op::ToString
+            | Op::Get { index: None }
+            | Op::List
+            | Op::Range
+            | Op::Slice
+            | Op::Reverse
+            | Op::Any
+            | Op::All
+            | Op::Record { .. }
+            | Op::GetField { .. }
+            | Op::With { .. }
+            | Op::Some
+            | Op::IsSome
+            | Op::UnwrapOr
+            | Op::Unwrap) => {
                 let args = self.arguments(node)?;
-                Rc::new(if is_tensor_op(op, &args) {
+                let memory = self.limits.memory_bytes;
+                Rc::new(if data::is_data_op(op, &args) {
+                    data::apply(op, &args, &node.ty, id, memory)?
+                } else if is_tensor_op(op, &args) {
                     tensor::apply(op, &args, id)?
                 } else {
-                    scalar::apply(op, &args, id, self.limits.memory_bytes)?
+                    scalar::apply(op, &args, id, memory)?
                 })
             }
         };
@@ -469,7 +490,115 @@ impl<'g, 'e> Interp<'g, 'e> {
             )));
         }
         self.charge(string_bytes(&value) / 256)?;
+        self.charge(self.elements_walked(node, &value)? / 16)?;
         Ok(value)
+    }
+
+    /// The list elements a node walked: its result's, and its list arguments' for the ops
+    /// that read every element (all but `get` and `len`, which read one or none; `map`,
+    /// `filter` and `fold` pay per iteration instead). The "list elements" rule.
+    fn elements_walked(&self, node: &Node, value: &Value) -> Result<u64, EvalError> {
+        let passes_on = matches!(
+            node.op,
+            Op::Input { .. }
+                | Op::Param
+                | Op::If { .. }
+                | Op::Loop { .. }
+                | Op::Sequence
+                | Op::Get { .. }
+                | Op::Map { .. }
+                | Op::Filter { .. }
+                | Op::Fold { .. }
+        );
+        if passes_on {
+            return Ok(0);
+        }
+        let mut walked = list_len(value);
+        if !matches!(node.op, Op::Len | Op::GetField { .. } | Op::IsSome) {
+            for arg in self.arguments(node)? {
+                walked = walked.saturating_add(list_len(arg));
+            }
+        }
+        Ok(walked)
+    }
+
+    /// `map`, `filter` and `fold`: the body once per element of `args[0]`, in order, 1 fuel
+    /// per iteration besides the body's nodes. The list being built counts against the memory
+    /// limit as it grows.
+    fn run_list_region(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        body: &'g Region,
+    ) -> Result<Rc<Value>, EvalError> {
+        let list = Rc::clone(
+            self.get(
+                node.args
+                    .first()
+                    .copied()
+                    .ok_or_else(|| internal("a list op without its list"))?,
+            )?,
+        );
+        let Value::List(items) = &*list else {
+            return Err(internal("a list op on something other than a list"));
+        };
+        let fold = matches!(node.op, Op::Fold { .. });
+        let (acc_param, item_param) = match (body.params.as_slice(), fold) {
+            ([acc, item], true) => (Some(*acc), *item),
+            ([item], false) => (None, *item),
+            _ => return Err(internal("a list op's body has the wrong params")),
+        };
+        let mut acc = match node.args.get(1) {
+            Some(&init) if fold => Some(Rc::clone(self.get(init)?)),
+            _ => None,
+        };
+        let mut out: Vec<Value> = Vec::new();
+        let mut out_bytes = 0u64;
+        for item in items {
+            self.charge(1)?;
+            let item = Rc::new(item.clone());
+            if let (Some(param), Some(acc)) = (acc_param, acc.take()) {
+                self.set(param, acc)?;
+            }
+            self.set(item_param, Rc::clone(&item))?;
+            let result = self
+                .region(body)?
+                .pop()
+                .ok_or_else(|| internal("a list op's body without a result"))?;
+            match &node.op {
+                Op::Fold { .. } => acc = Some(result),
+                Op::Map { .. } => {
+                    let value = Rc::unwrap_or_clone(result);
+                    out_bytes = out_bytes.saturating_add(value_bytes(&value).saturating_add(8));
+                    out.push(value);
+                }
+                _ => {
+                    if matches!(*result, Value::Bool(true)) {
+                        out_bytes = out_bytes.saturating_add(value_bytes(&item).saturating_add(8));
+                        out.push(Rc::unwrap_or_clone(item));
+                    }
+                }
+            }
+            let live = self.live_bytes.saturating_add(out_bytes);
+            if live > self.limits.memory_bytes {
+                return Err(EvalError::OutOfMemory {
+                    node: id,
+                    bytes: live,
+                });
+            }
+        }
+        match acc {
+            Some(acc) if fold => Ok(acc),
+            None if fold => {
+                // An empty list: the fold is its initial value.
+                let init = node
+                    .args
+                    .get(1)
+                    .ok_or_else(|| internal("`fold` without init"))?;
+                Ok(Rc::clone(self.get(*init)?))
+            }
+            _ => Ok(Rc::new(Value::List(out))),
+        }
     }
 
     fn arguments(&self, node: &Node) -> Result<Vec<&Value>, EvalError> {
@@ -573,7 +702,22 @@ fn tensor_elements(ty: &Type) -> u64 {
         Type::Tuple(items) => items
             .iter()
             .fold(0u64, |acc, t| acc.saturating_add(tensor_elements(t))),
-        Type::Bool | Type::I64 | Type::F64 | Type::Str => 0,
+        Type::Bool
+        | Type::I64
+        | Type::F64
+        | Type::Str
+        | Type::List(_)
+        | Type::Record(_)
+        | Type::Option(_)
+        | Type::Bytes => 0,
+    }
+}
+
+/// The elements of a list value (0 for anything else).
+fn list_len(value: &Value) -> u64 {
+    match value {
+        Value::List(items) => items.len() as u64,
+        _ => 0,
     }
 }
 
@@ -639,25 +783,40 @@ fn reads(graph: &Graph, node: &Node) -> Vec<NodeId> {
     out
 }
 
-/// Bytes `value` holds: tensor data (4 per element) and string bytes, over a tuple's items.
+/// Bytes `value` holds: tensor data (4 per element), string and bytes payloads, 8 per list
+/// element (the slot a guest's `Vec` holds it in), over the parts of tuples, lists, records
+/// and options.
 fn value_bytes(value: &Value) -> u64 {
     match value {
         Value::Tensor(t) => (t.data.len() as u64).saturating_mul(4),
         Value::Str(s) => s.len() as u64,
+        Value::Bytes(b) => b.len() as u64,
         Value::Tuple(items) => items
             .iter()
             .fold(0u64, |acc, v| acc.saturating_add(value_bytes(v))),
+        Value::List(items) => items.iter().fold(0u64, |acc, v| {
+            acc.saturating_add(value_bytes(v)).saturating_add(8)
+        }),
+        Value::Record(fields) => fields
+            .iter()
+            .fold(0u64, |acc, (_, v)| acc.saturating_add(value_bytes(v))),
+        Value::Option(v) => v.as_ref().map_or(0, |v| value_bytes(v)),
         Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
     }
 }
 
-/// String bytes held in `value` (a tuple's strings summed).
+/// String (and bytes) payloads held in `value`, at any depth.
 fn string_bytes(value: &Value) -> u64 {
     match value {
         Value::Str(s) => s.len() as u64,
-        Value::Tuple(items) => items
+        Value::Bytes(b) => b.len() as u64,
+        Value::Tuple(items) | Value::List(items) => items
             .iter()
             .fold(0u64, |acc, v| acc.saturating_add(string_bytes(v))),
+        Value::Record(fields) => fields
+            .iter()
+            .fold(0u64, |acc, (_, v)| acc.saturating_add(string_bytes(v))),
+        Value::Option(v) => v.as_ref().map_or(0, |v| string_bytes(v)),
         Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::Tensor(_) => 0,
     }
 }
@@ -675,6 +834,11 @@ fn describe(value: &Value) -> String {
             t.data.len()
         ),
         Value::Tuple(items) => format!("a tuple of {}", items.len()),
+        Value::List(items) => format!("a list of {}", items.len()),
+        Value::Record(fields) => format!("a record of {} fields", fields.len()),
+        Value::Option(None) => "none".into(),
+        Value::Option(Some(_)) => "an option holding a value".into(),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
     }
 }
 

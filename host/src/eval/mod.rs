@@ -18,6 +18,7 @@
 //! Files: [`interp`] walks regions (demand, fuel, memory, `if`/`loop`/`fork`/`get`);
 //! [`scalar`] holds the i64/f64/bool/string rules; [`tensor`] the f32 tensor rules.
 
+mod data;
 mod interp;
 mod scalar;
 mod tensor;
@@ -86,6 +87,12 @@ pub(crate) enum EvalError {
     /// A value outside an operation's domain, such as NaN to i64 (user error).
     #[error("{message}")]
     InvalidValue { node: NodeId, message: String },
+    /// A list read outside its elements (user error).
+    #[error("index {index} is out of range for a list of {len}")]
+    IndexOutOfRange { node: NodeId, index: i64, len: u64 },
+    /// `unwrap` of an empty option (user error).
+    #[error("missing value (unwrap of none)")]
+    MissingValue { node: NodeId },
     /// A tensor or string larger than the memory limit (a limit).
     #[error("a value of {bytes} bytes exceeds the memory limit")]
     OutOfMemory { node: NodeId, bytes: u64 },
@@ -120,6 +127,8 @@ impl EvalError {
             EvalError::Overflow { node }
             | EvalError::DivisionByZero { node }
             | EvalError::InvalidValue { node, .. }
+            | EvalError::IndexOutOfRange { node, .. }
+            | EvalError::MissingValue { node }
             | EvalError::OutOfMemory { node, .. }
             | EvalError::Effect { node, .. } => Some(*node),
             EvalError::Fuel { .. }
@@ -204,5 +213,6 @@ pub(crate) fn const_value(c: &Const) -> Value {
         Const::F64(x) => Value::F64(*x),
         Const::Str(s) => Value::Str(s.clone()),
         Const::Tensor(t) => Value::Tensor(t.clone()),
+        Const::Data(value) => value.clone(),
     }
 }

@@ -92,7 +92,20 @@ impl Encoder {
                 self.u64(*iterations);
                 self.region(graph, body);
             }
-            Op::Get { index } => self.u32(*index),
+            // A tuple index as it always was; a list `get` (no index) as u32::MAX, which no
+            // tuple index can be (tuples hold far fewer items).
+            Op::Get { index } => self.u32(index.unwrap_or(u32::MAX)),
+            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+                self.region(graph, body);
+            }
+            Op::Record { names } => {
+                self.len(names.len());
+                names.iter().for_each(|n| self.str(n));
+            }
+            Op::GetField { name, index } | Op::With { name, index } => {
+                self.str(name);
+                self.u32(*index);
+            }
             Op::Iota { shape } | Op::Reshape { shape } => self.shape(shape),
             Op::Fill { shape, value } => {
                 self.shape(shape);
@@ -155,7 +168,18 @@ impl Encoder {
             | Op::ToTensor
             | Op::Concat
             | Op::Len
-            | Op::ToString => {}
+            | Op::ToString
+            | Op::List
+            | Op::Range
+            | Op::Slice
+            | Op::Reverse
+            | Op::Any
+            | Op::All
+            | Op::Some
+            | Op::None
+            | Op::IsSome
+            | Op::UnwrapOr
+            | Op::Unwrap => {}
         }
     }
 
@@ -237,6 +261,23 @@ impl Encoder {
                 self.len(items.len());
                 items.iter().for_each(|t| self.ty(t));
             }
+            Type::List(item) => {
+                self.u32(6);
+                self.ty(item);
+            }
+            Type::Record(fields) => {
+                self.u32(7);
+                self.len(fields.len());
+                for (name, t) in fields {
+                    self.str(name);
+                    self.ty(t);
+                }
+            }
+            Type::Option(item) => {
+                self.u32(8);
+                self.ty(item);
+            }
+            Type::Bytes => self.u32(9),
         }
     }
 
@@ -263,6 +304,14 @@ impl Encoder {
                 self.shape(&t.shape);
                 self.len(t.data.len());
                 t.data.iter().for_each(|x| self.u32(x.to_bits()));
+            }
+            // The value's own encoding: canonical (NaNs, sorted record fields) and exact.
+            Const::Data(value) => {
+                self.u32(5);
+                let mut bytes = Vec::new();
+                graphjit_value::encode(std::slice::from_ref(value), &mut bytes);
+                self.len(bytes.len());
+                self.bytes(&bytes);
             }
         }
     }

@@ -42,6 +42,13 @@ fn constant(c: &Const) -> String {
             let more = if t.data.len() > 8 { ", …" } else { "" };
             format!("{:?} [{}{more}]", t.shape, shown.join(", "))
         }
+        Const::Data(value) => {
+            let text = crate::values::value_to_text(value);
+            match text.char_indices().nth(64) {
+                Some((end, _)) => format!("{}…", &text[..end]),
+                None => text,
+            }
+        }
     }
 }
 
@@ -79,6 +86,8 @@ fn attributes(op: &Op) -> Option<String> {
             quoted(url)
         ),
         Op::Kernel { name } => format!("name: {}", quoted(name)),
+        Op::Record { names } => format!("fields: {}", quoted(&names.join(", "))),
+        Op::GetField { name, .. } | Op::With { name, .. } => format!("field: {}", quoted(name)),
         Op::Log { level } => format!("level: {}", quoted(level)),
         Op::Fused {
             steps: program,
@@ -112,6 +121,20 @@ fn attributes(op: &Op) -> Option<String> {
         | Op::Fork
         | Op::Sequence
         | Op::Get { .. }
+        | Op::List
+        | Op::Range
+        | Op::Slice
+        | Op::Reverse
+        | Op::Any
+        | Op::All
+        | Op::Map { .. }
+        | Op::Filter { .. }
+        | Op::Fold { .. }
+        | Op::Some
+        | Op::None
+        | Op::IsSome
+        | Op::UnwrapOr
+        | Op::Unwrap
         | Op::Transpose
         | Op::MatMul
         | Op::Clamp
@@ -164,7 +187,7 @@ impl Graph {
                     let ops: Vec<&str> = outputs.iter().map(|(_, op)| op.name()).collect();
                     format!("[{} steps → {}]", steps.len(), ops.join(", "))
                 }
-                Op::Get { index } => format!("[{index}]"),
+                Op::Get { index: Some(index) } => format!("[{index}]"),
                 _ => String::new(),
             };
             let after = if node.after.is_empty() {

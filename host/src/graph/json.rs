@@ -67,6 +67,10 @@ pub(super) struct NodeJson {
     pub(super) level: Option<String>,
     /// Effects: nodes that must run first (ordering only).
     pub(super) after: Option<Vec<String>>,
+    /// `record`: the field name of each argument.
+    pub(super) fields: Option<Vec<String>>,
+    /// `field`, `with`: which field.
+    pub(super) field: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +89,54 @@ pub(super) struct RegionJson {
 pub(super) enum TypeJson {
     Name(String),
     Tensor { tensor: Vec<u32> },
+    List(ListJson),
+    Record(RecordJson),
+    Option(OptionJson),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListJson {
+    pub(super) list: Box<TypeJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OptionJson {
+    pub(super) option: Box<TypeJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordJson {
+    pub(super) record: FieldsJson,
+}
+
+/// A record's fields as written, duplicates kept (a map would let the last one win silently;
+/// lowering refuses them).
+pub(super) struct FieldsJson(pub(super) Vec<(String, TypeJson)>);
+
+impl<'de> Deserialize<'de> for FieldsJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = FieldsJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of field names to types")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FieldsJson, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, TypeJson>()? {
+                    fields.push(entry);
+                }
+                Ok(FieldsJson(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 impl NodeJson {

@@ -123,6 +123,8 @@ pub(crate) enum Const {
     F64(f64),
     Str(String),
     Tensor(Tensor),
+    /// A list, record, option or bytes constant (format 2), of the node's type.
+    Data(graphjit_value::Value),
 }
 
 /// What a node computes.
@@ -156,10 +158,57 @@ pub(crate) enum Op {
     Fork,
     /// Evaluates every argument in order; the value is the last one.
     Sequence,
-    /// Element `index` of a tuple.
+    /// Element `index` of a tuple; without an index, element `args[1]` of the list
+    /// `args[0]` (out of range: `index_out_of_range`).
     Get {
+        index: Option<u32>,
+    },
+    /// A list of the arguments (at least one, all of one type; an empty list is a `const`).
+    List,
+    /// `range(start, end)`: the i64s from `start` up to, not including, `end`.
+    Range,
+    /// `slice(list, start, len)`: up to `len` elements from `start` (negative: invalid_value).
+    Slice,
+    /// The list in reverse order.
+    Reverse,
+    /// Whether any (all) element of a list of bools is true; false (true) when empty.
+    Any,
+    All,
+    /// `body` (param: the element) once per element, in order: the list of its results.
+    Map {
+        body: Region,
+    },
+    /// The elements for which `body` (param: the element) gives true, in order.
+    Filter {
+        body: Region,
+    },
+    /// `fold(list, init)`: `acc = body(acc, element)` for each element in order; `acc`.
+    Fold {
+        body: Region,
+    },
+    /// A record of the arguments: `names[i]` is `args[i]`'s field, sorted, unique.
+    Record {
+        names: Vec<String>,
+    },
+    /// Field `name` of a record (`index`: its position in the record type).
+    GetField {
+        name: String,
         index: u32,
     },
+    /// `with(record, value)`: the record with field `name` replaced by `value`.
+    With {
+        name: String,
+        index: u32,
+    },
+    /// An option holding its argument.
+    Some,
+    /// The empty option of the declared type.
+    None,
+    IsSome,
+    /// `unwrap_or(option, default)`.
+    UnwrapOr,
+    /// The option's value; none is `missing_value`.
+    Unwrap,
     /// A tensor of the given shape whose element `i` is `i as f32`.
     Iota {
         shape: Vec<u32>,
@@ -377,7 +426,20 @@ impl Op {
     pub(crate) fn regions(&self) -> Vec<&Region> {
         match self {
             Op::If { then, otherwise } => vec![then, otherwise],
-            Op::Loop { body, .. } => vec![body],
+            Op::Loop { body, .. } | Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+                vec![body]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The sub-regions, mutably, in the order of [`Op::regions`].
+    pub(crate) fn regions_mut(&mut self) -> Vec<&mut Region> {
+        match self {
+            Op::If { then, otherwise } => vec![then, otherwise],
+            Op::Loop { body, .. } | Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+                vec![body]
+            }
             _ => Vec::new(),
         }
     }
@@ -416,6 +478,23 @@ impl Op {
             Op::Http { .. } => OpKind::Http,
             Op::Kernel { .. } => OpKind::Kernel,
             Op::Log { .. } => OpKind::Log,
+            Op::List => OpKind::List,
+            Op::Range => OpKind::Range,
+            Op::Slice => OpKind::Slice,
+            Op::Reverse => OpKind::Reverse,
+            Op::Any => OpKind::Any,
+            Op::All => OpKind::All,
+            Op::Map { .. } => OpKind::Map,
+            Op::Filter { .. } => OpKind::Filter,
+            Op::Fold { .. } => OpKind::Fold,
+            Op::Record { .. } => OpKind::Record,
+            Op::GetField { .. } => OpKind::GetField,
+            Op::With { .. } => OpKind::With,
+            Op::Some => OpKind::Some,
+            Op::None => OpKind::None,
+            Op::IsSome => OpKind::IsSome,
+            Op::UnwrapOr => OpKind::UnwrapOr,
+            Op::Unwrap => OpKind::Unwrap,
             Op::Fused { .. } => OpKind::Fused,
             Op::FusedReductions { .. } => OpKind::FusedReductions,
         }

@@ -40,6 +40,10 @@ pub(crate) enum Field {
     Kernel,
     Level,
     After,
+    /// `fields`: a record's field names, one per argument.
+    Fields,
+    /// `field`: which field of a record (`field`, `with`).
+    Which,
 }
 
 impl Field {
@@ -62,6 +66,8 @@ impl Field {
             Field::Kernel => "kernel",
             Field::Level => "level",
             Field::After => "after",
+            Field::Fields => "fields",
+            Field::Which => "field",
         }
     }
 }
@@ -361,6 +367,7 @@ op_kinds! {
         Loop => structural("loop", &[Field::Args, Field::Iterations, Field::Body]),
         Fork => structural("fork", ARGS),
         Sequence => structural("sequence", ARGS),
+        // A tuple's item (`index`), or a list's element (a second, i64 argument).
         Get => pure("get", &[Field::Args, Field::Index]),
         Iota => pure("iota", &[Field::Shape]).fusion(Fusion::Source),
         Fill => pure("fill", &[Field::Shape, Field::Value]).fusion(Fusion::Source),
@@ -395,6 +402,23 @@ op_kinds! {
         )
         .work(Work::Kernel),
         Log => effect("log", &[Field::Args, Field::Level, Field::After], Interface::Log),
+        List => pure("list", ARGS),
+        Range => pure("range", ARGS),
+        Slice => pure("slice", ARGS),
+        Reverse => pure("reverse", ARGS),
+        Any => pure("any", ARGS),
+        All => pure("all", ARGS),
+        Map => structural("map", &[Field::Args, Field::Body]),
+        Filter => structural("filter", &[Field::Args, Field::Body]),
+        Fold => structural("fold", &[Field::Args, Field::Body]),
+        Record => pure("record", &[Field::Args, Field::Fields]),
+        GetField => pure("field", &[Field::Args, Field::Which]),
+        With => pure("with", &[Field::Args, Field::Which]),
+        Some => pure("some", ARGS),
+        None => pure("none", &[Field::Type]),
+        IsSome => pure("is_some", ARGS),
+        UnwrapOr => pure("unwrap_or", ARGS),
+        Unwrap => pure("unwrap", ARGS),
         Fused => pure("fused", &[]).internal(),
         FusedReductions => pure("fused_reductions", &[]).internal(),
     }

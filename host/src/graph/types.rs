@@ -5,9 +5,10 @@
 
 use std::fmt;
 
-use super::{BinaryOp, CompareOp, Op, Scalar, UnaryOp};
+use super::{BinaryOp, CompareOp, Op, ReduceOp, Scalar, UnaryOp};
 
-/// The static type of a value. Tensor shapes are static: sizes are known before a run.
+/// The static type of a value. Tensor shapes are static: sizes are known before a run; a
+/// list's length is not (it is bounded by the run's memory limit).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum Type {
     Bool,
@@ -16,6 +17,14 @@ pub(crate) enum Type {
     Str,
     Tensor(Vec<u32>),
     Tuple(Vec<Type>),
+    /// `{"list": T}` (format 2)
+    List(Box<Type>),
+    /// `{"record": {"name": T, ..}}` (format 2): fields sorted by name, names unique.
+    Record(Vec<(String, Type)>),
+    /// `{"option": T}` (format 2): a `T` or none.
+    Option(Box<Type>),
+    /// `bytes` (format 2)
+    Bytes,
 }
 
 impl fmt::Display for Type {
@@ -36,6 +45,19 @@ impl fmt::Display for Type {
                 }
                 f.write_str(")")
             }
+            Type::List(item) => write!(f, "list<{item}>"),
+            Type::Record(fields) => {
+                f.write_str("record{")?;
+                for (i, (name, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name:?}: {t}")?;
+                }
+                f.write_str("}")
+            }
+            Type::Option(item) => write!(f, "option<{item}>"),
+            Type::Bytes => f.write_str("bytes"),
         }
     }
 }
@@ -46,21 +68,48 @@ impl Type {
         matches!(self, Type::Bool | Type::I64 | Type::F64)
     }
 
-    /// Type nodes in this type: one, plus its items' for a tuple (the cost of cloning it).
+    /// Type nodes in this type: one, plus its parts' (the cost of cloning it).
     pub(crate) fn size(&self) -> u64 {
         match self {
             Type::Tuple(items) => items
                 .iter()
                 .fold(1u64, |acc, t| acc.saturating_add(t.size())),
-            _ => 1,
+            Type::Record(fields) => fields
+                .iter()
+                .fold(1u64, |acc, (_, t)| acc.saturating_add(t.size())),
+            Type::List(item) | Type::Option(item) => item.size().saturating_add(1),
+            Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Tensor(_) | Type::Bytes => 1,
         }
     }
 
-    /// How deep tuples nest in this type: 0 for a scalar or tensor, 1 for a tuple of them.
-    pub(crate) fn tuple_depth(&self) -> usize {
+    /// How deep values nest in this type: 0 for a scalar, tensor or bytes, 1 for a tuple,
+    /// list, record or option of them.
+    pub(crate) fn depth(&self) -> usize {
         match self {
-            Type::Tuple(items) => 1 + items.iter().map(Type::tuple_depth).max().unwrap_or(0),
-            _ => 0,
+            Type::Tuple(items) => 1 + items.iter().map(Type::depth).max().unwrap_or(0),
+            Type::Record(fields) => 1 + fields.iter().map(|(_, t)| t.depth()).max().unwrap_or(0),
+            Type::List(item) | Type::Option(item) => 1 + item.depth(),
+            Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Tensor(_) | Type::Bytes => 0,
+        }
+    }
+
+    /// Whether the type needs format version 2 (a list, record, option or bytes anywhere).
+    pub(crate) fn is_v2(&self) -> bool {
+        match self {
+            Type::List(_) | Type::Record(_) | Type::Option(_) | Type::Bytes => true,
+            Type::Tuple(items) => items.iter().any(Type::is_v2),
+            Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Tensor(_) => false,
+        }
+    }
+
+    /// The type of field `name` of a record type, with its position.
+    pub(crate) fn field(&self, name: &str) -> Option<(usize, &Type)> {
+        match self {
+            Type::Record(fields) => fields
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| (i, &fields[i].1)),
+            _ => None,
         }
     }
 
@@ -94,9 +143,11 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::DbQuery { .. }
         | Op::Http { .. }
         | Op::Fused { .. }
-        | Op::FusedReductions { .. } => {
-            Err(format!("`{}` is typed from its declaration", op.name()))
-        }
+        | Op::FusedReductions { .. }
+        | Op::Map { .. }
+        | Op::Filter { .. }
+        | Op::Fold { .. }
+        | Op::None => Err(format!("`{}` is typed from its declaration", op.name())),
         Op::DbExecute { .. } => Ok(I64),
         Op::Log { .. } => {
             let [a] = arity::<1>(op, args)?;
@@ -139,6 +190,16 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 Ok(a.clone())
             } else {
                 Err(format!("`{}` does not apply to {a}", u.name()))
+            }
+        }
+        Op::Binary(b @ (BinaryOp::Min | BinaryOp::Max)) if matches!(args, [Type::List(_)]) => {
+            match args {
+                [Type::List(item)] if matches!(**item, I64 | F64) => Ok(Type::Option(item.clone())),
+                _ => Err(format!(
+                    "`{}` of one argument takes a list of i64 or f64, got {}",
+                    b.name(),
+                    join(args)
+                )),
             }
         }
         Op::Binary(b) => {
@@ -191,7 +252,7 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             .last()
             .map(|t| (*t).clone())
             .ok_or_else(|| "`sequence` needs at least one argument".to_string()),
-        Op::Get { index } => {
+        Op::Get { index: Some(index) } => {
             let [t] = arity::<1>(op, args)?;
             match t {
                 Type::Tuple(items) => items.get(*index as usize).cloned().ok_or_else(|| {
@@ -200,9 +261,99 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                         items.len()
                     )
                 }),
-                other => Err(format!("`get` needs a tuple, got {other}")),
+                other => Err(format!(
+                    "`get` with an \"index\" needs a tuple, got {other}"
+                )),
             }
         }
+        Op::Get { index: None } => match arity::<2>(op, args)? {
+            [Type::List(item), I64] => Ok((**item).clone()),
+            [x, y] => Err(format!(
+                "`get` takes a list and an i64 position (or a tuple and an \"index\"), got {x} and {y}"
+            )),
+        },
+        Op::List => match args.split_first() {
+            Some((first, rest)) if rest.iter().all(|t| t == first) => {
+                Ok(Type::List(Box::new((*first).clone())))
+            }
+            Some(_) => Err(format!(
+                "`list` takes arguments of one type, got {}",
+                join(args)
+            )),
+            None => Err(
+                "`list` needs at least one argument (write an empty list as a `const` \
+                         with its type)"
+                    .to_string(),
+            ),
+        },
+        Op::Range => match arity::<2>(op, args)? {
+            [I64, I64] => Ok(Type::List(Box::new(I64))),
+            [x, y] => Err(format!("`range` takes two i64s, got {x} and {y}")),
+        },
+        Op::Slice => match arity::<3>(op, args)? {
+            [t @ Type::List(_), I64, I64] => Ok(t.clone()),
+            [x, y, z] => Err(format!(
+                "`slice` takes a list, a start and a length (i64s), got {x}, {y} and {z}"
+            )),
+        },
+        Op::Reverse => match arity::<1>(op, args)? {
+            [t @ Type::List(_)] => Ok(t.clone()),
+            [t] => Err(format!("`reverse` takes a list, got {t}")),
+        },
+        Op::Any | Op::All => match arity::<1>(op, args)? {
+            [Type::List(item)] if **item == Bool => Ok(Bool),
+            [t] => Err(format!("`{}` takes a list<bool>, got {t}", op.name())),
+        },
+        Op::Record { names } => {
+            if names.len() != args.len() {
+                return Err(format!(
+                    "`record` names {} fields for {} arguments",
+                    names.len(),
+                    args.len()
+                ));
+            }
+            Ok(Type::Record(
+                names
+                    .iter()
+                    .cloned()
+                    .zip(args.iter().map(|t| (*t).clone()))
+                    .collect(),
+            ))
+        }
+        Op::GetField { name, .. } => match arity::<1>(op, args)? {
+            [t] => t
+                .field(name)
+                .map(|(_, ty)| ty.clone())
+                .ok_or_else(|| format!("{t} has no field {name:?}")),
+        },
+        Op::With { name, .. } => match arity::<2>(op, args)? {
+            [t, v] => match t.field(name) {
+                Some((_, ty)) if ty == v => Ok(t.clone()),
+                Some((_, ty)) => Err(format!("`with` sets field {name:?} of type {ty} to a {v}")),
+                None => Err(format!("{t} has no field {name:?}")),
+            },
+        },
+        Op::Some => match arity::<1>(op, args)? {
+            [t @ Type::Option(_)] => Err(format!(
+                "an option cannot hold an option (`some` of {t}): none and some(none) would \
+                 read the same in JSON and SQL"
+            )),
+            [t] => Ok(Type::Option(Box::new(t.clone()))),
+        },
+        Op::IsSome => match arity::<1>(op, args)? {
+            [Type::Option(_)] => Ok(Bool),
+            [t] => Err(format!("`is_some` takes an option, got {t}")),
+        },
+        Op::UnwrapOr => match arity::<2>(op, args)? {
+            [Type::Option(item), d] if **item == *d => Ok(d.clone()),
+            [x, y] => Err(format!(
+                "`unwrap_or` takes an option<T> and a T, got {x} and {y}"
+            )),
+        },
+        Op::Unwrap => match arity::<1>(op, args)? {
+            [Type::Option(item)] => Ok((**item).clone()),
+            [t] => Err(format!("`unwrap` takes an option, got {t}")),
+        },
         Op::Iota { shape } | Op::Fill { shape, .. } => {
             arity::<0>(op, args)?;
             Ok(Tensor(shape.clone()))
@@ -236,6 +387,13 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 "`matmul` needs [m,k] and [k,n] tensors, got {x} and {y}"
             )),
         },
+        Op::Reduce(ReduceOp::Sum) if matches!(args, [Type::List(_)]) => match args {
+            [Type::List(item)] if matches!(**item, I64 | F64) => Ok((**item).clone()),
+            _ => Err(format!(
+                "`sum` takes a list of i64 or f64, got {}",
+                join(args)
+            )),
+        },
         Op::Reduce(r) => match arity::<1>(op, args)? {
             [Tensor(_)] => Ok(Tensor(Vec::new())),
             [t] => Err(format!("`{}` needs a tensor, got {t}", r.name())),
@@ -257,17 +415,26 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         },
         Op::Concat => match arity::<2>(op, args)? {
             [Str, Str] => Ok(Str),
-            [x, y] => Err(format!("`concat` takes two strings, got {x} and {y}")),
+            [Type::Bytes, Type::Bytes] => Ok(Type::Bytes),
+            [x @ Type::List(_), y] if x == y => Ok(x.clone()),
+            [x, y] => Err(format!(
+                "`concat` takes two strings, two lists of one type or two bytes, got {x} and {y}"
+            )),
         },
         Op::Len => match arity::<1>(op, args)? {
-            [Str] => Ok(I64),
-            [t] => Err(format!("`len` takes a string, got {t}")),
+            [Str | Type::List(_) | Type::Bytes] => Ok(I64),
+            [t] => Err(format!("`len` takes a string, a list or bytes, got {t}")),
         },
         Op::ToString => match arity::<1>(op, args)? {
             [I64 | F64] => Ok(Str),
             [t] => Err(format!("`to_string` takes an i64 or f64, got {t}")),
         },
     }
+}
+
+fn join(args: &[&Type]) -> String {
+    let names: Vec<String> = args.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 /// Result shape of an elementwise op: equal shapes, or one side a `[]` scalar.

@@ -70,6 +70,14 @@ fn remedy(kind: &ErrorKind) -> (&'static str, Option<Setting>) {
         ),
         ErrorKind::DivisionByZero => ("guard the division with an `if` on the divisor", None),
         ErrorKind::InvalidValue => ("check the value's range before converting", None),
+        ErrorKind::IndexOutOfRange => (
+            "compare the position with `len` first, or use `slice`, which clamps",
+            None,
+        ),
+        ErrorKind::MissingValue => (
+            "test the option with `is_some`, or give a default with `unwrap_or`",
+            None,
+        ),
         ErrorKind::InvalidInput => (
             "pass values of the declared input types",
             Some(Setting::Inputs),
@@ -170,6 +178,8 @@ pub(super) fn runtime_error(
         R::Overflow { node: n } => (ErrorKind::Overflow, node(*n)),
         R::DivisionByZero { node: n } => (ErrorKind::DivisionByZero, node(*n)),
         R::InvalidValue { node: n, .. } => (ErrorKind::InvalidValue, node(*n)),
+        R::IndexOutOfRange { node: n, .. } => (ErrorKind::IndexOutOfRange, node(*n)),
+        R::MissingValue { node: n } => (ErrorKind::MissingValue, node(*n)),
         R::ImportDenied { import } => (
             ErrorKind::ImportDenied {
                 import: import.clone(),
@@ -212,6 +222,8 @@ pub(super) fn eval_error(e: eval::EvalError, graph: &graph::Graph, memory_limit:
         E::Overflow { node: n } => (ErrorKind::Overflow, node(*n)),
         E::DivisionByZero { node: n } => (ErrorKind::DivisionByZero, node(*n)),
         E::InvalidValue { node: n, .. } => (ErrorKind::InvalidValue, node(*n)),
+        E::IndexOutOfRange { node: n, .. } => (ErrorKind::IndexOutOfRange, node(*n)),
+        E::MissingValue { node: n } => (ErrorKind::MissingValue, node(*n)),
         E::BadInput(_) => (ErrorKind::InvalidInput, None),
         E::Internal(_) => (ErrorKind::Internal, None),
     };

@@ -149,7 +149,7 @@ impl Graph {
                 let node = self.inner.node(id);
                 let value = match (given.get(&node.name), &node.op) {
                     (Some(v), _) => v.clone(),
-                    (None, graph::Op::Input { default: Some(c) }) => const_value(c),
+                    (None, graph::Op::Input { default: Some(c) }) => crate::eval::const_value(c),
                     (None, _) => {
                         return Err(input_error(
                             format!(
@@ -174,16 +174,6 @@ impl Graph {
     /// The user-facing id of a node index reported by a guest or by eval.
     pub(crate) fn node_name(&self, index: u32) -> Option<String> {
         self.inner.node_name(index)
-    }
-}
-
-pub(crate) fn const_value(c: &graph::Const) -> Value {
-    match c {
-        graph::Const::Bool(b) => Value::Bool(*b),
-        graph::Const::I64(i) => Value::I64(*i),
-        graph::Const::F64(x) => Value::F64(*x),
-        graph::Const::Str(s) => Value::Str(s.clone()),
-        graph::Const::Tensor(t) => Value::Tensor(t.clone()),
     }
 }
 

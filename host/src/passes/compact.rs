@@ -10,7 +10,7 @@
 //!   one was dead — so recomputing them could drop an evaluation (and its error) that `eval`
 //!   of the original graph performs. (Found by the preservation test, seed 225.)
 
-use crate::graph::{Graph, Node, NodeId, Op, Region};
+use crate::graph::{Graph, Node, NodeId, Region};
 
 /// `graph` without the nodes marked in `remove`; uses of a removed node `n` go to
 /// `replace[n]`.
@@ -51,17 +51,10 @@ pub(super) fn rebuild(graph: &Graph, remove: &[bool], replace: &[Option<NodeId>]
         if remove[i] {
             continue;
         }
-        let op = match &node.op {
-            Op::If { then, otherwise } => Op::If {
-                then: map_region(then),
-                otherwise: map_region(otherwise),
-            },
-            Op::Loop { iterations, body } => Op::Loop {
-                iterations: *iterations,
-                body: map_region(body),
-            },
-            other => other.clone(),
-        };
+        let mut op = node.op.clone();
+        for region in op.regions_mut() {
+            *region = map_region(region);
+        }
         nodes.push(Node {
             name: node.name.clone(),
             op,

@@ -200,7 +200,9 @@ fn siblings_in(graph: &mut Graph, region: &mut Region) -> usize {
         });
         for (j, &m) in group.iter().enumerate() {
             let node = &mut graph.nodes[m.index()];
-            node.op = Op::Get { index: j as u32 };
+            node.op = Op::Get {
+                index: Some(j as u32),
+            };
             node.args = vec![multi];
         }
         let at = position(group[0], region).unwrap_or(0);

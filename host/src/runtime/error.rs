@@ -56,6 +56,22 @@ pub(crate) enum RuntimeError {
         /// What was wrong, from the guest.
         message: String,
     },
+    /// A user error (the graph's data): a list read at `index`, outside its `len` elements.
+    #[error("index {index} is out of range for a list of {len} at node {node}")]
+    IndexOutOfRange {
+        /// Node index in the graph's canonical order.
+        node: u32,
+        /// The position asked for.
+        index: i64,
+        /// The list's length.
+        len: u64,
+    },
+    /// A user error (the graph's data): `unwrap` of an empty option at `node`.
+    #[error("missing value (unwrap of none) at node {node}")]
+    MissingValue {
+        /// Node index in the graph's canonical order.
+        node: u32,
+    },
     /// A limit, detected by the guest: an allocation of `bytes` at `node` was refused within the
     /// memory limit (`node == u32::MAX`: decoding inputs or encoding outputs).
     #[error("out of memory at node {node}: {bytes} bytes could not be allocated")]
@@ -135,6 +151,12 @@ impl From<RunError> for RuntimeError {
                 node: invalid.node,
                 message: invalid.message,
             },
+            RunError::IndexOutOfRange(e) => RuntimeError::IndexOutOfRange {
+                node: e.node,
+                index: e.index,
+                len: e.len,
+            },
+            RunError::MissingValue(node) => RuntimeError::MissingValue { node },
             RunError::BadInput(message) => RuntimeError::BadInput { message },
             RunError::Effect(failure) => RuntimeError::Effect {
                 node: failure.node,

@@ -13,6 +13,7 @@ pub(super) fn graph(seed: u64) -> Json {
         rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
         next: 0,
         pools: BTreeMap::new(),
+        data: false,
     };
     let mut nodes = Vec::new();
     let inputs = [
@@ -43,7 +44,9 @@ pub(super) fn graph(seed: u64) -> Json {
         };
         outputs.insert(name, json!(node));
     }
-    json!({"version": 1, "nodes": nodes, "outputs": outputs})
+    // Version 2 only where the graph uses its types: version 1 stays covered.
+    let version = if b.data { 2 } else { 1 };
+    json!({"version": version, "nodes": nodes, "outputs": outputs})
 }
 
 /// xorshift64*: small, deterministic, good enough to pick shapes of graphs.
@@ -67,12 +70,33 @@ impl Rng {
     }
 }
 
-/// Type keys: "i64", "f64", "bool", "string", "tuple", or `tensor_key(shape)`.
+/// Type keys: "i64", "f64", "bool", "string", "tuple", `tensor_key(shape)`, or one of
+/// [`DATA`]'s (format version 2).
 struct Builder {
     rng: Rng,
     next: usize,
     /// Node ids visible at the current point, by type key.
     pools: BTreeMap<String, Vec<String>>,
+    /// Whether a version 2 type was used.
+    data: bool,
+}
+
+/// The version 2 type keys and their JSON types.
+const DATA: &[(&str, &str)] = &[
+    ("list<i64>", r#"{"list": "i64"}"#),
+    ("list<f64>", r#"{"list": "f64"}"#),
+    ("list<bool>", r#"{"list": "bool"}"#),
+    ("list<string>", r#"{"list": "string"}"#),
+    ("option<i64>", r#"{"option": "i64"}"#),
+    ("option<f64>", r#"{"option": "f64"}"#),
+    ("record", r#"{"record": {"k": "i64", "v": "f64"}}"#),
+];
+
+/// The element key of a list key.
+fn element(list: &str) -> &str {
+    list.strip_prefix("list<")
+        .and_then(|k| k.strip_suffix('>'))
+        .unwrap_or("i64")
 }
 
 /// Tensor shapes the generator uses: scalars, vectors, matrices that chain through matmul.
@@ -175,7 +199,7 @@ impl Builder {
 
     /// Adds one random node (maybe with regions) to `nodes`; `depth` bounds nesting.
     fn step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
-        match self.rng.below(if depth < 3 { 16 } else { 13 }) {
+        match self.rng.below(if depth < 3 { 19 } else { 16 }) {
             0 => self.constant(nodes),
             1 | 2 => self.i64_step(nodes),
             3 | 4 => self.f64_step(nodes),
@@ -195,8 +219,229 @@ impl Builder {
                 let key = self.key_of(&last);
                 self.push(nodes, &key, json!({"op": "sequence", "args": args}));
             }
-            13 | 14 => self.if_step(nodes, depth),
+            13 | 14 => self.data_step(nodes, depth),
+            15 => self.list_region_step(nodes, depth),
+            16 | 17 => self.if_step(nodes, depth),
             _ => self.loop_step(nodes, depth),
+        }
+    }
+
+    /// A small constant of scalar `key`.
+    fn scalar(&mut self, key: &str) -> Json {
+        match key {
+            "i64" => json!(self.int()),
+            "f64" => self.float_json(),
+            "bool" => json!(self.rng.chance(50)),
+            _ => json!(self.text()),
+        }
+    }
+
+    /// A visible list of `key`, made (a constant, `range` or `list`) when there is none or
+    /// now and then anyway.
+    fn list_of(&mut self, nodes: &mut Vec<Json>, key: &str) -> String {
+        self.data = true;
+        if self.has(key) && self.rng.chance(70) {
+            return self.pick(key);
+        }
+        let item = element(key).to_string();
+        let node = match self.rng.below(3) {
+            0 if item == "i64" => {
+                let start = self.rng.below(10) as i64 - 3;
+                let end = start + self.rng.below(12) as i64 - 2;
+                let a = self.push(nodes, "i64", json!({"op": "const", "value": start}));
+                let b = self.push(nodes, "i64", json!({"op": "const", "value": end}));
+                json!({"op": "range", "args": [a, b]})
+            }
+            1 if self.has(&item) => {
+                let args: Vec<String> = (0..1 + self.rng.below(3))
+                    .map(|_| self.pick(&item))
+                    .collect();
+                json!({"op": "list", "args": args})
+            }
+            _ => {
+                let values: Vec<Json> =
+                    (0..self.rng.below(6)).map(|_| self.scalar(&item)).collect();
+                let ty: Json = serde_json::from_str(
+                    DATA.iter()
+                        .find(|(k, _)| *k == key)
+                        .map_or(r#"{"list": "i64"}"#, |(_, t)| t),
+                )
+                .unwrap_or_default();
+                json!({"op": "const", "type": ty, "value": values})
+            }
+        };
+        self.push(nodes, key, node)
+    }
+
+    /// A visible option of `key` (`option<i64>` or `option<f64>`), made when there is none.
+    fn option_of(&mut self, nodes: &mut Vec<Json>, key: &str) -> String {
+        self.data = true;
+        if self.has(key) && self.rng.chance(60) {
+            return self.pick(key);
+        }
+        let item = if key == "option<i64>" { "i64" } else { "f64" };
+        let node = if self.rng.chance(30) {
+            json!({"op": "none", "type": {"option": item}})
+        } else {
+            json!({"op": "some", "args": [self.pick(item)]})
+        };
+        self.push(nodes, key, node)
+    }
+
+    /// A list, option or record op (format version 2).
+    fn data_step(&mut self, nodes: &mut Vec<Json>, _depth: usize) {
+        let lists = ["list<i64>", "list<f64>", "list<bool>", "list<string>"];
+        let key = *self.rng.choose(&lists);
+        match self.rng.below(12) {
+            0 => {
+                let l = self.list_of(nodes, key);
+                let op = *self.rng.choose(&["reverse", "concat", "slice"]);
+                let args = match op {
+                    "reverse" => json!([l]),
+                    "concat" => json!([l, self.list_of(nodes, key)]),
+                    _ => {
+                        let start = self.rng.below(5) as i64 - 1;
+                        let len = self.rng.below(6) as i64;
+                        let a = self.push(nodes, "i64", json!({"op": "const", "value": start}));
+                        let b = self.push(nodes, "i64", json!({"op": "const", "value": len}));
+                        json!([l, a, b])
+                    }
+                };
+                self.push(nodes, key, json!({"op": op, "args": args}));
+            }
+            1 => {
+                let l = self.list_of(nodes, key);
+                self.push(nodes, "i64", json!({"op": "len", "args": [l]}));
+            }
+            2 => {
+                // Positions from the i64 pool: often past the end (index_out_of_range).
+                let l = self.list_of(nodes, key);
+                let i = if self.rng.chance(60) {
+                    let i = self.rng.below(4) as i64;
+                    self.push(nodes, "i64", json!({"op": "const", "value": i}))
+                } else {
+                    self.pick("i64")
+                };
+                self.push(
+                    nodes,
+                    element(key).to_string().as_str(),
+                    json!({"op": "get", "args": [l, i]}),
+                );
+            }
+            3 => {
+                let key = *self.rng.choose(&["list<i64>", "list<f64>"]);
+                let l = self.list_of(nodes, key);
+                let item = element(key).to_string();
+                match self.rng.below(3) {
+                    0 => {
+                        self.push(nodes, &item, json!({"op": "sum", "args": [l]}));
+                    }
+                    _ => {
+                        let op = *self.rng.choose(&["min", "max"]);
+                        self.push(
+                            nodes,
+                            &format!("option<{item}>"),
+                            json!({"op": op, "args": [l]}),
+                        );
+                    }
+                }
+            }
+            4 => {
+                let l = self.list_of(nodes, "list<bool>");
+                let op = *self.rng.choose(&["any", "all"]);
+                self.push(nodes, "bool", json!({"op": op, "args": [l]}));
+            }
+            5 | 6 => {
+                let key = *self.rng.choose(&["option<i64>", "option<f64>"]);
+                let o = self.option_of(nodes, key);
+                let item = if key == "option<i64>" { "i64" } else { "f64" };
+                match self.rng.below(3) {
+                    0 => {
+                        self.push(nodes, "bool", json!({"op": "is_some", "args": [o]}));
+                    }
+                    1 => {
+                        let d = self.pick(item);
+                        self.push(nodes, item, json!({"op": "unwrap_or", "args": [o, d]}));
+                    }
+                    _ => {
+                        self.push(nodes, item, json!({"op": "unwrap", "args": [o]}));
+                    }
+                }
+            }
+            7 => {
+                self.data = true;
+                let (k, v) = (self.pick("i64"), self.pick("f64"));
+                self.push(
+                    nodes,
+                    "record",
+                    json!({"op": "record", "fields": ["v", "k"], "args": [v, k]}),
+                );
+            }
+            8 | 9 if self.has("record") => {
+                let r = self.pick("record");
+                if self.rng.chance(50) {
+                    let (field, key) = *self.rng.choose(&[("k", "i64"), ("v", "f64")]);
+                    self.push(
+                        nodes,
+                        key,
+                        json!({"op": "field", "field": field, "args": [r]}),
+                    );
+                } else {
+                    let v = self.pick("f64");
+                    self.push(
+                        nodes,
+                        "record",
+                        json!({"op": "with", "field": "v", "args": [r, v]}),
+                    );
+                }
+            }
+            _ => {
+                self.list_of(nodes, key);
+            }
+        }
+    }
+
+    /// `map`, `filter` or `fold` over a list, with a random body.
+    fn list_region_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
+        if depth >= 3 {
+            return self.data_step(nodes, depth);
+        }
+        let lists = ["list<i64>", "list<f64>", "list<bool>", "list<string>"];
+        let key = *self.rng.choose(&lists);
+        let l = self.list_of(nodes, key);
+        let item_key = element(key).to_string();
+        let x = self.id();
+        match self.rng.below(3) {
+            0 => {
+                let to = *self.rng.choose(&["i64", "f64", "bool", "string"]);
+                let (body, result) = self.region(&[(&item_key, &x)], &[to.to_string()], depth);
+                let node = json!({"op": "map", "args": [l],
+                    "body": {"params": [x], "nodes": body, "result": result[0]}});
+                self.push(nodes, &format!("list<{to}>"), node);
+            }
+            1 => {
+                if !self.has("bool") {
+                    let (a, b) = (self.pick("i64"), self.pick("i64"));
+                    self.push(nodes, "bool", json!({"op": "lt", "args": [a, b]}));
+                }
+                let (body, result) = self.region(&[(&item_key, &x)], &["bool".to_string()], depth);
+                let node = json!({"op": "filter", "args": [l],
+                    "body": {"params": [x], "nodes": body, "result": result[0]}});
+                self.push(nodes, key, node);
+            }
+            _ => {
+                let acc_key = *self.rng.choose(&["i64", "f64"]);
+                let init = self.pick(acc_key);
+                let acc = self.id();
+                let (body, result) = self.region(
+                    &[(acc_key, &acc), (&item_key, &x)],
+                    &[acc_key.to_string()],
+                    depth,
+                );
+                let node = json!({"op": "fold", "args": [l, init],
+                    "body": {"params": [acc, x], "nodes": body, "result": result[0]}});
+                self.push(nodes, acc_key, node);
+            }
         }
     }
 
@@ -476,6 +721,23 @@ impl Builder {
         for _ in 0..self.rng.below(5) {
             self.step(&mut inner, depth + 1);
         }
+        // A result of a scalar type nothing in scope has yet (a `map` to bool, say) is a
+        // constant of the region.
+        for key in keys {
+            if !self.has(key) && matches!(key.as_str(), "i64" | "f64" | "bool" | "string") {
+                let value = self.scalar(key);
+                let ty = if key == "string" {
+                    "string".to_string()
+                } else {
+                    key.clone()
+                };
+                self.push(
+                    &mut inner,
+                    key,
+                    json!({"op": "const", "type": ty, "value": value}),
+                );
+            }
+        }
         let results: Vec<String> = keys.iter().map(|k| self.pick(k)).collect();
         self.pools = saved;
         (json!(inner), json!(results))
@@ -506,8 +768,8 @@ impl Builder {
         for _ in 0..1 + self.rng.below(2) {
             let key = loop {
                 let key = self.any_key(false);
-                // String states could double in length every iteration.
-                if key != "string" {
+                // String and list states could double in length every iteration.
+                if key != "string" && !key.starts_with("list<") {
                     break key;
                 }
             };

@@ -302,6 +302,37 @@ mod tests {
         assert!(missing.is_empty(), "never generated: {missing:?}");
     }
 
+    #[test]
+    fn generated_graphs_use_structured_data_and_mostly_evaluate() {
+        let limits = crate::eval::EvalLimits {
+            fuel: 50_000_000,
+            memory_bytes: 64 << 20,
+            deadline: None,
+        };
+        let (mut v2, mut v2_ok, mut regions) = (0, 0, 0);
+        for seed in 0..500 {
+            let json = generate(seed);
+            if json["version"] != 2 {
+                continue;
+            }
+            v2 += 1;
+            let text = json.to_string();
+            regions += usize::from(
+                ["\"map\"", "\"filter\"", "\"fold\""]
+                    .iter()
+                    .any(|op| text.contains(op)),
+            );
+            let graph = parse(text.as_bytes(), &Limits::default()).expect("parses");
+            let inputs = default_inputs(&graph).expect("defaults");
+            v2_ok += usize::from(crate::eval::eval(&graph, &inputs, &limits).is_ok());
+        }
+        // Most graphs hold lists, options or records, a good share of them map, filter or fold,
+        // and most of those evaluate without an error (errors are covered too, not only them).
+        assert!(v2 >= 250, "{v2} of 500 graphs use version 2 types");
+        assert!(regions >= 100, "{regions} graphs have map, filter or fold");
+        assert!(v2_ok * 2 >= v2, "{v2_ok} of {v2} version 2 graphs evaluate");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]

@@ -123,6 +123,8 @@ fn generated_graphs_evaluate_deterministically_without_panicking() {
                     EvalError::Overflow { .. } => "overflow",
                     EvalError::DivisionByZero { .. } => "division_by_zero",
                     EvalError::InvalidValue { .. } => "invalid_value",
+                    EvalError::IndexOutOfRange { .. } => "index_out_of_range",
+                    EvalError::MissingValue { .. } => "missing_value",
                     other => panic!("seed {seed}: unexpected {other:?}\n{json}"),
                 };
                 *failures.entry(kind).or_default() += 1;
@@ -132,7 +134,7 @@ fn generated_graphs_evaluate_deterministically_without_panicking() {
     let failed: usize = failures.values().sum();
     assert_eq!(
         failures.len(),
-        3,
+        5,
         "every error path is exercised: {failures:?}"
     );
     assert!(

@@ -29,11 +29,17 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::Reduce(op) => Op::Reduce(op),
         OpKind::Fork => Op::Fork,
         OpKind::Sequence => Op::Sequence,
-        OpKind::Get => Op::Get {
-            index: json.index.ok_or_else(|| {
-                GraphError::new(Kind::Field, "`get` needs an \"index\"", "add \"index\": N")
-            })?,
-        },
+        OpKind::Get => Op::Get { index: json.index },
+        OpKind::List => Op::List,
+        OpKind::Range => Op::Range,
+        OpKind::Slice => Op::Slice,
+        OpKind::Reverse => Op::Reverse,
+        OpKind::Any => Op::Any,
+        OpKind::All => Op::All,
+        OpKind::Some => Op::Some,
+        OpKind::IsSome => Op::IsSome,
+        OpKind::UnwrapOr => Op::UnwrapOr,
+        OpKind::Unwrap => Op::Unwrap,
         OpKind::Iota => Op::Iota {
             shape: need_shape()?,
         },
@@ -85,7 +91,14 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         | OpKind::If
         | OpKind::Loop
         | OpKind::DbQuery
-        | OpKind::Http => {
+        | OpKind::Http
+        | OpKind::Map
+        | OpKind::Filter
+        | OpKind::Fold
+        | OpKind::Record
+        | OpKind::GetField
+        | OpKind::With
+        | OpKind::None => {
             return Err(GraphError::new(
                 Kind::UnknownOp,
                 format!("`{name}` reached the generic lowering"),
@@ -123,6 +136,8 @@ pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphEr
         (Field::Kernel, json.kernel.is_some()),
         (Field::Level, json.level.is_some()),
         (Field::After, json.after.is_some()),
+        (Field::Fields, json.fields.is_some()),
+        (Field::Which, json.field.is_some()),
     ];
     match present
         .iter()

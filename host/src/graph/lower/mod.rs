@@ -24,8 +24,9 @@ use fields::{answer_type, check_effect, check_fields, need_text, simple_op};
 use order::{canonical_order, collect_names};
 use values::infer_const_type;
 
-/// The graph format version this build reads.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// The newest graph format version this build reads; every older one still parses and means
+/// the same (version 2 adds lists, records, options and bytes).
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 /// Parses, validates and canonicalizes a graph.
 pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> {
@@ -41,13 +42,18 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> 
         ));
     }
     let probe: VersionProbe = serde_json::from_slice(bytes).map_err(syntax_error)?;
-    match probe.version {
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(FORMAT_VERSION) => {}
+    let version = match probe.version {
+        Some(serde_json::Value::Number(n))
+            if n.as_u64()
+                .is_some_and(|v| (1..=FORMAT_VERSION).contains(&v)) =>
+        {
+            n.as_u64().unwrap_or(FORMAT_VERSION)
+        }
         Some(other) => {
             return Err(GraphError::new(
                 Kind::Version,
                 format!("graph format version {other} is not supported"),
-                format!("write \"version\": {FORMAT_VERSION}"),
+                format!("write \"version\": 1 or {FORMAT_VERSION}"),
             ));
         }
         None => {
@@ -57,9 +63,43 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> 
                 format!("add \"version\": {FORMAT_VERSION} at the top level"),
             ));
         }
-    }
+    };
     let json: GraphJson = serde_json::from_slice(bytes).map_err(syntax_error)?;
-    Lowering::new(limits).graph(json)
+    Lowering::new(limits, version).graph(json)
+}
+
+/// `record`'s arguments paired with its `fields`, sorted by name (a record's canonical
+/// order), names unique.
+fn record_fields(json: &NodeJson, args: Vec<NodeId>) -> Result<(Op, Vec<NodeId>), GraphError> {
+    let names = json.fields.clone().ok_or_else(|| {
+        GraphError::new(
+            Kind::Field,
+            "`record` needs \"fields\": the name of each argument",
+            "add \"fields\": [\"name\", ...], one per argument",
+        )
+    })?;
+    if names.len() != args.len() {
+        return Err(GraphError::new(
+            Kind::Field,
+            format!(
+                "`record` has {} fields for {} arguments",
+                names.len(),
+                args.len()
+            ),
+            "give one field name per argument",
+        ));
+    }
+    let mut pairs: Vec<(String, NodeId)> = names.into_iter().zip(args).collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(GraphError::new(
+            Kind::Field,
+            format!("`record` names the field {:?} twice", pair[0].0),
+            "give each field one name",
+        ));
+    }
+    let (names, args) = pairs.into_iter().unzip();
+    Ok((Op::Record { names }, args))
 }
 
 fn syntax_error(e: serde_json::Error) -> GraphError {
@@ -72,6 +112,8 @@ fn syntax_error(e: serde_json::Error) -> GraphError {
 
 struct Lowering<'l> {
     limits: &'l Limits,
+    /// The graph's format version (types of version 2 are refused in version 1).
+    version: u64,
     nodes: Vec<Node>,
     /// Names visible at the current point, innermost scope last.
     scopes: Vec<HashMap<String, NodeId>>,
@@ -86,9 +128,10 @@ struct Lowering<'l> {
 }
 
 impl<'l> Lowering<'l> {
-    fn new(limits: &'l Limits) -> Self {
+    fn new(limits: &'l Limits, version: u64) -> Self {
         Lowering {
             limits,
+            version,
             nodes: Vec::new(),
             scopes: Vec::new(),
             all_names: HashSet::new(),
@@ -321,6 +364,63 @@ impl<'l> Lowering<'l> {
             }
             OpKind::If => return self.if_node(json, args, &arg_types),
             OpKind::Loop => return self.loop_node(json, args, arg_types),
+            OpKind::Map | OpKind::Filter | OpKind::Fold => {
+                return self.list_region_node(kind, json, args, &arg_types);
+            }
+            OpKind::None => {
+                let ty = self.declared_type(json).map_err(at)?;
+                if !matches!(ty, Type::Option(_)) {
+                    return Err(at(GraphError::new(
+                        Kind::Type,
+                        format!("`none` is typed as an option, not {ty}"),
+                        "write \"type\": {\"option\": T}",
+                    )));
+                }
+                (Op::None, ty)
+            }
+            OpKind::Record => {
+                let (op, args) = record_fields(json, args).map_err(at)?;
+                let arg_types: Vec<&Type> =
+                    args.iter().map(|a| &self.nodes[a.index()].ty).collect();
+                let ty = infer(&op, &arg_types).map_err(|m| {
+                    at(GraphError::new(
+                        Kind::Type,
+                        m,
+                        "see `record` in docs/graph-format.md",
+                    ))
+                })?;
+                self.check_type_size(&ty).map_err(at)?;
+                self.count_type(&ty).map_err(at)?;
+                let id = self.alloc(&json.id, op, args, ty);
+                return Ok(id);
+            }
+            OpKind::GetField | OpKind::With => {
+                let name = json.field.clone().ok_or_else(|| {
+                    at(GraphError::new(
+                        Kind::Field,
+                        format!("`{}` needs a \"field\"", json.op),
+                        "add \"field\": \"name\"",
+                    ))
+                })?;
+                let index = arg_types
+                    .first()
+                    .and_then(|t| t.field(&name))
+                    .map_or(0, |(i, _)| u32::try_from(i).unwrap_or(u32::MAX));
+                let op = if kind == OpKind::GetField {
+                    Op::GetField { name, index }
+                } else {
+                    Op::With { name, index }
+                };
+                let refs: Vec<&Type> = arg_types.iter().collect();
+                let ty = infer(&op, &refs).map_err(|m| {
+                    at(GraphError::new(
+                        Kind::Type,
+                        m,
+                        "name a field the record has",
+                    ))
+                })?;
+                (op, ty)
+            }
             OpKind::DbQuery => {
                 let ty = self.declared_type(json).map_err(at)?;
                 let answer = answer_type(&ty).map_err(at)?;

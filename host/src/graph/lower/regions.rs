@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::graph::error::{GraphError, GraphErrorKind as Kind};
 use crate::graph::json::NodeJson;
 use crate::graph::types::Type;
-use crate::graph::{NodeId, Op, Region};
+use crate::graph::{NodeId, Op, OpKind, Region};
 
 use super::Lowering;
 use super::values::list_types;
@@ -156,6 +156,104 @@ impl Lowering<'_> {
             iterations,
             body: region,
         };
+        node.captures = captures;
+        Ok(id)
+    }
+
+    /// `map`, `filter` and `fold`: a body run once per element of the list `args[0]`, in
+    /// order. `map` and `filter` bind the element (one param); `fold` binds the accumulator,
+    /// then the element, and starts from `args[1]`.
+    pub(super) fn list_region_node(
+        &mut self,
+        kind: OpKind,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: &[Type],
+    ) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        let name = kind.spec().name;
+        let fold = kind == OpKind::Fold;
+        let (item, acc) = match (arg_types, fold) {
+            ([Type::List(item)], false) => ((**item).clone(), None),
+            ([Type::List(item), init], true) => ((**item).clone(), Some(init.clone())),
+            _ => {
+                return Err(at(GraphError::new(
+                    Kind::Type,
+                    format!(
+                        "`{name}` takes {}, got {}",
+                        if fold {
+                            "a list and an initial value"
+                        } else {
+                            "one list"
+                        },
+                        list_types(arg_types)
+                    ),
+                    "see the list ops in docs/graph-format.md",
+                )));
+            }
+        };
+        let body = json.body.as_ref().ok_or_else(|| {
+            at(GraphError::new(
+                Kind::Field,
+                format!("`{name}` needs a \"body\" region"),
+                "add \"body\": {\"params\": [...], \"nodes\": [...], \"result\": \"id\"}",
+            ))
+        })?;
+        let params_wanted = if fold { 2 } else { 1 };
+        if body.params.len() != params_wanted || body.result.is_none() || body.results.is_some() {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                format!(
+                    "the body of `{name}` takes {} and one \"result\"; got {} params",
+                    if fold {
+                        "two params (the accumulator, then the element)"
+                    } else {
+                        "one param (the element)"
+                    },
+                    body.params.len()
+                ),
+                "match the body's params and result to the op",
+            )));
+        }
+        // Typed below, from the body's result; allocated first for pre-order ids.
+        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        let param_types: Vec<Type> = acc.iter().cloned().chain([item.clone()]).collect();
+        let mut params = Vec::with_capacity(param_types.len());
+        for (param, ty) in body.params.iter().zip(param_types) {
+            self.count_type(&ty).map_err(at)?;
+            params.push(self.alloc(param, Op::Param, Vec::new(), ty));
+        }
+        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        let result = self.result_type(&region, 0);
+        let (op, ty) = match kind {
+            OpKind::Map => (Op::Map { body: region }, Type::List(Box::new(result))),
+            OpKind::Filter if result == Type::Bool => {
+                (Op::Filter { body: region }, Type::List(Box::new(item)))
+            }
+            OpKind::Fold if Some(&result) == acc.as_ref() => (Op::Fold { body: region }, result),
+            _ => {
+                return Err(at(GraphError::new(
+                    Kind::Type,
+                    match kind {
+                        OpKind::Filter => format!("the body of `filter` gives {result}, not bool"),
+                        _ => format!(
+                            "the body of `fold` gives {result}, but the accumulator is {}",
+                            acc.map_or_else(String::new, |t| t.to_string())
+                        ),
+                    },
+                    "make the body's result the type the op needs",
+                )));
+            }
+        };
+        self.check_type_size(&ty).map_err(at)?;
+        self.count_type(&ty).map_err(at)?;
+        let captures = self.captures(&op.regions(), id);
+        if let Some(size) = self.type_sizes.get_mut(id.index()) {
+            *size = ty.size();
+        }
+        let node = &mut self.nodes[id.index()];
+        node.op = op;
+        node.ty = ty;
         node.captures = captures;
         Ok(id)
     }
