@@ -15,7 +15,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use graphjit_value::lists;
+use graphjit_value::lists::{self, SortKey};
+use graphjit_value::text;
 
 use crate::{InvalidValue, NO_NODE, RunError, Tensor, Value, out_of_memory};
 
@@ -268,6 +269,70 @@ pub fn min_f64(list: &[f64]) -> Option<f64> {
 /// The largest element (`fmax`); none when empty.
 pub fn max_f64(list: &[f64]) -> Option<f64> {
     lists::max_f64(list.iter().copied())
+}
+
+/// `(a[i], b[i])` pairs (the `{first, second}` records), as many as the shorter list has.
+pub fn zip<A: Clone, B: Clone>(a: &[A], b: &[B], node: u32) -> Result<Vec<(A, B)>, RunError> {
+    let mut out = with_capacity(a.len().min(b.len()), node)?;
+    out.extend(a.iter().cloned().zip(b.iter().cloned()));
+    Ok(out)
+}
+
+/// The elements of `(key, position, element)` triples in key order, stable
+/// (`graphjit_value::lists::sort_keyed`).
+pub fn sorted<K: SortKey, T>(mut keyed: Vec<(K, usize, T)>, node: u32) -> Result<Vec<T>, RunError> {
+    lists::sort_keyed(&mut keyed);
+    let mut out = with_capacity(keyed.len(), node)?;
+    out.extend(keyed.into_iter().map(|(_, _, x)| x));
+    Ok(out)
+}
+
+/// `(items, key)` groups (the `{items, key}` records) of `(key, position, element)` triples,
+/// in key order, each group's items in list order.
+pub fn grouped<K: SortKey, T>(
+    mut keyed: Vec<(K, usize, T)>,
+    node: u32,
+) -> Result<Vec<(Vec<T>, K)>, RunError> {
+    lists::sort_keyed(&mut keyed);
+    let mut groups: Vec<(Vec<T>, K)> = Vec::new();
+    for (key, _, item) in keyed {
+        match groups.last_mut() {
+            Some((items, last)) if last.order(&key).is_eq() => push(items, item, node)?,
+            _ => {
+                let mut items = with_capacity(1, node)?;
+                items.push(item);
+                push(&mut groups, (items, key), node)?;
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// The pieces of `s` between the occurrences of `sep` (`graphjit_value::text::split`); an
+/// empty separator is `InvalidValue` at `node`.
+pub fn split(s: &str, sep: &str, node: u32) -> Result<Vec<String>, RunError> {
+    let pieces = text::split(s, sep)
+        .map_err(|message| RunError::InvalidValue(InvalidValue { node, message }))?;
+    let mut out = with_capacity(s.matches(sep).count().saturating_add(1), node)?;
+    for piece in pieces {
+        let mut owned = String::new();
+        owned
+            .try_reserve_exact(piece.len())
+            .map_err(|_| out_of_memory(node, piece.len()))?;
+        owned.push_str(piece);
+        out.push(owned);
+    }
+    Ok(out)
+}
+
+/// The strings with `sep` between each two.
+pub fn join(items: &[String], sep: &str, node: u32) -> Result<String, RunError> {
+    let bytes = text::joined_len(items, sep).unwrap_or(usize::MAX);
+    let mut out = String::new();
+    out.try_reserve_exact(bytes)
+        .map_err(|_| out_of_memory(node, bytes))?;
+    text::join_into(&mut out, items, sep);
+    Ok(out)
 }
 
 /// The option's value, or `MissingValue` at `node`.

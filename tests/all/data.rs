@@ -302,3 +302,83 @@ fn structured_inputs_are_checked_against_their_type_and_cross_into_the_guest() {
     assert_eq!(values(&run), [inputs["orders"].clone()]);
     assert!(matches!(values(&run)[0], Value::List(_)));
 }
+
+#[test]
+fn wordcount_with_split_group_by_and_sort_by_agrees_in_both_engines() {
+    let g = v2(r#"{"id": "text", "op": "input", "type": "string",
+                   "default": "the cat and the hat and the bat"},
+        {"id": "space", "op": "const", "value": " "},
+        {"id": "words", "op": "split", "args": ["text", "space"]},
+        {"id": "groups", "op": "group_by", "args": ["words"], "body": {"params": ["w"], "nodes": [],
+            "result": "w"}},
+        {"id": "counts", "op": "map", "args": ["groups"], "body": {"params": ["g"], "nodes": [
+            {"id": "word", "op": "field", "field": "key", "args": ["g"]},
+            {"id": "items", "op": "field", "field": "items", "args": ["g"]},
+            {"id": "n", "op": "len", "args": ["items"]},
+            {"id": "c", "op": "record", "fields": ["word", "count"], "args": ["word", "n"]}],
+            "result": "c"}},
+        {"id": "ranked", "op": "sort_by", "args": ["counts"], "body": {"params": ["c2"], "nodes": [
+            {"id": "cnt", "op": "field", "field": "count", "args": ["c2"]},
+            {"id": "negc", "op": "neg", "args": ["cnt"]}], "result": "negc"}},
+        {"id": "top", "op": "map", "args": ["ranked"], "body": {"params": ["c3"], "nodes": [
+            {"id": "wd", "op": "field", "field": "word", "args": ["c3"]}], "result": "wd"}},
+        {"id": "comma", "op": "const", "value": ","},
+        {"id": "r", "op": "join", "args": ["top", "comma"]}"#);
+    // Counts 3, 2, 1, 1, 1; ties keep the groups' (alphabetical) order: sort_by is stable.
+    assert_eq!(agreed(&g), serde_json::json!(["the,and,bat,cat,hat"]));
+}
+
+#[test]
+fn sort_by_orders_floats_totally_and_zip_stops_at_the_shorter_list() {
+    let g = v2(r#"{"id": "xs", "op": "const", "type": {"list": "f64"},
+                   "value": ["nan", 0.0, -0.0, "-inf", 2.5, "inf"]},
+        {"id": "sorted", "op": "sort_by", "args": ["xs"], "body": {"params": ["x"], "nodes": [],
+            "result": "x"}},
+        {"id": "ns", "op": "const", "type": {"list": "i64"}, "value": [1, 2, 3]},
+        {"id": "z", "op": "zip", "args": ["ns", "sorted"]},
+        {"id": "r", "op": "fork", "args": ["sorted", "z"]}"#);
+    assert_eq!(
+        agreed(&g),
+        serde_json::json!([[["-inf", -0.0, 0.0, 2.5, "inf", "nan"],
+            [{"first": 1, "second": "-inf"}, {"first": 2, "second": -0.0},
+             {"first": 3, "second": 0.0}]]])
+    );
+}
+
+#[test]
+fn split_with_an_empty_separator_is_invalid_value_and_a_huge_join_is_refused() {
+    let g = v2(r#"{"id": "s", "op": "const", "value": "abc"},
+                  {"id": "e", "op": "const", "value": ""},
+                  {"id": "r", "op": "split", "args": ["s", "e"]}"#);
+    let limits = RunLimits::default();
+    for e in [
+        eval_with(&g, limits).expect_err("eval"),
+        run_with(&compile(&g), limits).expect_err("run"),
+    ] {
+        assert_eq!(e.kind, ErrorKind::InvalidValue, "{e}");
+        assert_eq!(e.node.as_deref(), Some("r"));
+    }
+    // 2,000 copies of a 1 KiB string (2 MiB), joined (2 MiB more): over a 3 MiB limit.
+    let g = v2(r#"{"id": "a", "op": "const", "value": 0},
+                  {"id": "b", "op": "const", "value": 2000},
+                  {"id": "xs", "op": "range", "args": ["a", "b"]},
+                  {"id": "s", "op": "input", "type": "string", "default": "x"},
+                  {"id": "k", "op": "const", "value": 10},
+                  {"id": "big", "op": "loop", "args": ["s"], "iterations": 10, "body": {
+                     "params": ["i", "t"], "nodes": [{"id": "tt", "op": "concat", "args": ["t", "t"]}],
+                     "results": ["tt"]}},
+                  {"id": "many", "op": "map", "args": ["xs"], "body": {"params": ["x"], "nodes": [],
+                     "result": "big"}},
+                  {"id": "sep", "op": "const", "value": ""},
+                  {"id": "r", "op": "join", "args": ["many", "sep"]}"#);
+    let limits = RunLimits {
+        memory_bytes: 3 << 20,
+        ..RunLimits::default()
+    };
+    let outcome = |r: Result<graphjit::RunOutput, graphjit::Error>| match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.kind_name().to_string(),
+    };
+    assert_eq!(outcome(eval_with(&g, limits)), "memory_exceeded");
+    assert_eq!(outcome(run_with(&compile(&g), limits)), "memory_exceeded");
+}

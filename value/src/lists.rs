@@ -7,6 +7,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use core::cmp::Ordering;
 use core::ops::Range;
 
 /// The position `index` names in a list of `len` elements, or `None` when it is negative or
@@ -75,6 +76,46 @@ pub fn max_f64(items: impl IntoIterator<Item = f64>) -> Option<f64> {
     items.into_iter().reduce(libm::fmax)
 }
 
+/// The order `sort_by` and `group_by` put keys in: a total order on each key type. Numbers
+/// by value; f64 in IEEE 754 total order (`-inf < … < -0.0 < +0.0 < … < inf < NaN`, NaN
+/// canonical first, so every NaN is one key); `false < true`; strings by their bytes (so by
+/// code point).
+pub trait SortKey {
+    /// `self` against `other` in that order.
+    fn order(&self, other: &Self) -> Ordering;
+}
+
+impl SortKey for i64 {
+    fn order(&self, other: &Self) -> Ordering {
+        self.cmp(other)
+    }
+}
+
+impl SortKey for f64 {
+    fn order(&self, other: &Self) -> Ordering {
+        crate::canonical_f64(*self).total_cmp(&crate::canonical_f64(*other))
+    }
+}
+
+impl SortKey for bool {
+    fn order(&self, other: &Self) -> Ordering {
+        self.cmp(other)
+    }
+}
+
+impl SortKey for String {
+    fn order(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// Sorts `(key, position, element)` triples by key, ties by position: a stable sort without
+/// the buffer `slice::sort_by` allocates (positions are unique, so an unstable sort of the
+/// pairs is stable on the elements).
+pub fn sort_keyed<K: SortKey, T>(items: &mut [(K, usize, T)]) {
+    items.sort_unstable_by(|a, b| a.0.order(&b.0).then(a.1.cmp(&b.1)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +148,20 @@ mod tests {
         assert_eq!(sum_f64([0.1, 0.2, 0.3]), (0.1 + 0.2) + 0.3);
         assert_eq!(min_f64([f64::NAN, 1.0]), Some(1.0));
         assert_eq!(max_i64([]), None);
+    }
+
+    #[test]
+    fn keys_sort_totally_and_stably() {
+        let mut items = [
+            (f64::NAN, 0, 'a'),
+            (0.0, 1, 'b'),
+            (-0.0, 2, 'c'),
+            (f64::NEG_INFINITY, 3, 'd'),
+            (0.0, 4, 'e'),
+            (-f64::NAN, 5, 'f'),
+        ];
+        sort_keyed(&mut items);
+        let order: alloc::string::String = items.iter().map(|t| t.2).collect();
+        assert_eq!(order, "dcbeaf");
     }
 }

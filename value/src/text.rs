@@ -98,6 +98,35 @@ pub fn substring(s: &str, start: i64, len: i64) -> Result<String, String> {
     Ok(s.chars().skip(skip).take(take).collect())
 }
 
+/// The pieces of `s` between the non-overlapping occurrences of `sep`, left to right (so
+/// `n` occurrences give `n + 1` pieces, some of them empty); an empty `sep` is an error
+/// (`invalid_value`): it has no one meaning.
+pub fn split<'a>(s: &'a str, sep: &'a str) -> Result<core::str::Split<'a, &'a str>, String> {
+    if sep.is_empty() {
+        return Err(String::from("split needs a non-empty separator"));
+    }
+    Ok(s.split(sep))
+}
+
+/// The bytes `join(items, sep)` makes, or `None` when that overflows.
+pub fn joined_len<S: AsRef<str>>(items: &[S], sep: &str) -> Option<usize> {
+    let seps = sep.len().checked_mul(items.len().saturating_sub(1))?;
+    items
+        .iter()
+        .try_fold(seps, |acc, s| acc.checked_add(s.as_ref().len()))
+}
+
+/// `items` with `sep` between each two, appended to `out` (which a caller reserved
+/// [`joined_len`] bytes in).
+pub fn join_into<S: AsRef<str>>(out: &mut String, items: &[S], sep: &str) {
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(s.as_ref());
+    }
+}
+
 /// `s` as an i64: an optional `+` or `-`, then ASCII digits, nothing else (no spaces, no
 /// `_`); out of range is an error too.
 pub fn parse_i64(s: &str) -> Result<i64, String> {
@@ -139,6 +168,18 @@ mod tests {
         }
         assert_eq!(replace("ab", "", "-"), "-a-b-");
         assert_eq!(replace("aaaa", "aa", "b"), "bb");
+    }
+
+    #[test]
+    fn split_and_join_are_inverse() {
+        let parts: alloc::vec::Vec<&str> = split("a,,b,", ",").expect("splits").collect();
+        assert_eq!(parts, ["a", "", "b", ""]);
+        assert!(split("abc", "").is_err());
+        let mut out = String::new();
+        join_into(&mut out, &parts, ",");
+        assert_eq!(out, "a,,b,");
+        assert_eq!(joined_len(&parts, ","), Some(5));
+        assert_eq!(joined_len::<&str>(&[], ","), Some(0));
     }
 
     #[test]

@@ -121,7 +121,29 @@ impl Generator<'_> {
                     at.at()
                 ))
             }
-            Op::Map { .. } | Op::Filter { .. } | Op::Fold { .. } => Err(at.error(format!(
+            Op::Zip => Ok(format!(
+                "rt::data::zip(&{}, &{}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::Split => Ok(format!(
+                "rt::data::split(&{}, &{}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::Join => Ok(format!(
+                "rt::data::join(&{}, &{}, {})?",
+                self.var(at.arg(0)?),
+                self.var(at.arg(1)?),
+                at.at()
+            )),
+            Op::Map { .. }
+            | Op::Filter { .. }
+            | Op::Fold { .. }
+            | Op::SortBy { .. }
+            | Op::GroupBy { .. } => Err(at.error(format!(
                 "`{}` is a block, not an expression",
                 node.op.name()
             ))),

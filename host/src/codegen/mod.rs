@@ -304,9 +304,11 @@ impl<'g> Generator<'g> {
         match &node.op {
             Op::If { then, otherwise } => self.if_node(&at, then, otherwise),
             Op::Loop { iterations, body } => self.loop_node(&at, *iterations, body),
-            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
-                self.list_region(&at, body)
-            }
+            Op::Map { body }
+            | Op::Filter { body }
+            | Op::Fold { body }
+            | Op::SortBy { body }
+            | Op::GroupBy { body } => self.list_region(&at, body),
             Op::Param => Ok(()),
             _ => {
                 let expr = self.expr(&at)?;
@@ -391,9 +393,10 @@ impl<'g> Generator<'g> {
 }
 
 impl Generator<'_> {
-    /// `map`, `filter` and `fold`: a `for` over the owned list, the body once per element.
-    /// `map` reserves the result's length up front (pushes never reallocate); `filter` grows
-    /// fallibly; `fold` threads its accumulator through the iterations.
+    /// `map`, `filter`, `fold`, `sort_by` and `group_by`: a `for` over the owned list, the
+    /// body once per element. `map` (and the keyed list of `sort_by` and `group_by`) reserves
+    /// the list's length up front (pushes never reallocate); `filter` grows fallibly; `fold`
+    /// threads its accumulator through the iterations.
     fn list_region(&mut self, at: &At, body: &Region) -> Result<()> {
         let depth = self.loop_depth;
         let (src, item, acc, out) = (
@@ -417,6 +420,10 @@ impl Generator<'_> {
                     "let mut {out} = rt::data::with_capacity(0, {})?;",
                     at.at()
                 )),
+                Op::SortBy { .. } | Op::GroupBy { .. } => g.line(&format!(
+                    "let mut {out} = rt::data::with_capacity({src}.len(), {})?;",
+                    at.at()
+                )),
                 _ => {
                     let init = at.arg(1)?;
                     let value = g.owned(init, at.local(init));
@@ -434,7 +441,14 @@ impl Generator<'_> {
                 .first()
                 .copied()
                 .ok_or_else(|| at.error("a list op's body without a result".into()))?;
-            g.block(&format!("for {item} in {src} {{"), "}", |g| {
+            let keyed = matches!(at.node.op, Op::SortBy { .. } | Op::GroupBy { .. });
+            let position = format!("p{depth}");
+            let header = if keyed {
+                format!("for ({position}, {item}) in {src}.into_iter().enumerate() {{")
+            } else {
+                format!("for {item} in {src} {{")
+            };
+            g.block(&header, "}", |g| {
                 g.loop_depth += 1;
                 if let Some(a) = acc_param {
                     g.line(&format!("{} = {acc};", g.binding(a)));
@@ -447,6 +461,11 @@ impl Generator<'_> {
                     Op::Map { .. } => {
                         let value = g.owned(result, local);
                         g.line(&format!("{out}.push({value});"));
+                    }
+                    Op::SortBy { .. } | Op::GroupBy { .. } => {
+                        let key = g.owned(result, local);
+                        let element = g.var(item_param);
+                        g.line(&format!("{out}.push(({key}, {position}, {element}));"));
                     }
                     Op::Filter { .. } => {
                         let keep = g.var(result);
@@ -464,7 +483,11 @@ impl Generator<'_> {
                 g.loop_depth -= 1;
                 done
             })?;
-            g.line(if fold { &acc } else { &out });
+            match &at.node.op {
+                Op::SortBy { .. } => g.line(&format!("rt::data::sorted({out}, {})?", at.at())),
+                Op::GroupBy { .. } => g.line(&format!("rt::data::grouped({out}, {})?", at.at())),
+                _ => g.line(if fold { &acc } else { &out }),
+            }
             Ok(())
         })
     }
@@ -480,8 +503,9 @@ fn count_reads(graph: &Graph, region: &Region, demanded: &[bool], reads: &mut [u
         for &a in &node.args {
             reads[a.index()] += 1;
         }
-        // `filter` keeps the element after its body has run: one more read of the param.
-        if let Op::Filter { body } = &node.op
+        // `filter`, `sort_by` and `group_by` keep the element after their body has run: one
+        // more read of the param.
+        if let Op::Filter { body } | Op::SortBy { body } | Op::GroupBy { body } = &node.op
             && let Some(&item) = body.params.first()
         {
             reads[item.index()] += 1;

@@ -4,7 +4,10 @@
 //! The rules that are more than a loop (positions, slices, sums, min/max) are
 //! `graphjit_value::lists`, shared with the guest template; so are the error conditions.
 
-use graphjit_value::{Value, lists};
+use std::cmp::Ordering;
+
+use graphjit_value::lists::SortKey;
+use graphjit_value::{Value, lists, text};
 
 use super::EvalError;
 use super::interp::internal;
@@ -19,6 +22,9 @@ pub(super) fn is_data_op(op: &Op, args: &[&Value]) -> bool {
             | Op::Range
             | Op::Slice
             | Op::Reverse
+            | Op::Zip
+            | Op::Split
+            | Op::Join
             | Op::Any
             | Op::All
             | Op::Record { .. }
@@ -77,6 +83,44 @@ pub(super) fn apply(
             Value::List(items.get(range).unwrap_or(&[]).to_vec())
         }
         (Op::Reverse, [Value::List(items)]) => Value::List(items.iter().rev().cloned().collect()),
+        (Op::Zip, [Value::List(a), Value::List(b)]) => Value::List(
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| {
+                    Value::Record(vec![
+                        ("first".to_string(), x.clone()),
+                        ("second".to_string(), y.clone()),
+                    ])
+                })
+                .collect(),
+        ),
+        (Op::Split, [Value::Str(s), Value::Str(sep)]) => {
+            let pieces =
+                text::split(s, sep).map_err(|message| EvalError::InvalidValue { node, message })?;
+            // Checked before the pieces are made: 8 bytes of list slot each, plus the text.
+            let count = s.matches(sep.as_str()).count().saturating_add(1) as u64;
+            let bytes = count.saturating_mul(8).saturating_add(s.len() as u64);
+            if bytes > memory_bytes {
+                return Err(EvalError::OutOfMemory { node, bytes });
+            }
+            Value::List(pieces.map(|p| Value::Str(p.to_string())).collect())
+        }
+        (Op::Join, [Value::List(items), Value::Str(sep)]) => {
+            let texts = items
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => Ok(s.as_str()),
+                    _ => Err(wrong()),
+                })
+                .collect::<Result<Vec<&str>, _>>()?;
+            let bytes = text::joined_len(&texts, sep).map_or(u64::MAX, |n| n as u64);
+            if bytes > memory_bytes {
+                return Err(EvalError::OutOfMemory { node, bytes });
+            }
+            let mut out = String::new();
+            text::join_into(&mut out, &texts, sep);
+            Value::Str(out)
+        }
         (Op::Any | Op::All, [Value::List(items)]) => {
             let bools = items
                 .iter()
@@ -144,6 +188,19 @@ pub(super) fn apply(
         },
         _ => return Err(wrong()),
     })
+}
+
+/// Two keys of `sort_by` or `group_by` in the order `graphjit_value::lists::SortKey`
+/// defines (the guest sorts with those impls themselves).
+pub(super) fn key_order(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::I64(x), Value::I64(y)) => x.order(y),
+        (Value::F64(x), Value::F64(y)) => x.order(y),
+        (Value::Bool(x), Value::Bool(y)) => x.order(y),
+        (Value::Str(x), Value::Str(y)) => x.order(y),
+        // Typing allows only keys of one of these types.
+        _ => Ordering::Equal,
+    }
 }
 
 fn len(n: usize) -> i64 {

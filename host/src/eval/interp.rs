@@ -381,9 +381,11 @@ impl<'g, 'e> Interp<'g, 'e> {
                 }
             }
             Op::Loop { iterations, body } => self.run_loop(node, *iterations, body)?,
-            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
-                self.run_list_region(id, node, body)?
-            }
+            Op::Map { body }
+            | Op::Filter { body }
+            | Op::Fold { body }
+            | Op::SortBy { body }
+            | Op::GroupBy { body } => self.run_list_region(id, node, body)?,
             Op::None => Rc::new(Value::Option(None)),
             Op::Sequence => match node.args.last() {
                 Some(&last) => Rc::clone(self.get(last)?),
@@ -461,6 +463,9 @@ impl<'g, 'e> Interp<'g, 'e> {
             | Op::Range
             | Op::Slice
             | Op::Reverse
+            | Op::Zip
+            | Op::Split
+            | Op::Join
             | Op::Any
             | Op::All
             | Op::Record { .. }
@@ -509,6 +514,8 @@ impl<'g, 'e> Interp<'g, 'e> {
                 | Op::Map { .. }
                 | Op::Filter { .. }
                 | Op::Fold { .. }
+                | Op::SortBy { .. }
+                | Op::GroupBy { .. }
         );
         if passes_on {
             return Ok(0);
@@ -553,8 +560,9 @@ impl<'g, 'e> Interp<'g, 'e> {
             _ => None,
         };
         let mut out: Vec<Value> = Vec::new();
+        let mut keyed: Vec<(Value, usize, Value)> = Vec::new();
         let mut out_bytes = 0u64;
-        for item in items {
+        for (position, item) in items.iter().enumerate() {
             self.charge(1)?;
             let item = Rc::new(item.clone());
             if let (Some(param), Some(acc)) = (acc_param, acc.take()) {
@@ -572,6 +580,13 @@ impl<'g, 'e> Interp<'g, 'e> {
                     out_bytes = out_bytes.saturating_add(value_bytes(&value).saturating_add(8));
                     out.push(value);
                 }
+                Op::SortBy { .. } | Op::GroupBy { .. } => {
+                    let key = Rc::unwrap_or_clone(result);
+                    let item = Rc::unwrap_or_clone(item);
+                    let bytes = value_bytes(&key) + value_bytes(&item);
+                    out_bytes = out_bytes.saturating_add(bytes.saturating_add(16));
+                    keyed.push((key, position, item));
+                }
                 _ => {
                     if matches!(*result, Value::Bool(true)) {
                         out_bytes = out_bytes.saturating_add(value_bytes(&item).saturating_add(8));
@@ -587,18 +602,35 @@ impl<'g, 'e> Interp<'g, 'e> {
                 });
             }
         }
-        match acc {
-            Some(acc) if fold => Ok(acc),
-            None if fold => {
-                // An empty list: the fold is its initial value.
-                let init = node
-                    .args
-                    .get(1)
-                    .ok_or_else(|| internal("`fold` without init"))?;
-                Ok(Rc::clone(self.get(*init)?))
+        // Stable: ties keep list order (positions are unique).
+        keyed.sort_unstable_by(|a, b| data::key_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
+        Ok(Rc::new(match &node.op {
+            Op::Fold { .. } => return acc.ok_or_else(|| internal("`fold` lost its accumulator")),
+            Op::SortBy { .. } => Value::List(keyed.into_iter().map(|(_, _, x)| x).collect()),
+            Op::GroupBy { .. } => {
+                let mut groups: Vec<(Value, Vec<Value>)> = Vec::new();
+                for (key, _, item) in keyed {
+                    match groups.last_mut() {
+                        Some((last, items)) if data::key_order(last, &key).is_eq() => {
+                            items.push(item);
+                        }
+                        _ => groups.push((key, vec![item])),
+                    }
+                }
+                Value::List(
+                    groups
+                        .into_iter()
+                        .map(|(key, items)| {
+                            Value::Record(vec![
+                                ("items".to_string(), Value::List(items)),
+                                ("key".to_string(), key),
+                            ])
+                        })
+                        .collect(),
+                )
             }
-            _ => Ok(Rc::new(Value::List(out))),
-        }
+            _ => Value::List(out),
+        }))
     }
 
     fn arguments(&self, node: &Node) -> Result<Vec<&Value>, EvalError> {

@@ -95,7 +95,11 @@ impl Encoder {
             // A tuple index as it always was; a list `get` (no index) as u32::MAX, which no
             // tuple index can be (tuples hold far fewer items).
             Op::Get { index } => self.u32(index.unwrap_or(u32::MAX)),
-            Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
+            Op::Map { body }
+            | Op::Filter { body }
+            | Op::Fold { body }
+            | Op::SortBy { body }
+            | Op::GroupBy { body } => {
                 self.region(graph, body);
             }
             Op::Record { names } => {
@@ -173,6 +177,9 @@ impl Encoder {
             | Op::Range
             | Op::Slice
             | Op::Reverse
+            | Op::Zip
+            | Op::Split
+            | Op::Join
             | Op::Any
             | Op::All
             | Op::Some

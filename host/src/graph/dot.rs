@@ -130,6 +130,11 @@ fn attributes(op: &Op) -> Option<String> {
         | Op::Map { .. }
         | Op::Filter { .. }
         | Op::Fold { .. }
+        | Op::SortBy { .. }
+        | Op::GroupBy { .. }
+        | Op::Zip
+        | Op::Split
+        | Op::Join
         | Op::Some
         | Op::None
         | Op::IsSome

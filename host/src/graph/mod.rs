@@ -186,6 +186,21 @@ pub(crate) enum Op {
     Fold {
         body: Region,
     },
+    /// The list in the order of the keys `body` (param: the element) gives, stable.
+    SortBy {
+        body: Region,
+    },
+    /// The elements grouped by the key `body` gives: a list of `{"items", "key"}` records in
+    /// key order, each group's items in list order.
+    GroupBy {
+        body: Region,
+    },
+    /// `zip(a, b)`: `{"first", "second"}` records, as long as the shorter list.
+    Zip,
+    /// `split(text, separator)`: the pieces between the separators.
+    Split,
+    /// `join(list<string>, separator)`.
+    Join,
     /// A record of the arguments: `names[i]` is `args[i]`'s field, sorted, unique.
     Record {
         names: Vec<String>,
@@ -426,10 +441,62 @@ impl Op {
     pub(crate) fn regions(&self) -> Vec<&Region> {
         match self {
             Op::If { then, otherwise } => vec![then, otherwise],
-            Op::Loop { body, .. } | Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
-                vec![body]
-            }
-            _ => Vec::new(),
+            Op::Loop { body, .. }
+            | Op::Map { body }
+            | Op::Filter { body }
+            | Op::Fold { body }
+            | Op::SortBy { body }
+            | Op::GroupBy { body } => vec![body],
+            // Every op without a region, by name: a new op with one does not compile until
+            // it is listed above.
+            Op::Input { .. }
+            | Op::Param
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Str(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Fork
+            | Op::Sequence
+            | Op::Get { .. }
+            | Op::Iota { .. }
+            | Op::Fill { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose
+            | Op::MatMul
+            | Op::Clamp
+            | Op::NativeMatMul
+            | Op::Reduce(_)
+            | Op::ToF64
+            | Op::ToI64
+            | Op::ToTensor
+            | Op::Concat
+            | Op::Len
+            | Op::ToString
+            | Op::DbQuery { .. }
+            | Op::DbExecute { .. }
+            | Op::Http { .. }
+            | Op::Kernel { .. }
+            | Op::Log { .. }
+            | Op::List
+            | Op::Range
+            | Op::Slice
+            | Op::Reverse
+            | Op::Any
+            | Op::All
+            | Op::Zip
+            | Op::Split
+            | Op::Join
+            | Op::Record { .. }
+            | Op::GetField { .. }
+            | Op::With { .. }
+            | Op::Some
+            | Op::None
+            | Op::IsSome
+            | Op::UnwrapOr
+            | Op::Unwrap
+            | Op::Fused { .. }
+            | Op::FusedReductions { .. } => Vec::new(),
         }
     }
 
@@ -437,10 +504,62 @@ impl Op {
     pub(crate) fn regions_mut(&mut self) -> Vec<&mut Region> {
         match self {
             Op::If { then, otherwise } => vec![then, otherwise],
-            Op::Loop { body, .. } | Op::Map { body } | Op::Filter { body } | Op::Fold { body } => {
-                vec![body]
-            }
-            _ => Vec::new(),
+            Op::Loop { body, .. }
+            | Op::Map { body }
+            | Op::Filter { body }
+            | Op::Fold { body }
+            | Op::SortBy { body }
+            | Op::GroupBy { body } => vec![body],
+            // Every op without a region, by name: a new op with one does not compile until
+            // it is listed above.
+            Op::Input { .. }
+            | Op::Param
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Str(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Fork
+            | Op::Sequence
+            | Op::Get { .. }
+            | Op::Iota { .. }
+            | Op::Fill { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose
+            | Op::MatMul
+            | Op::Clamp
+            | Op::NativeMatMul
+            | Op::Reduce(_)
+            | Op::ToF64
+            | Op::ToI64
+            | Op::ToTensor
+            | Op::Concat
+            | Op::Len
+            | Op::ToString
+            | Op::DbQuery { .. }
+            | Op::DbExecute { .. }
+            | Op::Http { .. }
+            | Op::Kernel { .. }
+            | Op::Log { .. }
+            | Op::List
+            | Op::Range
+            | Op::Slice
+            | Op::Reverse
+            | Op::Any
+            | Op::All
+            | Op::Zip
+            | Op::Split
+            | Op::Join
+            | Op::Record { .. }
+            | Op::GetField { .. }
+            | Op::With { .. }
+            | Op::Some
+            | Op::None
+            | Op::IsSome
+            | Op::UnwrapOr
+            | Op::Unwrap
+            | Op::Fused { .. }
+            | Op::FusedReductions { .. } => Vec::new(),
         }
     }
 
@@ -487,6 +606,11 @@ impl Op {
             Op::Map { .. } => OpKind::Map,
             Op::Filter { .. } => OpKind::Filter,
             Op::Fold { .. } => OpKind::Fold,
+            Op::SortBy { .. } => OpKind::SortBy,
+            Op::GroupBy { .. } => OpKind::GroupBy,
+            Op::Zip => OpKind::Zip,
+            Op::Split => OpKind::Split,
+            Op::Join => OpKind::Join,
             Op::Record { .. } => OpKind::Record,
             Op::GetField { .. } => OpKind::GetField,
             Op::With { .. } => OpKind::With,

@@ -147,6 +147,8 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::Map { .. }
         | Op::Filter { .. }
         | Op::Fold { .. }
+        | Op::SortBy { .. }
+        | Op::GroupBy { .. }
         | Op::None => Err(format!("`{}` is typed from its declaration", op.name())),
         Op::DbExecute { .. } => Ok(I64),
         Op::Log { .. } => {
@@ -294,6 +296,25 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             [t @ Type::List(_), I64, I64] => Ok(t.clone()),
             [x, y, z] => Err(format!(
                 "`slice` takes a list, a start and a length (i64s), got {x}, {y} and {z}"
+            )),
+        },
+        Op::Zip => match arity::<2>(op, args)? {
+            [Type::List(a), Type::List(b)] => Ok(Type::List(Box::new(Type::Record(vec![
+                ("first".to_string(), (**a).clone()),
+                ("second".to_string(), (**b).clone()),
+            ])))),
+            [x, y] => Err(format!("`zip` takes two lists, got {x} and {y}")),
+        },
+        Op::Split => match arity::<2>(op, args)? {
+            [Str, Str] => Ok(Type::List(Box::new(Str))),
+            [x, y] => Err(format!(
+                "`split` takes two strings (text, separator), got {x} and {y}"
+            )),
+        },
+        Op::Join => match arity::<2>(op, args)? {
+            [Type::List(item), Str] if **item == Str => Ok(Str),
+            [x, y] => Err(format!(
+                "`join` takes a list<string> and a separator, got {x} and {y}"
             )),
         },
         Op::Reverse => match arity::<1>(op, args)? {

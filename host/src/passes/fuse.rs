@@ -91,12 +91,8 @@ fn siblings_in(graph: &mut Graph, region: &mut Region) -> usize {
     let mut merged = 0;
     for &id in &region.nodes {
         let mut op = std::mem::replace(&mut graph.nodes[id.index()].op, Op::Param);
-        match &mut op {
-            Op::If { then, otherwise } => {
-                merged += siblings_in(graph, then) + siblings_in(graph, otherwise);
-            }
-            Op::Loop { body, .. } => merged += siblings_in(graph, body),
-            _ => {}
+        for sub in op.regions_mut() {
+            merged += siblings_in(graph, sub);
         }
         graph.nodes[id.index()].op = op;
     }

@@ -395,8 +395,36 @@ impl Builder {
                     );
                 }
             }
+            10 => {
+                let (a, b) = (self.pick("string"), self.pick("string"));
+                if self.rng.chance(50) {
+                    self.push(
+                        nodes,
+                        "list<string>",
+                        json!({"op": "split", "args": [a, b]}),
+                    );
+                } else {
+                    let l = self.list_of(nodes, "list<string>");
+                    self.push(nodes, "string", json!({"op": "join", "args": [l, b]}));
+                }
+            }
             _ => {
-                self.list_of(nodes, key);
+                // `zip`, read back through the records' fields: pairs of i64 and f64.
+                let (a, b) = (
+                    self.list_of(nodes, "list<i64>"),
+                    self.list_of(nodes, "list<f64>"),
+                );
+                let z = self.push(nodes, "list<zipped>", json!({"op": "zip", "args": [a, b]}));
+                if self.rng.chance(50) {
+                    let i = self.push(nodes, "i64", json!({"op": "const", "value": 0}));
+                    let pair = self.push(nodes, "pair", json!({"op": "get", "args": [z, i]}));
+                    let (field, key) = *self.rng.choose(&[("first", "i64"), ("second", "f64")]);
+                    self.push(
+                        nodes,
+                        key,
+                        json!({"op": "field", "field": field, "args": [pair]}),
+                    );
+                }
             }
         }
     }
@@ -411,7 +439,25 @@ impl Builder {
         let l = self.list_of(nodes, key);
         let item_key = element(key).to_string();
         let x = self.id();
-        match self.rng.below(3) {
+        match self.rng.below(5) {
+            3 => {
+                // Sort by a key of any orderable type the body computes.
+                let to = *self.rng.choose(&["i64", "f64", "bool", "string"]);
+                let (body, result) = self.region(&[(&item_key, &x)], &[to.to_string()], depth);
+                let node = json!({"op": "sort_by", "args": [l],
+                    "body": {"params": [x], "nodes": body, "result": result[0]}});
+                self.push(nodes, key, node);
+            }
+            4 => {
+                let to = *self.rng.choose(&["i64", "bool", "string"]);
+                let (body, result) = self.region(&[(&item_key, &x)], &[to.to_string()], depth);
+                let node = json!({"op": "group_by", "args": [l],
+                    "body": {"params": [x], "nodes": body, "result": result[0]}});
+                // One key per element and key type (`list<…>`: never a loop state).
+                let groups = self.push(nodes, &format!("list<groups {key} {to}>"), node);
+                let n = self.push(nodes, "i64", json!({"op": "len", "args": [groups]}));
+                let _ = n;
+            }
             0 => {
                 let to = *self.rng.choose(&["i64", "f64", "bool", "string"]);
                 let (body, result) = self.region(&[(&item_key, &x)], &[to.to_string()], depth);

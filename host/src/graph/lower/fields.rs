@@ -34,6 +34,9 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::Range => Op::Range,
         OpKind::Slice => Op::Slice,
         OpKind::Reverse => Op::Reverse,
+        OpKind::Zip => Op::Zip,
+        OpKind::Split => Op::Split,
+        OpKind::Join => Op::Join,
         OpKind::Any => Op::Any,
         OpKind::All => Op::All,
         OpKind::Some => Op::Some,
@@ -95,6 +98,8 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         | OpKind::Map
         | OpKind::Filter
         | OpKind::Fold
+        | OpKind::SortBy
+        | OpKind::GroupBy
         | OpKind::Record
         | OpKind::GetField
         | OpKind::With

@@ -364,7 +364,7 @@ impl<'l> Lowering<'l> {
             }
             OpKind::If => return self.if_node(json, args, &arg_types),
             OpKind::Loop => return self.loop_node(json, args, arg_types),
-            OpKind::Map | OpKind::Filter | OpKind::Fold => {
+            OpKind::Map | OpKind::Filter | OpKind::Fold | OpKind::SortBy | OpKind::GroupBy => {
                 return self.list_region_node(kind, json, args, &arg_types);
             }
             OpKind::None => {

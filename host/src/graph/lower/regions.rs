@@ -8,6 +8,11 @@ use crate::graph::json::NodeJson;
 use crate::graph::types::Type;
 use crate::graph::{NodeId, Op, OpKind, Region};
 
+/// Whether values of `ty` can be sort and group keys (`graphjit_value::lists::SortKey`).
+fn is_key(ty: &Type) -> bool {
+    matches!(ty, Type::I64 | Type::F64 | Type::Bool | Type::Str)
+}
+
 use super::Lowering;
 use super::values::list_types;
 
@@ -160,9 +165,10 @@ impl Lowering<'_> {
         Ok(id)
     }
 
-    /// `map`, `filter` and `fold`: a body run once per element of the list `args[0]`, in
-    /// order. `map` and `filter` bind the element (one param); `fold` binds the accumulator,
-    /// then the element, and starts from `args[1]`.
+    /// `map`, `filter`, `fold`, `sort_by` and `group_by`: a body run once per element of the
+    /// list `args[0]`, in order. All but `fold` bind the element (one param); `fold` binds the
+    /// accumulator, then the element, and starts from `args[1]`. The key of `sort_by` and
+    /// `group_by` is an i64, f64, bool or string.
     pub(super) fn list_region_node(
         &mut self,
         kind: OpKind,
@@ -231,11 +237,24 @@ impl Lowering<'_> {
                 (Op::Filter { body: region }, Type::List(Box::new(item)))
             }
             OpKind::Fold if Some(&result) == acc.as_ref() => (Op::Fold { body: region }, result),
+            OpKind::SortBy if is_key(&result) => {
+                (Op::SortBy { body: region }, Type::List(Box::new(item)))
+            }
+            OpKind::GroupBy if is_key(&result) => (
+                Op::GroupBy { body: region },
+                Type::List(Box::new(Type::Record(vec![
+                    ("items".to_string(), Type::List(Box::new(item))),
+                    ("key".to_string(), result),
+                ]))),
+            ),
             _ => {
                 return Err(at(GraphError::new(
                     Kind::Type,
                     match kind {
                         OpKind::Filter => format!("the body of `filter` gives {result}, not bool"),
+                        OpKind::SortBy | OpKind::GroupBy => format!(
+                            "the body of `{name}` gives {result}; a key is an i64, f64, bool or string"
+                        ),
                         _ => format!(
                             "the body of `fold` gives {result}, but the accumulator is {}",
                             acc.map_or_else(String::new, |t| t.to_string())
