@@ -16,7 +16,7 @@ use crate::bindings::graphjit::guest::types::EffectFailure;
 use crate::bindings::graphjit::guest::rounds::{self, Answer, Call};
 use crate::bindings::graphjit::guest::{db, http, kernels, log as wit_log};
 use crate::{RunError, Tensor, Value};
-pub use graphjit_value::effects::AnswerType;
+pub use graphjit_value::effects::{AnswerType, Column, ColumnType};
 use graphjit_value::effects::{self as conv, Cell, Rows};
 
 fn failed(node: u32, error: wit::EffectError) -> RunError {

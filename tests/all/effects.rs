@@ -913,3 +913,85 @@ fn unqualified_names_resolve_to_public_whatever_the_url_says() {
         "public.orders has 3 rows, other.orders 1"
     );
 }
+
+/// A query answering a list of records, on either database: columns matched by name,
+/// NULL only into options, the same records in wasm and eval.
+fn records_query(sql: &str, record: &str) -> Graph {
+    graph(&format!(
+        r#"{{"version": 2, "nodes": [
+            {{"id": "rows", "op": "db_query", "sql": "{sql}", "type": {{"list": {{"record": {record}}}}}}}
+        ], "outputs": {{"rows": "rows"}}, "footprint": {{"db": {{"read": ["notes"]}}}}}}"#
+    ))
+}
+
+const NOTES_SCHEMA: &str = "CREATE TABLE notes (id bigint NOT NULL, note text, score double precision NOT NULL, raw bytea);
+     INSERT INTO notes VALUES (1, 'first', 1.5, NULL), (2, NULL, 2.0, NULL), (3, 'ünï', -0.25, NULL);";
+
+const NOTES_RECORD: &str = r#"{"id": "i64", "note": {"option": "string"}, "score": "f64"}"#;
+
+fn check_records(
+    run: impl Fn(&Graph) -> Result<Vec<(String, Value)>, graphjit::Error>,
+    eval: impl Fn(&Graph) -> Result<Vec<(String, Value)>, graphjit::Error>,
+) {
+    // Column order in the SQL does not matter: columns are matched by name.
+    let g = records_query(
+        "SELECT score, note, id FROM notes ORDER BY id",
+        NOTES_RECORD,
+    );
+    let wasm = run(&g).expect("runs");
+    assert_eq!(wasm, eval(&g).expect("evaluates"), "wasm == eval");
+    assert_eq!(
+        graphjit::value_to_json(&wasm[0].1),
+        serde_json::json!([{"id": 1, "note": "first", "score": 1.5},
+                           {"id": 2, "note": null, "score": 2.0},
+                           {"id": 3, "note": "ünï", "score": -0.25}])
+    );
+    // NULL into a field that is not an option, a missing column, an extra one, a wrong type:
+    // typed bad answers at the node, in both engines.
+    for (sql, record) in [
+        (
+            "SELECT id, note FROM notes",
+            r#"{"id": "i64", "note": "string"}"#,
+        ),
+        ("SELECT id FROM notes", r#"{"id": "i64", "score": "f64"}"#),
+        ("SELECT id, score FROM notes", r#"{"id": "i64"}"#),
+        ("SELECT score AS id FROM notes", r#"{"id": "i64"}"#),
+    ] {
+        let g = records_query(sql, record);
+        for e in [run(&g).expect_err(sql), eval(&g).expect_err(sql)] {
+            assert!(
+                matches!(
+                    e.kind,
+                    ErrorKind::EffectFailed {
+                        class: graphjit::EffectClass::BadAnswer,
+                        ..
+                    }
+                ),
+                "{sql}: {e}"
+            );
+            assert_eq!(e.node.as_deref(), Some("rows"), "{sql}");
+        }
+    }
+}
+
+#[test]
+fn db_query_answers_a_list_of_records_on_postgres() {
+    let db = setup();
+    crate::support::pg_execute(&db.pg.url(), NOTES_SCHEMA);
+    check_records(|g| db.run(g), |g| db.eval(g));
+}
+
+#[test]
+fn db_query_answers_a_list_of_records_on_the_embedded_database() {
+    let host = Host::with_config(&memory_only()).expect("host");
+    host.use_embedded_database(Some(&NOTES_SCHEMA.replace("bytea", "blob")))
+        .expect("sqlite");
+    let run = |g: &Graph| {
+        let compiled = host.compile(g)?;
+        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    };
+    let eval = |g: &Graph| {
+        block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    };
+    check_records(run, eval);
+}

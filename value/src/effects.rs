@@ -81,6 +81,36 @@ pub enum AnswerType {
     Str,
     /// `{"tensor": shape}`
     Tensor(Vec<u32>),
+    /// `{"list": {"record": {..}}}` of scalar (or option of scalar) fields: one record per
+    /// row, its fields the columns of the same names; sorted by name, as the record is.
+    Rows(Vec<Column>),
+}
+
+/// A column a row answer expects: its name, the type its cells convert to, and whether it
+/// may be NULL (an `option` field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// The column's (and the record field's) name.
+    pub name: String,
+    /// What its cells become.
+    pub ty: ColumnType,
+    /// NULL becomes none; without this, NULL is an error.
+    pub nullable: bool,
+}
+
+/// The type of a column's values in the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `bool`: a boolean cell.
+    Bool,
+    /// `i64`: an integer cell.
+    I64,
+    /// `f64`: a float cell, or an integer (converted as `as f64` converts it).
+    F64,
+    /// `string`: a text cell.
+    Str,
+    /// `bytes`: a binary cell.
+    Bytes,
 }
 
 /// A graph value as a query parameter (tensors and tuples are not parameters).
@@ -155,6 +185,7 @@ pub fn rows_to_value(rows: &Rows, ty: &AnswerType) -> Result<Value, String> {
             Cell::Text(s) => Ok(Value::Str(s.clone())),
             other => Err(format!("expected text, got {}", describe(other))),
         },
+        AnswerType::Rows(columns) => rows_to_records(rows, columns),
         AnswerType::Tensor(shape) => {
             let (r, c) = (rows.rows.len(), rows.columns.len());
             let fits = match shape.as_slice() {
@@ -184,6 +215,82 @@ pub fn rows_to_value(rows: &Rows, ty: &AnswerType) -> Result<Value, String> {
     }
 }
 
+/// Rows as a list of records: every expected column present exactly once by name, no other
+/// column, each cell of its column's type, NULL only where the field is an option. An error
+/// names the column and the row.
+fn rows_to_records(rows: &Rows, columns: &[Column]) -> Result<Value, String> {
+    let mut at = Vec::with_capacity(columns.len());
+    for column in columns {
+        let mut found = rows
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == column.name);
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => at.push(i),
+            (None, _) => {
+                return Err(format!(
+                    "the rows have no column {:?} (they have {:?})",
+                    column.name, rows.columns
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!("the rows have two columns named {:?}", column.name));
+            }
+        }
+    }
+    if let Some(extra) = rows
+        .columns
+        .iter()
+        .find(|c| !columns.iter().any(|col| col.name == **c))
+    {
+        return Err(format!(
+            "the rows have a column {extra:?} the record type does not (select only its fields)"
+        ));
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(rows.rows.len())
+        .map_err(|_| String::from("out of memory for the answer"))?;
+    for (r, row) in rows.rows.iter().enumerate() {
+        let mut fields = Vec::with_capacity(columns.len());
+        for (column, &i) in columns.iter().zip(&at) {
+            let cell = row.get(i).ok_or_else(|| String::from("a row is short"))?;
+            let bad = |what: &str| {
+                format!(
+                    "row {r}, column {:?}: expected {what}, got {}",
+                    column.name,
+                    describe(cell)
+                )
+            };
+            let value = match (cell, column.ty) {
+                (Cell::Null, _) if column.nullable => Value::Option(None),
+                (Cell::Null, _) => {
+                    return Err(bad("a value (NULL only goes into an option field)"));
+                }
+                (Cell::Bool(b), ColumnType::Bool) => Value::Bool(*b),
+                (Cell::Int(i), ColumnType::I64) => Value::I64(*i),
+                (Cell::Int(i), ColumnType::F64) => Value::F64(*i as f64),
+                (Cell::Float(x), ColumnType::F64) => Value::F64(canonical_f64(*x)),
+                (Cell::Text(s), ColumnType::Str) => Value::Str(s.clone()),
+                (Cell::Bytes(b), ColumnType::Bytes) => Value::Bytes(b.clone()),
+                (_, ColumnType::Bool) => return Err(bad("a boolean")),
+                (_, ColumnType::I64) => return Err(bad("an integer")),
+                (_, ColumnType::F64) => return Err(bad("a number")),
+                (_, ColumnType::Str) => return Err(bad("text")),
+                (_, ColumnType::Bytes) => return Err(bad("bytes")),
+            };
+            let value = match value {
+                Value::Option(None) => value,
+                v if column.nullable => Value::Option(Some(alloc::boxed::Box::new(v))),
+                v => v,
+            };
+            fields.push((column.name.clone(), value));
+        }
+        out.push(Value::Record(fields));
+    }
+    Ok(Value::List(out))
+}
+
 /// An HTTP body as the node's type: `string` (valid UTF-8), or a number parsed from the
 /// trimmed body text (`i64`, `f64`), or `bool` (`true`/`false`).
 pub fn body_to_value(body: &[u8], ty: &AnswerType) -> Result<Value, String> {
@@ -205,6 +312,7 @@ pub fn body_to_value(body: &[u8], ty: &AnswerType) -> Result<Value, String> {
             other => Err(format!("expected true or false, got {:?}", preview(other))),
         },
         AnswerType::Tensor(_) => Err("an HTTP body cannot be a tensor".into()),
+        AnswerType::Rows(_) => Err("an HTTP body cannot be rows".into()),
     }
 }
 
@@ -312,5 +420,83 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[test]
+    fn rows_become_records_by_column_name_with_null_only_into_options() {
+        let columns = vec![
+            Column {
+                name: "id".into(),
+                ty: ColumnType::I64,
+                nullable: false,
+            },
+            Column {
+                name: "note".into(),
+                ty: ColumnType::Str,
+                nullable: true,
+            },
+            Column {
+                name: "total".into(),
+                ty: ColumnType::F64,
+                nullable: false,
+            },
+        ];
+        let ty = AnswerType::Rows(columns);
+        let rows = |names: &[&str], cells: Vec<Vec<Cell>>| Rows {
+            columns: names.iter().map(|n| String::from(*n)).collect(),
+            rows: cells,
+        };
+        // Column order does not matter; an integer is a fine f64.
+        let good = rows(
+            &["total", "id", "note"],
+            vec![
+                vec![Cell::Int(5), Cell::Int(1), Cell::Null],
+                vec![Cell::Float(2.5), Cell::Int(2), Cell::Text("x".into())],
+            ],
+        );
+        let Ok(Value::List(records)) = rows_to_value(&good, &ty) else {
+            panic!("rows convert")
+        };
+        assert_eq!(
+            records[1],
+            Value::Record(vec![
+                ("id".into(), Value::I64(2)),
+                (
+                    "note".into(),
+                    Value::Option(Some(alloc::boxed::Box::new(Value::Str("x".into()))))
+                ),
+                ("total".into(), Value::F64(2.5)),
+            ])
+        );
+        for (names, cells, why) in [
+            (
+                &["id", "note"][..],
+                vec![vec![Cell::Int(1), Cell::Null]],
+                "no column",
+            ),
+            (
+                &["id", "note", "total", "x"][..],
+                vec![vec![Cell::Int(1), Cell::Null, Cell::Int(1), Cell::Int(1)]],
+                "does not",
+            ),
+            (
+                &["id", "note", "total"][..],
+                vec![vec![Cell::Null, Cell::Null, Cell::Int(1)]],
+                "NULL only",
+            ),
+            (
+                &["id", "note", "total"][..],
+                vec![vec![Cell::Float(1.5), Cell::Null, Cell::Int(1)]],
+                "an integer",
+            ),
+            (
+                &["id", "id", "total", "note"][..],
+                vec![vec![Cell::Int(1), Cell::Int(1), Cell::Int(1), Cell::Null]],
+                "two columns",
+            ),
+        ] {
+            let err = rows_to_value(&rows(names, cells), &ty).expect_err(why);
+            assert!(err.contains(why), "{err}");
+        }
     }
 }

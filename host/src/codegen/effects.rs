@@ -16,16 +16,30 @@ use crate::graph::{AnswerType, NodeId, Op, Region, Type};
 struct Answer {
     /// Extra arguments of the answering call (`&AnswerType::I64`, `&[4u32]`), if any.
     args: Option<String>,
-    /// The `rt::effects::as_*` conversion of a dynamic answer, if any.
-    extract: Option<&'static str>,
+    /// How the answer's `rt::Value` becomes the node's Rust value.
+    extract: Extract,
+}
+
+enum Extract {
+    /// The call's value is the node's.
+    None,
+    /// An `rt::effects::as_*` conversion of a scalar or tensor answer.
+    Scalar(&'static str),
+    /// Rows, read as the node's list of records (`rt::data::read_*`; the answer was checked
+    /// against the columns already).
+    Data(Type),
 }
 
 impl Answer {
     /// `call` (a guest call returning `Result`) with the answer's conversion applied.
     fn wrap(&self, call: String, at: u32) -> String {
-        match self.extract {
-            Some(extract) => format!("rt::effects::{extract}({call}?, {at})?"),
-            None => format!("{call}?"),
+        match &self.extract {
+            Extract::Scalar(extract) => format!("rt::effects::{extract}({call}?, {at})?"),
+            Extract::Data(ty) => format!(
+                "{{ let v0 = {call}?; {} }}",
+                super::emit::read_expr("v0", ty, 1)
+            ),
+            Extract::None => format!("{call}?"),
         }
     }
 
@@ -69,32 +83,35 @@ impl Generator<'_> {
         let node = at.node;
         let dynamic = |answer: &AnswerType| -> Result<Answer> {
             let extract = match &node.ty {
-                Type::Bool => "as_bool",
-                Type::I64 => "as_i64",
-                Type::F64 => "as_f64",
-                Type::Str => "as_string",
-                Type::Tensor(_) => "as_tensor",
+                Type::Bool => Extract::Scalar("as_bool"),
+                Type::I64 => Extract::Scalar("as_i64"),
+                Type::F64 => Extract::Scalar("as_f64"),
+                Type::Str => Extract::Scalar("as_string"),
+                Type::Tensor(_) => Extract::Scalar("as_tensor"),
+                ty @ Type::List(_) if matches!(answer, AnswerType::Rows(_)) => {
+                    Extract::Data(ty.clone())
+                }
                 Type::Tuple(_)
                 | Type::List(_)
                 | Type::Record(_)
                 | Type::Option(_)
-                | Type::Bytes => return Err(at.no_rule("a structured answer")),
+                | Type::Bytes => return Err(at.no_rule("this answer")),
             };
             Ok(Answer {
                 args: Some(format!("&{}", answer_literal(answer))),
-                extract: Some(extract),
+                extract,
             })
         };
         match &node.op {
             Op::DbQuery { answer, .. } | Op::Http { answer, .. } => dynamic(answer),
             Op::DbExecute { .. } => Ok(Answer {
                 args: None,
-                extract: None,
+                extract: Extract::None,
             }),
             Op::Kernel { .. } => match &node.ty {
                 Type::Tensor(shape) => Ok(Answer {
                     args: Some(format!("&{}", shape_literal(shape))),
-                    extract: None,
+                    extract: Extract::None,
                 }),
                 _ => Err(at.no_rule("a result that is not a tensor")),
             },
@@ -206,5 +223,22 @@ fn answer_literal(answer: &AnswerType) -> String {
             "rt::effects::AnswerType::Tensor(alloc::vec::Vec::from({}))",
             shape_literal(shape)
         ),
+        AnswerType::Rows(columns) => {
+            let columns: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "rt::effects::Column {{ name: alloc::string::String::from({}), ty: rt::effects::ColumnType::{:?}, nullable: {} }}",
+                        str_literal(&c.name),
+                        c.ty,
+                        c.nullable
+                    )
+                })
+                .collect();
+            format!(
+                "rt::effects::AnswerType::Rows(alloc::vec![{}])",
+                columns.join(", ")
+            )
+        }
     }
 }

@@ -475,7 +475,7 @@ fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> Option<Str
 
 /// An expression reading the `rt::Value` named `v` as the Rust of type `ty` (`?` on a
 /// mismatch, a host bug); `depth` keeps the names of nested closures apart.
-fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
+pub(super) fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
     let e = format!("v{depth}");
     match ty {
         Type::Bool => format!("rt::data::read_bool({v})?"),

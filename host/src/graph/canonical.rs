@@ -228,6 +228,17 @@ impl Encoder {
                 self.u32(4);
                 self.shape(shape);
             }
+            // The node's type (hashed with every node) says the same; hashed here too so the
+            // answer's encoding stands alone.
+            AnswerType::Rows(columns) => {
+                self.u32(5);
+                self.len(columns.len());
+                for column in columns {
+                    self.str(&column.name);
+                    self.str(&format!("{:?}", column.ty));
+                    self.u32(u32::from(column.nullable));
+                }
+            }
         }
     }
 

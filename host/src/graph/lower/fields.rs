@@ -6,6 +6,7 @@ use crate::graph::json::NodeJson;
 use crate::graph::ops::Field;
 use crate::graph::types::Type;
 use crate::graph::{AnswerType, Op, OpKind, OpSpec};
+use graphjit_value::effects::{Column, ColumnType};
 
 use super::values::json_f64;
 
@@ -201,11 +202,51 @@ pub(super) fn answer_type(ty: &Type) -> Result<AnswerType, GraphError> {
         Type::F64 => AnswerType::F64,
         Type::Str => AnswerType::Str,
         Type::Tensor(shape) if shape.len() <= 2 => AnswerType::Tensor(shape.clone()),
+        Type::List(item) if matches!(**item, Type::Record(_)) => {
+            let Type::Record(fields) = &**item else {
+                return Err(GraphError::new(
+                    Kind::Type,
+                    "rows of a record",
+                    "report this",
+                ));
+            };
+            let columns = fields
+                .iter()
+                .map(|(name, t)| {
+                    let (t, nullable) = match t {
+                        Type::Option(inner) => (&**inner, true),
+                        t => (t, false),
+                    };
+                    let ty = match t {
+                        Type::Bool => ColumnType::Bool,
+                        Type::I64 => ColumnType::I64,
+                        Type::F64 => ColumnType::F64,
+                        Type::Str => ColumnType::Str,
+                        Type::Bytes => ColumnType::Bytes,
+                        other => {
+                            return Err(GraphError::new(
+                                Kind::Type,
+                                format!("column {name:?} cannot be {other}"),
+                                "give each field a scalar type (bool, i64, f64, string, bytes), \
+                                 or an option of one for a column that may be NULL",
+                            ));
+                        }
+                    };
+                    Ok(Column {
+                        name: name.clone(),
+                        ty,
+                        nullable,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            AnswerType::Rows(columns)
+        }
         other => {
             return Err(GraphError::new(
                 Kind::Type,
                 format!("an effect cannot answer {other}"),
-                "use bool, i64, f64, string, or a tensor of rank 0 to 2",
+                "use bool, i64, f64, string, a tensor of rank 0 to 2, or (for db_query) a \
+                 list of records whose fields are the columns",
             ));
         }
     })

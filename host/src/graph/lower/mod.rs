@@ -433,10 +433,10 @@ impl<'l> Lowering<'l> {
                     None => Type::Str,
                 };
                 let answer = answer_type(&ty).map_err(at)?;
-                if matches!(answer, AnswerType::Tensor(_)) {
+                if matches!(answer, AnswerType::Tensor(_) | AnswerType::Rows(_)) {
                     return Err(at(GraphError::new(
                         Kind::Type,
-                        "an `http` answer cannot be a tensor",
+                        "an `http` answer cannot be a tensor or rows",
                         "use \"type\": \"string\", \"i64\", \"f64\" or \"bool\"",
                     )));
                 }
