@@ -16,7 +16,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use graphjit_value::lists::{self, SortKey};
-use graphjit_value::text;
+use graphjit_value::{json, text};
 
 use crate::{InvalidValue, NO_NODE, RunError, Tensor, Value, out_of_memory};
 
@@ -332,6 +332,23 @@ pub fn join(items: &[String], sep: &str, node: u32) -> Result<String, RunError> 
     out.try_reserve_exact(bytes)
         .map_err(|_| out_of_memory(node, bytes))?;
     text::join_into(&mut out, items, sep);
+    Ok(out)
+}
+
+/// `text` read as JSON of `schema` (`graphjit_value::json`); malformed or mistyped JSON is
+/// `InvalidValue` at `node`, naming the JSON path.
+pub fn json_parse(text: &str, schema: &json::Schema, node: u32) -> Result<Value, RunError> {
+    json::parse(text, schema).map_err(|message| RunError::InvalidValue(InvalidValue { node, message }))
+}
+
+/// `value`'s canonical JSON text; NaN or an infinity is `InvalidValue` at `node`.
+pub fn json_emit(value: &Value, node: u32) -> Result<String, RunError> {
+    let invalid = |message| RunError::InvalidValue(InvalidValue { node, message });
+    let bytes = json::emitted_len(value).map_err(invalid)?;
+    let mut out = String::new();
+    out.try_reserve_exact(bytes)
+        .map_err(|_| out_of_memory(node, bytes))?;
+    json::emit_into(value, &mut out).map_err(invalid)?;
     Ok(out)
 }
 

@@ -83,7 +83,7 @@ pub mod bindings {
 pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::graphjit::guest::types::{IndexOutOfRange, InvalidValue, OutOfMemory, RunError};
-pub use graphjit_value::{Tensor, Value};
+pub use graphjit_value::{Tensor, Value, json};
 
 /// The node index used when an error belongs to no node of the graph (decoding the inputs,
 /// encoding the outputs).

@@ -382,3 +382,54 @@ fn split_with_an_empty_separator_is_invalid_value_and_a_huge_join_is_refused() {
     assert_eq!(outcome(eval_with(&g, limits)), "memory_exceeded");
     assert_eq!(outcome(run_with(&compile(&g), limits)), "memory_exceeded");
 }
+
+#[test]
+fn json_parse_and_emit_round_trip_and_name_the_path_of_bad_json_in_both_engines() {
+    let record = r#"{"list": {"record": {"id": "i64", "tags": {"list": "string"}, "price": {"option": "f64"}}}}"#;
+    let g = v2(&format!(
+        r#"{{"id": "text", "op": "input", "type": "string",
+             "default": "[{{\"tags\": [\"a\", \"\\u00e9\\n\"], \"id\": 7}}, {{\"id\": -1, \"tags\": [], \"price\": 2.5}}]"}},
+           {{"id": "rows", "op": "json_parse", "type": {record}, "args": ["text"]}},
+           {{"id": "again", "op": "json_emit", "args": ["rows"]}},
+           {{"id": "back", "op": "json_parse", "type": {record}, "args": ["again"]}},
+           {{"id": "same", "op": "json_emit", "args": ["back"]}},
+           {{"id": "r", "op": "fork", "args": ["again", "same"]}}"#
+    ));
+    let canonical = r#"[{"id":7,"price":null,"tags":["a","é\n"]},{"id":-1,"price":2.5,"tags":[]}]"#;
+    assert_eq!(agreed(&g), serde_json::json!([[canonical, canonical]]));
+    for (text, path) in [
+        (
+            r#"[{\"id\": 1, \"id\": 2, \"tags\": []}]"#,
+            "$[0]: the field \\\"id\\\" appears twice",
+        ),
+        (r#"[{\"id\": 1.5, \"tags\": []}]"#, "$[0].id"),
+        (r#"[{\"id\": 1, \"tags\": [3]}]"#, "$[0].tags[0]"),
+        (r#"[{\"id\": 1}]"#, "missing"),
+        ("[", "EOF"),
+    ] {
+        let g = v2(&format!(
+            r#"{{"id": "text", "op": "const", "value": "{text}"}},
+               {{"id": "r", "op": "json_parse", "type": {record}, "args": ["text"]}}"#
+        ));
+        let limits = RunLimits::default();
+        for e in [
+            eval_with(&g, limits).expect_err(text),
+            run_with(&compile(&g), limits).expect_err(text),
+        ] {
+            assert_eq!(e.kind, ErrorKind::InvalidValue, "{text}: {e}");
+            assert_eq!(e.node.as_deref(), Some("r"));
+            let path = path.replace("\\\"", "\"");
+            assert!(e.message.contains(&path), "{text}: {}", e.message);
+        }
+    }
+    let nan = v2(
+        r#"{"id": "x", "op": "const", "type": "f64", "value": "nan"},
+                    {"id": "r", "op": "json_emit", "args": ["x"]}"#,
+    );
+    for e in [
+        eval_with(&nan, RunLimits::default()).expect_err("eval"),
+        run_with(&compile(&nan), RunLimits::default()).expect_err("run"),
+    ] {
+        assert_eq!(e.kind, ErrorKind::InvalidValue, "{e}");
+    }
+}

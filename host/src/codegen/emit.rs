@@ -139,6 +139,28 @@ impl Generator<'_> {
                 self.var(at.arg(1)?),
                 at.at()
             )),
+            Op::JsonParse => {
+                let schema = node
+                    .ty
+                    .schema()
+                    .ok_or_else(|| at.no_rule("a type JSON does not name"))?;
+                Ok(format!(
+                    "{{ let v0 = rt::data::json_parse(&{}, &{}, {})?; {} }}",
+                    self.var(at.arg(0)?),
+                    schema_literal(&schema),
+                    at.at(),
+                    read_expr("v0", &node.ty, 1)
+                ))
+            }
+            Op::JsonEmit => {
+                let x = at.arg(0)?;
+                let ty = &self.graph.node(x).ty;
+                Ok(format!(
+                    "rt::data::json_emit(&{}, {})?",
+                    value_expr(&self.owned(x, at.local(x)), ty),
+                    at.at()
+                ))
+            }
             Op::Map { .. }
             | Op::Filter { .. }
             | Op::Fold { .. }
@@ -471,6 +493,46 @@ fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> Option<Str
             _,
         ) => return None,
     })
+}
+
+/// A `rt::json::Schema` expression.
+fn schema_literal(schema: &graphjit_value::json::Schema) -> String {
+    use graphjit_value::json::Schema;
+    match schema {
+        Schema::Bool => "rt::json::Schema::Bool".into(),
+        Schema::I64 => "rt::json::Schema::I64".into(),
+        Schema::F64 => "rt::json::Schema::F64".into(),
+        Schema::Str => "rt::json::Schema::Str".into(),
+        Schema::Bytes => "rt::json::Schema::Bytes".into(),
+        Schema::Tensor(shape) => format!(
+            "rt::json::Schema::Tensor(alloc::vec::Vec::from({}))",
+            shape_literal(shape)
+        ),
+        Schema::List(item) => format!(
+            "rt::json::Schema::List(alloc::boxed::Box::new({}))",
+            schema_literal(item)
+        ),
+        Schema::Option(item) => format!(
+            "rt::json::Schema::Option(alloc::boxed::Box::new({}))",
+            schema_literal(item)
+        ),
+        Schema::Record(fields) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|(n, s)| {
+                    format!(
+                        "(alloc::string::String::from({}), {})",
+                        str_literal(n),
+                        schema_literal(s)
+                    )
+                })
+                .collect();
+            format!(
+                "rt::json::Schema::Record(alloc::vec![{}])",
+                parts.join(", ")
+            )
+        }
+    }
 }
 
 /// An expression reading the `rt::Value` named `v` as the Rust of type `ty` (`?` on a

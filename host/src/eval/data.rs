@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 
 use graphjit_value::lists::SortKey;
-use graphjit_value::{Value, lists, text};
+use graphjit_value::{Value, json, lists, text};
 
 use super::EvalError;
 use super::interp::internal;
@@ -25,6 +25,8 @@ pub(super) fn is_data_op(op: &Op, args: &[&Value]) -> bool {
             | Op::Zip
             | Op::Split
             | Op::Join
+            | Op::JsonParse
+            | Op::JsonEmit
             | Op::Any
             | Op::All
             | Op::Record { .. }
@@ -104,6 +106,21 @@ pub(super) fn apply(
                 return Err(EvalError::OutOfMemory { node, bytes });
             }
             Value::List(pieces.map(|p| Value::Str(p.to_string())).collect())
+        }
+        (Op::JsonParse, [Value::Str(s)]) => {
+            let schema = ty.schema().ok_or_else(wrong)?;
+            json::parse(s, &schema).map_err(|message| EvalError::InvalidValue { node, message })?
+        }
+        (Op::JsonEmit, [value]) => {
+            let bytes = json::emitted_len(value)
+                .map_err(|message| EvalError::InvalidValue { node, message })?
+                as u64;
+            if bytes > memory_bytes {
+                return Err(EvalError::OutOfMemory { node, bytes });
+            }
+            Value::Str(
+                json::emit(value).map_err(|message| EvalError::InvalidValue { node, message })?,
+            )
         }
         (Op::Join, [Value::List(items), Value::Str(sep)]) => {
             let texts = items

@@ -466,6 +466,8 @@ impl<'g, 'e> Interp<'g, 'e> {
             | Op::Zip
             | Op::Split
             | Op::Join
+            | Op::JsonParse
+            | Op::JsonEmit
             | Op::Any
             | Op::All
             | Op::Record { .. }

@@ -180,6 +180,8 @@ impl Encoder {
             | Op::Zip
             | Op::Split
             | Op::Join
+            | Op::JsonParse
+            | Op::JsonEmit
             | Op::Any
             | Op::All
             | Op::Some

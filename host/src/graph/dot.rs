@@ -135,6 +135,8 @@ fn attributes(op: &Op) -> Option<String> {
         | Op::Zip
         | Op::Split
         | Op::Join
+        | Op::JsonParse
+        | Op::JsonEmit
         | Op::Some
         | Op::None
         | Op::IsSome

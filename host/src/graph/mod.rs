@@ -201,6 +201,10 @@ pub(crate) enum Op {
     Split,
     /// `join(list<string>, separator)`.
     Join,
+    /// A string's JSON read as the node's (declared) type; errors name the JSON path.
+    JsonParse,
+    /// A value's canonical JSON text.
+    JsonEmit,
     /// A record of the arguments: `names[i]` is `args[i]`'s field, sorted, unique.
     Record {
         names: Vec<String>,
@@ -487,6 +491,8 @@ impl Op {
             | Op::Zip
             | Op::Split
             | Op::Join
+            | Op::JsonParse
+            | Op::JsonEmit
             | Op::Record { .. }
             | Op::GetField { .. }
             | Op::With { .. }
@@ -550,6 +556,8 @@ impl Op {
             | Op::Zip
             | Op::Split
             | Op::Join
+            | Op::JsonParse
+            | Op::JsonEmit
             | Op::Record { .. }
             | Op::GetField { .. }
             | Op::With { .. }
@@ -611,6 +619,8 @@ impl Op {
             Op::Zip => OpKind::Zip,
             Op::Split => OpKind::Split,
             Op::Join => OpKind::Join,
+            Op::JsonParse => OpKind::JsonParse,
+            Op::JsonEmit => OpKind::JsonEmit,
             Op::Record { .. } => OpKind::Record,
             Op::GetField { .. } => OpKind::GetField,
             Op::With { .. } => OpKind::With,

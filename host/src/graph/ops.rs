@@ -416,6 +416,8 @@ op_kinds! {
         Zip => pure("zip", ARGS),
         Split => pure("split", ARGS),
         Join => pure("join", ARGS),
+        JsonParse => pure("json_parse", &[Field::Args, Field::Type]),
+        JsonEmit => pure("json_emit", ARGS),
         Record => pure("record", &[Field::Args, Field::Fields]),
         GetField => pure("field", &[Field::Args, Field::Which]),
         With => pure("with", &[Field::Args, Field::Which]),

@@ -102,6 +102,29 @@ impl Type {
         }
     }
 
+    /// The JSON schema values of this type are read and written by (`json_parse`,
+    /// `json_emit`); `None` for tuples, which JSON does not name.
+    pub(crate) fn schema(&self) -> Option<graphjit_value::json::Schema> {
+        use graphjit_value::json::Schema;
+        Some(match self {
+            Type::Bool => Schema::Bool,
+            Type::I64 => Schema::I64,
+            Type::F64 => Schema::F64,
+            Type::Str => Schema::Str,
+            Type::Bytes => Schema::Bytes,
+            Type::Tensor(shape) => Schema::Tensor(shape.clone()),
+            Type::List(item) => Schema::List(Box::new(item.schema()?)),
+            Type::Option(item) => Schema::Option(Box::new(item.schema()?)),
+            Type::Record(fields) => Schema::Record(
+                fields
+                    .iter()
+                    .map(|(n, t)| Some((n.clone(), t.schema()?)))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            Type::Tuple(_) => return None,
+        })
+    }
+
     /// The type of field `name` of a record type, with its position.
     pub(crate) fn field(&self, name: &str) -> Option<(usize, &Type)> {
         match self {
@@ -149,6 +172,7 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::Fold { .. }
         | Op::SortBy { .. }
         | Op::GroupBy { .. }
+        | Op::JsonParse
         | Op::None => Err(format!("`{}` is typed from its declaration", op.name())),
         Op::DbExecute { .. } => Ok(I64),
         Op::Log { .. } => {
@@ -304,6 +328,10 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 ("second".to_string(), (**b).clone()),
             ])))),
             [x, y] => Err(format!("`zip` takes two lists, got {x} and {y}")),
+        },
+        Op::JsonEmit => match arity::<1>(op, args)? {
+            [t] if t.schema().is_some() => Ok(Str),
+            [t] => Err(format!("`json_emit` cannot write {t} (a tuple)")),
         },
         Op::Split => match arity::<2>(op, args)? {
             [Str, Str] => Ok(Type::List(Box::new(Str))),

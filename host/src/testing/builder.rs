@@ -395,6 +395,27 @@ impl Builder {
                     );
                 }
             }
+            10 if self.rng.chance(40) => {
+                // JSON out and back in: a list's text read as the same type, or a string's
+                // (often not JSON at all: invalid_value at the node).
+                let l = self.list_of(nodes, key);
+                let text = if self.rng.chance(70) {
+                    self.push(nodes, "string", json!({"op": "json_emit", "args": [l]}))
+                } else {
+                    self.pick("string")
+                };
+                let ty: Json = serde_json::from_str(
+                    DATA.iter()
+                        .find(|(k, _)| *k == key)
+                        .map_or(r#"{"list": "i64"}"#, |(_, t)| t),
+                )
+                .unwrap_or_default();
+                self.push(
+                    nodes,
+                    key,
+                    json!({"op": "json_parse", "type": ty, "args": [text]}),
+                );
+            }
             10 => {
                 let (a, b) = (self.pick("string"), self.pick("string"));
                 if self.rng.chance(50) {

@@ -38,6 +38,7 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::Zip => Op::Zip,
         OpKind::Split => Op::Split,
         OpKind::Join => Op::Join,
+        OpKind::JsonEmit => Op::JsonEmit,
         OpKind::Any => Op::Any,
         OpKind::All => Op::All,
         OpKind::Some => Op::Some,
@@ -101,6 +102,7 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         | OpKind::Fold
         | OpKind::SortBy
         | OpKind::GroupBy
+        | OpKind::JsonParse
         | OpKind::Record
         | OpKind::GetField
         | OpKind::With

@@ -367,6 +367,17 @@ impl<'l> Lowering<'l> {
             OpKind::Map | OpKind::Filter | OpKind::Fold | OpKind::SortBy | OpKind::GroupBy => {
                 return self.list_region_node(kind, json, args, &arg_types);
             }
+            OpKind::JsonParse => {
+                let ty = self.declared_type(json).map_err(at)?;
+                if arg_types != [Type::Str] {
+                    return Err(at(GraphError::new(
+                        Kind::Type,
+                        "`json_parse` takes one string",
+                        "pass the JSON text as a string",
+                    )));
+                }
+                (Op::JsonParse, ty)
+            }
             OpKind::None => {
                 let ty = self.declared_type(json).map_err(at)?;
                 if !matches!(ty, Type::Option(_)) {
