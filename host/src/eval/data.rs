@@ -1,5 +1,6 @@
 //! The value rules of the structured-data ops without regions: lists, records, options and
-//! bytes. `map`, `filter` and `fold` run regions and live in `interp.rs`.
+//! bytes. `map`, `filter`, `fold`, `sort_by` and `group_by` run regions and live in
+//! `interp/regions.rs`.
 //!
 //! The rules that are more than a loop (positions, slices, sums, min/max) are
 //! `graphjit_value::lists`, shared with the guest template; so are the error conditions.

@@ -26,6 +26,9 @@
 //! unless it is one of the region's results — as the compiled guest drops a large tensor after
 //! its last reader — so a long chain of large tensors needs only what is live at once.
 
+mod accounting;
+mod regions;
+
 use std::rc::Rc;
 
 use graphjit_value::Value;
@@ -34,7 +37,10 @@ use graphjit_value::effects::{self as conv, cell_from_value};
 
 use super::{EffectFn, EffectServer, EvalError, EvalLimits, const_value, data, scalar, tensor};
 use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
-use crate::graph::{Graph, Node, NodeId, Op, Region, Type, Work};
+use crate::graph::{Graph, Node, NodeId, Op, Region, Type};
+use accounting::{
+    allocation_bytes, describe, last_readers, list_len, node_cost, string_bytes, value_bytes,
+};
 
 /// One evaluation's state: a slot per node, the demanded set and the fuel meter.
 pub(super) struct Interp<'g, 'e> {
@@ -531,152 +537,11 @@ impl<'g, 'e> Interp<'g, 'e> {
         Ok(walked)
     }
 
-    /// `map`, `filter` and `fold`: the body once per element of `args[0]`, in order, 1 fuel
-    /// per iteration besides the body's nodes. The list being built counts against the memory
-    /// limit as it grows.
-    fn run_list_region(
-        &mut self,
-        id: NodeId,
-        node: &Node,
-        body: &'g Region,
-    ) -> Result<Rc<Value>, EvalError> {
-        let list = Rc::clone(
-            self.get(
-                node.args
-                    .first()
-                    .copied()
-                    .ok_or_else(|| internal("a list op without its list"))?,
-            )?,
-        );
-        let Value::List(items) = &*list else {
-            return Err(internal("a list op on something other than a list"));
-        };
-        let fold = matches!(node.op, Op::Fold { .. });
-        let (acc_param, item_param) = match (body.params.as_slice(), fold) {
-            ([acc, item], true) => (Some(*acc), *item),
-            ([item], false) => (None, *item),
-            _ => return Err(internal("a list op's body has the wrong params")),
-        };
-        let mut acc = match node.args.get(1) {
-            Some(&init) if fold => Some(Rc::clone(self.get(init)?)),
-            _ => None,
-        };
-        let mut out: Vec<Value> = Vec::new();
-        let mut keyed: Vec<(Value, usize, Value)> = Vec::new();
-        let mut out_bytes = 0u64;
-        for (position, item) in items.iter().enumerate() {
-            self.charge(1)?;
-            let item = Rc::new(item.clone());
-            if let (Some(param), Some(acc)) = (acc_param, acc.take()) {
-                self.set(param, acc)?;
-            }
-            self.set(item_param, Rc::clone(&item))?;
-            let result = self
-                .region(body)?
-                .pop()
-                .ok_or_else(|| internal("a list op's body without a result"))?;
-            match &node.op {
-                Op::Fold { .. } => acc = Some(result),
-                Op::Map { .. } => {
-                    let value = Rc::unwrap_or_clone(result);
-                    out_bytes = out_bytes.saturating_add(value_bytes(&value).saturating_add(8));
-                    out.push(value);
-                }
-                Op::SortBy { .. } | Op::GroupBy { .. } => {
-                    let key = Rc::unwrap_or_clone(result);
-                    let item = Rc::unwrap_or_clone(item);
-                    let bytes = value_bytes(&key) + value_bytes(&item);
-                    out_bytes = out_bytes.saturating_add(bytes.saturating_add(16));
-                    keyed.push((key, position, item));
-                }
-                _ => {
-                    if matches!(*result, Value::Bool(true)) {
-                        out_bytes = out_bytes.saturating_add(value_bytes(&item).saturating_add(8));
-                        out.push(Rc::unwrap_or_clone(item));
-                    }
-                }
-            }
-            let live = self.live_bytes.saturating_add(out_bytes);
-            if live > self.limits.memory_bytes {
-                return Err(EvalError::OutOfMemory {
-                    node: id,
-                    bytes: live,
-                });
-            }
-        }
-        // Stable: ties keep list order (positions are unique).
-        keyed.sort_unstable_by(|a, b| data::key_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
-        Ok(Rc::new(match &node.op {
-            Op::Fold { .. } => return acc.ok_or_else(|| internal("`fold` lost its accumulator")),
-            Op::SortBy { .. } => Value::List(keyed.into_iter().map(|(_, _, x)| x).collect()),
-            Op::GroupBy { .. } => {
-                let mut groups: Vec<(Value, Vec<Value>)> = Vec::new();
-                for (key, _, item) in keyed {
-                    match groups.last_mut() {
-                        Some((last, items)) if data::key_order(last, &key).is_eq() => {
-                            items.push(item);
-                        }
-                        _ => groups.push((key, vec![item])),
-                    }
-                }
-                Value::List(
-                    groups
-                        .into_iter()
-                        .map(|(key, items)| {
-                            Value::Record(vec![
-                                ("items".to_string(), Value::List(items)),
-                                ("key".to_string(), key),
-                            ])
-                        })
-                        .collect(),
-                )
-            }
-            _ => Value::List(out),
-        }))
-    }
-
     fn arguments(&self, node: &Node) -> Result<Vec<&Value>, EvalError> {
         node.args
             .iter()
             .map(|&a| self.get(a).map(|v| &**v))
             .collect()
-    }
-
-    /// `states = args; for i in 0..iterations { bind (i, states); states = body results }`.
-    fn run_loop(
-        &mut self,
-        node: &Node,
-        iterations: u64,
-        body: &'g Region,
-    ) -> Result<Rc<Value>, EvalError> {
-        let mut states: Vec<Rc<Value>> = node
-            .args
-            .iter()
-            .map(|&a| self.get(a).cloned())
-            .collect::<Result<_, _>>()?;
-        let Some((&index_param, state_params)) = body.params.split_first() else {
-            return Err(internal("a loop body without an index param"));
-        };
-        if state_params.len() != states.len() || body.results.len() != states.len() {
-            return Err(internal(
-                "a loop body's params or results disagree with its states",
-            ));
-        }
-        for i in 0..iterations {
-            self.charge(1)?;
-            let index = i64::try_from(i).map_err(|_| internal("loop index beyond i64"))?;
-            self.set(index_param, Rc::new(Value::I64(index)))?;
-            for (&param, state) in state_params.iter().zip(states) {
-                self.set(param, state)?;
-            }
-            states = self.region(body)?;
-        }
-        if let [single] = states.as_slice() {
-            return Ok(Rc::clone(single));
-        }
-        Ok(Rc::new(Value::Tuple(
-            states.into_iter().map(Rc::unwrap_or_clone).collect(),
-        )))
     }
 }
 
@@ -693,187 +558,6 @@ fn is_tensor_op(op: &Op, args: &[&Value]) -> bool {
             | Op::Reduce(_)
             | Op::ToTensor
     ) || args.iter().any(|a| matches!(a, Value::Tensor(_)))
-}
-
-/// Fuel a node costs before it runs: `1 + W / 64` (see the module docs).
-fn node_cost(graph: &Graph, node: &Node) -> Result<u64, EvalError> {
-    let arg_type = |i: usize| -> Result<&Type, EvalError> {
-        let id = node
-            .args
-            .get(i)
-            .ok_or_else(|| internal(format!("`{}` lacks argument {i}", node.op.name())))?;
-        graph
-            .nodes
-            .get(id.index())
-            .map(|n| &n.ty)
-            .ok_or_else(|| internal(format!("{id:?} is not a node")))
-    };
-    let work = match node.op.spec().work {
-        Work::MatMul => match (arg_type(0)?, arg_type(1)?) {
-            (Type::Tensor(a), Type::Tensor(b)) => match (a.as_slice(), b.as_slice()) {
-                (&[m, k], &[_, n]) => u64::from(m)
-                    .saturating_mul(u64::from(k))
-                    .saturating_mul(u64::from(n)),
-                _ => return Err(internal("`matmul` of tensors that are not matrices")),
-            },
-            _ => return Err(internal("`matmul` of non-tensors")),
-        },
-        Work::Argument => tensor_elements(arg_type(0)?),
-        // A host kernel's work is the host's: the effect budget charges it with the call, in
-        // the units a compiled run charges it in (`EffectBudget::admission_fuel`).
-        Work::Kernel | Work::Result => tensor_elements(&node.ty),
-    };
-    Ok(1u64.saturating_add(work / 64))
-}
-
-/// f32 elements in a value of type `ty` (all tensors of a tuple).
-fn tensor_elements(ty: &Type) -> u64 {
-    match ty {
-        Type::Tensor(shape) => shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
-            .unwrap_or(u64::MAX),
-        Type::Tuple(items) => items
-            .iter()
-            .fold(0u64, |acc, t| acc.saturating_add(tensor_elements(t))),
-        Type::Bool
-        | Type::I64
-        | Type::F64
-        | Type::Str
-        | Type::List(_)
-        | Type::Record(_)
-        | Type::Option(_)
-        | Type::Bytes => 0,
-    }
-}
-
-/// The elements of a list value (0 for anything else).
-fn list_len(value: &Value) -> u64 {
-    match value {
-        Value::List(items) => items.len() as u64,
-        _ => 0,
-    }
-}
-
-/// Bytes of the new tensor `node` allocates, if it allocates one (the memory rule).
-fn allocation_bytes(node: &Node) -> Option<u64> {
-    let passes_values_on = matches!(
-        node.op,
-        Op::Input { .. }
-            | Op::Param
-            | Op::If { .. }
-            | Op::Loop { .. }
-            | Op::Fork
-            | Op::Get { .. }
-            | Op::Sequence
-    );
-    match &node.ty {
-        ty @ Type::Tensor(_) if !passes_values_on => Some(tensor_elements(ty).saturating_mul(4)),
-        _ => None,
-    }
-}
-
-/// For each node, the values of its own region whose last reader (in region order) it is,
-/// a read from inside a nested region counting as a read by the node that holds the region.
-/// A region's results are never let go.
-fn last_readers(graph: &Graph) -> Vec<Vec<NodeId>> {
-    let mut release = vec![Vec::new(); graph.nodes.len()];
-    let mut pending = vec![&graph.root];
-    while let Some(region) = pending.pop() {
-        let own: std::collections::BTreeSet<NodeId> = region.nodes.iter().copied().collect();
-        let mut last: std::collections::BTreeMap<NodeId, NodeId> =
-            std::collections::BTreeMap::new();
-        for &reader in &region.nodes {
-            let node = graph.node(reader);
-            pending.extend(node.op.regions());
-            for read in reads(graph, node) {
-                if own.contains(&read) {
-                    last.insert(read, reader);
-                }
-            }
-        }
-        for (value, reader) in last {
-            if !region.results.contains(&value) {
-                release[reader.index()].push(value);
-            }
-        }
-    }
-    release
-}
-
-/// Every node `node` reads: its arguments, and whatever its nested regions read (their nodes'
-/// arguments and their results), transitively.
-fn reads(graph: &Graph, node: &Node) -> Vec<NodeId> {
-    let mut out = node.args.clone();
-    let mut pending: Vec<&Region> = node.op.regions();
-    while let Some(region) = pending.pop() {
-        out.extend(region.results.iter().copied());
-        for &inner in &region.nodes {
-            let inner = graph.node(inner);
-            out.extend(inner.args.iter().copied());
-            pending.extend(inner.op.regions());
-        }
-    }
-    out
-}
-
-/// Bytes `value` holds: tensor data (4 per element), string and bytes payloads, 8 per list
-/// element (the slot a guest's `Vec` holds it in), over the parts of tuples, lists, records
-/// and options.
-fn value_bytes(value: &Value) -> u64 {
-    match value {
-        Value::Tensor(t) => (t.data.len() as u64).saturating_mul(4),
-        Value::Str(s) => s.len() as u64,
-        Value::Bytes(b) => b.len() as u64,
-        Value::Tuple(items) => items
-            .iter()
-            .fold(0u64, |acc, v| acc.saturating_add(value_bytes(v))),
-        Value::List(items) => items.iter().fold(0u64, |acc, v| {
-            acc.saturating_add(value_bytes(v)).saturating_add(8)
-        }),
-        Value::Record(fields) => fields
-            .iter()
-            .fold(0u64, |acc, (_, v)| acc.saturating_add(value_bytes(v))),
-        Value::Option(v) => v.as_ref().map_or(0, |v| value_bytes(v)),
-        Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
-    }
-}
-
-/// String (and bytes) payloads held in `value`, at any depth.
-fn string_bytes(value: &Value) -> u64 {
-    match value {
-        Value::Str(s) => s.len() as u64,
-        Value::Bytes(b) => b.len() as u64,
-        Value::Tuple(items) | Value::List(items) => items
-            .iter()
-            .fold(0u64, |acc, v| acc.saturating_add(string_bytes(v))),
-        Value::Record(fields) => fields
-            .iter()
-            .fold(0u64, |acc, (_, v)| acc.saturating_add(string_bytes(v))),
-        Value::Option(v) => v.as_ref().map_or(0, |v| string_bytes(v)),
-        Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::Tensor(_) => 0,
-    }
-}
-
-/// A value's kind for messages (never its contents, which may be large).
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Bool(_) => "a bool".into(),
-        Value::I64(_) => "an i64".into(),
-        Value::F64(_) => "an f64".into(),
-        Value::Str(_) => "a string".into(),
-        Value::Tensor(t) => format!(
-            "a tensor of shape {:?} with {} elements",
-            t.shape,
-            t.data.len()
-        ),
-        Value::Tuple(items) => format!("a tuple of {}", items.len()),
-        Value::List(items) => format!("a list of {}", items.len()),
-        Value::Record(fields) => format!("a record of {} fields", fields.len()),
-        Value::Option(None) => "none".into(),
-        Value::Option(Some(_)) => "an option holding a value".into(),
-        Value::Bytes(b) => format!("{} bytes", b.len()),
-    }
 }
 
 pub(super) fn internal(message: impl Into<String>) -> EvalError {
