@@ -995,3 +995,70 @@ fn db_query_answers_a_list_of_records_on_the_embedded_database() {
     };
     check_records(run, eval);
 }
+
+/// Options and bytes as SQL parameters: none binds NULL, some its value; read back as rows.
+fn check_option_parameters(
+    run: impl Fn(&Graph) -> Result<Vec<(String, Value)>, graphjit::Error>,
+    eval: impl Fn(&Graph) -> Result<Vec<(String, Value)>, graphjit::Error>,
+) {
+    let g = graph(
+        r#"{"version": 2, "nodes": [
+            {"id": "four", "op": "const", "value": 4},
+            {"id": "none", "op": "none", "type": {"option": "string"}},
+            {"id": "w", "op": "db_execute", "args": ["four", "none"],
+             "sql": "INSERT INTO notes (id, note, score) VALUES ($1, $2, 0.0)"},
+            {"id": "text", "op": "const", "value": "later"},
+            {"id": "some", "op": "some", "args": ["text"]},
+            {"id": "w2", "op": "db_execute", "args": ["some"], "after": ["w"],
+             "sql": "UPDATE notes SET note = $1 WHERE id = 2 AND note IS NULL"},
+            {"id": "rows", "op": "db_query", "after": ["w2"],
+             "sql": "SELECT id, note FROM notes WHERE id IN (2, 4) ORDER BY id",
+             "type": {"list": {"record": {"id": "i64", "note": {"option": "string"}}}}}
+        ], "outputs": {"rows": "rows", "w": "w", "w2": "w2"},
+        "footprint": {"db": {"read": ["notes"], "write": ["notes"]}}}"#,
+    );
+    let first = run(&g).expect("runs");
+    assert_eq!(
+        graphjit::value_to_json(&first[0].1),
+        serde_json::json!([{"id": 2, "note": "later"}, {"id": 4, "note": null}])
+    );
+    assert_eq!(
+        first[2].1,
+        Value::I64(1),
+        "the NULL was matched and updated once"
+    );
+    let second = eval(&g).expect("evaluates");
+    assert_eq!(
+        second[2].1,
+        Value::I64(0),
+        "eval ran against the same table"
+    );
+    assert_eq!(
+        graphjit::value_to_json(&second[0].1),
+        serde_json::json!([{"id": 2, "note": "later"}, {"id": 4, "note": null},
+                           {"id": 4, "note": null}]),
+        "a second row 4, inserted by eval"
+    );
+}
+
+#[test]
+fn options_bind_as_null_or_their_value_on_postgres() {
+    let db = setup();
+    crate::support::pg_execute(&db.pg.url(), NOTES_SCHEMA);
+    check_option_parameters(|g| db.run(g), |g| db.eval(g));
+}
+
+#[test]
+fn options_bind_as_null_or_their_value_on_the_embedded_database() {
+    let host = Host::with_config(&memory_only()).expect("host");
+    host.use_embedded_database(Some(&NOTES_SCHEMA.replace("bytea", "blob")))
+        .expect("sqlite");
+    let run = |g: &Graph| {
+        let compiled = host.compile(g)?;
+        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    };
+    let eval = |g: &Graph| {
+        block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+    };
+    check_option_parameters(run, eval);
+}

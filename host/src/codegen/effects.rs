@@ -166,24 +166,11 @@ impl Generator<'_> {
             .args
             .iter()
             .map(|&x| {
-                let variant = match self.graph.node(x).ty {
-                    Type::Bool => "Bool",
-                    Type::I64 => "I64",
-                    Type::F64 => "F64",
-                    Type::Str => "Str",
-                    Type::Tensor(_)
-                    | Type::Tuple(_)
-                    | Type::List(_)
-                    | Type::Record(_)
-                    | Type::Option(_)
-                    | Type::Bytes => {
-                        return Err(at.no_rule("a SQL parameter that is not a scalar"));
-                    }
-                };
-                Ok(format!(
-                    "rt::Value::{variant}({})",
-                    self.owned(x, at.local(x))
-                ))
+                let ty = &self.graph.node(x).ty;
+                if !is_sql_parameter(ty) {
+                    return Err(at.no_rule("a SQL parameter that is not a scalar"));
+                }
+                Ok(super::emit::value_expr(&self.owned(x, at.local(x)), ty))
             })
             .collect::<Result<Vec<String>>>()?;
         Ok(items.join(", "))
@@ -198,6 +185,16 @@ impl Generator<'_> {
             self.var(x),
             self.owned(x, at.local(x))
         ))
+    }
+}
+
+/// The types a SQL parameter may have (as `graph::lower` checks them): scalars, bytes and
+/// options of those (none is NULL).
+fn is_sql_parameter(ty: &Type) -> bool {
+    match ty {
+        Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Bytes => true,
+        Type::Option(item) => !matches!(**item, Type::Option(_)) && is_sql_parameter(item),
+        Type::Tensor(_) | Type::Tuple(_) | Type::List(_) | Type::Record(_) => false,
     }
 }
 

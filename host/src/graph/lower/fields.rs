@@ -254,17 +254,23 @@ pub(super) fn answer_type(ty: &Type) -> Result<AnswerType, GraphError> {
     })
 }
 
-/// Argument checks of effect nodes that `infer` cannot express (SQL parameters are scalars).
+/// Argument checks of effect nodes that `infer` cannot express (SQL parameters are scalars,
+/// bytes, or options of them: none is NULL).
 pub(super) fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
+    fn parameter(t: &Type) -> bool {
+        match t {
+            Type::Bool | Type::I64 | Type::F64 | Type::Str | Type::Bytes => true,
+            Type::Option(item) => parameter(item),
+            _ => false,
+        }
+    }
     if let Op::DbQuery { .. } | Op::DbExecute { .. } = op
-        && let Some(bad) = args
-            .iter()
-            .find(|t| !matches!(t, Type::Bool | Type::I64 | Type::F64 | Type::Str))
+        && let Some(bad) = args.iter().find(|t| !parameter(t))
     {
         return Err(GraphError::new(
             Kind::Type,
             format!("an SQL parameter cannot be {bad}"),
-            "pass bool, i64, f64 or string values as parameters",
+            "pass bool, i64, f64, string or bytes values (or options of them, for NULL)",
         ));
     }
     Ok(())
