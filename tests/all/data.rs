@@ -5,21 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use graphjit::{ErrorKind, Graph, Host, HostConfig, PassConfig, RunLimits, Value};
+use graphjit::{ErrorKind, Graph, RunLimits, Value};
 
-use crate::support::{block_on, compile, eval_with, graph, memory_only, run_with, values};
-
-/// A host that runs no pass, so each op meets codegen as written.
-fn unoptimized() -> &'static Host {
-    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        Host::with_config(&HostConfig {
-            passes: PassConfig::parse("none").expect("passes"),
-            ..memory_only()
-        })
-        .expect("host")
-    })
-}
+use crate::support::{block_on, compile, eval_with, graph, run_with, unoptimized, values};
 
 /// The outputs in eval, asserted equal (bit for bit) to the compiled run with every pass and
 /// with none, as JSON.
@@ -265,6 +253,11 @@ fn typing_refuses_what_the_data_types_do_not_allow() {
         let err = Graph::from_json(json.as_bytes()).expect_err(json);
         assert_eq!(err.kind, ErrorKind::InvalidGraph, "{json}: {err}");
     }
+    // A list is no SQL parameter (options and bytes are: tests/all/effects.rs).
+    let list_param = r#"{"version": 2, "nodes": [{"id": "xs", "op": "const", "type": {"list": "i64"}, "value": [1]}, {"id": "r", "op": "db_query", "sql": "SELECT $1", "type": "i64", "args": ["xs"]}], "outputs": {"r": "r"}}"#;
+    let err = Graph::from_json(list_param.as_bytes()).expect_err("list parameter");
+    assert!(err.message.contains("SQL parameter"), "{err}");
+    assert_eq!(err.node.as_deref(), Some("r"));
     // Deep nesting is a typed refusal, not a stack overflow.
     let deep = format!(
         r#"{{"version": 2, "nodes": [{{"id": "r", "op": "input", "type": {}"i64"{}}}], "outputs": {{"r": "r"}}}}"#,

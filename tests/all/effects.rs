@@ -927,6 +927,23 @@ fn records_query(sql: &str, record: &str) -> Graph {
 const NOTES_SCHEMA: &str = "CREATE TABLE notes (id bigint NOT NULL, note text, score double precision NOT NULL, raw bytea);
      INSERT INTO notes VALUES (1, 'first', 1.5, NULL), (2, NULL, 2.0, NULL), (3, 'ünï', -0.25, NULL);";
 
+/// A host whose embedded database holds the `notes` table.
+fn notes_on_sqlite() -> Host {
+    let host = Host::with_config(&memory_only()).expect("host");
+    host.use_embedded_database(Some(&NOTES_SCHEMA.replace("bytea", "blob")))
+        .expect("sqlite");
+    host
+}
+
+fn run_on(host: &Host, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+    let compiled = host.compile(g)?;
+    block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+}
+
+fn eval_on(host: &Host, g: &Graph) -> Result<Vec<(String, Value)>, graphjit::Error> {
+    block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
+}
+
 const NOTES_RECORD: &str = r#"{"id": "i64", "note": {"option": "string"}, "score": "f64"}"#;
 
 fn check_records(
@@ -983,17 +1000,8 @@ fn db_query_answers_a_list_of_records_on_postgres() {
 
 #[test]
 fn db_query_answers_a_list_of_records_on_the_embedded_database() {
-    let host = Host::with_config(&memory_only()).expect("host");
-    host.use_embedded_database(Some(&NOTES_SCHEMA.replace("bytea", "blob")))
-        .expect("sqlite");
-    let run = |g: &Graph| {
-        let compiled = host.compile(g)?;
-        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
-    };
-    let eval = |g: &Graph| {
-        block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
-    };
-    check_records(run, eval);
+    let host = notes_on_sqlite();
+    check_records(|g| run_on(&host, g), |g| eval_on(&host, g));
 }
 
 /// Options and bytes as SQL parameters: none binds NULL, some its value; read back as rows.
@@ -1050,15 +1058,6 @@ fn options_bind_as_null_or_their_value_on_postgres() {
 
 #[test]
 fn options_bind_as_null_or_their_value_on_the_embedded_database() {
-    let host = Host::with_config(&memory_only()).expect("host");
-    host.use_embedded_database(Some(&NOTES_SCHEMA.replace("bytea", "blob")))
-        .expect("sqlite");
-    let run = |g: &Graph| {
-        let compiled = host.compile(g)?;
-        block_on(host.run(&compiled, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
-    };
-    let eval = |g: &Graph| {
-        block_on(host.eval_effects(g, &BTreeMap::new(), RunLimits::default())).map(|o| o.outputs)
-    };
-    check_option_parameters(run, eval);
+    let host = notes_on_sqlite();
+    check_option_parameters(|g| run_on(&host, g), |g| eval_on(&host, g));
 }

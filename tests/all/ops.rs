@@ -4,21 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use graphjit::{Graph, Host, HostConfig, PassConfig, RunLimits, Tensor, Value};
+use graphjit::{Graph, RunLimits, Tensor, Value};
 
-use crate::support::{block_on, compile, eval_with, graph, memory_only, run_with, values};
-
-/// A host that runs no pass, so an op meets codegen as written.
-fn unoptimized() -> &'static Host {
-    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        Host::with_config(&HostConfig {
-            passes: PassConfig::parse("none").expect("passes"),
-            ..memory_only()
-        })
-        .expect("host")
-    })
-}
+use crate::support::{block_on, compile, eval_with, graph, run_with, unoptimized, values};
 
 /// The outputs of `g` in eval, asserted equal (bit for bit, error kind and node alike) to
 /// the compiled run with every pass and with none.

@@ -72,3 +72,15 @@ pub(crate) fn pg_execute(url: &str, sql: &str) {
         client.batch_execute(sql).await.expect("setup SQL");
     });
 }
+
+/// A host that runs no pass, so each op meets codegen as written.
+pub(crate) fn unoptimized() -> &'static Host {
+    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        Host::with_config(&HostConfig {
+            passes: graphjit::PassConfig::parse("none").expect("passes"),
+            ..memory_only()
+        })
+        .expect("host")
+    })
+}

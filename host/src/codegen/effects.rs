@@ -25,9 +25,9 @@ enum Extract {
     None,
     /// An `rt::effects::as_*` conversion of a scalar or tensor answer.
     Scalar(&'static str),
-    /// Rows, read as the node's list of records (`rt::data::read_*`; the answer was checked
-    /// against the columns already).
-    Data(Type),
+    /// Rows, read as the node's list of records by this expression of `v0`
+    /// (`rt::data::read_*`; the answer was checked against the columns already).
+    Data(String),
 }
 
 impl Answer {
@@ -35,10 +35,7 @@ impl Answer {
     fn wrap(&self, call: String, at: u32) -> String {
         match &self.extract {
             Extract::Scalar(extract) => format!("rt::effects::{extract}({call}?, {at})?"),
-            Extract::Data(ty) => format!(
-                "{{ let v0 = {call}?; {} }}",
-                super::emit::read_expr("v0", ty, 1)
-            ),
+            Extract::Data(read) => format!("{{ let v0 = {call}?; {read} }}"),
             Extract::None => format!("{call}?"),
         }
     }
@@ -88,9 +85,9 @@ impl Generator<'_> {
                 Type::F64 => Extract::Scalar("as_f64"),
                 Type::Str => Extract::Scalar("as_string"),
                 Type::Tensor(_) => Extract::Scalar("as_tensor"),
-                ty @ Type::List(_) if matches!(answer, AnswerType::Rows(_)) => {
-                    Extract::Data(ty.clone())
-                }
+                ty @ Type::List(_) if matches!(answer, AnswerType::Rows(_)) => Extract::Data(
+                    super::emit::read_expr("v0", ty, 1).ok_or_else(|| at.no_rule("this answer"))?,
+                ),
                 Type::Tuple(_)
                 | Type::List(_)
                 | Type::Record(_)

@@ -149,7 +149,7 @@ impl Generator<'_> {
                     self.var(at.arg(0)?),
                     schema_literal(&schema),
                     at.at(),
-                    read_expr("v0", &node.ty, 1)
+                    read_expr("v0", &node.ty, 1).ok_or_else(|| at.no_rule("a tuple"))?
                 ))
             }
             Op::JsonEmit => {
@@ -319,7 +319,7 @@ impl Generator<'_> {
             Type::Tuple(_) => Err(at.no_rule("a tuple")),
             ty @ (Type::List(_) | Type::Record(_) | Type::Option(_) | Type::Bytes) => Ok(format!(
                 "{{ let v0 = inputs.value({k})?; {} }}",
-                read_expr("v0", ty, 1)
+                read_expr("v0", ty, 1).ok_or_else(|| at.no_rule("a tuple"))?
             )),
         }
     }
@@ -537,9 +537,9 @@ fn schema_literal(schema: &graphjit_value::json::Schema) -> String {
 
 /// An expression reading the `rt::Value` named `v` as the Rust of type `ty` (`?` on a
 /// mismatch, a host bug); `depth` keeps the names of nested closures apart.
-pub(super) fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
+pub(super) fn read_expr(v: &str, ty: &Type, depth: usize) -> Option<String> {
     let e = format!("v{depth}");
-    match ty {
+    Some(match ty {
         Type::Bool => format!("rt::data::read_bool({v})?"),
         Type::I64 => format!("rt::data::read_i64({v})?"),
         Type::F64 => format!("rt::data::read_f64({v})?"),
@@ -549,26 +549,26 @@ pub(super) fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
         Type::List(item) => format!(
             "rt::data::read_list({v}, |{e}: rt::Value| -> Result<{}, rt::RunError> {{ Ok({}) }})?",
             rust_type(item),
-            read_expr(&e, item, depth + 1)
+            read_expr(&e, item, depth + 1)?
         ),
         Type::Option(item) => format!(
             "rt::data::read_option({v}, |{e}: rt::Value| -> Result<{}, rt::RunError> {{ Ok({}) }})?",
             rust_type(item),
-            read_expr(&e, item, depth + 1)
+            read_expr(&e, item, depth + 1)?
         ),
-        // Never an input type (lowering refuses it); a record without fields reads as `()`.
-        Type::Tuple(_) => format!("{{ let [] = rt::data::read_record({v}, [])?; () }}"),
+        // Tuples never cross as data (no input, answer or JSON has one).
+        Type::Tuple(_) => return None,
         Type::Record(fields) if fields.is_empty() => {
             format!("{{ let [] = rt::data::read_record({v}, [])?; () }}")
         }
         Type::Record(fields) => {
             let names: Vec<String> = fields.iter().map(|(n, _)| str_literal(n)).collect();
             let vars: Vec<String> = (0..fields.len()).map(|i| format!("f{depth}_{i}")).collect();
-            let reads: Vec<String> = fields
+            let reads = fields
                 .iter()
                 .zip(&vars)
                 .map(|((_, t), var)| read_expr(var, t, depth + 1))
-                .collect();
+                .collect::<Option<Vec<String>>>()?;
             format!(
                 "{{ let [{}] = rt::data::read_record({v}, [{}])?; ({},) }}",
                 vars.join(", "),
@@ -576,7 +576,7 @@ pub(super) fn read_expr(v: &str, ty: &Type, depth: usize) -> String {
                 reads.join(", ")
             )
         }
-    }
+    })
 }
 
 /// An expression converting owned `expr` of type `ty` into an `rt::Value`.

@@ -440,10 +440,12 @@ impl Graph {
     }
 }
 
-impl Op {
-    /// Sub-regions, in order (`then`, `otherwise` / loop `body`).
-    pub(crate) fn regions(&self) -> Vec<&Region> {
-        match self {
+/// The sub-regions of an op, by reference or mutably (the one list behind [`Op::regions`]
+/// and [`Op::regions_mut`]): every op is named, so a new op with a region does not compile
+/// until it is listed.
+macro_rules! sub_regions {
+    ($op:expr) => {
+        match $op {
             Op::If { then, otherwise } => vec![then, otherwise],
             Op::Loop { body, .. }
             | Op::Map { body }
@@ -504,71 +506,18 @@ impl Op {
             | Op::Fused { .. }
             | Op::FusedReductions { .. } => Vec::new(),
         }
+    };
+}
+
+impl Op {
+    /// Sub-regions, in order (`then`, `otherwise` / a `body`).
+    pub(crate) fn regions(&self) -> Vec<&Region> {
+        sub_regions!(self)
     }
 
     /// The sub-regions, mutably, in the order of [`Op::regions`].
     pub(crate) fn regions_mut(&mut self) -> Vec<&mut Region> {
-        match self {
-            Op::If { then, otherwise } => vec![then, otherwise],
-            Op::Loop { body, .. }
-            | Op::Map { body }
-            | Op::Filter { body }
-            | Op::Fold { body }
-            | Op::SortBy { body }
-            | Op::GroupBy { body } => vec![body],
-            // Every op without a region, by name: a new op with one does not compile until
-            // it is listed above.
-            Op::Input { .. }
-            | Op::Param
-            | Op::Const(_)
-            | Op::Unary(_)
-            | Op::Str(_)
-            | Op::Binary(_)
-            | Op::Compare(_)
-            | Op::Fork
-            | Op::Sequence
-            | Op::Get { .. }
-            | Op::Iota { .. }
-            | Op::Fill { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose
-            | Op::MatMul
-            | Op::Clamp
-            | Op::NativeMatMul
-            | Op::Reduce(_)
-            | Op::ToF64
-            | Op::ToI64
-            | Op::ToTensor
-            | Op::Concat
-            | Op::Len
-            | Op::ToString
-            | Op::DbQuery { .. }
-            | Op::DbExecute { .. }
-            | Op::Http { .. }
-            | Op::Kernel { .. }
-            | Op::Log { .. }
-            | Op::List
-            | Op::Range
-            | Op::Slice
-            | Op::Reverse
-            | Op::Any
-            | Op::All
-            | Op::Zip
-            | Op::Split
-            | Op::Join
-            | Op::JsonParse
-            | Op::JsonEmit
-            | Op::Record { .. }
-            | Op::GetField { .. }
-            | Op::With { .. }
-            | Op::Some
-            | Op::None
-            | Op::IsSome
-            | Op::UnwrapOr
-            | Op::Unwrap
-            | Op::Fused { .. }
-            | Op::FusedReductions { .. } => Vec::new(),
-        }
+        sub_regions!(self)
     }
 
     /// Which op this is (its row of the op table, [`ops`]).

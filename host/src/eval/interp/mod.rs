@@ -525,13 +525,21 @@ impl<'g, 'e> Interp<'g, 'e> {
                 | Op::SortBy { .. }
                 | Op::GroupBy { .. }
         );
-        if passes_on {
+        // Read from the types, so a graph without lists pays nothing here per node.
+        let graph = self.graph;
+        let is_list = |id: &NodeId| {
+            matches!(
+                graph.nodes.get(id.index()).map(|n| &n.ty),
+                Some(Type::List(_))
+            )
+        };
+        if passes_on || (!matches!(node.ty, Type::List(_)) && !node.args.iter().any(is_list)) {
             return Ok(0);
         }
         let mut walked = list_len(value);
         if !matches!(node.op, Op::Len | Op::GetField { .. } | Op::IsSome) {
-            for arg in self.arguments(node)? {
-                walked = walked.saturating_add(list_len(arg));
+            for &arg in &node.args {
+                walked = walked.saturating_add(list_len(self.get(arg)?));
             }
         }
         Ok(walked)
