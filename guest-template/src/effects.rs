@@ -17,7 +17,9 @@ use crate::bindings::graphjit::guest::rounds::{self, Answer, Call};
 use crate::bindings::graphjit::guest::{db, http, kernels, log as wit_log};
 use crate::{RunError, Tensor, Value};
 pub use graphjit_value::effects::{AnswerType, Column, ColumnType};
+pub use graphjit_value::http::{BodyType, HttpAnswer};
 use graphjit_value::effects::{self as conv, Cell, Rows};
+use graphjit_value::http as http_conv;
 
 fn failed(node: u32, error: wit::EffectError) -> RunError {
     RunError::Effect(EffectFailure { node, error })
@@ -87,24 +89,59 @@ fn count_answer(node: u32, count: u64) -> Result<i64, RunError> {
     i64::try_from(count).map_err(|_| bad_answer(node, alloc::format!("row count {count}")))
 }
 
-/// `http`: the response body as a value of type `ty` (non-2xx statuses are errors).
+/// `db_execute_many`: `sql` once per record of `list` (its `fields` bound to `$1`, `$2`, …),
+/// in one transaction; the summed row count.
+pub fn db_execute_many(node: u32, sql: &str, list: &Value, fields: &[&str]) -> Result<i64, RunError> {
+    let rows = conv::param_rows(list, fields).map_err(|m| bad_answer(node, m))?;
+    let rows: Vec<Vec<wit::Cell>> = rows
+        .into_iter()
+        .map(|row| row.into_iter().map(to_wit_cell).collect())
+        .collect();
+    let count = db::execute_many(sql, &rows).map_err(|e| failed(node, e))?;
+    count_answer(node, count)
+}
+
+/// An `http` request: the body (a string or bytes as they are, other values as JSON) and
+/// the headers (none: not sent), by graphjit-value's rules.
+fn http_request(
+    node: u32,
+    method: &str,
+    url: &str,
+    headers: &[(&str, Value)],
+    body: Option<Value>,
+    response_headers: bool,
+) -> Result<wit::HttpRequest, RunError> {
+    let named: Vec<(&str, &Value)> = headers.iter().map(|(n, v)| (*n, v)).collect();
+    let request = http_conv::request(&named, body.as_ref()).map_err(|m| bad_answer(node, m))?;
+    Ok(wit::HttpRequest {
+        method: String::from(method),
+        url: String::from(url),
+        headers: request.headers,
+        body: request.body,
+        response_headers,
+    })
+}
+
+/// `http`: the response as a value of type `ty` (for a body-only answer, non-2xx statuses
+/// are errors).
 pub fn http(
     node: u32,
     method: &str,
     url: &str,
-    body: Option<&String>,
-    ty: &AnswerType,
+    headers: &[(&str, Value)],
+    body: Option<Value>,
+    ty: &HttpAnswer,
 ) -> Result<Value, RunError> {
-    let body = body.map(|b| b.as_bytes().to_vec());
-    let response = http::request(method, url, body.as_deref()).map_err(|e| failed(node, e))?;
-    response_answer(node, response.status, &response.body, ty)
+    let request = http_request(node, method, url, headers, body, ty.wants_headers())?;
+    let response = http::request(&request).map_err(|e| failed(node, e))?;
+    response_answer(node, response, ty)
 }
 
-fn response_answer(node: u32, status: u16, body: &[u8], ty: &AnswerType) -> Result<Value, RunError> {
-    if !(200..300).contains(&status) {
-        return Err(failed(node, wit::EffectError::HttpStatus(status)));
-    }
-    conv::body_to_value(body, ty).map_err(|m| bad_answer(node, m))
+fn response_answer(node: u32, response: wit::HttpResponse, ty: &HttpAnswer) -> Result<Value, RunError> {
+    http_conv::answer(response.status, response.headers, &response.body, ty).map_err(|e| match e {
+        http_conv::AnswerError::Status(status) => failed(node, wit::EffectError::HttpStatus(status)),
+        http_conv::AnswerError::Bad(message) => bad_answer(node, message),
+    })
 }
 
 /// `kernel`: the host's kernel `name` on `args`, checked to have shape `expected`.
@@ -172,14 +209,18 @@ impl Round {
         self.push(call);
     }
 
-    /// Adds an `http` request (`node` for the same call shape as the other effects; an HTTP
-    /// request cannot fail before it is sent).
-    pub fn http(&mut self, _node: u32, method: &str, url: &str, body: Option<&String>) {
-        self.push(Ok(Call::Request(rounds::HttpCall {
-            method: String::from(method),
-            url: String::from(url),
-            body: body.map(|b| b.as_bytes().to_vec()),
-        })));
+    /// Adds an `http` request (`response_headers`: whether the node reads them).
+    pub fn http(
+        &mut self,
+        node: u32,
+        method: &str,
+        url: &str,
+        headers: &[(&str, Value)],
+        body: Option<Value>,
+        response_headers: bool,
+    ) {
+        let call = http_request(node, method, url, headers, body, response_headers);
+        self.push(call.map(Call::Request));
     }
 
     /// Adds a `kernel` call (`node` as for `http`).
@@ -245,9 +286,9 @@ impl Answers {
     }
 
     /// The answer of an `http` request, as a value of type `ty`.
-    pub fn http(&mut self, node: u32, ty: &AnswerType) -> Result<Value, RunError> {
+    pub fn http(&mut self, node: u32, ty: &HttpAnswer) -> Result<Value, RunError> {
         match self.next(node)? {
-            Answer::Response(r) => response_answer(node, r.status, &r.body, ty),
+            Answer::Response(r) => response_answer(node, r, ty),
             _ => Err(bad_answer(node, String::from("expected a response"))),
         }
     }

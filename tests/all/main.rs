@@ -13,6 +13,7 @@ mod golden;
 mod limits;
 mod native_work;
 mod ops;
+mod structured_effects;
 mod support;
 mod tidy;
 mod unsafe_policy;

@@ -131,6 +131,36 @@ pub fn cell_from_value(value: &Value) -> Result<Cell, String> {
     }
 }
 
+/// The parameter rows of a `db_execute_many`: for each record of `list`, its `fields` in
+/// order (bound to `$1`, `$2`, …).
+pub fn param_rows(list: &Value, fields: &[&str]) -> Result<Vec<Vec<Cell>>, String> {
+    let Value::List(items) = list else {
+        return Err(format!(
+            "expected a list of records, got a {}",
+            list.kind_name()
+        ));
+    };
+    let mut rows = Vec::new();
+    rows.try_reserve_exact(items.len())
+        .map_err(|_| String::from("out of memory for the parameter rows"))?;
+    for (i, item) in items.iter().enumerate() {
+        let Value::Record(record) = item else {
+            return Err(format!("item {i} is a {}, not a record", item.kind_name()));
+        };
+        let mut row = Vec::with_capacity(fields.len());
+        for name in fields {
+            let value = record
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .ok_or_else(|| format!("item {i} has no field {name:?}"))?;
+            row.push(cell_from_value(value).map_err(|e| format!("item {i}, field {name:?}: {e}"))?);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 fn describe(cell: &Cell) -> &'static str {
     match cell {
         Cell::Null => "NULL",
@@ -291,38 +321,6 @@ fn rows_to_records(rows: &Rows, columns: &[Column]) -> Result<Value, String> {
     Ok(Value::List(out))
 }
 
-/// An HTTP body as the node's type: `string` (valid UTF-8), or a number parsed from the
-/// trimmed body text (`i64`, `f64`), or `bool` (`true`/`false`).
-pub fn body_to_value(body: &[u8], ty: &AnswerType) -> Result<Value, String> {
-    let text = core::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
-    let trimmed = text.trim();
-    match ty {
-        AnswerType::Str => Ok(Value::Str(String::from(text))),
-        AnswerType::I64 => trimmed
-            .parse::<i64>()
-            .map(Value::I64)
-            .map_err(|_| format!("expected an integer body, got {:?}", preview(trimmed))),
-        AnswerType::F64 => trimmed
-            .parse::<f64>()
-            .map(|x| Value::F64(canonical_f64(x)))
-            .map_err(|_| format!("expected a number body, got {:?}", preview(trimmed))),
-        AnswerType::Bool => match trimmed {
-            "true" => Ok(Value::Bool(true)),
-            "false" => Ok(Value::Bool(false)),
-            other => Err(format!("expected true or false, got {:?}", preview(other))),
-        },
-        AnswerType::Tensor(_) => Err("an HTTP body cannot be a tensor".into()),
-        AnswerType::Rows(_) => Err("an HTTP body cannot be rows".into()),
-    }
-}
-
-fn preview(text: &str) -> &str {
-    match text.char_indices().nth(40) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
-}
-
 /// A kernel's answer as a tensor of the expected shape.
 pub fn tensor_answer(shape: Vec<u32>, data: Vec<f32>, expected: &[u32]) -> Result<Tensor, String> {
     if shape.as_slice() != expected {
@@ -394,20 +392,6 @@ mod tests {
             rows: vec![vec![Cell::Int(1)]],
         };
         assert!(rows_to_value(&ragged, &AnswerType::Tensor(vec![1, 2])).is_err());
-    }
-
-    #[test]
-    fn bodies_parse_by_type() {
-        assert!(matches!(
-            body_to_value(b" 42\n", &AnswerType::I64),
-            Ok(Value::I64(42))
-        ));
-        assert!(body_to_value(b"\xff", &AnswerType::Str).is_err());
-        assert!(body_to_value(b"4x", &AnswerType::I64).is_err());
-        assert!(matches!(
-            body_to_value(b"true", &AnswerType::Bool),
-            Ok(Value::Bool(true))
-        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub mod effects;
+pub mod http;
 pub mod json;
 pub mod lists;
 pub mod math;

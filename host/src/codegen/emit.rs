@@ -252,9 +252,11 @@ impl Generator<'_> {
                     _ => Err(at.no_rule("this argument")),
                 }
             }
-            Op::DbQuery { .. } | Op::DbExecute { .. } | Op::Http { .. } | Op::Kernel { .. } => {
-                self.effect(at)
-            }
+            Op::DbQuery { .. }
+            | Op::DbExecute { .. }
+            | Op::DbExecuteMany { .. }
+            | Op::Http { .. }
+            | Op::Kernel { .. } => self.effect(at),
             Op::Log { level } => self.log(at, level),
             Op::Fused { steps, reduce } => self.fused_call(at, steps, reduce.as_ref()),
             Op::FusedReductions {
@@ -496,7 +498,7 @@ fn binary_expr(op: BinaryOp, ty: &Type, a: &str, b: &str, at: u32) -> Option<Str
 }
 
 /// A `rt::json::Schema` expression.
-fn schema_literal(schema: &graphjit_value::json::Schema) -> String {
+pub(super) fn schema_literal(schema: &graphjit_value::json::Schema) -> String {
     use graphjit_value::json::Schema;
     match schema {
         Schema::Bool => "rt::json::Schema::Bool".into(),

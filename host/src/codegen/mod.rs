@@ -398,6 +398,9 @@ impl Generator<'_> {
     /// the list's length up front (pushes never reallocate); `filter` grows fallibly; `fold`
     /// threads its accumulator through the iterations.
     fn list_region(&mut self, at: &At, body: &Region) -> Result<()> {
+        if let Some(effects) = self.graph.element_round(at.node) {
+            return self.batched_map(at, body, effects);
+        }
         let depth = self.loop_depth;
         let (src, item, acc, out) = (
             format!("src{depth}"),

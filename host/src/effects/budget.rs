@@ -9,7 +9,8 @@
 //!    sent (a refused `log` line is dropped: the WIT `log` has no error, so a log never
 //!    changes what a run computes; a refused DB, HTTP or kernel call is that node's error).
 //! 2. **Charge the call**: [`EffectBudget::admission_fuel`], [`FUEL_PER_CALL`] plus a kernel's
-//!    work, from the run's fuel, before it is sent.
+//!    work or a `db_execute_many`'s rows ([`FUEL_PER_ROW_WRITTEN`] each), from the run's fuel,
+//!    before it is sent.
 //! 3. **Deadline**: a call is not sent once the run's deadline has passed; it gets what
 //!    remains ([`EffectBudget::remaining`]), and one that ends past it ends the run.
 //! 4. **Account the answer**: its bytes count against the byte cap; the answer that passes it
@@ -28,6 +29,10 @@ pub(crate) const FUEL_PER_BYTE: u64 = 1;
 /// matmul and conv2d, four per element for softmax), before the kernel runs: a call whose work
 /// is more than the run has left ends it out of fuel, with nothing run.
 pub(crate) const FUEL_PER_KERNEL_WORK: u64 = 1;
+
+/// Fuel charged per parameter row of a `db_execute_many`, on top of the call: each row is a
+/// statement the database runs, so a list of a million rows costs what it makes the host do.
+pub(crate) const FUEL_PER_ROW_WRITTEN: u64 = 1_000;
 
 /// What one run's effects have used against its caps, and when its deadline passes.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +68,8 @@ impl EffectBudget {
                     crate::effects::kernel_work(name, &shapes).saturating_mul(FUEL_PER_KERNEL_WORK),
                 )
             }
+            EffectCall::DbExecuteMany { rows, .. } => FUEL_PER_CALL
+                .saturating_add((rows.len() as u64).saturating_mul(FUEL_PER_ROW_WRITTEN)),
             _ => FUEL_PER_CALL,
         }
     }

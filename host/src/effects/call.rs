@@ -21,12 +21,10 @@ pub(crate) enum EffectCall {
     DbQuery { sql: String, params: Vec<Cell> },
     /// SQL that returns a row count.
     DbExecute { sql: String, params: Vec<Cell> },
+    /// One statement per row of parameters, all in one transaction.
+    DbExecuteMany { sql: String, rows: Vec<Vec<Cell>> },
     /// An HTTP request.
-    Http {
-        method: String,
-        url: String,
-        body: Option<Vec<u8>>,
-    },
+    Http(super::http::Request),
     /// A kernel on tensors.
     Kernel { name: String, args: Vec<Tensor> },
     /// A log line.
@@ -38,8 +36,10 @@ impl EffectCall {
     pub(crate) fn interface(&self) -> crate::interface::Interface {
         use crate::interface::Interface;
         match self {
-            EffectCall::DbQuery { .. } | EffectCall::DbExecute { .. } => Interface::Db,
-            EffectCall::Http { .. } => Interface::Http,
+            EffectCall::DbQuery { .. }
+            | EffectCall::DbExecute { .. }
+            | EffectCall::DbExecuteMany { .. } => Interface::Db,
+            EffectCall::Http(_) => Interface::Http,
             EffectCall::Kernel { .. } => Interface::Kernels,
             EffectCall::Log { .. } => Interface::Log,
         }
@@ -51,7 +51,7 @@ impl EffectCall {
 pub(crate) enum EffectAnswer {
     Rows(Rows),
     Count(u64),
-    Response { status: u16, body: Vec<u8> },
+    Response(super::http::Response),
     Tensor(Tensor),
     Unit,
 }
@@ -76,7 +76,14 @@ impl EffectAnswer {
                         .sum::<u64>()
             }
             EffectAnswer::Count(_) => 8,
-            EffectAnswer::Response { body, .. } => body.len() as u64,
+            EffectAnswer::Response(response) => {
+                response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.len() + v.len()) as u64)
+                    .sum::<u64>()
+                    + response.body.len() as u64
+            }
             EffectAnswer::Tensor(t) => 4 * t.data.len() as u64,
             EffectAnswer::Unit => 0,
         }

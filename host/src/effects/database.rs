@@ -50,6 +50,17 @@ pub(crate) trait Database: Send + Sync + std::fmt::Debug {
         timeout: Duration,
     ) -> DbFuture<'a, u64>;
 
+    /// `sql` once per row of `rows`, all in one transaction: every row's statement or none
+    /// (the first failure rolls the lot back); the summed row count.
+    fn execute_many<'a>(
+        &'a self,
+        sql: &'a str,
+        rows: &'a [Vec<Cell>],
+        grants: &'a Grants,
+        access: Access,
+        timeout: Duration,
+    ) -> DbFuture<'a, u64>;
+
     /// Independent read-only queries of one round, one answer each, in order: by default each
     /// on its own, at once.
     fn query_round<'a>(
@@ -91,6 +102,21 @@ impl Database for PostgresRunner {
     ) -> DbFuture<'a, u64> {
         Box::pin(async move {
             PostgresRunner::execute(self, sql, params, RunAs::Footprint(grants), access, timeout)
+                .await
+                .map_err(classify)
+        })
+    }
+
+    fn execute_many<'a>(
+        &'a self,
+        sql: &'a str,
+        rows: &'a [Vec<Cell>],
+        grants: &'a Grants,
+        access: Access,
+        timeout: Duration,
+    ) -> DbFuture<'a, u64> {
+        Box::pin(async move {
+            PostgresRunner::execute_many(self, sql, rows, RunAs::Footprint(grants), access, timeout)
                 .await
                 .map_err(classify)
         })
@@ -144,6 +170,24 @@ impl Database for SqliteRunner {
             self,
             sql,
             params.to_vec(),
+            grants,
+            access,
+            timeout,
+        ))
+    }
+
+    fn execute_many<'a>(
+        &'a self,
+        sql: &'a str,
+        rows: &'a [Vec<Cell>],
+        grants: &'a Grants,
+        access: Access,
+        timeout: Duration,
+    ) -> DbFuture<'a, u64> {
+        Box::pin(SqliteRunner::execute_many(
+            self,
+            sql,
+            rows.to_vec(),
             grants,
             access,
             timeout,

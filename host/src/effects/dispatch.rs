@@ -103,6 +103,10 @@ pub(crate) struct Dispatcher {
     services: Arc<Services>,
 }
 
+/// The most calls of one round (other than its database reads, which share one connection)
+/// served at once; the rest wait for a slot, answers still in the calls' order.
+pub(crate) const MAX_ROUND_CONCURRENCY: usize = 16;
+
 /// One SQL text after its footprint check: where it runs, how, and the text to run.
 struct CheckedSql<'a> {
     db: &'a dyn Database,
@@ -127,9 +131,9 @@ impl Dispatcher {
         timeout: Duration,
     ) -> Result<EffectAnswer, EffectError> {
         let checked = match &call {
-            EffectCall::DbQuery { sql, .. } | EffectCall::DbExecute { sql, .. } => {
-                Some(self.db(sql)?)
-            }
+            EffectCall::DbQuery { sql, .. }
+            | EffectCall::DbExecute { sql, .. }
+            | EffectCall::DbExecuteMany { sql, .. } => Some(self.db(sql)?),
             _ => None,
         };
         self.serve_checked(call, checked, timeout).await
@@ -162,13 +166,20 @@ impl Dispatcher {
                     .await?;
                 Ok(EffectAnswer::Count(count))
             }
-            EffectCall::Http { method, url, body } => {
-                let (status, body) = self
+            EffectCall::DbExecuteMany { rows, .. } => {
+                let CheckedSql { db, access, sql } = sql_checked()?;
+                let count = db
+                    .execute_many(&sql, &rows, &self.grants, access, timeout)
+                    .await?;
+                Ok(EffectAnswer::Count(count))
+            }
+            EffectCall::Http(request) => {
+                let response = self
                     .services
                     .http
-                    .request(&self.footprint, &method, &url, body, timeout)
+                    .request(&self.footprint, request, timeout)
                     .await?;
-                Ok(EffectAnswer::Response { status, body })
+                Ok(EffectAnswer::Response(response))
             }
             EffectCall::Kernel { name, args } => {
                 self.footprint.check_kernel(&name).map_err(denied)?;
@@ -251,15 +262,15 @@ impl Dispatcher {
             }
             // One footprint check per SQL text: its outcome goes with the call.
             let checked = match &call {
-                EffectCall::DbQuery { sql, .. } | EffectCall::DbExecute { sql, .. } => {
-                    match self.db(sql) {
-                        Ok(checked) => Some(checked),
-                        Err(e) => {
-                            results[i] = Some(Err(e));
-                            continue;
-                        }
+                EffectCall::DbQuery { sql, .. }
+                | EffectCall::DbExecute { sql, .. }
+                | EffectCall::DbExecuteMany { sql, .. } => match self.db(sql) {
+                    Ok(checked) => Some(checked),
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue;
                     }
-                }
+                },
                 _ => None,
             };
             if let (
@@ -292,11 +303,16 @@ impl Dispatcher {
                 None => Vec::new(),
             }
         };
-        let rest = futures_util::future::join_all(
-            others
-                .into_iter()
-                .map(|(_, call, checked)| self.serve_checked(call, checked, timeout)),
-        );
+        // At most `MAX_ROUND_CONCURRENCY` in flight: a round built by a `map` over a long list
+        // holds one call per element, and must not open a connection for each at once.
+        let pending: Vec<_> = others
+            .into_iter()
+            .map(|(_, call, checked)| Box::pin(self.serve_checked(call, checked, timeout)))
+            .collect();
+        let rest = futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffered(
+            futures_util::stream::iter(pending),
+            MAX_ROUND_CONCURRENCY,
+        ));
         let (read_rows, rest_answers) = futures_util::future::join(read_round, rest).await;
         for (i, rows) in reads.iter().zip(read_rows) {
             results[*i] = Some(rows.map(EffectAnswer::Rows));

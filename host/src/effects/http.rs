@@ -14,6 +14,10 @@
 //!   certificate against Mozilla's roots (`webpki-roots`, built in: the host's certificate
 //!   store plays no part) plus any roots the host's configuration adds. A certificate that
 //!   does not verify is a connection error; nothing is sent in clear instead.
+//! - A graph's headers never include one the sandbox owns ([`refused_header`]), nor a value
+//!   with a control character; on a redirect to another origin, `authorization` and `cookie`
+//!   are dropped (the new origin passed the footprint, but was not the one the credential was
+//!   written for), as browsers and curl do.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +78,104 @@ pub(crate) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig
         .with_no_client_auth())
 }
 
+/// Why a graph may not set the header `name` (lower-cased), or `None` when it may.
+///
+/// The sandbox owns the request's framing and routing: `host` (the footprint checked the URL's
+/// host, and a different `Host` would reach another virtual host behind the same address),
+/// `content-length` and `transfer-encoding` (request smuggling), the hop-by-hop headers of
+/// RFC 9110 §7.6.1 (`connection`, `keep-alive`, `te`, `trailer`, `upgrade`, `proxy-*`),
+/// `expect`, and the forwarding headers a server may trust for its allow-lists (`forwarded`,
+/// `x-forwarded-*`, `x-real-ip`, `via`). A name that is not an HTTP token is refused too.
+pub(crate) fn refused_header(name: &str) -> Option<&'static str> {
+    let token = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Some("not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)");
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some("header names are sent lower-cased");
+    }
+    match name {
+        "host" => Some("the sandbox sends the host the footprint checked"),
+        "content-length" | "transfer-encoding" => Some("the sandbox frames the body"),
+        "connection" | "keep-alive" | "te" | "trailer" | "upgrade" => {
+            Some("a hop-by-hop header belongs to the connection, which the sandbox owns")
+        }
+        "expect" => Some("the sandbox sends the body without waiting for 100-continue"),
+        "forwarded" | "x-real-ip" | "via" => Some("forwarding headers are the proxy's to set"),
+        _ if name.starts_with("proxy-") => Some("no proxy is used"),
+        _ if name.starts_with("x-forwarded-") => Some("forwarding headers are the proxy's to set"),
+        _ => None,
+    }
+}
+
+/// One request as the guest (or `eval`) made it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    /// `(lower-cased name, value)`.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Option<Vec<u8>>,
+    /// Send the response's headers back.
+    pub(crate) response_headers: bool,
+}
+
+/// A response after redirects, of any status.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    /// Only when the request asked for them: `(lower-cased name, value)` in the order received.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The request's headers, checked: none the sandbox owns, no control characters in a value.
+fn checked_headers(
+    headers: &[(String, String)],
+) -> Result<reqwest::header::HeaderMap, EffectError> {
+    let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Some(why) = refused_header(name) {
+            return Err(EffectError::Other(format!(
+                "the header {name:?} cannot be set by a graph: {why}"
+            )));
+        }
+        let bad_value = || {
+            EffectError::Other(format!(
+                "the header {name:?} has a value with a control character (\\r, \\n, \\0 …); \
+                 nothing was sent"
+            ))
+        };
+        if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(bad_value());
+        }
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| EffectError::Other(format!("the header name {name:?}")))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| bad_value())?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// The response's headers as text; a value that is not UTF-8 is a bad answer (it is never
+/// altered).
+fn response_headers(
+    map: &reqwest::header::HeaderMap,
+) -> Result<Vec<(String, String)>, EffectError> {
+    map.iter()
+        .map(|(name, value)| {
+            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+                EffectError::BadAnswer(format!("the response header {name} is not UTF-8"))
+            })?;
+            Ok((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
 /// The runner: configuration only; a pinned client is built per hop.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HttpRunner {
@@ -100,24 +202,26 @@ impl HttpRunner {
         HttpRunner { config }
     }
 
-    /// Sends `method url` (with `body`) within `timeout`; the final 2xx-or-not status and
-    /// body, after redirects. Refusals by the footprint or the egress policy never send.
+    /// Sends `request` within `timeout`; the final status (2xx or not), headers (if asked)
+    /// and body, after redirects. Refusals by the footprint, the header rules or the egress
+    /// policy never send.
     pub(crate) async fn request(
         &self,
         footprint: &Footprint,
-        method: &str,
-        url: &str,
-        body: Option<Vec<u8>>,
+        request: Request,
         timeout: Duration,
-    ) -> Result<(u16, Vec<u8>), EffectError> {
+    ) -> Result<Response, EffectError> {
         let deadline = Instant::now() + timeout.min(self.config.total_timeout);
-        let mut checked = footprint.check_http(method, url).map_err(denied)?;
-        let mut method = method.to_owned();
-        let mut body = body;
+        let mut checked = footprint
+            .check_http(&request.method, &request.url)
+            .map_err(denied)?;
+        let mut headers = checked_headers(&request.headers)?;
+        let mut method = request.method;
+        let mut body = request.body;
         for hop in 0..=self.config.max_redirects {
             let addrs = self.resolve(&checked, deadline).await?;
             let response = self
-                .send(&checked, &addrs, &method, body.clone(), deadline)
+                .send(&checked, &addrs, &method, &headers, body.clone(), deadline)
                 .await?;
             let status = response.status();
             if status.is_redirection()
@@ -138,14 +242,29 @@ impl HttpRunner {
                 {
                     method = "GET".to_owned();
                     body = None;
+                    headers.remove(reqwest::header::CONTENT_TYPE);
                 }
-                checked = footprint
+                let next = footprint
                     .check_redirect(&method, &checked, location)
                     .map_err(denied)?;
+                if next.url().origin() != checked.url().origin() {
+                    headers.remove(reqwest::header::AUTHORIZATION);
+                    headers.remove(reqwest::header::COOKIE);
+                }
+                checked = next;
                 continue;
             }
+            let response_headers = if request.response_headers {
+                response_headers(response.headers())?
+            } else {
+                Vec::new()
+            };
             let bytes = self.read_body(response, deadline).await?;
-            return Ok((status.as_u16(), bytes));
+            return Ok(Response {
+                status: status.as_u16(),
+                headers: response_headers,
+                body: bytes,
+            });
         }
         Err(EffectError::Other("redirect loop".into()))
     }
@@ -185,6 +304,7 @@ impl HttpRunner {
         checked: &CheckedUrl,
         addrs: &[SocketAddr],
         method: &str,
+        headers: &reqwest::header::HeaderMap,
         body: Option<Vec<u8>>,
         deadline: Instant,
     ) -> Result<reqwest::Response, EffectError> {
@@ -217,6 +337,7 @@ impl HttpRunner {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut request = client
             .request(method, checked.url().clone())
+            .headers(headers.clone())
             .timeout(remaining);
         if let Some(body) = body {
             request = request.body(body);

@@ -22,6 +22,9 @@ pub(crate) use budget::EffectBudget;
 pub(crate) use call::{EffectAnswer, EffectCall, EffectError, EffectHandler, RoundFuture};
 pub(crate) use database::Database;
 pub(crate) use dispatch::{Dispatcher, Services};
-pub(crate) use http::{ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, tls_config};
+pub(crate) use http::{
+    ASSUMPTIONS as HTTP_ASSUMPTIONS, HttpConfig, HttpRunner, Request as HttpRequest,
+    Response as HttpResponse, refused_header, tls_config,
+};
 pub(crate) use kernels::{ASSUMPTIONS as KERNEL_ASSUMPTIONS, Kernels, work as kernel_work};
 pub(crate) use sqlite::{ASSUMPTIONS as SQLITE_ASSUMPTIONS, SqliteRunner};

@@ -5,7 +5,9 @@
 //! (NaN is already canonical from `lower`). Every field that changes meaning is encoded; the
 //! graph's display `name` and its run `limits` are not (they change neither code nor results).
 
-use super::{AnswerType, Const, FusedStep, Graph, Node, NodeId, Op, Region, Type};
+use super::{
+    AnswerType, BodyType, Const, FusedStep, Graph, HttpAnswer, Node, NodeId, Op, Region, Type,
+};
 use crate::footprint::Footprint;
 
 /// Bumped whenever the encoding or the semantics of an existing op changes.
@@ -120,14 +122,22 @@ impl Encoder {
                 self.answer(answer);
             }
             Op::DbExecute { sql } => self.str(sql),
+            Op::DbExecuteMany { sql, fields } => {
+                self.str(sql);
+                self.len(fields.len());
+                fields.iter().for_each(|f| self.str(f));
+            }
             Op::Http {
                 method,
                 url,
+                headers,
                 answer,
             } => {
                 self.str(method);
                 self.str(url);
-                self.answer(answer);
+                self.len(headers.len());
+                headers.iter().for_each(|h| self.str(h));
+                self.http_answer(answer);
             }
             Op::Kernel { name } => self.str(name),
             Op::Fused { steps, reduce } => {
@@ -242,6 +252,19 @@ impl Encoder {
                 }
             }
         }
+    }
+
+    fn http_answer(&mut self, answer: &HttpAnswer) {
+        match &answer.body {
+            BodyType::Bool => self.u32(0),
+            BodyType::I64 => self.u32(1),
+            BodyType::F64 => self.u32(2),
+            BodyType::Str => self.u32(3),
+            BodyType::Bytes => self.u32(6),
+            // The schema is the node's declared type, which is hashed with every node.
+            BodyType::Json(_) => self.u32(7),
+        }
+        self.u32(u32::from(answer.full) | (u32::from(answer.headers) << 1));
     }
 
     /// The footprint in normalized form: sets in sorted order, rules sorted by their text.

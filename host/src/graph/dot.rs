@@ -76,15 +76,29 @@ fn attributes(op: &Op) -> Option<String> {
         Op::Fill { shape, value } => format!("shape: {shape:?}, value: {value:?}"),
         Op::DbQuery { sql, answer } => format!("sql: {}, answer: {answer:?}", quoted(sql)),
         Op::DbExecute { sql } => format!("sql: {}", quoted(sql)),
+        Op::DbExecuteMany { sql, fields } => format!(
+            "sql: {}, fields: {}",
+            quoted(sql),
+            quoted(&fields.join(", "))
+        ),
         Op::Http {
             method,
             url,
+            headers,
             answer,
-        } => format!(
-            "method: {}, url: {}, answer: {answer:?}",
-            quoted(method),
-            quoted(url)
-        ),
+        } => {
+            let mut text = format!("method: {}, url: {}", quoted(method), quoted(url));
+            if !headers.is_empty() {
+                text.push_str(&format!(", headers: {}", quoted(&headers.join(", "))));
+            }
+            let response = match (answer.full, answer.headers) {
+                (false, _) => "",
+                (true, false) => "full response, ",
+                (true, true) => "full response with headers, ",
+            };
+            text.push_str(&format!(", answer: {response}{:?}", answer.body));
+            text
+        }
         Op::Kernel { name } => format!("name: {}", quoted(name)),
         Op::Record { names } => format!("fields: {}", quoted(&names.join(", "))),
         Op::GetField { name, .. } | Op::With { name, .. } => format!("field: {}", quoted(name)),

@@ -71,6 +71,10 @@ pub(super) struct NodeJson {
     pub(super) fields: Option<Vec<String>>,
     /// `field`, `with`: which field.
     pub(super) field: Option<String>,
+    /// `http`: the request headers it sets (one argument each, after the body).
+    pub(super) headers: Option<Vec<String>>,
+    /// `http`: `body` (the default) or `full`.
+    pub(super) response: Option<String>,
 }
 
 #[derive(Deserialize)]

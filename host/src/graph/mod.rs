@@ -35,6 +35,7 @@ pub(crate) use types::Type;
 
 use graphjit_value::Tensor;
 pub(crate) use graphjit_value::effects::AnswerType;
+pub(crate) use graphjit_value::http::{BodyType, HttpAnswer};
 
 use crate::footprint::Footprint;
 use crate::interface::Interface;
@@ -271,11 +272,20 @@ pub(crate) enum Op {
     DbExecute {
         sql: String,
     },
-    /// Effect: an HTTP request (`args`: none, or the body string), answered as `answer`.
+    /// Effect: one statement per element of a list of records (`args`: the list), each
+    /// binding the record's `fields` to `$1`, `$2`, …, all in one transaction; the summed
+    /// row count, an i64.
+    DbExecuteMany {
+        sql: String,
+        fields: Vec<String>,
+    },
+    /// Effect: an HTTP request (`args`: the body, if any, then one value per header name in
+    /// `headers`, lower-cased), answered as `answer`.
     Http {
         method: String,
         url: String,
-        answer: AnswerType,
+        headers: Vec<String>,
+        answer: HttpAnswer,
     },
     /// Effect: a host kernel on tensors, by name.
     Kernel {
@@ -377,8 +387,10 @@ impl Graph {
                 let node = self.node(region.nodes[end]);
                 // A log line is never batched: it is cheap, and keeping it a single call keeps
                 // `rounds` an import only graphs with a real footprint have.
+                // Nor is a `db_execute_many`: it is a transaction of its own.
                 let joins = node.op.is_effect()
                     && node.op.interface() != Some(Interface::Log)
+                    && !matches!(node.op, Op::DbExecuteMany { .. })
                     && !node
                         .dependencies()
                         .any(|d| region.nodes[start..end].contains(&d));
@@ -393,6 +405,53 @@ impl Graph {
             start = end.max(start + 1);
         }
         rounds
+    }
+
+    /// The effects of a `map` that its elements send as one round when the graph batches
+    /// effects (Haxl's answer to the N+1 problem): the positions in the body of its effect
+    /// nodes, which must be one run of independent `db_query`, `db_execute`, `http` or
+    /// `kernel` nodes at the body's top level, with no effect inside a region nested in the
+    /// body. Each element computes its requests, one host call carries every element's, and
+    /// each element then takes its own answers in element order (codegen's `batched_map`).
+    /// `None` for any other node, or when the graph does not batch.
+    pub(crate) fn element_round(&self, node: &Node) -> Option<std::ops::Range<usize>> {
+        let Op::Map { body } = &node.op else {
+            return None;
+        };
+        if !self.batch_effects {
+            return None;
+        }
+        let effects: Vec<usize> = (0..body.nodes.len())
+            .filter(|&i| self.node(body.nodes[i]).op.is_effect())
+            .collect();
+        let (&first, &last) = (effects.first()?, effects.last()?);
+        let members = &body.nodes[first..=last];
+        let batchable = |id: &NodeId| {
+            let op = &self.node(*id).op;
+            op.is_effect()
+                && op.interface() != Some(Interface::Log)
+                && !matches!(op, Op::DbExecuteMany { .. })
+        };
+        let independent = !members
+            .iter()
+            .any(|&m| self.node(m).dependencies().any(|d| members.contains(&d)));
+        let nested = body.nodes.iter().any(|&id| {
+            self.node(id)
+                .op
+                .regions()
+                .into_iter()
+                .any(|r| self.holds_effect(r))
+        });
+        (effects.len() == members.len() && members.iter().all(batchable) && independent && !nested)
+            .then_some(first..last + 1)
+    }
+
+    /// Whether `region`, or a region nested in it, holds an effect node.
+    fn holds_effect(&self, region: &Region) -> bool {
+        region.nodes.iter().any(|&id| {
+            let op = &self.node(id).op;
+            op.is_effect() || op.regions().into_iter().any(|r| self.holds_effect(r))
+        })
     }
 
     /// Structural checks that every pass must preserve; `Err` names the first violation.
@@ -481,6 +540,7 @@ macro_rules! sub_regions {
             | Op::ToString
             | Op::DbQuery { .. }
             | Op::DbExecute { .. }
+            | Op::DbExecuteMany { .. }
             | Op::Http { .. }
             | Op::Kernel { .. }
             | Op::Log { .. }
@@ -551,6 +611,7 @@ impl Op {
             Op::ToString => OpKind::ToString,
             Op::DbQuery { .. } => OpKind::DbQuery,
             Op::DbExecute { .. } => OpKind::DbExecute,
+            Op::DbExecuteMany { .. } => OpKind::DbExecuteMany,
             Op::Http { .. } => OpKind::Http,
             Op::Kernel { .. } => OpKind::Kernel,
             Op::Log { .. } => OpKind::Log,

@@ -44,6 +44,10 @@ pub(crate) enum Field {
     Fields,
     /// `field`: which field of a record (`field`, `with`).
     Which,
+    /// `headers`: the request headers an `http` node sets, one argument each.
+    Headers,
+    /// `response`: what an `http` node's value is (`body` or `full`).
+    Response,
 }
 
 impl Field {
@@ -68,6 +72,8 @@ impl Field {
             Field::After => "after",
             Field::Fields => "fields",
             Field::Which => "field",
+            Field::Headers => "headers",
+            Field::Response => "response",
         }
     }
 }
@@ -390,9 +396,22 @@ op_kinds! {
             Interface::Db,
         ),
         DbExecute => effect("db_execute", &[Field::Args, Field::Sql, Field::After], Interface::Db),
+        DbExecuteMany => effect(
+            "db_execute_many",
+            &[Field::Args, Field::Sql, Field::Fields, Field::After],
+            Interface::Db,
+        ),
         Http => effect(
             "http",
-            &[Field::Args, Field::Method, Field::Url, Field::Type, Field::After],
+            &[
+                Field::Args,
+                Field::Method,
+                Field::Url,
+                Field::Headers,
+                Field::Response,
+                Field::Type,
+                Field::After,
+            ],
             Interface::Http,
         ),
         Kernel => effect(

@@ -174,7 +174,7 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::GroupBy { .. }
         | Op::JsonParse
         | Op::None => Err(format!("`{}` is typed from its declaration", op.name())),
-        Op::DbExecute { .. } => Ok(I64),
+        Op::DbExecute { .. } | Op::DbExecuteMany { .. } => Ok(I64),
         Op::Log { .. } => {
             let [a] = arity::<1>(op, args)?;
             Ok(a.clone())

@@ -56,7 +56,8 @@ pub struct Explanation {
     pub after: Vec<String>,
 }
 
-/// Every round of `graph`, region by region (outer first), as node ids.
+/// Every round of `graph`, region by region (outer first), as node ids; a `map` whose
+/// elements' effects go out as one round is `map ID per element: EFFECT, …`.
 pub(super) fn effect_rounds(graph: &graph::Graph) -> Vec<Vec<String>> {
     let mut rounds = Vec::new();
     let mut regions = vec![&graph.root];
@@ -68,6 +69,20 @@ pub(super) fn effect_rounds(graph: &graph::Graph) -> Vec<Vec<String>> {
                     .map(|&id| graph.node(id).name.clone())
                     .collect(),
             );
+        }
+        for &id in &region.nodes {
+            let node = graph.node(id);
+            if let (Some(range), graph::Op::Map { body }) = (graph.element_round(node), &node.op) {
+                let members: Vec<&str> = body.nodes[range]
+                    .iter()
+                    .map(|&m| graph.node(m).name.as_str())
+                    .collect();
+                rounds.push(vec![format!(
+                    "{} (per element of map {}: one round of n calls)",
+                    members.join(", "),
+                    node.name
+                )]);
+            }
         }
         for &id in region.nodes.iter().rev() {
             regions.extend(graph.node(id).op.regions().into_iter().rev());

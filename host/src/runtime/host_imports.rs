@@ -23,11 +23,10 @@ use wasmtime::component::Linker;
 use wasmtime::{StoreContextMut, Trap};
 
 use super::bindings::graphjit::guest::effect_types as wit;
-use super::bindings::graphjit::guest::http::Response;
 use super::bindings::graphjit::guest::rounds as wit_rounds;
 use super::limiter::RunState;
 use crate::effects::budget::{FUEL_PER_BYTE, FUEL_PER_CALL};
-use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
+use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError, HttpRequest};
 use crate::interface::Interface;
 
 /// The interfaces, by their full names.
@@ -84,15 +83,33 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
             })
         },
     )?;
+    db.func_wrap_async(
+        "execute-many",
+        |store: StoreContextMut<'_, RunState>, (sql, rows): (String, Vec<Vec<wit::Cell>>)| {
+            Box::new(async move {
+                let call = EffectCall::DbExecuteMany {
+                    sql,
+                    rows: rows
+                        .into_iter()
+                        .map(|row| row.into_iter().map(from_wit_cell).collect())
+                        .collect(),
+                };
+                let answer = serve(store, call).await?.and_then(|a| match a {
+                    EffectAnswer::Count(n) => Ok(n),
+                    other => Err(unexpected(&other)),
+                });
+                Ok((answer.map_err(to_wit_error),))
+            })
+        },
+    )?;
     let mut http = linker.instance(HTTP)?;
     http.func_wrap_async(
         "request",
-        |store: StoreContextMut<'_, RunState>,
-         (method, url, body): (String, String, Option<Vec<u8>>)| {
+        |store: StoreContextMut<'_, RunState>, (request,): (wit::HttpRequest,)| {
             Box::new(async move {
-                let call = EffectCall::Http { method, url, body };
+                let call = EffectCall::Http(from_wit_request(request));
                 let answer = serve(store, call).await?.and_then(|a| match a {
-                    EffectAnswer::Response { status, body } => Ok(Response { status, body }),
+                    EffectAnswer::Response(r) => Ok(to_wit_response(r)),
                     other => Err(unexpected(&other)),
                 });
                 Ok((answer.map_err(to_wit_error),))
@@ -303,11 +320,7 @@ fn from_wit_call(call: wit_rounds::Call) -> EffectCall {
             sql: c.sql,
             params: c.params.into_iter().map(from_wit_cell).collect(),
         },
-        wit_rounds::Call::Request(c) => EffectCall::Http {
-            method: c.method,
-            url: c.url,
-            body: c.body,
-        },
+        wit_rounds::Call::Request(c) => EffectCall::Http(from_wit_request(c)),
         wit_rounds::Call::Kernel(c) => EffectCall::Kernel {
             name: c.name,
             args: tensors(c.args),
@@ -319,15 +332,31 @@ fn to_wit_answer(answer: EffectAnswer) -> Result<wit_rounds::Answer, EffectError
     Ok(match answer {
         EffectAnswer::Rows(rows) => wit_rounds::Answer::Rows(to_wit_rows(rows)),
         EffectAnswer::Count(n) => wit_rounds::Answer::Count(n),
-        EffectAnswer::Response { status, body } => {
-            wit_rounds::Answer::Response(wit_rounds::HttpResponse { status, body })
-        }
+        EffectAnswer::Response(r) => wit_rounds::Answer::Response(to_wit_response(r)),
         EffectAnswer::Tensor(t) => wit_rounds::Answer::Tensor(wit::Tensor {
             shape: t.shape,
             data: t.data,
         }),
         EffectAnswer::Unit => return Err(unexpected(&EffectAnswer::Unit)),
     })
+}
+
+fn from_wit_request(request: wit::HttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+        response_headers: request.response_headers,
+    }
+}
+
+fn to_wit_response(response: crate::effects::HttpResponse) -> wit::HttpResponse {
+    wit::HttpResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
 }
 
 /// Takes `cost` fuel from the run, or ends it out of fuel.

@@ -15,6 +15,12 @@
 //!   length announced.
 //! - `/redirect?to=URL`: `302` with `location: URL` (percent-decoded); `400` without `to`.
 //! - `/status/{code}`: that status (100–999, else `400`), body `status {code}`.
+//! - `POST /pricing`: a pricing API for the orders example. The request needs
+//!   `x-api-key: test-key` (else `401 {"error":"bad key"}`) and a JSON body
+//!   `{"customer": string, "total": number}` (else `400 {"error": ...}`); a customer whose name
+//!   starts with `unknown` is `404 {"error":"no such customer"}`; any other gets
+//!   `200 {"customer": ..., "discount": d}` with `d` = 0.15 for a total of 500 or more, 0.05
+//!   for 100 or more, else 0, and an `x-price-rule` header naming the rule.
 //!
 //! [`TestHttp::start_tls`] serves the same routes over TLS (rustls), with a certificate for
 //! `127.0.0.1` and `localhost` signed by a throwaway CA made at start ([`TestHttp::ca_der`]).
@@ -302,6 +308,7 @@ async fn route(
             Err(_) => text(StatusCode::BAD_REQUEST, "big takes a byte count"),
         },
         ["redirect"] => redirect(query.as_deref()),
+        ["pricing"] => pricing(request).await,
         ["status", code] => match code
             .parse::<u16>()
             .ok()
@@ -316,6 +323,56 @@ async fn route(
         _ => text(StatusCode::NOT_FOUND, "no such route"),
     };
     Ok(response)
+}
+
+async fn pricing(request: Request<Incoming>) -> Response<TestBody> {
+    let error =
+        |status, message: &str| json(status, serde_json::json!({ "error": message }).to_string());
+    if request.method() != hyper::Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+    }
+    let key_ok = request
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|k| k.as_bytes() == b"test-key");
+    if !key_ok {
+        return error(StatusCode::UNAUTHORIZED, "bad key");
+    }
+    let body = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+    let (customer, total) = match &parsed {
+        Ok(v) => match (v["customer"].as_str(), v["total"].as_f64()) {
+            (Some(c), Some(t)) => (c.to_owned(), t),
+            _ => return error(StatusCode::BAD_REQUEST, "needs customer and total"),
+        },
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not JSON: {e}")),
+    };
+    if customer.starts_with("unknown") {
+        return error(StatusCode::NOT_FOUND, "no such customer");
+    }
+    let (discount, rule) = if total >= 500.0 {
+        (0.15, "gold")
+    } else if total >= 100.0 {
+        (0.05, "silver")
+    } else {
+        (0.0, "none")
+    };
+    let mut response = json(
+        StatusCode::OK,
+        serde_json::json!({ "customer": customer, "discount": discount }).to_string(),
+    );
+    response
+        .headers_mut()
+        .insert("x-price-rule", HeaderValue::from_static(rule));
+    response
 }
 
 async fn echo(request: Request<Incoming>) -> Response<TestBody> {

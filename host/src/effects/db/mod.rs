@@ -255,6 +255,28 @@ impl PostgresRunner {
         self.settle(connection, outcome, timeout, seen)
     }
 
+    /// Runs `sql` once per row of `rows` in one transaction (all or nothing), within
+    /// `timeout`; the summed row count. The statement is prepared once and the executions are
+    /// pipelined on the connection.
+    pub(crate) async fn execute_many(
+        &self,
+        sql: &str,
+        rows: &[Vec<Cell>],
+        run_as: RunAs<'_>,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<u64, DbError> {
+        let deadline = deadline_after(timeout);
+        let seen = self.oversized.load(std::sync::atomic::Ordering::Relaxed);
+        let mut connection = self.checkout(run_as, deadline, timeout).await?;
+        let work = tokio::time::timeout_at(
+            deadline,
+            self.execute_many_on(&mut connection, sql, rows, access),
+        );
+        let outcome = work.await;
+        self.settle(connection, outcome, timeout, seen)
+    }
+
     /// Whether a server message was refused for size since the count was `seen`.
     fn oversized_since(&self, seen: u64) -> bool {
         self.oversized.load(std::sync::atomic::Ordering::Relaxed) != seen
@@ -510,6 +532,43 @@ impl PostgresRunner {
             .map_err(classify)?;
         transaction.commit().await.map_err(classify)?;
         Ok(count)
+    }
+}
+
+impl PostgresRunner {
+    async fn execute_many_on(
+        &self,
+        connection: &mut Object,
+        sql: &str,
+        rows: &[Vec<Cell>],
+        access: Access,
+    ) -> Result<u64, DbError> {
+        let classify = |e: tokio_postgres::Error| classify(&e, self.config.statement_timeout);
+        let transaction = connection
+            .build_transaction()
+            .read_only(access == Access::ReadOnly)
+            .start()
+            .await
+            .map_err(classify)?;
+        let statement = transaction.prepare_cached(sql).await.map_err(classify)?;
+        for params in rows {
+            check_params(&statement, params)?;
+        }
+        // Sent together, answered in order; the first error ends the transaction, which is
+        // dropped without a commit (rolled back).
+        let each = rows.iter().map(|params| {
+            let statement = &statement;
+            let transaction = &transaction;
+            async move {
+                transaction
+                    .execute_raw(statement, params.iter().map(Bind))
+                    .await
+                    .map_err(classify)
+            }
+        });
+        let counts = futures_util::future::try_join_all(each).await?;
+        transaction.commit().await.map_err(classify)?;
+        Ok(counts.into_iter().fold(0u64, u64::saturating_add))
     }
 }
 

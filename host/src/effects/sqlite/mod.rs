@@ -89,6 +89,8 @@ fn classify(error: &rusqlite::Error) -> EffectError {
 enum Work {
     Query,
     Execute,
+    /// The statement once per parameter row, counts summed.
+    ExecuteMany,
 }
 
 /// What one call produced.
@@ -130,7 +132,7 @@ impl SqliteRunner {
         timeout: Duration,
     ) -> Result<Rows, EffectError> {
         match self
-            .call(sql, params, grants, access, timeout, Work::Query)
+            .call(sql, vec![params], grants, access, timeout, Work::Query)
             .await?
         {
             Outcome::Rows(rows) => Ok(rows),
@@ -148,7 +150,26 @@ impl SqliteRunner {
         timeout: Duration,
     ) -> Result<u64, EffectError> {
         match self
-            .call(sql, params, grants, access, timeout, Work::Execute)
+            .call(sql, vec![params], grants, access, timeout, Work::Execute)
+            .await?
+        {
+            Outcome::Count(n) => Ok(n),
+            Outcome::Rows(_) => Err(EffectError::Other("rows for an execute".into())),
+        }
+    }
+
+    /// `sql` once per row of `rows`, in one transaction (rolled back on the first error); the
+    /// summed row count.
+    pub(crate) async fn execute_many(
+        &self,
+        sql: &str,
+        rows: Vec<Vec<Cell>>,
+        grants: &Grants,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<u64, EffectError> {
+        match self
+            .call(sql, rows, grants, access, timeout, Work::ExecuteMany)
             .await?
         {
             Outcome::Count(n) => Ok(n),
@@ -159,7 +180,7 @@ impl SqliteRunner {
     async fn call(
         &self,
         sql: &str,
-        params: Vec<Cell>,
+        params: Vec<Vec<Cell>>,
         grants: &Grants,
         access: Access,
         timeout: Duration,
@@ -190,7 +211,7 @@ impl SqliteRunner {
 fn run(
     connection: &mut Connection,
     sql: &str,
-    params: &[Cell],
+    params: &[Vec<Cell>],
     grants: Grants,
     access: Access,
     deadline: Instant,
@@ -278,36 +299,25 @@ fn authorize(grants: &Grants, stored: &[String], context: &AuthContext<'_>) -> A
 fn statement(
     connection: &Connection,
     sql: &str,
-    params: &[Cell],
+    params: &[Vec<Cell>],
     work: &Work,
 ) -> Result<Outcome, EffectError> {
     let err = |e: rusqlite::Error| classify(&e);
     let mut stmt = connection.prepare(sql).map_err(err)?;
-    if stmt.parameter_count() != params.len() {
-        return Err(EffectError::Syntax(format!(
-            "the statement takes {} parameters, {} given",
-            stmt.parameter_count(),
-            params.len()
-        )));
+    if let Work::ExecuteMany = work {
+        let mut count = 0u64;
+        for row in params {
+            bind(&mut stmt, row)?;
+            count = count.saturating_add(stmt.raw_execute().map_err(err)? as u64);
+        }
+        return Ok(Outcome::Count(count));
     }
-    for (i, cell) in params.iter().enumerate() {
-        let name = format!("${}", i + 1);
-        let index = stmt
-            .parameter_index(&name)
-            .map_err(err)?
-            .ok_or_else(|| EffectError::Syntax(format!("the statement does not use {name}")))?;
-        let bound = match cell {
-            Cell::Null => stmt.raw_bind_parameter(index, rusqlite::types::Null),
-            Cell::Int(i) => stmt.raw_bind_parameter(index, i),
-            Cell::Float(x) => stmt.raw_bind_parameter(index, x),
-            Cell::Bool(b) => stmt.raw_bind_parameter(index, b),
-            Cell::Text(s) => stmt.raw_bind_parameter(index, s),
-            Cell::Bytes(b) => stmt.raw_bind_parameter(index, b),
-        };
-        bound.map_err(err)?;
-    }
+    let [params] = params else {
+        return Err(EffectError::Other("one parameter row expected".into()));
+    };
+    bind(&mut stmt, params)?;
     match work {
-        Work::Execute => stmt
+        Work::Execute | Work::ExecuteMany => stmt
             .raw_execute()
             .map(|n| Outcome::Count(n as u64))
             .map_err(err),
@@ -348,6 +358,35 @@ fn statement(
             Ok(Outcome::Rows(Rows { columns, rows: out }))
         }
     }
+}
+
+/// Binds `params` to `$1`, `$2`, … of `stmt` (every one of them, and no other).
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Cell]) -> Result<(), EffectError> {
+    let err = |e: rusqlite::Error| classify(&e);
+    if stmt.parameter_count() != params.len() {
+        return Err(EffectError::Syntax(format!(
+            "the statement takes {} parameters, {} given",
+            stmt.parameter_count(),
+            params.len()
+        )));
+    }
+    for (i, cell) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = stmt
+            .parameter_index(&name)
+            .map_err(err)?
+            .ok_or_else(|| EffectError::Syntax(format!("the statement does not use {name}")))?;
+        let bound = match cell {
+            Cell::Null => stmt.raw_bind_parameter(index, rusqlite::types::Null),
+            Cell::Int(i) => stmt.raw_bind_parameter(index, i),
+            Cell::Float(x) => stmt.raw_bind_parameter(index, x),
+            Cell::Bool(b) => stmt.raw_bind_parameter(index, b),
+            Cell::Text(s) => stmt.raw_bind_parameter(index, s),
+            Cell::Bytes(b) => stmt.raw_bind_parameter(index, b),
+        };
+        bound.map_err(err)?;
+    }
+    Ok(())
 }
 
 /// What the embedded database assumes (the assumption inventory).

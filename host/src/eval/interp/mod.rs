@@ -34,9 +34,10 @@ use std::rc::Rc;
 use graphjit_value::Value;
 
 use graphjit_value::effects::{self as conv, cell_from_value};
+use graphjit_value::http as http_conv;
 
 use super::{EffectFn, EffectServer, EvalError, EvalLimits, const_value, data, scalar, tensor};
-use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError};
+use crate::effects::{EffectAnswer, EffectBudget, EffectCall, EffectError, HttpRequest};
 use crate::graph::{Graph, Node, NodeId, Op, Region, Type};
 use accounting::{
     allocation_bytes, describe, last_readers, list_len, node_cost, string_bytes, value_bytes,
@@ -278,14 +279,32 @@ impl<'g, 'e> Interp<'g, 'e> {
                     }
                 }
             }
-            Op::Http { method, url, .. } => EffectCall::Http {
-                method: method.clone(),
-                url: url.clone(),
-                body: match args.first() {
-                    Some(Value::Str(s)) => Some(s.clone().into_bytes()),
-                    _ => None,
-                },
-            },
+            Op::DbExecuteMany { sql, fields } => {
+                let list = args.first().ok_or_else(|| internal("no list of rows"))?;
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                EffectCall::DbExecuteMany {
+                    sql: sql.clone(),
+                    rows: conv::param_rows(list, &fields).map_err(bad)?,
+                }
+            }
+            Op::Http {
+                method,
+                url,
+                headers,
+                answer,
+            } => {
+                let (body, values) = args.split_at(args.len() - headers.len().min(args.len()));
+                let named: Vec<(&str, &Value)> =
+                    headers.iter().map(String::as_str).zip(values).collect();
+                let request = http_conv::request(&named, body.first()).map_err(bad)?;
+                EffectCall::Http(HttpRequest {
+                    method: method.clone(),
+                    url: url.clone(),
+                    headers: request.headers,
+                    body: request.body,
+                    response_headers: answer.wants_headers(),
+                })
+            }
             Op::Kernel { name } => EffectCall::Kernel {
                 name: name.clone(),
                 args: args
@@ -313,14 +332,18 @@ impl<'g, 'e> Interp<'g, 'e> {
             (Op::DbQuery { answer, .. }, EffectAnswer::Rows(rows)) => {
                 conv::rows_to_value(&rows, answer).map_err(bad)
             }
-            (Op::DbExecute { .. }, EffectAnswer::Count(n)) => i64::try_from(n)
-                .map(Value::I64)
-                .map_err(|_| bad(format!("row count {n}"))),
-            (Op::Http { answer, .. }, EffectAnswer::Response { status, body }) => {
-                if !(200..300).contains(&status) {
-                    return Err(failed(EffectError::HttpStatus(status)));
-                }
-                conv::body_to_value(&body, answer).map_err(bad)
+            (Op::DbExecute { .. } | Op::DbExecuteMany { .. }, EffectAnswer::Count(n)) => {
+                i64::try_from(n)
+                    .map(Value::I64)
+                    .map_err(|_| bad(format!("row count {n}")))
+            }
+            (Op::Http { answer, .. }, EffectAnswer::Response(r)) => {
+                http_conv::answer(r.status, r.headers, &r.body, answer).map_err(|e| match e {
+                    http_conv::AnswerError::Status(status) => {
+                        failed(EffectError::HttpStatus(status))
+                    }
+                    http_conv::AnswerError::Bad(message) => bad(message),
+                })
             }
             (Op::Kernel { .. }, EffectAnswer::Tensor(t)) => {
                 let Type::Tensor(expected) = &node.ty else {
@@ -438,6 +461,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             }
             Op::DbQuery { .. }
             | Op::DbExecute { .. }
+            | Op::DbExecuteMany { .. }
             | Op::Http { .. }
             | Op::Kernel { .. }
             | Op::Log { .. } => {

@@ -76,6 +76,16 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::DbExecute => Op::DbExecute {
             sql: need_text(json, "sql", &json.sql)?,
         },
+        OpKind::DbExecuteMany => Op::DbExecuteMany {
+            sql: need_text(json, "sql", &json.sql)?,
+            fields: json.fields.clone().ok_or_else(|| {
+                GraphError::new(
+                    Kind::Field,
+                    "`db_execute_many` needs \"fields\": the record fields bound to $1, $2, …",
+                    "add \"fields\": [\"id\", \"total\"]",
+                )
+            })?,
+        },
         OpKind::Kernel => Op::Kernel {
             name: need_text(json, "kernel", &json.kernel)?,
         },
@@ -146,6 +156,8 @@ pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphEr
         (Field::After, json.after.is_some()),
         (Field::Fields, json.fields.is_some()),
         (Field::Which, json.field.is_some()),
+        (Field::Headers, json.headers.is_some()),
+        (Field::Response, json.response.is_some()),
     ];
     match present
         .iter()
@@ -263,6 +275,38 @@ pub(super) fn check_effect(op: &Op, args: &[Type]) -> Result<(), GraphError> {
             Type::Option(item) => parameter(item),
             _ => false,
         }
+    }
+    if let Op::DbExecuteMany { fields, .. } = op {
+        let item = match args {
+            [Type::List(item)] => &**item,
+            _ => {
+                return Err(GraphError::new(
+                    Kind::Type,
+                    "`db_execute_many` takes one list of records",
+                    "pass a list whose records hold the statement's parameters",
+                ));
+            }
+        };
+        for name in fields {
+            match item.field(name) {
+                Some((_, t)) if parameter(t) => {}
+                Some((_, t)) => {
+                    return Err(GraphError::new(
+                        Kind::Type,
+                        format!("field {name:?} is {t}, which cannot be an SQL parameter"),
+                        "bind bool, i64, f64, string or bytes fields (or options of them)",
+                    ));
+                }
+                None => {
+                    return Err(GraphError::new(
+                        Kind::Type,
+                        format!("the list's items ({item}) have no field {name:?}"),
+                        "name fields of the records in \"fields\"",
+                    ));
+                }
+            }
+        }
+        return Ok(());
     }
     if let Op::DbQuery { .. } | Op::DbExecute { .. } = op
         && let Some(bad) = args.iter().find(|t| !parameter(t))

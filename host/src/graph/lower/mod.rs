@@ -12,10 +12,11 @@ use std::collections::{HashMap, HashSet};
 use super::error::{GraphError, GraphErrorKind as Kind, Limits};
 use super::json::{GraphJson, NodeJson, VersionProbe};
 use super::types::{Type, infer};
-use super::{AnswerType, Graph, GraphLimits, Node, NodeId, Op, OpKind, Region};
+use super::{Graph, GraphLimits, Node, NodeId, Op, OpKind, Region};
 use crate::footprint::Footprint;
 
 mod fields;
+mod http;
 mod order;
 mod regions;
 mod values;
@@ -439,24 +440,27 @@ impl<'l> Lowering<'l> {
                 (Op::DbQuery { sql, answer }, ty)
             }
             OpKind::Http => {
+                if self.version < 2 && (json.headers.is_some() || json.response.is_some()) {
+                    return Err(at(GraphError::new(
+                        Kind::Field,
+                        "\"headers\" and \"response\" are fields of graph format version 2",
+                        "write \"version\": 2",
+                    )));
+                }
                 let ty = match &json.ty {
                     Some(_) => self.declared_type(json).map_err(at)?,
                     None => Type::Str,
                 };
-                let answer = answer_type(&ty).map_err(at)?;
-                if matches!(answer, AnswerType::Tensor(_) | AnswerType::Rows(_)) {
-                    return Err(at(GraphError::new(
-                        Kind::Type,
-                        "an `http` answer cannot be a tensor or rows",
-                        "use \"type\": \"string\", \"i64\", \"f64\" or \"bool\"",
-                    )));
-                }
                 let method = need_text(json, "method", &json.method).map_err(at)?;
                 let url = need_text(json, "url", &json.url).map_err(at)?;
+                let headers = http::headers(json).map_err(at)?;
+                let answer = http::answer(json, &ty).map_err(at)?;
+                http::check_args(&headers, &arg_types, self.version).map_err(at)?;
                 (
                     Op::Http {
                         method,
                         url,
+                        headers,
                         answer,
                     },
                     ty,
