@@ -47,6 +47,17 @@ fn json_of(out: &[(String, Value)], name: &str) -> serde_json::Value {
     graphjit::value_to_json(value)
 }
 
+/// A host that may reach the test servers on loopback, with no disk cache.
+fn loopback() -> HostConfig {
+    HostConfig {
+        http: HttpSettings {
+            allow_loopback: true,
+            ..HttpSettings::default()
+        },
+        ..memory_only()
+    }
+}
+
 fn is_class(e: &Error, want: EffectClass) -> bool {
     matches!(&e.kind, ErrorKind::EffectFailed { class, .. } if *class == want)
 }
@@ -55,14 +66,7 @@ mod http {
     use super::*;
 
     fn host() -> Host {
-        Host::with_config(&HostConfig {
-            http: HttpSettings {
-                allow_loopback: true,
-                ..HttpSettings::default()
-            },
-            ..memory_only()
-        })
-        .expect("host")
+        Host::with_config(&loopback()).expect("host")
     }
 
     /// One `http` node (`node`: its fields after the id) over `before` nodes, with the
@@ -423,14 +427,7 @@ mod orders {
     }
 
     fn host() -> Host {
-        Host::with_config(&HostConfig {
-            http: HttpSettings {
-                allow_loopback: true,
-                ..HttpSettings::default()
-            },
-            ..memory_only()
-        })
-        .expect("host")
+        Host::with_config(&loopback()).expect("host")
     }
 
     fn expected() -> serde_json::Value {
@@ -519,7 +516,7 @@ mod batched_map {
     use super::*;
 
     fn host() -> Host {
-        Host::with_config(&host_config()).expect("host")
+        Host::with_config(&loopback()).expect("host")
     }
 
     /// `map` over `range(0, n)`: each element asks `/delay/100` with its index as a header.
@@ -578,7 +575,7 @@ mod batched_map {
         // Without the pass the map calls once per element, and still agrees.
         let plain = Host::with_config(&HostConfig {
             passes: graphjit::PassConfig::parse("fold,cse,dce,fuse,place").expect("passes"),
-            ..host_config()
+            ..loopback()
         })
         .expect("host");
         let compiled = plain.compile(&g).expect("compiles");
@@ -586,16 +583,6 @@ mod batched_map {
             block_on(plain.run(&compiled, &BTreeMap::new(), RunLimits::default())).expect("runs");
         assert_eq!(out.outputs, eval_out);
         assert_eq!(out.effect_rounds, 8);
-    }
-
-    fn host_config() -> HostConfig {
-        HostConfig {
-            http: HttpSettings {
-                allow_loopback: true,
-                ..HttpSettings::default()
-            },
-            ..memory_only()
-        }
     }
 
     /// A map pricing five customers; element 3 divides by zero before its request.
