@@ -333,12 +333,22 @@ fn statement(
                     )));
                 }
                 let mut cells = Vec::with_capacity(columns.len());
-                for i in 0..columns.len() {
+                for (i, name) in columns.iter().enumerate() {
                     let cell = match row.get_ref(i).map_err(err)? {
                         ValueRef::Null => Cell::Null,
                         ValueRef::Integer(v) => Cell::Int(v),
                         ValueRef::Real(v) => Cell::Float(v),
-                        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                        // SQLite stores whatever bytes it was given as TEXT; text that is not
+                        // UTF-8 is refused, never altered.
+                        ValueRef::Text(t) => {
+                            Cell::Text(String::from_utf8(t.to_vec()).map_err(|_| {
+                                EffectError::BadAnswer(format!(
+                                    "column {:?} holds text that is not UTF-8 (read it as a blob: \
+                                     CAST(x AS BLOB))",
+                                    name
+                                ))
+                            })?)
+                        }
                         ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
                     };
                     bytes += match &cell {

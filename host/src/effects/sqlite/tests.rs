@@ -102,3 +102,34 @@ async fn errors_are_typed_and_roll_back() {
         .expect("the call succeeds");
     assert_eq!(rows.rows, vec![vec![Cell::Int(2)]]);
 }
+
+#[tokio::test]
+async fn text_that_is_not_utf8_is_a_bad_answer_never_altered() {
+    let db = SqliteRunner::open(Some(
+        "CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, CAST(X'61FF62' AS TEXT));",
+    ))
+    .expect("opens");
+    let read = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query(
+                sql,
+                vec![],
+                &grants(),
+                Access::ReadOnly,
+                Duration::from_secs(5),
+            )
+            .await
+        }
+    };
+    let refused = read("SELECT b FROM t").await.expect_err("not UTF-8");
+    assert!(
+        matches!(&refused, EffectError::BadAnswer(m) if m.contains("\"b\"")),
+        "{refused:?}"
+    );
+    // As a blob the bytes come back exactly.
+    let rows = read("SELECT CAST(b AS BLOB) AS b FROM t")
+        .await
+        .expect("a blob");
+    assert_eq!(rows.rows, vec![vec![Cell::Bytes(vec![0x61, 0xff, 0x62])]]);
+}
