@@ -46,6 +46,7 @@ use alloc::vec::Vec;
 
 pub mod data;
 pub mod effects;
+pub mod memo;
 pub mod native;
 pub mod ops;
 mod realloc;

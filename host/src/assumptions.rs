@@ -71,7 +71,7 @@ pub(crate) fn driver_component(interface: Interface) -> Option<&'static str> {
         Interface::Kernels => Some("kernels"),
         // Log lines go to the host's own sink; rounds carry the calls above; native is
         // graphjit's own code (its entries are always in the inventory).
-        Interface::Log | Interface::Rounds | Interface::Native => None,
+        Interface::Log | Interface::Rounds | Interface::Native | Interface::Memo => None,
     }
 }
 

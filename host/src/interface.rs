@@ -24,16 +24,19 @@ pub(crate) enum Interface {
     Rounds,
     /// Pure host computations the optimizer placed there (`native_matmul`, the `place` pass).
     Native,
+    /// The memo of `cached` nodes (`crate::memo`).
+    Memo,
 }
 
 impl Interface {
-    pub(crate) const ALL: [Interface; 6] = [
+    pub(crate) const ALL: [Interface; 7] = [
         Interface::Db,
         Interface::Http,
         Interface::Kernels,
         Interface::Log,
         Interface::Rounds,
         Interface::Native,
+        Interface::Memo,
     ];
 
     /// The short name used in messages and in `explain`.
@@ -45,6 +48,7 @@ impl Interface {
             Interface::Log => "log",
             Interface::Rounds => "rounds",
             Interface::Native => "native",
+            Interface::Memo => "memo",
         }
     }
 
@@ -57,6 +61,7 @@ impl Interface {
             Interface::Log => "graphjit:guest/log@0.1.0",
             Interface::Rounds => "graphjit:guest/rounds@0.1.0",
             Interface::Native => "graphjit:guest/native@0.1.0",
+            Interface::Memo => "graphjit:guest/memo@0.1.0",
         }
     }
 
@@ -82,6 +87,9 @@ impl Interface {
             // Pure, placed by the optimizer: returns what the guest's own op would and reaches
             // nothing outside the run, so no footprint is needed for it.
             Interface::Native => true,
+            // Values this graph's own `cached` nodes computed (the key holds the footprint, so
+            // a hit never gives a graph what its footprint would refuse to fetch).
+            Interface::Memo => true,
         }
     }
 }

@@ -40,6 +40,7 @@ mod graph;
 mod host;
 mod interface;
 mod lifecycle;
+mod memo;
 mod native;
 mod passes;
 mod runtime;
@@ -62,6 +63,7 @@ pub use host::{
     RunOutput, default_disk_dir,
 };
 pub use lifecycle::{DeployEvent, DeployEventKind, State, TRANSITIONS, Transition, is_legal};
+pub use memo::{DEFAULT_MEMO_BYTES, DEFAULT_MEMO_ENTRIES, MemoStats};
 pub use passes::{Pass, PassConfig, PassReport, Placement};
 pub use values::{value_to_json, value_to_text};
 pub use verify::{CheckItem, Checklist};

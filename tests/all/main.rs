@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod cache;
+mod cached;
 mod cli;
 mod conformance;
 mod data;

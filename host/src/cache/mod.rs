@@ -118,6 +118,8 @@ pub(crate) struct Artifact {
     /// What serves its effect calls: built once here, not per run; `None` for a graph
     /// without effect nodes (its component imports no effect interface).
     pub(crate) effects: Option<Arc<dyn crate::effects::EffectHandler>>,
+    /// Its `cached` nodes as the memo sees them (empty for most graphs).
+    pub(crate) memo_sites: Arc<[crate::graph::MemoSite]>,
 }
 
 impl std::fmt::Debug for Artifact {
@@ -146,6 +148,7 @@ impl Artifact {
             loaded,
             lifecycle,
             pins: AtomicUsize::new(0),
+            memo_sites: graph.memo_sites().into(),
             graph,
             effects,
         }

@@ -148,6 +148,10 @@ pub(crate) struct RunArgs {
     /// script (tables and rows) runs in it first.
     #[arg(long, value_name = "FILE.sql", conflicts_with = "database_url")]
     pub(crate) db_init: Option<PathBuf>,
+    /// Run the graph this many times on one host and report the last run (its memo hits show
+    /// what `cached` nodes kept from the runs before).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) repeat: u32,
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
 }

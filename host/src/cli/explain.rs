@@ -93,6 +93,15 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
             println!("  {}", round.join(", "));
         }
     }
+    if !e.cached.is_empty() {
+        println!(
+            "cached (results kept across runs; this host's memo: {} entries, {} hits, {} misses)",
+            e.memo.entries, e.memo.hits, e.memo.misses
+        );
+        for line in &e.cached {
+            println!("  {line}");
+        }
+    }
     println!("cache");
     println!("  key      {}", e.key);
     let why = match e.cache {

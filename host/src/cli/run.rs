@@ -30,8 +30,12 @@ pub(crate) fn run(args: &RunArgs, compile: bool) -> Result<Success, CliError> {
         allowed.deadline = Duration::from_millis(ms);
     }
     let limits = graph.limits_over(allowed);
-    if !compile && !graph.has_effects() {
-        let output = Host::eval(&graph, &inputs, limits)?;
+    // One evaluation without effects or a memo needs no host.
+    if !compile && !graph.has_effects() && !graph.memoizes() {
+        let mut output = Host::eval(&graph, &inputs, limits)?;
+        for _ in 1..args.repeat {
+            output = Host::eval(&graph, &inputs, limits)?;
+        }
         return Ok(Success {
             output,
             compiled: None,
@@ -66,14 +70,20 @@ pub(crate) fn run(args: &RunArgs, compile: bool) -> Result<Success, CliError> {
         host.use_embedded_database(init.as_deref())?;
     }
     if !compile {
-        let output = runtime.block_on(host.eval_effects(&graph, &inputs, limits))?;
+        let mut output = runtime.block_on(host.eval_effects(&graph, &inputs, limits))?;
+        for _ in 1..args.repeat {
+            output = runtime.block_on(host.eval_effects(&graph, &inputs, limits))?;
+        }
         return Ok(Success {
             output,
             compiled: None,
         });
     }
     let compiled = host.compile(&graph)?;
-    let output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
+    let mut output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
+    for _ in 1..args.repeat {
+        output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
+    }
     Ok(Success {
         output,
         compiled: Some(compiled.stats),
@@ -101,8 +111,16 @@ pub(crate) fn report(args: &RunArgs, result: Result<Success, CliError>) -> ExitC
                     c.cache.name()
                 )
             });
+            let memo = if output.memo_hits + output.memo_misses > 0 {
+                format!(
+                    ", memo {} hit(s) {} miss(es)",
+                    output.memo_hits, output.memo_misses
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "{compile}ran in {:.1} µs, fuel used {}",
+                "{compile}ran in {:.1} µs, fuel used {}{memo}",
                 output.run_time.as_secs_f64() * 1e6,
                 output.fuel_used
             );
@@ -131,6 +149,7 @@ fn success_json(success: &Success) -> serde_json::Value {
         "compile_ms": success.compiled.as_ref().map_or(0.0, |c| ms(c.total)),
         "run_us": output.run_time.as_secs_f64() * 1e6,
         "cache": success.compiled.as_ref().map_or("none", |c| c.cache.name()),
+        "memo": {"hits": output.memo_hits, "misses": output.memo_misses},
     });
     if let Some(compiled) = &success.compiled {
         let stages = &compiled.stages;

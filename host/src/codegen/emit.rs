@@ -165,7 +165,8 @@ impl Generator<'_> {
             | Op::Filter { .. }
             | Op::Fold { .. }
             | Op::SortBy { .. }
-            | Op::GroupBy { .. } => Err(at.error(format!(
+            | Op::GroupBy { .. }
+            | Op::Cached { .. } => Err(at.error(format!(
                 "`{}` is a block, not an expression",
                 node.op.name()
             ))),

@@ -309,6 +309,7 @@ impl<'g> Generator<'g> {
             | Op::Fold { body }
             | Op::SortBy { body }
             | Op::GroupBy { body } => self.list_region(&at, body),
+            Op::Cached { body, .. } => self.cached_node(&at, body),
             Op::Param => Ok(()),
             _ => {
                 let expr = self.expr(&at)?;
@@ -393,6 +394,69 @@ impl<'g> Generator<'g> {
 }
 
 impl Generator<'_> {
+    /// `cached`: asks the host's memo for the value of the values the body reads (arguments,
+    /// then outer nodes, as `eval` lists them); on a miss runs the body on the arguments and
+    /// tells the memo its result. The reads are cloned into `rt::Value`s first: the body
+    /// may still need them.
+    fn cached_node(&mut self, at: &At, body: &Region) -> Result<()> {
+        let graph = self.graph;
+        let outer = graph.outer_reads(at.id, &self.demanded);
+        let reads = at
+            .node
+            .args
+            .iter()
+            .chain(&outer)
+            .map(|&r| emit::value_expr(&self.clone_of(r), &graph.node(r).ty))
+            .collect::<Vec<String>>();
+        let hit =
+            emit::read_expr("v0", &at.node.ty, 1).ok_or_else(|| at.no_rule("a cached tuple"))?;
+        let (reads_var, result_var) = (format!("k{}", at.id.0), format!("m{}", at.id.0));
+        self.line(&format!(
+            "{} = match rt::memo::lookup({}, alloc::vec![{}])? {{",
+            self.binding(at.id),
+            at.at(),
+            reads.join(", ")
+        ));
+        self.indent += 1;
+        self.line(&format!("Ok(v0) => {hit},"));
+        let open = format!("Err({reads_var}) => {{");
+        let done = self.block(&open, "}", |g| {
+            if body.params.len() != at.node.args.len() {
+                return Err(at.error("a `cached` body without one param per argument".into()));
+            }
+            for (&param, &arg) in body.params.iter().zip(&at.node.args) {
+                let value = g.owned(arg, at.local(arg));
+                g.line(&format!("{} = {value};", g.binding(param)));
+            }
+            g.region_body(body)?;
+            g.current = Some(at.id);
+            let result = body
+                .results
+                .first()
+                .copied()
+                .ok_or_else(|| at.error("a `cached` body without a result".into()))?;
+            let local = body.nodes.contains(&result) || body.params.contains(&result);
+            let value = g.owned(result, local);
+            let ty = &at.node.ty;
+            g.line(&format!("let {result_var}: {} = {value};", rust_type(ty)));
+            let copy = if ty.is_copy() {
+                result_var.clone()
+            } else {
+                format!("{result_var}.clone()")
+            };
+            g.line(&format!(
+                "rt::memo::store({}, {reads_var}, &{})?;",
+                at.at(),
+                emit::value_expr(&copy, ty)
+            ));
+            g.line(&result_var);
+            Ok(())
+        });
+        self.indent -= 1;
+        self.line("};");
+        done
+    }
+
     /// `map`, `filter`, `fold`, `sort_by` and `group_by`: a `for` over the owned list, the
     /// body once per element. `map` (and the keyed list of `sort_by` and `group_by`) reserves
     /// the list's length up front (pushes never reallocate); `filter` grows fallibly; `fold`

@@ -73,6 +73,9 @@ pub(crate) struct EvalOutcome {
     pub(crate) fuel_used: u64,
     /// Effect calls admitted.
     pub(crate) effect_calls: u32,
+    /// `cached` nodes answered from the memo, and those whose body ran.
+    pub(crate) memo_hits: u32,
+    pub(crate) memo_misses: u32,
 }
 
 /// Why an evaluation stopped.
@@ -162,16 +165,18 @@ pub(crate) fn eval(
     inputs: &[Value],
     limits: &EvalLimits,
 ) -> Result<EvalOutcome, EvalError> {
-    eval_with(graph, inputs, limits, None)
+    eval_with(graph, inputs, limits, None, None)
 }
 
 /// Evaluates `graph` on `inputs`, serving effect nodes with `effects` (without one, every
-/// effect call fails, as in a compiled run without a handler).
+/// effect call fails, as in a compiled run without a handler) and `cached` nodes from `memo`
+/// (without one, every body runs and nothing is kept).
 pub(crate) fn eval_with<'a>(
     graph: &Graph,
     inputs: &[Value],
     limits: &EvalLimits,
     effects: Option<EffectServer<'a>>,
+    memo: Option<crate::memo::RunMemo>,
 ) -> Result<EvalOutcome, EvalError> {
     if inputs.len() != graph.inputs.len() {
         return Err(EvalError::BadInput(format!(
@@ -180,15 +185,18 @@ pub(crate) fn eval_with<'a>(
             graph.inputs.len()
         )));
     }
-    let mut interp = interp::Interp::new(graph, *limits, effects)?;
+    let mut interp = interp::Interp::new(graph, *limits, effects, memo)?;
     for (&id, value) in graph.inputs.iter().zip(inputs) {
         interp.bind_input(id, value)?;
     }
     let outputs = interp.run()?;
+    let (memo_hits, memo_misses) = interp.memo_counts();
     Ok(EvalOutcome {
         outputs: outputs.into_iter().map(Value::canonicalized).collect(),
         fuel_used: interp.fuel_used(),
         effect_calls: interp.effect_calls(),
+        memo_hits,
+        memo_misses,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::footprint::Footprint;
 const ENCODING_VERSION: u32 = 1;
 
 pub(super) fn hash(graph: &Graph) -> blake3::Hash {
-    let mut e = Encoder(blake3::Hasher::new());
+    let mut e = Encoder::new();
     e.bytes(b"graphjit-graph");
     e.u32(ENCODING_VERSION);
     e.len(graph.nodes.len());
@@ -24,20 +24,78 @@ pub(super) fn hash(graph: &Graph) -> blake3::Hash {
         e.str(name);
     }
     e.footprint(&graph.footprint);
-    e.0.finalize()
+    e.hasher.finalize()
 }
 
-struct Encoder(blake3::Hasher);
+/// The identity of what `cached` node `id` computes, apart from the values it reads: its key,
+/// lifetime, type and body, with the body's nodes numbered from 0 in region order and each
+/// capture by its position in the node's captures (so the same body means the same digest in
+/// any graph), and node names left out (they change no value). The host's memo key is this,
+/// the footprint and the encoded reads (`crate::memo`). `None` for a node that is not `cached`.
+pub(super) fn memo_digest(graph: &Graph, id: NodeId, demanded: &[bool]) -> Option<blake3::Hash> {
+    let node = graph.nodes.get(id.index())?;
+    let Op::Cached { key, ttl_ms, body } = &node.op else {
+        return None;
+    };
+    let mut local = std::collections::BTreeMap::new();
+    let mut pending = vec![body];
+    while let Some(region) = pending.pop() {
+        for &inner in region.params.iter().chain(&region.nodes) {
+            let next = local.len() as u32;
+            local.insert(inner, next);
+            pending.extend(graph.node(inner).op.regions());
+        }
+    }
+    let outer = graph.outer_reads(id, demanded);
+    for (position, &capture) in outer.iter().enumerate() {
+        local.insert(capture, CAPTURE | position as u32);
+    }
+    let mut e = Encoder::new();
+    e.local = Some(local);
+    e.bytes(b"graphjit-cached");
+    e.u32(ENCODING_VERSION);
+    e.str(key);
+    e.u64(ttl_ms.map_or(0, |ms| ms));
+    e.ty(&node.ty);
+    e.len(node.args.len());
+    e.len(outer.len());
+    e.region(graph, body);
+    Some(e.hasher.finalize())
+}
+
+/// blake3 over the footprint's normalized encoding (a memo key's footprint part).
+pub(super) fn footprint_hash(footprint: &Footprint) -> blake3::Hash {
+    let mut e = Encoder::new();
+    e.bytes(b"graphjit-footprint");
+    e.footprint(footprint);
+    e.hasher.finalize()
+}
+
+/// Marks a capture's number in [`memo_digest`]'s local numbering.
+const CAPTURE: u32 = 1 << 31;
+
+struct Encoder {
+    hasher: blake3::Hasher,
+    /// Local numbers for node ids and no node names ([`memo_digest`]); `None`: the graph's.
+    local: Option<std::collections::BTreeMap<NodeId, u32>>,
+}
 
 impl Encoder {
+    fn new() -> Encoder {
+        Encoder {
+            hasher: blake3::Hasher::new(),
+            local: None,
+        }
+    }
+
     fn bytes(&mut self, b: &[u8]) {
-        self.0.update(b);
+        self.hasher.update(b);
     }
     fn u32(&mut self, v: u32) {
-        self.0.update(&v.to_le_bytes());
+        self.hasher.update(&v.to_le_bytes());
     }
     fn u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
+        self.hasher.update(&v.to_le_bytes());
     }
     fn len(&mut self, n: usize) {
         self.u64(n as u64);
@@ -47,7 +105,13 @@ impl Encoder {
         self.bytes(s.as_bytes());
     }
     fn id(&mut self, id: NodeId) {
-        self.u32(id.0);
+        // A node outside a digest's body and captures cannot be read by it; u32::MAX - 1 keeps
+        // such an (impossible) id from aliasing a local one.
+        let number = match &self.local {
+            Some(local) => local.get(&id).copied().unwrap_or(u32::MAX - 1),
+            None => id.0,
+        };
+        self.u32(number);
     }
     fn ids(&mut self, ids: &[NodeId]) {
         self.len(ids.len());
@@ -72,7 +136,9 @@ impl Encoder {
 
     fn node(&mut self, graph: &Graph, id: NodeId, node: &Node) {
         self.id(id);
-        self.str(&node.name);
+        if self.local.is_none() {
+            self.str(&node.name);
+        }
         self.str(node.op.name());
         self.ids(&node.args);
         self.ids(&node.after);
@@ -102,6 +168,11 @@ impl Encoder {
             | Op::Fold { body }
             | Op::SortBy { body }
             | Op::GroupBy { body } => {
+                self.region(graph, body);
+            }
+            Op::Cached { key, ttl_ms, body } => {
+                self.str(key);
+                self.u64(ttl_ms.map_or(0, |ms| ms));
                 self.region(graph, body);
             }
             Op::Record { names } => {

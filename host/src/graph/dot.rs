@@ -72,6 +72,10 @@ fn attributes(op: &Op) -> Option<String> {
         Op::Input { default: Some(c) } => format!("default: {}", constant(c)),
         Op::Const(c) => constant(c),
         Op::Loop { iterations, .. } => format!("iterations: {iterations}"),
+        Op::Cached { key, ttl_ms, .. } => match ttl_ms {
+            Some(ms) => format!("key: {}, ttl: {ms} ms", quoted(key)),
+            None => format!("key: {}", quoted(key)),
+        },
         Op::Iota { shape } | Op::Reshape { shape } => format!("shape: {shape:?}"),
         Op::Fill { shape, value } => format!("shape: {shape:?}, value: {value:?}"),
         Op::DbQuery { sql, answer } => format!("sql: {}, answer: {answer:?}", quoted(sql)),

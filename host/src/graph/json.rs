@@ -75,6 +75,10 @@ pub(super) struct NodeJson {
     pub(super) headers: Option<Vec<String>>,
     /// `http`: `body` (the default) or `full`.
     pub(super) response: Option<String>,
+    /// `cached`: the declared cache key.
+    pub(super) key: Option<String>,
+    /// `cached`: how long an entry lives, in milliseconds.
+    pub(super) ttl_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -72,6 +72,15 @@ pub(crate) struct Graph {
     pub(crate) batch_effects: bool,
 }
 
+/// A `cached` node as the host's memo sees it ([`Graph::memo_sites`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct MemoSite {
+    pub(crate) node: NodeId,
+    /// Identifies the node's entries: its memo digest and the graph's footprint.
+    pub(crate) prefix: [u8; 32],
+    pub(crate) ttl_ms: Option<u64>,
+}
+
 /// Run limits written in the graph itself.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub(crate) struct GraphLimits {
@@ -194,6 +203,15 @@ pub(crate) enum Op {
     /// The elements grouped by the key `body` gives: a list of `{"items", "key"}` records in
     /// key order, each group's items in list order.
     GroupBy {
+        body: Region,
+    },
+    /// A memoization point: `body` (params: the arguments) once, unless the host holds its
+    /// result for `key` and the values the body reads (arguments and captures), stored by an
+    /// earlier run less than `ttl_ms` ago (required when the body holds an effect; without
+    /// it an entry lives until evicted). A hit skips the body, effects included.
+    Cached {
+        key: String,
+        ttl_ms: Option<u64>,
         body: Region,
     },
     /// `zip(a, b)`: `{"first", "second"}` records, as long as the shorter list.
@@ -346,6 +364,60 @@ impl Graph {
         canonical::hash(self)
     }
 
+    /// The `cached` nodes of every region, in id order, with what identifies each one's
+    /// entries apart from the values it reads: the digest of its key and body, and this
+    /// graph's footprint (a hit must never give a graph what its own footprint would refuse
+    /// to fetch).
+    pub(crate) fn memo_sites(&self) -> Vec<MemoSite> {
+        if !self.nodes.iter().any(|n| matches!(n.op, Op::Cached { .. })) {
+            return Vec::new();
+        }
+        let footprint = canonical::footprint_hash(&self.footprint);
+        let demanded = self.demanded();
+        (0..self.nodes.len())
+            .filter_map(|i| {
+                let id = NodeId(u32::try_from(i).ok()?);
+                let digest = canonical::memo_digest(self, id, &demanded)?;
+                let Op::Cached { ttl_ms, .. } = &self.node(id).op else {
+                    return None;
+                };
+                let mut key = blake3::Hasher::new();
+                key.update(digest.as_bytes());
+                key.update(footprint.as_bytes());
+                Some(MemoSite {
+                    node: id,
+                    prefix: *key.finalize().as_bytes(),
+                    ttl_ms: *ttl_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// What `cached` node `id`'s body reads from outside it, in id order: the free nodes of
+    /// its demanded nodes, computed afresh (not the recorded captures, which a pass may leave
+    /// a superset of). With the node's arguments, the values its memo key is made of.
+    pub(crate) fn outer_reads(&self, id: NodeId, demanded: &[bool]) -> Vec<NodeId> {
+        let mut inner = std::collections::BTreeSet::new();
+        let mut used = std::collections::BTreeSet::new();
+        let mut stack: Vec<&Region> = self.node(id).op.regions();
+        while let Some(region) = stack.pop() {
+            inner.extend(region.params.iter().copied());
+            inner.extend(region.nodes.iter().copied());
+            used.extend(region.results.iter().copied());
+            for &n in &region.nodes {
+                if !demanded.get(n.index()).copied().unwrap_or(false) {
+                    continue;
+                }
+                let node = self.node(n);
+                used.extend(node.args.iter().chain(&node.after).copied());
+                stack.extend(node.op.regions());
+            }
+        }
+        used.into_iter()
+            .filter(|n| !inner.contains(n) && *n != id)
+            .collect()
+    }
+
     /// Which nodes a run evaluates (reachable from the outputs), indexed by `NodeId`.
     /// Regions of a demanded `if`/`loop` count as demanded: one of them will run.
     pub(crate) fn demanded(&self) -> Vec<bool> {
@@ -447,7 +519,7 @@ impl Graph {
     }
 
     /// Whether `region`, or a region nested in it, holds an effect node.
-    fn holds_effect(&self, region: &Region) -> bool {
+    pub(crate) fn holds_effect(&self, region: &Region) -> bool {
         region.nodes.iter().any(|&id| {
             let op = &self.node(id).op;
             op.is_effect() || op.regions().into_iter().any(|r| self.holds_effect(r))
@@ -511,7 +583,8 @@ macro_rules! sub_regions {
             | Op::Filter { body }
             | Op::Fold { body }
             | Op::SortBy { body }
-            | Op::GroupBy { body } => vec![body],
+            | Op::GroupBy { body }
+            | Op::Cached { body, .. } => vec![body],
             // Every op without a region, by name: a new op with one does not compile until
             // it is listed above.
             Op::Input { .. }
@@ -626,6 +699,7 @@ impl Op {
             Op::Fold { .. } => OpKind::Fold,
             Op::SortBy { .. } => OpKind::SortBy,
             Op::GroupBy { .. } => OpKind::GroupBy,
+            Op::Cached { .. } => OpKind::Cached,
             Op::Zip => OpKind::Zip,
             Op::Split => OpKind::Split,
             Op::Join => OpKind::Join,

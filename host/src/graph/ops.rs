@@ -48,6 +48,10 @@ pub(crate) enum Field {
     Headers,
     /// `response`: what an `http` node's value is (`body` or `full`).
     Response,
+    /// `key`: a `cached` node's declared cache key.
+    Key,
+    /// `ttl_ms`: how long a `cached` node's entries live.
+    TtlMs,
 }
 
 impl Field {
@@ -74,6 +78,8 @@ impl Field {
             Field::Which => "field",
             Field::Headers => "headers",
             Field::Response => "response",
+            Field::Key => "key",
+            Field::TtlMs => "ttl_ms",
         }
     }
 }
@@ -81,7 +87,8 @@ impl Field {
 /// What kind of thing an op is, for the passes and the sandbox.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Class {
-    /// Binds, scopes or moves values (`input`, `param`, `if`, `loop`, `fork`, `sequence`).
+    /// Binds, scopes or moves values (`input`, `param`, `if`, `loop`, `fork`, `sequence`,
+    /// `cached`, the list regions).
     Structural,
     /// A value computed from its arguments alone: no effect, the same result every time, so
     /// `cse` may merge two of them and `dce` drop an unused one.
@@ -432,6 +439,9 @@ op_kinds! {
         Fold => structural("fold", &[Field::Args, Field::Body]),
         SortBy => structural("sort_by", &[Field::Args, Field::Body]),
         GroupBy => structural("group_by", &[Field::Args, Field::Body]),
+        // A memoization point (the seed's `Cached CacheKey ComputeNode`): the host keeps its
+        // body's result across runs under the key and the values the body reads.
+        Cached => structural("cached", &[Field::Args, Field::Body, Field::Key, Field::TtlMs]),
         Zip => pure("zip", ARGS),
         Split => pure("split", ARGS),
         Join => pure("join", ARGS),

@@ -172,6 +172,7 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         | Op::Fold { .. }
         | Op::SortBy { .. }
         | Op::GroupBy { .. }
+        | Op::Cached { .. }
         | Op::JsonParse
         | Op::None => Err(format!("`{}` is typed from its declaration", op.name())),
         Op::DbExecute { .. } | Op::DbExecuteMany { .. } => Ok(I64),

@@ -45,6 +45,11 @@ pub struct Explanation {
     /// The rounds of the optimized graph (the `batch` pass): the ids of the effects each
     /// round sends as one host call, in canonical order.
     pub rounds: Vec<Vec<String>>,
+    /// The `cached` nodes of the optimized graph: id, key, lifetime, and what its memo key
+    /// reads (`c: key "k", ttl 60000 ms, reads a, b; holds effects`).
+    pub cached: Vec<String>,
+    /// This host's memo of `cached` results: entries, bytes, hits and misses so far.
+    pub memo: crate::memo::MemoStats,
     /// Where each `matmul` runs (the `place` pass), with the cost model's estimates.
     pub placements: Vec<crate::passes::Placement>,
     /// The memory plan of the optimized graph: the most tensor bytes live at once, each
@@ -91,6 +96,43 @@ pub(super) fn effect_rounds(graph: &graph::Graph) -> Vec<Vec<String>> {
     rounds
 }
 
+/// The `cached` nodes of `graph`, one line each (see [`Explanation::cached`]).
+pub(super) fn cached_nodes(graph: &graph::Graph) -> Vec<String> {
+    let demanded = graph.demanded();
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| {
+            let graph::Op::Cached { key, ttl_ms, body } = &node.op else {
+                return None;
+            };
+            let id = graph::NodeId(i as u32);
+            let reads: Vec<&str> = node
+                .args
+                .iter()
+                .chain(&graph.outer_reads(id, &demanded))
+                .map(|&r| graph.node(r).name.as_str())
+                .collect();
+            let ttl = ttl_ms.map_or_else(|| "no expiry".to_owned(), |ms| format!("ttl {ms} ms"));
+            let effects = if graph.holds_effect(body) {
+                "; holds effects (skipped on a hit)"
+            } else {
+                ""
+            };
+            Some(format!(
+                "{}: key {key:?}, {ttl}, reads {}{effects}",
+                node.name,
+                if reads.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    reads.join(", ")
+                }
+            ))
+        })
+        .collect()
+}
+
 impl Host {
     /// What the host knows about `graph` before compiling it: its shape, effects, footprint,
     /// cache key and where a run would find it, and the assumptions it rests on.
@@ -122,7 +164,7 @@ impl Host {
         footprint.insert("kernels".to_owned(), fp.kernels.iter().cloned().collect());
         let ingredients = self.key_ingredients(graph);
         let key = ingredients.key();
-        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes, after) =
+        let (nodes_optimized, pass_reports, rounds, placements, planned_peak_bytes, after, cached) =
             match self.optimize(graph) {
                 Ok((optimized, reports)) => {
                     let placed = reports.iter().any(|r| r.pass == crate::passes::Pass::Place);
@@ -141,6 +183,7 @@ impl Host {
                         placements,
                         crate::codegen::plan::peak_bytes(&optimized.inner),
                         optimized.inner.listing(),
+                        cached_nodes(&optimized.inner),
                     )
                 }
                 Err(_) => (
@@ -150,12 +193,15 @@ impl Host {
                     Vec::new(),
                     0,
                     Vec::new(),
+                    cached_nodes(&graph.inner),
                 ),
             };
         Explanation {
             passes: pass_reports,
             nodes_optimized,
             rounds,
+            cached,
+            memo: self.inner.memo.stats(),
             placements,
             planned_peak_bytes,
             before: graph.inner.listing(),

@@ -52,6 +52,8 @@ pub(crate) struct HostInner {
     pub(super) base_key: KeyIngredients,
     /// The pass pipeline every compile runs.
     pub(super) passes: PassConfig,
+    /// What `cached` nodes computed, kept across runs (`crate::memo`).
+    pub(super) memo: Arc<crate::memo::MemoTable>,
 }
 
 impl std::fmt::Debug for Host {
@@ -104,6 +106,10 @@ impl Host {
                 compiler,
                 runtime,
                 cache,
+                memo: Arc::new(crate::memo::MemoTable::new(
+                    config.memo_entries,
+                    config.memo_bytes,
+                )),
                 trace: Arc::new(TraceLog::new(config.trace_capacity)),
                 services: Arc::new(Services {
                     http: effects::HttpRunner::new(effects::HttpConfig {
@@ -226,6 +232,11 @@ impl Host {
     /// Cache counters since this host started.
     pub fn cache_counters(&self) -> CacheCounters {
         self.inner.cache.counters()
+    }
+
+    /// The memo of `cached` nodes: entries, bytes, hits and misses since this host started.
+    pub fn memo_stats(&self) -> crate::memo::MemoStats {
+        self.inner.memo.stats()
     }
 
     /// Entries and bytes in the memory cache.

@@ -83,6 +83,12 @@ impl Host {
             max_effect_calls: limits.max_effect_calls,
             max_effect_bytes: limits.max_effect_bytes,
         };
+        let memo = (!artifact.memo_sites.is_empty()).then(|| {
+            crate::memo::RunMemo::new(
+                Arc::clone(&self.inner.memo),
+                Arc::clone(&artifact.memo_sites),
+            )
+        });
         let outcome = self
             .inner
             .runtime
@@ -91,6 +97,7 @@ impl Host {
                 encoded,
                 &run_limits,
                 artifact.effects.clone(),
+                memo,
             )
             .await;
         if let Err(runtime::RuntimeError::Instantiate { .. }) = &outcome {
@@ -111,6 +118,8 @@ impl Host {
             peak_memory_bytes: outcome.peak_memory_bytes,
             effect_calls: outcome.effect_calls,
             effect_rounds: outcome.effect_rounds,
+            memo_hits: outcome.memo_hits,
+            memo_misses: outcome.memo_misses,
         })
     }
 }
@@ -139,6 +148,8 @@ impl Host {
             peak_memory_bytes: 0,
             effect_calls: 0,
             effect_rounds: 0,
+            memo_hits: outcome.memo_hits,
+            memo_misses: outcome.memo_misses,
         })
     }
 
@@ -156,6 +167,9 @@ impl Host {
             Arc::clone(&graph.footprint),
             Arc::clone(&self.inner.services),
         );
+        let sites = graph.inner.memo_sites();
+        let memo = (!sites.is_empty())
+            .then(|| crate::memo::RunMemo::new(Arc::clone(&self.inner.memo), sites.into()));
         let graph = graph.clone();
         let handle = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
@@ -185,7 +199,7 @@ impl Host {
                 max_bytes: limits.max_effect_bytes,
                 serve: &mut serve,
             };
-            let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, Some(server))
+            let outcome = eval::eval_with(&graph.inner, &bound, &eval_limits, Some(server), memo)
                 .map_err(|e| eval_error(e, &graph.inner, limits.memory_bytes))?;
             let calls = outcome.effect_calls;
             Ok::<_, Error>(RunOutput {
@@ -196,6 +210,8 @@ impl Host {
                 peak_memory_bytes: 0,
                 effect_calls: calls,
                 effect_rounds: calls,
+                memo_hits: outcome.memo_hits,
+                memo_misses: outcome.memo_misses,
             })
         });
         task.await.map_err(|e| {

@@ -59,6 +59,10 @@ pub struct RunOutput {
     /// Host calls those effects took: a round of independent effects (the `batch` pass) is
     /// one, a single effect is one. `eval` issues every effect on its own.
     pub effect_rounds: u32,
+    /// `cached` nodes answered from the host's memo (their bodies skipped, effects included).
+    pub memo_hits: u32,
+    /// `cached` nodes whose body ran (nothing held, or expired).
+    pub memo_misses: u32,
 }
 
 /// How a graph was made ready, and what it cost.
@@ -120,6 +124,10 @@ pub struct HostConfig {
     pub http: HttpSettings,
     /// The optimizer's passes (part of every cache key).
     pub passes: PassConfig,
+    /// The most entries the memo of `cached` nodes keeps (0: it keeps none).
+    pub memo_entries: usize,
+    /// The most bytes the memo keeps: values plus 64 per entry.
+    pub memo_bytes: u64,
 }
 
 /// The host's HTTP egress policy and limits (every graph's footprint applies on top).
@@ -167,6 +175,8 @@ impl Default for HostConfig {
             trace_capacity: 100_000,
             http: HttpSettings::default(),
             passes: PassConfig::default(),
+            memo_entries: crate::memo::DEFAULT_MEMO_ENTRIES,
+            memo_bytes: crate::memo::DEFAULT_MEMO_BYTES,
         }
     }
 }

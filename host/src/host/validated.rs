@@ -71,6 +71,14 @@ impl Graph {
         self.inner.nodes.iter().any(|n| n.op.is_effect())
     }
 
+    /// Whether the graph has `cached` nodes (whose results a host keeps across runs).
+    pub fn memoizes(&self) -> bool {
+        self.inner
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, crate::graph::Op::Cached { .. }))
+    }
+
     /// Output names, in the order results are returned.
     pub fn output_names(&self) -> &[String] {
         &self.inner.outputs

@@ -36,6 +36,7 @@ const KERNELS: &str = Interface::Kernels.wit();
 const LOG: &str = Interface::Log.wit();
 const ROUNDS: &str = Interface::Rounds.wit();
 const NATIVE: &str = Interface::Native.wit();
+const MEMO: &str = Interface::Memo.wit();
 
 /// Fuel charged per multiply-add of a placed `matmul` (on top of the call and its bytes): the
 /// host's work counts against the run's bound like the guest's would.
@@ -202,6 +203,33 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
                 };
                 Ok((product.data,))
             })
+        },
+    )?;
+    let mut memo = linker.instance(MEMO)?;
+    memo.func_wrap(
+        "lookup",
+        |mut store: StoreContextMut<'_, RunState>, (site, reads): (u32, Vec<u8>)| {
+            let found = match store.data_mut().memo.as_mut() {
+                Some(memo) => memo.lookup(site, &reads),
+                None => None,
+            };
+            let value_bytes = found.as_ref().map_or(0, |v| v.len());
+            charge(
+                &mut store,
+                crate::memo::RunMemo::lookup_fuel(reads.len(), value_bytes),
+            )?;
+            Ok((found.map(|value| value.to_vec()),))
+        },
+    )?;
+    memo.func_wrap(
+        "store",
+        |mut store: StoreContextMut<'_, RunState>,
+         (site, reads, value): (u32, Vec<u8>, Vec<u8>)| {
+            charge(&mut store, crate::memo::RunMemo::store_fuel(value.len()))?;
+            if let Some(memo) = store.data_mut().memo.as_mut() {
+                memo.store(site, &reads, value);
+            }
+            Ok(())
         },
     )?;
     let mut log = linker.instance(LOG)?;

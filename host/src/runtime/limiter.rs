@@ -97,6 +97,8 @@ pub(crate) struct RunState {
     pub(crate) deadline_hit: bool,
     /// The run's effect handler and its accounting.
     pub(crate) effects: EffectState,
+    /// The host's memo as this run sees it (`None`: every lookup misses, nothing is kept).
+    pub(crate) memo: Option<crate::memo::RunMemo>,
 }
 
 /// Effect calls of one run: who serves them, and what they have used so far.

@@ -78,6 +78,9 @@ pub(crate) struct RunOutcome {
     pub(crate) effect_calls: u32,
     /// Host calls those effects took (a round of several effects is one).
     pub(crate) effect_rounds: u32,
+    /// `cached` nodes served from the memo, and those that ran their body.
+    pub(crate) memo_hits: u32,
+    pub(crate) memo_misses: u32,
     /// Wall time of instantiation and the call.
     pub(crate) run_time: Duration,
 }
@@ -200,6 +203,7 @@ impl Runtime {
         input: &[u8],
         limits: &RunLimits,
         effects: Option<Arc<dyn EffectHandler>>,
+        memo: Option<crate::memo::RunMemo>,
     ) -> Result<RunOutcome, RuntimeError> {
         let memory_limit = limits.memory_bytes.min(self.config.max_memory_bytes);
         let start = Instant::now();
@@ -219,6 +223,7 @@ impl Runtime {
                     Some(deadline),
                 ),
             },
+            memo,
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -257,6 +262,8 @@ impl Runtime {
                 peak_memory_bytes: store.data().limiter.peak(),
                 effect_calls: store.data().effects.budget.calls(),
                 effect_rounds: store.data().effects.rounds,
+                memo_hits: store.data().memo.as_ref().map_or(0, |m| m.hits),
+                memo_misses: store.data().memo.as_ref().map_or(0, |m| m.misses),
                 run_time,
             }),
             Ok(Err(guest_error)) => Err(guest_error.into()),

@@ -45,7 +45,9 @@ async fn run(
     inputs: &[Value],
     limits: &RunLimits,
 ) -> Result<Vec<Value>, RuntimeError> {
-    let outcome = runtime().run(graph, &encoded(inputs), limits, None).await?;
+    let outcome = runtime()
+        .run(graph, &encoded(inputs), limits, None, None)
+        .await?;
     outcome.decode()
 }
 
@@ -61,6 +63,7 @@ async fn add_returns_the_encoded_sum() {
             &graph,
             &encoded(&[Value::I64(2), Value::I64(40)]),
             &limits,
+            None,
             None,
         )
         .await
@@ -80,6 +83,7 @@ async fn add_returns_the_encoded_sum() {
                 &graph,
                 &encoded(&[Value::I64(1), Value::I64(2)]),
                 &limits,
+                None,
                 None,
             )
             .await
@@ -110,7 +114,7 @@ async fn inputs_of_the_wrong_type_or_bytes_that_do_not_decode_are_bad_input() {
         "{missing:?}"
     );
     let garbage = runtime()
-        .run(&graph, &[0xff, 0xff, 0xff], &limits, None)
+        .run(&graph, &[0xff, 0xff, 0xff], &limits, None, None)
         .await;
     assert!(
         matches!(garbage, Err(RuntimeError::BadInput { .. })),
@@ -322,6 +326,8 @@ fn output_that_does_not_decode_is_bad_output() {
         peak_memory_bytes: 0,
         effect_calls: 0,
         effect_rounds: 0,
+        memo_hits: 0,
+        memo_misses: 0,
     };
     assert!(matches!(
         outcome.decode(),

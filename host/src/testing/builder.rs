@@ -450,7 +450,8 @@ impl Builder {
         }
     }
 
-    /// `map`, `filter` or `fold` over a list, with a random body.
+    /// `map`, `filter`, `fold`, `sort_by` or `group_by` over a list, with a random body; or a
+    /// `cached` region over any visible value.
     fn list_region_step(&mut self, nodes: &mut Vec<Json>, depth: usize) {
         if depth >= 3 {
             return self.data_step(nodes, depth);
@@ -460,7 +461,20 @@ impl Builder {
         let l = self.list_of(nodes, key);
         let item_key = element(key).to_string();
         let x = self.id();
-        match self.rng.below(5) {
+        match self.rng.below(6) {
+            5 => {
+                // Memoized: both engines of a differential run share the host's memo, so the
+                // second one is served what the first stored.
+                self.data = true;
+                let arg_key = self.any_key(false);
+                let a = self.pick(&arg_key);
+                let to = *self.rng.choose(&["i64", "f64", "bool", "string"]);
+                let (body, result) = self.region(&[(&arg_key, &x)], &[to.to_string()], depth);
+                let cache_key = format!("k{}", self.rng.below(3));
+                let node = json!({"op": "cached", "key": cache_key, "args": [a],
+                    "body": {"params": [x], "nodes": body, "result": result[0]}});
+                self.push(nodes, to, node);
+            }
             3 => {
                 // Sort by a key of any orderable type the body computes.
                 let to = *self.rng.choose(&["i64", "f64", "bool", "string"]);

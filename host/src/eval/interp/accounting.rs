@@ -75,6 +75,7 @@ pub(super) fn allocation_bytes(node: &Node) -> Option<u64> {
             | Op::Param
             | Op::If { .. }
             | Op::Loop { .. }
+            | Op::Cached { .. }
             | Op::Fork
             | Op::Get { .. }
             | Op::Sequence

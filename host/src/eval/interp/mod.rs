@@ -65,6 +65,13 @@ pub(super) struct Interp<'g, 'e> {
     /// Fuel use at which the wall clock is read next.
     next_clock_check: u64,
     limits: EvalLimits,
+    /// The host's memo for `cached` nodes (`None`: one that holds nothing and keeps nothing,
+    /// charged the same fuel).
+    memo: Option<crate::memo::RunMemo>,
+    /// For each `cached` node, the outer nodes its body reads (`Graph::outer_reads`).
+    memo_reads: std::collections::BTreeMap<NodeId, Vec<NodeId>>,
+    memo_hits: u32,
+    memo_misses: u32,
 }
 
 /// Fuel between two reads of the wall clock in [`Interp::charge`]: about 1024 small nodes or
@@ -78,6 +85,7 @@ impl<'g, 'e> Interp<'g, 'e> {
         graph: &'g Graph,
         limits: EvalLimits,
         effects: Option<EffectServer<'e>>,
+        memo: Option<crate::memo::RunMemo>,
     ) -> Result<Self, EvalError> {
         if graph.root.results.len() != graph.outputs.len() {
             return Err(internal("the root region's results and the outputs differ"));
@@ -95,11 +103,19 @@ impl<'g, 'e> Interp<'g, 'e> {
             ),
             None => (EffectBudget::new(0, 0, deadline), None),
         };
+        let demanded = graph.demanded();
+        let memo_reads = (0..graph.nodes.len())
+            .filter(|&i| matches!(graph.nodes[i].op, Op::Cached { .. }))
+            .map(|i| {
+                let id = NodeId(i as u32);
+                (id, graph.outer_reads(id, &demanded))
+            })
+            .collect();
         Ok(Interp {
             graph,
             effects,
             budget,
-            demanded: graph.demanded(),
+            demanded,
             costs,
             values: vec![None; graph.nodes.len()],
             held: vec![0; graph.nodes.len()],
@@ -108,7 +124,16 @@ impl<'g, 'e> Interp<'g, 'e> {
             fuel_used: 0,
             next_clock_check: 0,
             limits,
+            memo,
+            memo_reads,
+            memo_hits: 0,
+            memo_misses: 0,
         })
+    }
+
+    /// `cached` nodes answered from the memo, and those whose body ran.
+    pub(super) fn memo_counts(&self) -> (u32, u32) {
+        (self.memo_hits, self.memo_misses)
     }
 
     pub(super) fn fuel_used(&self) -> u64 {
@@ -220,7 +245,7 @@ impl<'g, 'e> Interp<'g, 'e> {
     fn set(&mut self, id: NodeId, value: Rc<Value>) -> Result<(), EvalError> {
         let shares = matches!(
             self.node_at(id)?.op,
-            Op::Param | Op::If { .. } | Op::Loop { .. }
+            Op::Param | Op::If { .. } | Op::Loop { .. } | Op::Cached { .. }
         );
         let bytes = if shares { 0 } else { value_bytes(&value) };
         let slot = self
@@ -410,6 +435,7 @@ impl<'g, 'e> Interp<'g, 'e> {
                 }
             }
             Op::Loop { iterations, body } => self.run_loop(node, *iterations, body)?,
+            Op::Cached { body, .. } => self.run_cached(id, node, body)?,
             Op::Map { body }
             | Op::Filter { body }
             | Op::Fold { body }
@@ -548,6 +574,7 @@ impl<'g, 'e> Interp<'g, 'e> {
                 | Op::Fold { .. }
                 | Op::SortBy { .. }
                 | Op::GroupBy { .. }
+                | Op::Cached { .. }
         );
         // Read from the types, so a graph without lists pays nothing here per node.
         let graph = self.graph;

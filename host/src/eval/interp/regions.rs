@@ -9,8 +9,71 @@ use super::accounting::value_bytes;
 use super::{Interp, internal};
 use crate::eval::{EvalError, data};
 use crate::graph::{Node, NodeId, Op, Region};
+use crate::memo::RunMemo;
 
 impl<'g> Interp<'g, '_> {
+    /// `cached`: the memo's value for the values the body reads (its arguments, then the
+    /// outer nodes it reads, encoded: NaNs canonical), or the body run on the arguments and
+    /// its result stored. Fuel as `crate::memo` defines it, memo or not; a hit's value counts
+    /// against the memory limit like any new value.
+    pub(super) fn run_cached(
+        &mut self,
+        id: NodeId,
+        node: &Node,
+        body: &'g Region,
+    ) -> Result<Rc<Value>, EvalError> {
+        let outer = self.memo_reads.get(&id).cloned().unwrap_or_default();
+        let reads = node
+            .args
+            .iter()
+            .chain(&outer)
+            .map(|&r| self.get(r).map(|v| (**v).clone()))
+            .collect::<Result<Vec<Value>, _>>()?;
+        let mut key = Vec::with_capacity(graphjit_value::encoded_len(&reads));
+        graphjit_value::encode(&reads, &mut key);
+        drop(reads);
+        let found = self.memo.as_mut().and_then(|memo| memo.lookup(id.0, &key));
+        self.charge(RunMemo::lookup_fuel(
+            key.len(),
+            found.as_ref().map_or(0, |v| v.len()),
+        ))?;
+        if let Some(found) = found {
+            self.memo_hits = self.memo_hits.saturating_add(1);
+            let value = match graphjit_value::decode(&found).map(Vec::into_iter) {
+                Ok(mut values) => match (values.next(), values.next()) {
+                    (Some(value), None) => value,
+                    _ => return Err(internal("a memo entry that is not one value")),
+                },
+                Err(e) => return Err(internal(format!("a memo entry does not decode: {e}"))),
+            };
+            let bytes = self.live_bytes.saturating_add(value_bytes(&value));
+            if bytes > self.limits.memory_bytes {
+                return Err(EvalError::OutOfMemory { node: id, bytes });
+            }
+            return Ok(Rc::new(value));
+        }
+        self.memo_misses = self.memo_misses.saturating_add(1);
+        if body.params.len() != node.args.len() {
+            return Err(internal("a `cached` body without one param per argument"));
+        }
+        for (&param, &arg) in body.params.iter().zip(&node.args) {
+            let value = Rc::clone(self.get(arg)?);
+            self.set(param, value)?;
+        }
+        let result = self
+            .region(body)?
+            .pop()
+            .ok_or_else(|| internal("a `cached` body without a result"))?;
+        let stored = [(*result).clone()];
+        let mut value = Vec::with_capacity(graphjit_value::encoded_len(&stored));
+        graphjit_value::encode(&stored, &mut value);
+        self.charge(RunMemo::store_fuel(value.len()))?;
+        if let Some(memo) = self.memo.as_mut() {
+            memo.store(id.0, &key, value);
+        }
+        Ok(result)
+    }
+
     /// `map`, `filter` and `fold`: the body once per element of `args[0]`, in order, 1 fuel
     /// per iteration besides the body's nodes. The list being built counts against the memory
     /// limit as it grows.

@@ -112,6 +112,7 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         | OpKind::Fold
         | OpKind::SortBy
         | OpKind::GroupBy
+        | OpKind::Cached
         | OpKind::JsonParse
         | OpKind::Record
         | OpKind::GetField
@@ -158,6 +159,8 @@ pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphEr
         (Field::Which, json.field.is_some()),
         (Field::Headers, json.headers.is_some()),
         (Field::Response, json.response.is_some()),
+        (Field::Key, json.key.is_some()),
+        (Field::TtlMs, json.ttl_ms.is_some()),
     ];
     match present
         .iter()

@@ -368,6 +368,7 @@ impl<'l> Lowering<'l> {
             OpKind::Map | OpKind::Filter | OpKind::Fold | OpKind::SortBy | OpKind::GroupBy => {
                 return self.list_region_node(kind, json, args, &arg_types);
             }
+            OpKind::Cached => return self.cached_node(json, args, arg_types),
             OpKind::JsonParse => {
                 let ty = self.declared_type(json).map_err(at)?;
                 if arg_types != [Type::Str] {

@@ -13,6 +13,12 @@ fn is_key(ty: &Type) -> bool {
     matches!(ty, Type::I64 | Type::F64 | Type::Bool | Type::Str)
 }
 
+/// The longest declared cache key, in bytes.
+const MAX_CACHE_KEY: usize = 256;
+
+/// The longest lifetime of a cached entry: 30 days.
+const MAX_TTL_MS: u64 = 30 * 24 * 3_600_000;
+
 use super::Lowering;
 use super::values::list_types;
 
@@ -275,6 +281,126 @@ impl Lowering<'_> {
         node.ty = ty;
         node.captures = captures;
         Ok(id)
+    }
+
+    /// `cached`: a body whose params are the node's arguments and whose one result is the
+    /// node's value, memoized by the host under `key` and the values the body reads (its
+    /// arguments and captures). A body that holds an effect needs `ttl_ms`: what it read
+    /// from outside may change. The value must be data (no tuple: a tuple never crosses the
+    /// boundary as a value).
+    pub(super) fn cached_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        arg_types: Vec<Type>,
+    ) -> Result<NodeId, GraphError> {
+        let at = |e: GraphError| e.at(&json.id);
+        if self.version < 2 {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                "`cached` is an op of graph format version 2",
+                "write \"version\": 2",
+            )));
+        }
+        let key = json.key.clone().ok_or_else(|| {
+            at(GraphError::new(
+                Kind::Field,
+                "`cached` needs a \"key\"",
+                "add \"key\": \"a name for what the body computes\" (change it to drop old entries)",
+            ))
+        })?;
+        if key.is_empty() || key.len() > MAX_CACHE_KEY {
+            return Err(at(GraphError::new(
+                Kind::Value,
+                format!(
+                    "a cache key is 1 to {MAX_CACHE_KEY} bytes, this one is {}",
+                    key.len()
+                ),
+                "use a short name",
+            )));
+        }
+        let ttl_ms = match json.ttl_ms {
+            Some(0) => {
+                return Err(at(GraphError::new(
+                    Kind::Value,
+                    "\"ttl_ms\" of 0 would never hit",
+                    "give entries a lifetime of at least 1 ms, or remove the `cached` node",
+                )));
+            }
+            Some(ms) if ms > MAX_TTL_MS => {
+                return Err(at(GraphError::new(
+                    Kind::Value,
+                    format!(
+                        "\"ttl_ms\" {ms} is over the longest lifetime, {MAX_TTL_MS} ms (30 days)"
+                    ),
+                    "use a shorter lifetime",
+                )));
+            }
+            ttl => ttl,
+        };
+        let body = json.body.as_ref().ok_or_else(|| {
+            at(GraphError::new(
+                Kind::Field,
+                "`cached` needs a \"body\" region",
+                "add \"body\": {\"params\": [...], \"nodes\": [...], \"result\": \"id\"}",
+            ))
+        })?;
+        if body.params.len() != arg_types.len() || body.result.is_none() || body.results.is_some() {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                format!(
+                    "the body of `cached` takes one param per argument ({}) and one \"result\"; got {} params",
+                    arg_types.len(),
+                    body.params.len()
+                ),
+                "name each argument in \"params\" and give one \"result\"",
+            )));
+        }
+        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        let mut params = Vec::with_capacity(arg_types.len());
+        for (param, ty) in body.params.iter().zip(arg_types) {
+            self.count_type(&ty).map_err(at)?;
+            params.push(self.alloc(param, Op::Param, Vec::new(), ty));
+        }
+        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        let ty = self.result_type(&region, 0);
+        if matches!(ty, Type::Tuple(_)) {
+            return Err(at(GraphError::new(
+                Kind::Type,
+                format!("the body of `cached` gives a tuple ({ty}); a cached value is data"),
+                "make the result a record (`record`) instead of a tuple",
+            )));
+        }
+        if ttl_ms.is_none() && self.holds_effect(&region) {
+            return Err(at(GraphError::new(
+                Kind::Field,
+                "the body of `cached` holds an effect, so it needs \"ttl_ms\"",
+                "add \"ttl_ms\": how long (ms) an answer read from outside may be reused",
+            )));
+        }
+        self.count_type(&ty).map_err(at)?;
+        let op = Op::Cached {
+            key,
+            ttl_ms,
+            body: region,
+        };
+        let captures = self.captures(&op.regions(), id);
+        if let Some(size) = self.type_sizes.get_mut(id.index()) {
+            *size = ty.size();
+        }
+        let node = &mut self.nodes[id.index()];
+        node.op = op;
+        node.ty = ty;
+        node.captures = captures;
+        Ok(id)
+    }
+
+    /// Whether `region`, or a region nested in it, holds an effect node.
+    fn holds_effect(&self, region: &Region) -> bool {
+        region.nodes.iter().any(|&id| {
+            let op = &self.nodes[id.index()].op;
+            op.is_effect() || op.regions().into_iter().any(|r| self.holds_effect(r))
+        })
     }
 
     pub(super) fn result_type(&self, region: &Region, index: usize) -> Type {
