@@ -17,6 +17,9 @@
 //!   it was skipped;
 //! - `fusion/{fused,unfused}`, `fanout/{batched,sequential}`: the optimizer's targets (see
 //!   `optimizer_benches`);
+//! - `lists/{fused,unfused,native}`, `json_parse/{wasm,eval,serde_json}`,
+//!   `map_http/{batched,sequential}`, `cached/{hit,miss}`: structured data (see
+//!   `structured_benches`);
 //! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
 //!   replacements every 20 ms.
 
@@ -563,12 +566,216 @@ fn optimizer_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// A `range(0, n) → map (x·3) → filter (even) → fold (+)` pipeline over i64.
+fn list_pipeline_graph() -> String {
+    r#"{"version": 2, "nodes": [
+     {"id": "n", "op": "input", "type": "i64", "default": 1000000},
+     {"id": "zero", "op": "const", "value": 0},
+     {"id": "r", "op": "range", "args": ["zero", "n"]},
+     {"id": "tripled", "op": "map", "args": ["r"], "body": {"params": ["x"], "nodes": [
+        {"id": "three", "op": "const", "value": 3},
+        {"id": "t", "op": "mul", "args": ["x", "three"]}], "result": "t"}},
+     {"id": "even", "op": "filter", "args": ["tripled"], "body": {"params": ["y"], "nodes": [
+        {"id": "two", "op": "const", "value": 2},
+        {"id": "m", "op": "rem", "args": ["y", "two"]},
+        {"id": "z", "op": "const", "value": 0},
+        {"id": "is", "op": "eq", "args": ["m", "z"]}], "result": "is"}},
+     {"id": "total", "op": "fold", "args": ["even", "zero"], "body": {"params": ["acc", "v"], "nodes": [
+        {"id": "s", "op": "add", "args": ["acc", "v"]}], "result": "s"}}
+    ], "outputs": {"total": "total"}}"#
+        .to_string()
+}
+
+/// The same pipeline as a native Rust iterator with the graph's checked arithmetic.
+fn list_pipeline_native(n: i64) -> Option<i64> {
+    (0..n).map(|x| x.checked_mul(3)).try_fold(0i64, |acc, t| {
+        let t = t?;
+        if t.checked_rem(2)? == 0 {
+            acc.checked_add(t)
+        } else {
+            Some(acc)
+        }
+    })
+}
+
+/// `json_parse` of `records` objects (about 70 bytes each) into a list of records, then `len`.
+fn json_graph() -> String {
+    r#"{"version": 2, "nodes": [
+     {"id": "text", "op": "input", "type": "string"},
+     {"id": "rows", "op": "json_parse", "args": ["text"], "type": {"list": {"record": {
+        "id": "i64", "name": "string", "price": "f64", "tags": {"list": "string"}}}}},
+     {"id": "count", "op": "len", "args": ["rows"]}
+    ], "outputs": {"count": "count"}}"#
+        .to_string()
+}
+
+fn json_text(records: usize) -> String {
+    let rows: Vec<String> = (0..records)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"name":"item-{i}","price":{}.25,"tags":["a","bc"]}}"#,
+                i % 1000
+            )
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
+#[derive(serde::Deserialize)]
+#[allow(
+    dead_code,
+    reason = "read by serde only: the parse is what is measured"
+)]
+struct JsonRow {
+    id: i64,
+    name: String,
+    price: f64,
+    tags: Vec<String>,
+}
+
+/// Fifty GETs of `/delay/10`, one per element of a `map`.
+fn map_http_graph(port: u16) -> String {
+    format!(
+        r#"{{"version": 2, "nodes": [
+     {{"id": "zero", "op": "const", "value": 0}},
+     {{"id": "fifty", "op": "const", "value": 50}},
+     {{"id": "r", "op": "range", "args": ["zero", "fifty"]}},
+     {{"id": "bodies", "op": "map", "args": ["r"], "body": {{"params": ["i"], "nodes": [
+        {{"id": "get", "op": "http", "method": "GET", "url": "http://127.0.0.1:{port}/delay/10"}}
+     ], "result": "get"}}}},
+     {{"id": "count", "op": "len", "args": ["bodies"]}}
+    ], "outputs": {{"count": "count"}},
+    "footprint": {{"http": [{{"method": "GET", "scheme": "http", "host": "127.0.0.1", "port": {port}, "path_prefix": "/delay/"}}]}}}}"#
+    )
+}
+
+/// `sum(range(0, n))` under a `cached` node.
+fn cached_graph() -> String {
+    r#"{"version": 2, "nodes": [
+     {"id": "n", "op": "input", "type": "i64", "default": 100000},
+     {"id": "c", "op": "cached", "key": "bench", "args": ["n"],
+      "body": {"params": ["m"], "nodes": [
+        {"id": "zero", "op": "const", "value": 0},
+        {"id": "r", "op": "range", "args": ["zero", "m"]},
+        {"id": "s", "op": "sum", "args": ["r"]}], "result": "s"}}
+    ], "outputs": {"c": "c"}}"#
+        .to_string()
+}
+
+/// Structured data (issue 12): `lists/{fused,unfused,native}` (1M elements through
+/// `range → map → filter → fold`, fused and not, and a native Rust iterator doing the same
+/// checked arithmetic; prints each one's peak guest memory); `json_parse/{wasm,eval,serde_json}`
+/// (about 0.7 MB of JSON into a list of records, throughput in bytes); `map_http/{batched,
+/// sequential}` (fifty 10 ms GETs in a `map`, as one round and one by one); `cached/{hit,miss}`
+/// (a `cached` sum of 100k elements served from the memo, and run every time).
+fn structured_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let limits = RunLimits::default();
+    let none = BTreeMap::new();
+
+    let pipeline = Graph::from_json(list_pipeline_graph().as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("lists");
+    group.sample_size(20);
+    let want = list_pipeline_native(1_000_000).map(Value::I64);
+    for (name, passes) in [("fused", "all"), ("unfused", "fold,cse,dce,place,batch")] {
+        let host = host_with_passes(passes);
+        let compiled = host.compile(&pipeline).expect("compiles");
+        let out = rt
+            .block_on(host.run(&compiled, &none, limits))
+            .expect("runs");
+        assert_eq!(Some(out.outputs[0].1.clone()), want, "{name} == native");
+        eprintln!(
+            "lists/{name}: peak guest memory {} bytes",
+            out.peak_memory_bytes
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &none, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(list_pipeline_native(black_box(1_000_000))))
+    });
+    group.finish();
+
+    let text = json_text(10_000);
+    let json = Graph::from_json(json_graph().as_bytes()).expect("parses");
+    let inputs: BTreeMap<String, Value> = [("text".to_string(), Value::Str(text.clone()))]
+        .into_iter()
+        .collect();
+    let host = host_with_passes("all");
+    let compiled = host.compile(&json).expect("compiles");
+    let mut group = c.benchmark_group("json_parse");
+    group.sample_size(20);
+    group.throughput(criterion::Throughput::Bytes(text.len() as u64));
+    group.bench_function("wasm", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(&compiled, &inputs, limits))
+                .expect("runs")
+        })
+    });
+    group.bench_function("eval", |b| {
+        b.iter(|| Host::eval(&json, &inputs, limits).expect("evaluates"))
+    });
+    group.bench_function("serde_json", |b| {
+        b.iter(|| {
+            let rows: Vec<JsonRow> = serde_json::from_str(black_box(&text)).expect("parses");
+            black_box(rows.len())
+        })
+    });
+    group.finish();
+
+    let server = graphjit::testing::http_server::TestHttp::start();
+    let map_http =
+        Graph::from_json(map_http_graph(server.addr().port()).as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("map_http");
+    group.sample_size(10);
+    for (name, passes) in [("batched", "all"), ("sequential", "fold,cse,dce,fuse")] {
+        let host = host_with_passes(passes);
+        let compiled = host.compile(&map_http).expect("compiles");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &none, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.finish();
+
+    let cached = Graph::from_json(cached_graph().as_bytes()).expect("parses");
+    let mut group = c.benchmark_group("cached");
+    for (name, entries) in [("hit", graphjit::DEFAULT_MEMO_ENTRIES), ("miss", 0)] {
+        let host = Host::with_config(&HostConfig {
+            memo_entries: entries,
+            ..HostConfig::default()
+        })
+        .expect("host");
+        let compiled = host.compile(&cached).expect("compiles");
+        rt.block_on(host.run(&compiled, &none, limits))
+            .expect("runs");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(host.run(&compiled, &none, limits))
+                    .expect("runs")
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     pipeline,
     benches,
     cache_benches,
     effect_benches,
     optimizer_benches,
+    structured_benches,
     replacement_latency,
     gpu_kernel_benches
 );

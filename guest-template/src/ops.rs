@@ -20,18 +20,22 @@ pub use graphjit_value::math;
 // ---- i64, checked ----------------------------------------------------------------------
 
 /// `a + b`, or `Overflow` at `node`.
+#[inline]
 pub fn add_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     a.checked_add(b).ok_or(RunError::Overflow(node))
 }
 /// `a - b`, or `Overflow` at `node`.
+#[inline]
 pub fn sub_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     a.checked_sub(b).ok_or(RunError::Overflow(node))
 }
 /// `a * b`, or `Overflow` at `node`.
+#[inline]
 pub fn mul_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     a.checked_mul(b).ok_or(RunError::Overflow(node))
 }
 /// `a / b` truncating; `DivisionByZero` or `Overflow` (`MIN / -1`) at `node`.
+#[inline]
 pub fn div_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     if b == 0 {
         return Err(RunError::DivisionByZero(node));
@@ -39,6 +43,7 @@ pub fn div_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     a.checked_div(b).ok_or(RunError::Overflow(node))
 }
 /// `a % b`; `DivisionByZero` or `Overflow` (`MIN % -1`) at `node`.
+#[inline]
 pub fn rem_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     if b == 0 {
         return Err(RunError::DivisionByZero(node));
@@ -46,18 +51,22 @@ pub fn rem_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     a.checked_rem(b).ok_or(RunError::Overflow(node))
 }
 /// `-a`, or `Overflow` for `i64::MIN`.
+#[inline]
 pub fn neg_i64(a: i64, node: u32) -> Result<i64, RunError> {
     a.checked_neg().ok_or(RunError::Overflow(node))
 }
 /// `|a|`, or `Overflow` for `i64::MIN`.
+#[inline]
 pub fn abs_i64(a: i64, node: u32) -> Result<i64, RunError> {
     a.checked_abs().ok_or(RunError::Overflow(node))
 }
 /// The smaller of `a` and `b`.
+#[inline]
 pub fn min_i64(a: i64, b: i64) -> i64 {
     if b < a { b } else { a }
 }
 /// The larger of `a` and `b`.
+#[inline]
 pub fn max_i64(a: i64, b: i64) -> i64 {
     if b > a { b } else { a }
 }
@@ -65,6 +74,7 @@ pub fn max_i64(a: i64, b: i64) -> i64 {
 // ---- f64 and conversions ----------------------------------------------------------------
 
 /// `f64 → i64` by truncation; NaN or out of range is `InvalidValue` at `node`.
+#[inline]
 pub fn to_i64(x: f64, node: u32) -> Result<i64, RunError> {
     // 2^63 as f64 is exact; every finite x in [-2^63, 2^63) truncates into range.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
@@ -92,6 +102,7 @@ pub fn concat(a: &str, b: &str) -> String {
     s
 }
 /// Byte length of a string.
+#[inline]
 pub fn len(s: &str) -> i64 {
     i64::try_from(s.len()).unwrap_or(i64::MAX)
 }
@@ -154,30 +165,37 @@ fn invalid(node: u32, message: String) -> RunError {
 // ---- f32 element functions (the tensor ops' scalar rules) --------------------------------
 
 /// `max(x, 0)`; NaN and -0.0 give +0.0.
+#[inline]
 pub fn relu_f32(x: f32) -> f32 {
     if x > 0.0 { x } else { 0.0 }
 }
 /// `1 / (1 + e^-x)`.
+#[inline]
 pub fn sigmoid_f32(x: f32) -> f32 {
     1.0 / (1.0 + math::expf(-x))
 }
 /// `-x`.
+#[inline]
 pub fn neg_f32(x: f32) -> f32 {
     -x
 }
 /// `a + b`.
+#[inline]
 pub fn add_f32(a: f32, b: f32) -> f32 {
     a + b
 }
 /// `a - b`.
+#[inline]
 pub fn sub_f32(a: f32, b: f32) -> f32 {
     a - b
 }
 /// `a * b`.
+#[inline]
 pub fn mul_f32(a: f32, b: f32) -> f32 {
     a * b
 }
 /// `a / b`.
+#[inline]
 pub fn div_f32(a: f32, b: f32) -> f32 {
     a / b
 }

@@ -12,6 +12,7 @@ mod differential;
 mod effects;
 mod golden;
 mod limits;
+mod list_fusion;
 mod native_work;
 mod ops;
 mod structured_effects;

@@ -1,5 +1,6 @@
 //! `graphjit explain` and `graphjit verify`: what a graph is and does, in text or JSON.
 
+use super::say;
 use graphjit::Stage;
 
 use super::args::{ExplainArgs, read_graph};
@@ -26,22 +27,22 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
                 "report this as a bug",
             )
         })?;
-        println!("{json}");
+        say!("{json}");
         return Ok(());
     }
     let e = &explanation;
-    println!("graph {}", e.name.as_deref().unwrap_or("(unnamed)"));
-    println!("  hash     {}", e.hash);
-    println!("  nodes    {}", e.nodes);
+    say!("graph {}", e.name.as_deref().unwrap_or("(unnamed)"));
+    say!("  hash     {}", e.hash);
+    say!("  nodes    {}", e.nodes);
     let inputs: Vec<String> = e.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-    println!("  inputs   {}", inputs.join(", "));
-    println!("  outputs  {}", e.outputs.join(", "));
+    say!("  inputs   {}", inputs.join(", "));
+    say!("  outputs  {}", e.outputs.join(", "));
     let effects: Vec<String> = e
         .effects
         .iter()
         .map(|(op, n)| format!("{op} ×{n}"))
         .collect();
-    println!(
+    say!(
         "  effects  {}",
         if effects.is_empty() {
             "none".to_owned()
@@ -51,12 +52,12 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     );
     for (section, entries) in &e.footprint {
         if !entries.is_empty() {
-            println!("  footprint {section}: {}", entries.join(", "));
+            say!("  footprint {section}: {}", entries.join(", "));
         }
     }
-    println!("passes ({} → {} nodes)", e.nodes, e.nodes_optimized);
+    say!("passes ({} → {} nodes)", e.nodes, e.nodes_optimized);
     for report in &e.passes {
-        println!(
+        say!(
             "  {:<5} {} changed, {} → {} nodes",
             report.pass.name(),
             report.changed,
@@ -65,45 +66,53 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
         );
     }
     for (title, lines) in [("before the passes", &e.before), ("after", &e.after)] {
-        println!("graph {title}");
+        say!("graph {title}");
         const SHOWN: usize = 40;
         for line in lines.iter().take(SHOWN) {
-            println!("  {line}");
+            say!("  {line}");
         }
         if lines.len() > SHOWN {
-            println!("  … {} more (all of them with --json)", lines.len() - SHOWN);
+            say!("  … {} more (all of them with --json)", lines.len() - SHOWN);
         }
     }
-    println!(
+    say!(
         "memory plan: at most {} bytes of tensors live at once (each freed after its last reader)",
         e.planned_peak_bytes
     );
     if !e.placements.is_empty() {
-        println!("placement (matmul: guest or native host, estimated time with copies)");
+        say!("placement (matmul: guest or native host, estimated time with copies)");
         for p in &e.placements {
-            println!(
+            say!(
                 "  {:<12} {}×{}×{}  guest {:.1} µs, host {:.1} µs → {}",
-                p.node, p.dims[0], p.dims[1], p.dims[2], p.guest_us, p.host_us, p.choice
+                p.node,
+                p.dims[0],
+                p.dims[1],
+                p.dims[2],
+                p.guest_us,
+                p.host_us,
+                p.choice
             );
         }
     }
     if !e.rounds.is_empty() {
-        println!("rounds (independent effects sent as one host call, served concurrently)");
+        say!("rounds (independent effects sent as one host call, served concurrently)");
         for round in &e.rounds {
-            println!("  {}", round.join(", "));
+            say!("  {}", round.join(", "));
         }
     }
     if !e.cached.is_empty() {
-        println!(
+        say!(
             "cached (results kept across runs; this host's memo: {} entries, {} hits, {} misses)",
-            e.memo.entries, e.memo.hits, e.memo.misses
+            e.memo.entries,
+            e.memo.hits,
+            e.memo.misses
         );
         for line in &e.cached {
-            println!("  {line}");
+            say!("  {line}");
         }
     }
-    println!("cache");
-    println!("  key      {}", e.key);
+    say!("cache");
+    say!("  key      {}", e.key);
     let why = match e.cache {
         graphjit::CacheSource::Memory => "memory (ready in this process)",
         graphjit::CacheSource::Disk => {
@@ -111,7 +120,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
         }
         graphjit::CacheSource::Miss => "miss (not in memory or on disk: a run compiles it)",
     };
-    println!("  a run now: {why}");
+    say!("  a run now: {why}");
     let i = &e.ingredients;
     for (name, value) in [
         ("graph", &i.graph),
@@ -123,16 +132,16 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
         ("template", &i.template),
         ("codegen", &i.codegen),
     ] {
-        println!("  {name:<9} {value}");
+        say!("  {name:<9} {value}");
     }
-    println!("  rustc     {}", i.rustc.lines().next().unwrap_or(""));
+    say!("  rustc     {}", i.rustc.lines().next().unwrap_or(""));
     if args.assumptions {
-        println!("assumptions");
+        say!("assumptions");
         for a in &e.assumptions {
-            println!("  [{}] {}", a.component, a.assumption);
-            println!("      if not: {}", a.failure_mode);
-            println!("      mitigation: {}", a.mitigation);
-            println!(
+            say!("  [{}] {}", a.component, a.assumption);
+            say!("      if not: {}", a.failure_mode);
+            say!("      mitigation: {}", a.mitigation);
+            say!(
                 "      TLA+ properties relying on it: {}",
                 a.properties.join(", ")
             );
@@ -152,11 +161,11 @@ pub(crate) fn verify(args: &ExplainArgs) -> Result<bool, CliError> {
             "ok": checklist.ok(),
             "items": checklist.items,
         });
-        println!("{json}");
+        say!("{json}");
     } else {
         for item in &checklist.items {
-            println!("[{}] {}", if item.ok { "x" } else { " " }, item.item);
-            println!("      {}", item.evidence);
+            say!("[{}] {}", if item.ok { "x" } else { " " }, item.item);
+            say!("      {}", item.evidence);
         }
     }
     Ok(checklist.ok())

@@ -1,6 +1,7 @@
 //! `graphjit cache` and `graphjit compile`: the disk cache, and the generated Rust or
 //! component written out.
 
+use super::say;
 use std::io::Write as _;
 
 use graphjit::{Host, Stage};
@@ -24,7 +25,7 @@ pub(crate) fn cache_command(action: &CacheAction) -> Result<(), CliError> {
     match action {
         CacheAction::Stats { json, .. } => {
             let Some(stats) = host.disk_cache_stats() else {
-                println!("no disk cache (--no-disk-cache)");
+                say!("no disk cache (--no-disk-cache)");
                 return Ok(());
             };
             let stats = stats.map_err(disk_error)?;
@@ -39,9 +40,9 @@ pub(crate) fn cache_command(action: &CacheAction) -> Result<(), CliError> {
                     "bytes": stats.bytes,
                     "max_bytes": stats.max_bytes,
                 });
-                println!("{object}");
+                say!("{object}");
             } else {
-                println!(
+                say!(
                     "{}: {} components, {} bytes (bound {} bytes)",
                     dir.display(),
                     stats.entries,
@@ -52,7 +53,7 @@ pub(crate) fn cache_command(action: &CacheAction) -> Result<(), CliError> {
         }
         CacheAction::Clear { .. } => {
             let removed = host.clear_cache().map_err(disk_error)?;
-            println!("removed {removed} cached components");
+            say!("removed {removed} cached components");
         }
     }
     Ok(())

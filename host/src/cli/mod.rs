@@ -9,6 +9,16 @@ pub(crate) mod run;
 
 use std::time::Duration;
 
+/// `println!` that does not panic when stdout is gone (`graphjit explain | head`): a line that
+/// cannot be written is dropped, as a closed pipe means nobody reads it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Milliseconds, as the output prints them.
 pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3

@@ -16,11 +16,12 @@
 //! Layout: this file walks regions (blocks, `if`, `loop`, liveness drops); `emit.rs` has one
 //! small emitter per op, reached by an exhaustive match on the op; `effects.rs` describes each
 //! effect call once for its three spellings (alone, added to a round, taken from a round);
-//! `fused.rs` writes fused loops.
+//! `fused.rs` writes fused loops; `lists.rs` the list regions, fused list chains and `cached`.
 
 mod effects;
 mod emit;
 mod fused;
+mod lists;
 mod literal;
 pub(crate) mod plan;
 
@@ -79,6 +80,8 @@ struct Generator<'g> {
     round_of: BTreeMap<NodeId, String>,
     /// Values already moved into their one reader (never dropped again).
     moved: std::cell::RefCell<BTreeSet<NodeId>>,
+    /// References to each node anywhere in the graph (`Graph::reads`), for list fusion.
+    all_reads: Vec<u32>,
 }
 
 /// The node an emitter is writing, and the region it stands in (which decides whether an
@@ -147,6 +150,7 @@ impl<'g> Generator<'g> {
             loop_depth: 0,
             round_of: BTreeMap::new(),
             moved: std::cell::RefCell::new(BTreeSet::new()),
+            all_reads: graph.reads(),
         }
     }
 
@@ -242,14 +246,31 @@ impl<'g> Generator<'g> {
     fn region_body(&mut self, region: &Region) -> Result<()> {
         let rounds = self.graph.rounds(region);
         let last_uses = plan::last_uses(self.graph, region, &self.demanded);
+        let chains = self
+            .graph
+            .list_chains(region, &self.demanded, &self.all_reads);
+        // Members of a list chain before its last: written with the last one, their drops
+        // after it.
+        let mut deferred = Vec::new();
         for (position, &id) in region.nodes.iter().enumerate() {
             if let Some(round) = rounds.iter().find(|r| r.start == position) {
                 self.round(&region.nodes[round.clone()], region)?;
             }
-            if self.demanded[id.index()] {
-                self.node(id, region)?;
-                self.drop_dead(id, &last_uses);
+            if !self.demanded[id.index()] {
+                continue;
             }
+            if chains.iter().any(|c| c[..c.len() - 1].contains(&id)) {
+                deferred.push(id);
+                continue;
+            }
+            match chains.iter().find(|c| c.last() == Some(&id)) {
+                Some(chain) => self.fused_list(id, region, chain)?,
+                None => self.node(id, region)?,
+            }
+            for member in deferred.drain(..) {
+                self.drop_dead(member, &last_uses);
+            }
+            self.drop_dead(id, &last_uses);
         }
         Ok(())
     }
@@ -387,173 +408,6 @@ impl<'g> Generator<'g> {
                 g.line(state);
             } else {
                 g.line(&format!("({},)", states.join(", ")));
-            }
-            Ok(())
-        })
-    }
-}
-
-impl Generator<'_> {
-    /// `cached`: asks the host's memo for the value of the values the body reads (arguments,
-    /// then outer nodes, as `eval` lists them); on a miss runs the body on the arguments and
-    /// tells the memo its result. The reads are cloned into `rt::Value`s first: the body
-    /// may still need them.
-    fn cached_node(&mut self, at: &At, body: &Region) -> Result<()> {
-        let graph = self.graph;
-        let outer = graph.outer_reads(at.id, &self.demanded);
-        let reads = at
-            .node
-            .args
-            .iter()
-            .chain(&outer)
-            .map(|&r| emit::value_expr(&self.clone_of(r), &graph.node(r).ty))
-            .collect::<Vec<String>>();
-        let hit =
-            emit::read_expr("v0", &at.node.ty, 1).ok_or_else(|| at.no_rule("a cached tuple"))?;
-        let (reads_var, result_var) = (format!("k{}", at.id.0), format!("m{}", at.id.0));
-        self.line(&format!(
-            "{} = match rt::memo::lookup({}, alloc::vec![{}])? {{",
-            self.binding(at.id),
-            at.at(),
-            reads.join(", ")
-        ));
-        self.indent += 1;
-        self.line(&format!("Ok(v0) => {hit},"));
-        let open = format!("Err({reads_var}) => {{");
-        let done = self.block(&open, "}", |g| {
-            if body.params.len() != at.node.args.len() {
-                return Err(at.error("a `cached` body without one param per argument".into()));
-            }
-            for (&param, &arg) in body.params.iter().zip(&at.node.args) {
-                let value = g.owned(arg, at.local(arg));
-                g.line(&format!("{} = {value};", g.binding(param)));
-            }
-            g.region_body(body)?;
-            g.current = Some(at.id);
-            let result = body
-                .results
-                .first()
-                .copied()
-                .ok_or_else(|| at.error("a `cached` body without a result".into()))?;
-            let local = body.nodes.contains(&result) || body.params.contains(&result);
-            let value = g.owned(result, local);
-            let ty = &at.node.ty;
-            g.line(&format!("let {result_var}: {} = {value};", rust_type(ty)));
-            let copy = if ty.is_copy() {
-                result_var.clone()
-            } else {
-                format!("{result_var}.clone()")
-            };
-            g.line(&format!(
-                "rt::memo::store({}, {reads_var}, &{})?;",
-                at.at(),
-                emit::value_expr(&copy, ty)
-            ));
-            g.line(&result_var);
-            Ok(())
-        });
-        self.indent -= 1;
-        self.line("};");
-        done
-    }
-
-    /// `map`, `filter`, `fold`, `sort_by` and `group_by`: a `for` over the owned list, the
-    /// body once per element. `map` (and the keyed list of `sort_by` and `group_by`) reserves
-    /// the list's length up front (pushes never reallocate); `filter` grows fallibly; `fold`
-    /// threads its accumulator through the iterations.
-    fn list_region(&mut self, at: &At, body: &Region) -> Result<()> {
-        if let Some(effects) = self.graph.element_round(at.node) {
-            return self.batched_map(at, body, effects);
-        }
-        let depth = self.loop_depth;
-        let (src, item, acc, out) = (
-            format!("src{depth}"),
-            format!("e{depth}"),
-            format!("acc{depth}"),
-            format!("out{depth}"),
-        );
-        let list = at.arg(0)?;
-        let open = format!("{} = {{", self.binding(at.id));
-        self.block(&open, "};", |g| {
-            let list_value = g.owned(list, at.local(list));
-            g.line(&format!("let {src} = {list_value};"));
-            let fold = matches!(at.node.op, Op::Fold { .. });
-            match &at.node.op {
-                Op::Map { .. } => g.line(&format!(
-                    "let mut {out} = rt::data::with_capacity({src}.len(), {})?;",
-                    at.at()
-                )),
-                Op::Filter { .. } => g.line(&format!(
-                    "let mut {out} = rt::data::with_capacity(0, {})?;",
-                    at.at()
-                )),
-                Op::SortBy { .. } | Op::GroupBy { .. } => g.line(&format!(
-                    "let mut {out} = rt::data::with_capacity({src}.len(), {})?;",
-                    at.at()
-                )),
-                _ => {
-                    let init = at.arg(1)?;
-                    let value = g.owned(init, at.local(init));
-                    let ty = rust_type(&at.node.ty);
-                    g.line(&format!("let mut {acc}: {ty} = {value};"));
-                }
-            }
-            let (acc_param, item_param) = match (body.params.as_slice(), fold) {
-                ([a, x], true) => (Some(*a), *x),
-                ([x], false) => (None, *x),
-                _ => return Err(at.error("a list op's body has the wrong params".into())),
-            };
-            let result = body
-                .results
-                .first()
-                .copied()
-                .ok_or_else(|| at.error("a list op's body without a result".into()))?;
-            let keyed = matches!(at.node.op, Op::SortBy { .. } | Op::GroupBy { .. });
-            let position = format!("p{depth}");
-            let header = if keyed {
-                format!("for ({position}, {item}) in {src}.into_iter().enumerate() {{")
-            } else {
-                format!("for {item} in {src} {{")
-            };
-            g.block(&header, "}", |g| {
-                g.loop_depth += 1;
-                if let Some(a) = acc_param {
-                    g.line(&format!("{} = {acc};", g.binding(a)));
-                }
-                g.line(&format!("{} = {item};", g.binding(item_param)));
-                let done = g.region_body(body);
-                g.current = Some(at.id);
-                let local = body.nodes.contains(&result) || body.params.contains(&result);
-                match &at.node.op {
-                    Op::Map { .. } => {
-                        let value = g.owned(result, local);
-                        g.line(&format!("{out}.push({value});"));
-                    }
-                    Op::SortBy { .. } | Op::GroupBy { .. } => {
-                        let key = g.owned(result, local);
-                        let element = g.var(item_param);
-                        g.line(&format!("{out}.push(({key}, {position}, {element}));"));
-                    }
-                    Op::Filter { .. } => {
-                        let keep = g.var(result);
-                        let element = g.var(item_param);
-                        g.line(&format!(
-                            "if {keep} {{ rt::data::push(&mut {out}, {element}, {})?; }}",
-                            at.at()
-                        ));
-                    }
-                    _ => {
-                        let value = g.owned(result, local);
-                        g.line(&format!("{acc} = {value};"));
-                    }
-                }
-                g.loop_depth -= 1;
-                done
-            })?;
-            match &at.node.op {
-                Op::SortBy { .. } => g.line(&format!("rt::data::sorted({out}, {})?", at.at())),
-                Op::GroupBy { .. } => g.line(&format!("rt::data::grouped({out}, {})?", at.at())),
-                _ => g.line(if fold { &acc } else { &out }),
             }
             Ok(())
         })

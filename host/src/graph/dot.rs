@@ -194,6 +194,23 @@ impl Graph {
         if self.batch_effects {
             lines.push("(effects batched into rounds)".to_owned());
         }
+        if self.fuse_lists {
+            let demanded = self.demanded();
+            let reads = self.reads();
+            let mut regions = vec![&self.root];
+            while let Some(region) = regions.pop() {
+                for chain in self.list_chains(region, &demanded, &reads) {
+                    let names: Vec<&str> = chain
+                        .iter()
+                        .map(|&id| self.node(id).name.as_str())
+                        .collect();
+                    lines.push(format!("(one loop: {})", names.join(" → ")));
+                }
+                for &id in &region.nodes {
+                    regions.extend(self.node(id).op.regions());
+                }
+            }
+        }
         self.list_region(&self.root, 0, true, &mut lines);
         lines
     }

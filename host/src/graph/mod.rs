@@ -19,6 +19,7 @@
 //! `iterations` times. The first error in that order is the run's error.
 
 mod canonical;
+mod chains;
 mod dot;
 mod error;
 mod json;
@@ -70,6 +71,9 @@ pub(crate) struct Graph {
     /// Whether adjacent independent effects go out as one round (set by the `batch` pass;
     /// see [`Graph::rounds`]). Changes how effects are issued, never what a run computes.
     pub(crate) batch_effects: bool,
+    /// Whether list pipelines are written as one loop each (set by the `fuse` pass; see
+    /// [`Graph::list_chains`]). Changes how code is written, never what a run computes.
+    pub(crate) fuse_lists: bool,
 }
 
 /// A `cached` node as the host's memo sees it ([`Graph::memo_sites`]).

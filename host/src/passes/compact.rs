@@ -80,5 +80,6 @@ pub(super) fn rebuild(graph: &Graph, remove: &[bool], replace: &[Option<NodeId>]
         limits: graph.limits,
         footprint: graph.footprint.clone(),
         batch_effects: graph.batch_effects,
+        fuse_lists: graph.fuse_lists,
     }
 }

@@ -66,8 +66,30 @@ fn uses(graph: &Graph) -> (Vec<bool>, Vec<Vec<NodeId>>) {
 /// sibling reductions that gives.
 pub(super) fn fuse(graph: &Graph) -> (Graph, usize) {
     let (vertical, chained) = fuse_chains(graph);
-    let (horizontal, merged) = fuse_siblings(&vertical);
-    (horizontal, chained + merged)
+    let (mut horizontal, merged) = fuse_siblings(&vertical);
+    let streamed = fuse_lists(&mut horizontal);
+    (horizontal, chained + merged + streamed)
+}
+
+/// List fusion: turns on [`Graph::list_chains`], so that each list pipeline is written as one
+/// loop; returns the list ops that joined a chain.
+fn fuse_lists(graph: &mut Graph) -> usize {
+    graph.fuse_lists = true;
+    let demanded = graph.demanded();
+    let reads = graph.reads();
+    let mut members = 0;
+    let mut regions = vec![&graph.root];
+    while let Some(region) = regions.pop() {
+        members += graph
+            .list_chains(region, &demanded, &reads)
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>();
+        for &id in &region.nodes {
+            regions.extend(graph.node(id).op.regions());
+        }
+    }
+    members
 }
 
 /// Most reductions one loop computes (horizontal fusion).

@@ -194,6 +194,7 @@ impl<'l> Lowering<'l> {
             limits,
             footprint,
             batch_effects: false,
+            fuse_lists: false,
         };
         debug_assert_eq!(graph.check_invariants(), Ok(()));
         Ok(graph)
