@@ -146,6 +146,18 @@ impl Deployments {
         Ok(())
     }
 
+    /// The graph deployed as `name` now, if there is one.
+    pub fn graph(&self, name: &str) -> Option<Graph> {
+        self.lock()
+            .get(name)
+            .map(|deployment| deployment.current.graph().clone())
+    }
+
+    /// The error for a name with no deployment (what `invoke` and `undeploy` return).
+    pub fn unknown(name: &str) -> Error {
+        unknown(name)
+    }
+
     /// Names and current versions of all deployments.
     pub fn list(&self) -> Vec<(String, u64)> {
         self.lock()

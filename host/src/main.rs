@@ -5,6 +5,7 @@
 //! success or failure.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,14 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Serve graphs to many tenants over HTTP (docs/service.md).
+    Serve {
+        /// The service's configuration (TOML: `listen`, `[tenants.NAME]`).
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
+    /// Read an API key on stdin and print the hash to store as a tenant's `key_hash`.
+    KeyHash,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +61,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::run::report(&args, cli::run::run(&args, false)),
         Command::Compile(args) => plain(cli::files::compile(&args)),
         Command::Cache { action } => plain(cli::files::cache_command(&action)),
+        Command::Serve { config } => plain(serve::serve(&config)),
+        Command::KeyHash => plain(key_hash()),
         Command::Explain(args) => plain(cli::explain::explain(&args)),
         Command::Verify(args) => match cli::explain::verify(&args) {
             Ok(true) => ExitCode::SUCCESS,
@@ -59,6 +70,36 @@ fn main() -> ExitCode {
             Err(e) => failed(&e),
         },
     }
+}
+
+/// `graphjit key-hash`: one key on stdin (one trailing newline dropped), its hash on stdout.
+fn key_hash() -> Result<(), CliError> {
+    use std::io::Read as _;
+    let refuse = |message: String| {
+        CliError::own(
+            "invalid_input",
+            graphjit::Stage::Setup,
+            message,
+            "pipe one random key of at least 16 bytes: `head -c 24 /dev/urandom | base64`",
+        )
+    };
+    let mut key = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut key)
+        .map_err(|e| refuse(format!("cannot read the key on stdin: {e}")))?;
+    let key = key
+        .strip_suffix("\r\n")
+        .or_else(|| key.strip_suffix('\n'))
+        .unwrap_or(&key);
+    if key.len() < 16 || key.chars().any(char::is_control) {
+        return Err(refuse(format!(
+            "a key is at least 16 bytes with no control characters; this one is {} bytes",
+            key.len()
+        )));
+    }
+    println!("{}", serve::key_hash(key));
+    Ok(())
 }
 
 fn plain(result: Result<(), CliError>) -> ExitCode {

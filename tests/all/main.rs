@@ -15,6 +15,7 @@ mod limits;
 mod list_fusion;
 mod native_work;
 mod ops;
+mod serve;
 mod structured_effects;
 mod support;
 mod tidy;

@@ -138,7 +138,14 @@ pub(crate) fn report(args: &RunArgs, result: Result<Success, CliError>) -> ExitC
 }
 
 fn success_json(success: &Success) -> serde_json::Value {
-    let output = &success.output;
+    output_json(&success.output, success.compiled.as_ref())
+}
+
+/// The `{"output", "stats"}` object of a run (and of the service's answers).
+pub(crate) fn output_json(
+    output: &RunOutput,
+    compiled: Option<&CompileStats>,
+) -> serde_json::Value {
     let outputs: serde_json::Map<String, serde_json::Value> = output
         .outputs
         .iter()
@@ -146,12 +153,12 @@ fn success_json(success: &Success) -> serde_json::Value {
         .collect();
     let mut stats = json!({
         "fuel_used": output.fuel_used,
-        "compile_ms": success.compiled.as_ref().map_or(0.0, |c| ms(c.total)),
+        "compile_ms": compiled.map_or(0.0, |c| ms(c.total)),
         "run_us": output.run_time.as_secs_f64() * 1e6,
-        "cache": success.compiled.as_ref().map_or("none", |c| c.cache.name()),
+        "cache": compiled.map_or("none", |c| c.cache.name()),
         "memo": {"hits": output.memo_hits, "misses": output.memo_misses},
     });
-    if let Some(compiled) = &success.compiled {
+    if let Some(compiled) = compiled {
         let stages = &compiled.stages;
         stats["key"] = json!(compiled.key);
         stats["cache_reason"] = json!(compiled.reason);

@@ -181,6 +181,28 @@ impl Footprint {
         Self::try_from(json)
     }
 
+    /// The first thing this footprint declares that `ceiling` does not allow (a table, an
+    /// HTTP rule no ceiling rule covers, a kernel), described; `None` when it stays within.
+    pub(crate) fn beyond(&self, ceiling: &Footprint) -> Option<String> {
+        if let Some(t) = self.db.read.iter().find(|t| !ceiling.db.read.contains(t)) {
+            return Some(format!("reading table {t}"));
+        }
+        if let Some(t) = self.db.write.iter().find(|t| !ceiling.db.write.contains(t)) {
+            return Some(format!("writing table {t}"));
+        }
+        if let Some(rule) = self
+            .http
+            .iter()
+            .find(|r| !ceiling.http.iter().any(|c| r.within(c)))
+        {
+            return Some(format!("the HTTP rule {rule:?}"));
+        }
+        self.kernels
+            .iter()
+            .find(|k| !ceiling.kernels.contains(*k))
+            .map(|k| format!("the kernel {k:?}"))
+    }
+
     /// Checks a kernel call: the name must be declared exactly (case-sensitive).
     pub(crate) fn check_kernel(&self, name: &str) -> Result<(), Denied> {
         if self.kernels.contains(name) {

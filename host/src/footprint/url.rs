@@ -352,6 +352,33 @@ impl HttpRule {
     }
 }
 
+impl HttpRule {
+    /// Whether every request this rule allows, `ceiling` allows too (a tenant's footprint
+    /// ceiling): the same method, scheme and port, a host the ceiling's pattern covers, and a
+    /// path prefix at or below the ceiling's.
+    pub(crate) fn within(&self, ceiling: &HttpRule) -> bool {
+        let below = |name: &str, suffix: &str| {
+            name.strip_suffix(suffix)
+                .is_some_and(|label| label.len() > 1 && label.ends_with('.'))
+        };
+        let host = match (&self.host, &ceiling.host) {
+            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+            (HostPattern::Exact(Host::Domain(name)), HostPattern::Subdomains(suffix)) => {
+                below(name, suffix)
+            }
+            (HostPattern::Subdomains(inner), HostPattern::Subdomains(suffix)) => {
+                inner == suffix || below(inner, suffix)
+            }
+            _ => false,
+        };
+        self.method == ceiling.method
+            && self.scheme == ceiling.scheme
+            && self.port == ceiling.port
+            && host
+            && path_allowed(&ceiling.path_prefix, &self.path_prefix)
+    }
+}
+
 /// `path` is `prefix` or below it, on segment boundaries.
 fn path_allowed(prefix: &str, path: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');

@@ -27,7 +27,7 @@ use build::base_key;
 use errors::{compile_error, runtime_error};
 pub use explain::Explanation;
 pub use types::{CompileStats, CompiledGraph, HostConfig, HttpSettings, RunLimits, RunOutput};
-pub use validated::Graph;
+pub use validated::{FootprintCeiling, Graph};
 
 /// The default disk cache directory.
 pub fn default_disk_dir() -> PathBuf {

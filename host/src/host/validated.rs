@@ -71,6 +71,20 @@ impl Graph {
         self.inner.nodes.iter().any(|n| n.op.is_effect())
     }
 
+    /// `Err` (`footprint_denied`) naming the first thing the graph's footprint declares that
+    /// `ceiling` does not allow: what a service checks before it compiles a tenant's graph.
+    pub fn check_footprint_within(&self, ceiling: &FootprintCeiling) -> Result<(), Error> {
+        match self.footprint.beyond(&ceiling.0) {
+            None => Ok(()),
+            Some(what) => Err(Error::new(
+                ErrorKind::FootprintDenied,
+                Stage::Parse,
+                format!("the graph's footprint declares {what}, beyond this tenant's ceiling"),
+                "declare only tables, HTTP destinations and kernels the tenant may use",
+            )),
+        }
+    }
+
     /// Whether the graph has `cached` nodes (whose results a host keeps across runs).
     pub fn memoizes(&self) -> bool {
         self.inner
@@ -188,4 +202,25 @@ impl Graph {
 pub(super) fn input_error(message: impl Into<String>, remediation: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, Stage::Input, message, remediation)
         .for_setting(Setting::Inputs)
+}
+
+/// The most any of a tenant's graphs may declare: a footprint in the graph's own JSON shape
+/// ([`Graph::check_footprint_within`]).
+#[derive(Clone, Debug, Default)]
+pub struct FootprintCeiling(crate::footprint::Footprint);
+
+impl FootprintCeiling {
+    /// Reads a ceiling from a footprint's JSON (`{"db": {"read": [...]}, "http": [...], ...}`).
+    pub fn from_json(text: &str) -> Result<FootprintCeiling, Error> {
+        crate::footprint::Footprint::from_json(text)
+            .map(FootprintCeiling)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    Stage::Setup,
+                    format!("the footprint ceiling is not valid: {e}"),
+                    "write the ceiling as a footprint: db.read, db.write, http rules, kernels",
+                )
+            })
+    }
 }

@@ -245,3 +245,54 @@ fn the_documented_example_holds() {
     );
     assert!(fp.check_kernel("matmul").is_ok());
 }
+
+#[test]
+fn a_footprint_within_its_ceiling_and_the_first_thing_beyond_it() {
+    let ceiling = super::footprint(
+        r#"{"db": {"read": ["public.orders", "public.customers"], "write": ["public.audit"]},
+            "http": [{"method": "GET", "scheme": "https", "host": "*.example.com", "path_prefix": "/api"},
+                     {"method": "POST", "scheme": "http", "host": "10.0.0.1", "port": 8080}],
+            "kernels": ["matmul"]}"#,
+    );
+    let within = |json: &str| super::footprint(json).beyond(&ceiling);
+    assert_eq!(within("{}"), None);
+    assert_eq!(
+        within(
+            r#"{"db": {"read": ["orders"]},
+                "http": [{"method": "GET", "scheme": "https", "host": "a.example.com", "path_prefix": "/api/v1"},
+                         {"method": "GET", "scheme": "https", "host": "*.eu.example.com", "path_prefix": "/api"},
+                         {"method": "POST", "scheme": "http", "host": "10.0.0.1", "port": 8080, "path_prefix": "/x"}],
+                "kernels": ["matmul"]}"#
+        ),
+        None
+    );
+    let beyond = [
+        (r#"{"db": {"read": ["public.secrets"]}}"#, "reading table"),
+        (r#"{"db": {"write": ["public.orders"]}}"#, "writing table"),
+        (
+            r#"{"http": [{"method": "GET", "scheme": "https", "host": "example.com", "path_prefix": "/api"}]}"#,
+            "HTTP rule",
+        ),
+        (
+            r#"{"http": [{"method": "GET", "scheme": "https", "host": "a.example.com", "path_prefix": "/apix"}]}"#,
+            "HTTP rule",
+        ),
+        (
+            r#"{"http": [{"method": "GET", "scheme": "https", "host": "a.example.com", "path_prefix": "/"}]}"#,
+            "HTTP rule",
+        ),
+        (
+            r#"{"http": [{"method": "GET", "scheme": "http", "host": "a.example.com", "path_prefix": "/api"}]}"#,
+            "HTTP rule",
+        ),
+        (
+            r#"{"http": [{"method": "POST", "scheme": "http", "host": "10.0.0.1", "port": 8081}]}"#,
+            "HTTP rule",
+        ),
+        (r#"{"kernels": ["softmax"]}"#, "kernel"),
+    ];
+    for (json, what) in beyond {
+        let found = within(json).unwrap_or_else(|| panic!("{json} is beyond the ceiling"));
+        assert!(found.contains(what), "{json}: {found}");
+    }
+}

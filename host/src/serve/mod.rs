@@ -1,0 +1,624 @@
+//! `graphjit serve`: graphjit as a multi-tenant HTTP service (axum on tokio). The API is in
+//! docs/service.md.
+//!
+//! Invariants:
+//! - Every request but `/healthz` and `/metrics` names its tenant by its API key; keys are
+//!   kept only as blake3 hashes and compared in constant time against every tenant's.
+//! - A tenant's deployments live in its own table: no request of another tenant can read,
+//!   run, replace, remove or detect them (an unknown name and another tenant's are the same
+//!   404).
+//! - A request may lower its tenant's ceilings (fuel, memory, deadline), never raise them; a
+//!   graph whose footprint declares more than the tenant's footprint ceiling is refused before
+//!   it is compiled.
+//! - Graph input never causes a 500: every failure is a typed error object with a status a
+//!   client can act on (400, 401, 403, 404, 413, 422, 429, 504).
+
+mod config;
+mod metrics;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use graphjit::{
+    CacheConfig, CompileStats, Deployments, Error, ErrorKind, Graph, Host, HostConfig,
+    HttpSettings, RunLimits, RunOutput, Stage,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::cli::error::CliError;
+use config::TenantConfig;
+use metrics::{Metrics, Outcome};
+
+pub(crate) use config::key_hash;
+
+/// One tenant at run time: its configuration, its own deployments, its run slots.
+struct Tenant {
+    config: TenantConfig,
+    deployments: Deployments,
+    slots: Arc<Semaphore>,
+}
+
+struct Service {
+    host: Host,
+    tenants: Vec<Tenant>,
+    metrics: Metrics,
+}
+
+/// Runs the service until SIGTERM or Ctrl-C, then drains: no new connection is accepted and
+/// the requests in flight finish.
+pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
+    let setup = |message: String| {
+        CliError::own(
+            "invalid_input",
+            Stage::Setup,
+            message,
+            "fix the service configuration (docs/service.md)",
+        )
+    };
+    let (file, tenants) = config::load(config_path).map_err(setup)?;
+    let host = Host::with_config(&HostConfig {
+        cache: CacheConfig {
+            disk_dir: file.cache_dir.clone(),
+            ..CacheConfig::default()
+        },
+        http: HttpSettings {
+            allow_loopback: file.allow_loopback,
+            ..HttpSettings::default()
+        },
+        ..HostConfig::default()
+    })?;
+    let tenants = tenants
+        .into_iter()
+        .map(|config| Tenant {
+            deployments: Deployments::new(&host),
+            slots: Arc::new(Semaphore::new(config.max_concurrent_runs as usize)),
+            config,
+        })
+        .collect();
+    let service = Arc::new(Service {
+        host,
+        tenants,
+        metrics: Metrics::new(),
+    });
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/run", post(run_graph))
+        .route("/v1/deployments/{name}", put(deploy).delete(undeploy))
+        .route("/v1/deployments/{name}/invoke", post(invoke))
+        .layer(DefaultBodyLimit::max(file.max_body_bytes))
+        .with_state(service);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| setup(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(file.listen)
+            .await
+            .map_err(|e| setup(format!("cannot listen on {}: {e}", file.listen)))?;
+        eprintln!("graphjit serve: listening on http://{}", file.listen);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| setup(format!("the server stopped: {e}")))
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("graphjit serve: draining");
+}
+
+/// A request refused before (or instead of) running: its whole answer, boxed (a `Response`
+/// is large, and most results are `Ok`).
+struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(response: Response) -> Refusal {
+        Refusal(Box::new(response))
+    }
+}
+
+fn reply(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+/// A refusal of the service's own (not the library's): the same error object shape.
+fn refuse(status: StatusCode, kind: &str, message: &str, remediation: &str) -> Response {
+    reply(
+        status,
+        &json!({"error": {
+            "kind": kind,
+            "stage": "request",
+            "node": null,
+            "message": message,
+            "remediation": remediation,
+        }}),
+    )
+}
+
+/// The library's error as the CLI's `--json` prints it, with the status it means.
+fn error_reply(e: &Error) -> Response {
+    let mut error = json!({
+        "kind": e.kind_name(),
+        "stage": e.stage.name(),
+        "node": e.node,
+        "message": e.message,
+        "remediation": e.remediation,
+    });
+    if let ErrorKind::EffectFailed { class } = &e.kind {
+        error["class"] = json!(class.name());
+    }
+    reply(status_of(e), &json!({ "error": error }))
+}
+
+/// What a client can act on: its input (400), a missing deployment (404), the footprint
+/// ceiling (403), a run that failed in the graph (422), the deadline (504); 500 only for a
+/// graphjit bug or a broken toolchain.
+fn status_of(e: &Error) -> StatusCode {
+    match (&e.kind, e.stage) {
+        (ErrorKind::UnknownDeployment, _) => StatusCode::NOT_FOUND,
+        (ErrorKind::FootprintDenied, Stage::Parse) => StatusCode::FORBIDDEN,
+        (ErrorKind::DeadlineExceeded { .. }, _) => StatusCode::GATEWAY_TIMEOUT,
+        (ErrorKind::Internal | ErrorKind::Toolchain, _) => StatusCode::INTERNAL_SERVER_ERROR,
+        (_, Stage::Setup | Stage::Parse | Stage::Input) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl Service {
+    /// The tenant whose key the request carries: every tenant's hash is compared (in
+    /// constant time: `blake3::Hash`'s equality), whichever matches.
+    fn tenant(&self, headers: &HeaderMap) -> Result<&Tenant, Refusal> {
+        let unauthorized = |message: &str| {
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                message,
+                "send Authorization: Bearer KEY with the tenant's API key",
+            )
+        };
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("no bearer key"))?;
+        let hash = blake3::hash(key.as_bytes());
+        let mut found = None;
+        for tenant in &self.tenants {
+            if tenant.config.key_hash == hash {
+                found = Some(tenant);
+            }
+        }
+        found
+            .ok_or_else(|| unauthorized("the key is not one of this service's"))
+            .map_err(Refusal::from)
+    }
+
+    fn refused(&self, tenant: &str, reason: &str) {
+        self.metrics
+            .refused
+            .get_or_create(&Outcome {
+                tenant: tenant.to_owned(),
+                outcome: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Parses a graph the tenant sent, within its size and footprint ceilings.
+    fn graph(&self, tenant: &Tenant, bytes: &[u8]) -> Result<Graph, Refusal> {
+        if bytes.len() > tenant.config.max_graph_bytes {
+            self.refused(&tenant.config.name, "graph_size");
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "ceiling_exceeded",
+                &format!(
+                    "the graph is {} bytes; this tenant's graphs may have {}",
+                    bytes.len(),
+                    tenant.config.max_graph_bytes
+                ),
+                "send a smaller graph",
+            )
+            .into());
+        }
+        let graph = Graph::from_json(bytes).map_err(|e| error_reply(&e))?;
+        graph
+            .check_footprint_within(&tenant.config.footprint_ceiling)
+            .map_err(|e| {
+                self.refused(&tenant.config.name, "footprint_ceiling");
+                error_reply(&e)
+            })?;
+        Ok(graph)
+    }
+
+    /// The tenant's ceilings lowered by the request (and by the graph's own `limits`).
+    fn limits(&self, tenant: &Tenant, graph: &Graph, asked: &Asked) -> Result<RunLimits, Refusal> {
+        let ceiling = tenant.config.limits;
+        let over = |field: &str, asked: u64, allowed: u64| {
+            self.refused(&tenant.config.name, field);
+            refuse(
+                StatusCode::FORBIDDEN,
+                "ceiling_exceeded",
+                &format!("{field} {asked} is over this tenant's ceiling, {allowed}"),
+                &format!("ask for at most {allowed}, or leave {field} out"),
+            )
+        };
+        let deadline_ceiling = u64::try_from(ceiling.deadline.as_millis()).unwrap_or(u64::MAX);
+        let mut limits = ceiling;
+        if let Some(fuel) = asked.fuel {
+            if fuel > ceiling.fuel {
+                return Err(over("fuel", fuel, ceiling.fuel).into());
+            }
+            limits.fuel = fuel;
+        }
+        if let Some(memory) = asked.memory {
+            if memory > ceiling.memory_bytes {
+                return Err(over("memory", memory, ceiling.memory_bytes).into());
+            }
+            limits.memory_bytes = memory;
+        }
+        if let Some(ms) = asked.deadline_ms {
+            if ms > deadline_ceiling {
+                return Err(over("deadline_ms", ms, deadline_ceiling).into());
+            }
+            limits.deadline = Duration::from_millis(ms);
+        }
+        Ok(graph.limits_over(limits))
+    }
+
+    /// One of the tenant's run slots, or 429 with `Retry-After`.
+    fn slot(&self, tenant: &Tenant) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+        Arc::clone(&tenant.slots).try_acquire_owned().map_err(|_| {
+            self.refused(&tenant.config.name, "concurrent_runs");
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                &format!(
+                    "this tenant already has {} runs in progress",
+                    tenant.config.max_concurrent_runs
+                ),
+                "retry after a second, or run fewer graphs at once",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            Refusal::from(response)
+        })
+    }
+
+    /// Counts a finished run or invocation.
+    fn record(&self, tenant: &str, result: &Result<RunOutput, Error>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.kind_name(),
+        };
+        self.metrics
+            .requests
+            .get_or_create(&Outcome {
+                tenant: tenant.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if let Ok(out) = result {
+            let label = metrics::Tenant {
+                tenant: tenant.to_owned(),
+            };
+            self.metrics
+                .fuel
+                .get_or_create(&label)
+                .inc_by(out.fuel_used);
+            self.metrics
+                .run_seconds
+                .get_or_create(&label)
+                .observe(out.run_time.as_secs_f64());
+        }
+    }
+
+    /// Runs `work` counted as in flight for `tenant`.
+    async fn in_flight<T>(&self, tenant: &str, work: impl std::future::Future<Output = T>) -> T {
+        let label = metrics::Tenant {
+            tenant: tenant.to_owned(),
+        };
+        self.metrics.in_flight.get_or_create(&label).inc();
+        let out = work.await;
+        self.metrics.in_flight.get_or_create(&label).dec();
+        out
+    }
+}
+
+/// The limits a request asks for (each at most the tenant's ceiling).
+#[derive(Deserialize, Default)]
+struct Asked {
+    #[serde(default)]
+    fuel: Option<u64>,
+    #[serde(default)]
+    memory: Option<u64>,
+    #[serde(default)]
+    deadline_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    graph: serde_json::Value,
+    #[serde(default)]
+    inputs: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    fuel: Option<u64>,
+    #[serde(default)]
+    memory: Option<u64>,
+    #[serde(default)]
+    deadline_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvokeRequest {
+    #[serde(default)]
+    inputs: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    fuel: Option<u64>,
+    #[serde(default)]
+    memory: Option<u64>,
+    #[serde(default)]
+    deadline_ms: Option<u64>,
+}
+
+/// The body, or the typed refusal of one too large (413) or unreadable (400).
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &rejection.body_text(),
+                "send a smaller request",
+            )
+        } else {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &rejection.body_text(),
+                "send the request body in full",
+            )
+        }
+    })
+    .map_err(Refusal::from)
+}
+
+fn request_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the request is not the expected JSON: {e}"),
+                "see docs/service.md for the request's fields",
+            )
+        })
+        .map_err(Refusal::from)
+}
+
+/// JSON input values as the graph's inputs (strings as they are, the rest as JSON text).
+fn inputs(
+    graph: &Graph,
+    values: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, graphjit::Value>, Refusal> {
+    let pairs: Vec<(String, String)> = values
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), text)
+        })
+        .collect();
+    graph
+        .parse_inputs(&pairs)
+        .map_err(|e| error_reply(&e).into())
+}
+
+fn outcome_reply(result: &Result<RunOutput, Error>, compiled: Option<&CompileStats>) -> Response {
+    match result {
+        Ok(out) => reply(StatusCode::OK, &crate::cli::run::output_json(out, compiled)),
+        Err(e) => error_reply(e),
+    }
+}
+
+async fn metrics_text(State(service): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        service.metrics.text(),
+    )
+        .into_response()
+}
+
+async fn run_graph(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = async {
+        let tenant = service.tenant(&headers)?;
+        let raw = body(raw)?;
+        let request: RunRequest = request_json(&raw)?;
+        let text = request.graph.to_string();
+        let graph = service.graph(tenant, text.as_bytes())?;
+        let asked = Asked {
+            fuel: request.fuel,
+            memory: request.memory,
+            deadline_ms: request.deadline_ms,
+        };
+        let limits = service.limits(tenant, &graph, &asked)?;
+        let inputs = inputs(&graph, &request.inputs)?;
+        let _slot = service.slot(tenant)?;
+        let name = &tenant.config.name;
+        let started = Instant::now();
+        let compiled = service
+            .host
+            .compile_async(&graph)
+            .await
+            .map_err(|e| error_reply(&e))?;
+        service
+            .metrics
+            .compile_seconds
+            .get_or_create(&metrics::Tenant {
+                tenant: name.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let result = service
+            .in_flight(name, service.host.run(&compiled, &inputs, limits))
+            .await;
+        service.record(name, &result);
+        Ok::<Response, Refusal>(outcome_reply(&result, Some(&compiled.stats)))
+    };
+    answer.await.unwrap_or_else(|refusal| *refusal.0)
+}
+
+/// A deployment name: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+fn deployment_name(name: &str) -> Result<(), Refusal> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a deployment name is 1 to 64 letters, digits, '_', '-' or '.'",
+            "rename the deployment",
+        )
+        .into())
+    }
+}
+
+async fn deploy(
+    State(service): State<Arc<Service>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = async {
+        let tenant = service.tenant(&headers)?;
+        deployment_name(&name)?;
+        let raw = body(raw)?;
+        let graph = service.graph(tenant, &raw)?;
+        let deployed = tenant
+            .deployments
+            .deploy(&name, &graph)
+            .await
+            .map_err(|e| error_reply(&e))?;
+        Ok::<Response, Refusal>(reply(
+            StatusCode::OK,
+            &json!({
+                "name": deployed.name,
+                "version": deployed.version,
+                "replaced": deployed.replaced,
+                "key": deployed.compiled.stats.key,
+                "cache": deployed.compiled.stats.cache.name(),
+            }),
+        ))
+    };
+    answer.await.unwrap_or_else(|refusal| *refusal.0)
+}
+
+async fn undeploy(
+    State(service): State<Arc<Service>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = match service.tenant(&headers) {
+        Ok(tenant) => tenant,
+        Err(refusal) => return *refusal.0,
+    };
+    match tenant.deployments.undeploy(&name) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_reply(&e),
+    }
+}
+
+async fn invoke(
+    State(service): State<Arc<Service>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = async {
+        let tenant = service.tenant(&headers)?;
+        let raw = body(raw)?;
+        let request: InvokeRequest = if raw.is_empty() {
+            InvokeRequest {
+                inputs: BTreeMap::new(),
+                fuel: None,
+                memory: None,
+                deadline_ms: None,
+            }
+        } else {
+            request_json(&raw)?
+        };
+        let graph = tenant
+            .deployments
+            .graph(&name)
+            .ok_or_else(|| error_reply(&Deployments::unknown(&name)))?;
+        let asked = Asked {
+            fuel: request.fuel,
+            memory: request.memory,
+            deadline_ms: request.deadline_ms,
+        };
+        let limits = service.limits(tenant, &graph, &asked)?;
+        let inputs = inputs(&graph, &request.inputs)?;
+        let _slot = service.slot(tenant)?;
+        let tenant_name = &tenant.config.name;
+        let result = service
+            .in_flight(
+                tenant_name,
+                tenant.deployments.invoke(&name, &inputs, limits),
+            )
+            .await
+            .map(|invocation| invocation.output);
+        service.record(tenant_name, &result);
+        Ok::<Response, Refusal>(outcome_reply(&result, None))
+    };
+    answer.await.unwrap_or_else(|refusal| *refusal.0)
+}
