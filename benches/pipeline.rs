@@ -19,7 +19,8 @@
 //!   `optimizer_benches`);
 //! - `lists/{fused,unfused,native}`, `json_parse/{wasm,eval,serde_json}`,
 //!   `map_http/{batched,sequential}`, `cached/{hit,miss}`: structured data (see
-//!   `structured_benches`);
+//!   `structured_benches`); `db_rows/{graphjit,tokio_postgres}`: 100k PostgreSQL rows (see
+//!   `db_benches`);
 //! - `replacement_latency` (printed, not criterion): p50/p99 of `invoke` with and without hot
 //!   replacements every 20 ms.
 
@@ -649,6 +650,94 @@ fn map_http_graph(port: u16) -> String {
     )
 }
 
+/// `SELECT id, name, price FROM items` as a list of records, then its length.
+fn rows_graph() -> String {
+    r#"{"version": 2, "nodes": [
+     {"id": "rows", "op": "db_query", "sql": "SELECT id, name, price FROM items ORDER BY id",
+      "type": {"list": {"record": {"id": "i64", "name": "string", "price": "f64"}}}},
+     {"id": "count", "op": "len", "args": ["rows"]}
+    ], "outputs": {"count": "count"}, "footprint": {"db": {"read": ["items"]}}}"#
+        .to_string()
+}
+
+/// `db_rows/{graphjit,tokio_postgres}`: 100,000 rows of `(bigint, text, double)` read from a
+/// throwaway PostgreSQL on loopback, by a graph (`db_query` into a list of records, in the
+/// guest, through the host's driver and footprint check) and by tokio-postgres directly
+/// (the same query, rows decoded into Rust values). Skipped, saying why, without PostgreSQL.
+fn db_benches(c: &mut Criterion) {
+    let pg = match graphjit::testing::postgres::TestPostgres::start() {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("db_rows skipped: no PostgreSQL: {e}");
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let url = pg.url();
+    let client = rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price double precision NOT NULL);
+                 INSERT INTO items SELECT i, 'item-' || i, i * 0.25 FROM generate_series(1, 100000) AS i;
+                 ANALYZE items;",
+            )
+            .await
+            .expect("setup");
+        client
+    });
+    let host = Host::with_config(&HostConfig::default()).expect("host");
+    let bounds = graphjit::DatabaseLimits {
+        max_rows: 1_000_000,
+        max_bytes: 1 << 30,
+    };
+    rt.block_on(host.connect_database_with(&url, bounds))
+        .expect("database");
+    let graph = Graph::from_json(rows_graph().as_bytes()).expect("parses");
+    let compiled = host.compile(&graph).expect("compiles");
+    let limits = RunLimits {
+        max_effect_bytes: 1 << 30,
+        ..RunLimits::default()
+    };
+    let none = BTreeMap::new();
+    let out = rt
+        .block_on(host.run(&compiled, &none, limits))
+        .expect("runs");
+    assert_eq!(out.outputs[0].1, Value::I64(100_000));
+    let mut group = c.benchmark_group("db_rows");
+    group.sample_size(10);
+    group.bench_function("graphjit", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(&compiled, &none, limits))
+                .expect("runs")
+        })
+    });
+    group.bench_function("tokio_postgres", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let rows = client
+                    .query("SELECT id, name, price FROM items ORDER BY id", &[])
+                    .await
+                    .expect("query");
+                let decoded: Vec<(i64, String, f64)> = rows
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                black_box(decoded.len())
+            })
+        })
+    });
+    group.finish();
+    drop(pg);
+}
+
 /// `sum(range(0, n))` under a `cached` node.
 fn cached_graph() -> String {
     r#"{"version": 2, "nodes": [
@@ -776,6 +865,7 @@ criterion_group!(
     effect_benches,
     optimizer_benches,
     structured_benches,
+    db_benches,
     replacement_latency,
     gpu_kernel_benches
 );

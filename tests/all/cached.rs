@@ -7,24 +7,12 @@
 use std::collections::BTreeMap;
 
 use graphjit::testing::http_server::TestHttp;
-use graphjit::{
-    CompiledGraph, ErrorKind, Graph, Host, HostConfig, HttpSettings, RunLimits, RunOutput, Value,
-};
+use graphjit::{CompiledGraph, ErrorKind, Graph, Host, HostConfig, RunLimits, RunOutput, Value};
 
-use crate::support::{block_on, graph, memory_only};
+use crate::support::{block_on, graph, loopback, memory_only};
 
 fn host_with(config: HostConfig) -> Host {
     Host::with_config(&config).expect("host")
-}
-
-fn loopback() -> HostConfig {
-    HostConfig {
-        http: HttpSettings {
-            allow_loopback: true,
-            ..HttpSettings::default()
-        },
-        ..memory_only()
-    }
 }
 
 fn inputs(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {

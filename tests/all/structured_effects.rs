@@ -6,11 +6,9 @@ use std::collections::BTreeMap;
 
 use graphjit::testing::http_server::TestHttp;
 use graphjit::testing::postgres::TestPostgres;
-use graphjit::{
-    EffectClass, Error, ErrorKind, Graph, Host, HostConfig, HttpSettings, RunLimits, Value,
-};
+use graphjit::{EffectClass, Error, ErrorKind, Graph, Host, HostConfig, RunLimits, Value};
 
-use crate::support::{block_on, graph, memory_only};
+use crate::support::{block_on, graph, loopback, memory_only};
 
 type Outputs = Result<Vec<(String, Value)>, Error>;
 
@@ -45,17 +43,6 @@ fn json_of(out: &[(String, Value)], name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no output {name}"))
         .1;
     graphjit::value_to_json(value)
-}
-
-/// A host that may reach the test servers on loopback, with no disk cache.
-fn loopback() -> HostConfig {
-    HostConfig {
-        http: HttpSettings {
-            allow_loopback: true,
-            ..HttpSettings::default()
-        },
-        ..memory_only()
-    }
 }
 
 fn is_class(e: &Error, want: EffectClass) -> bool {
@@ -374,6 +361,41 @@ mod execute_many {
         block_on(host.connect_database(&pg.url())).expect("database");
         check(&|g, i| run(&host, g, i), "w");
         check(&|g, i| eval(&host, g, i), "e");
+    }
+
+    #[test]
+    fn a_host_sets_how_many_rows_one_query_may_return() {
+        let pg = TestPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL is needed: {e}"));
+        crate::support::pg_execute(
+            &pg.url(),
+            "CREATE TABLE discounts (customer text PRIMARY KEY, pct double precision NOT NULL, note text);
+             INSERT INTO discounts SELECT 'c' || i, 0.1, NULL FROM generate_series(1, 3) AS i;",
+        );
+        let g = graph(
+            r#"{"version": 2, "nodes": [
+                {"id": "all", "op": "db_query", "sql": "SELECT customer FROM discounts ORDER BY customer",
+                 "type": {"list": {"record": {"customer": "string"}}}}
+            ], "outputs": {"all": "all"}, "footprint": {"db": {"read": ["discounts"]}}}"#,
+        );
+        for (max_rows, fits) in [(3, true), (2, false)] {
+            let host = Host::with_config(&memory_only()).expect("host");
+            let limits = graphjit::DatabaseLimits {
+                max_rows,
+                ..graphjit::DatabaseLimits::default()
+            };
+            block_on(host.connect_database_with(&pg.url(), limits)).expect("database");
+            let out = both(&host, &g, &BTreeMap::new());
+            match (out, fits) {
+                (Ok(out), true) => {
+                    assert_eq!(json_of(&out, "all").as_array().map(Vec::len), Some(3))
+                }
+                (Err(e), false) => {
+                    assert!(is_class(&e, EffectClass::Limit), "{e}");
+                    assert!(e.message.contains("row limit of 2"), "{e}");
+                }
+                (out, _) => panic!("max_rows {max_rows}: {out:?}"),
+            }
+        }
     }
 
     #[test]

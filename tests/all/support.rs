@@ -25,6 +25,17 @@ pub(crate) fn memory_only() -> HostConfig {
     }
 }
 
+/// [`memory_only`], and HTTP effects may reach the test servers on loopback.
+pub(crate) fn loopback() -> HostConfig {
+    HostConfig {
+        http: graphjit::HttpSettings {
+            allow_loopback: true,
+            ..graphjit::HttpSettings::default()
+        },
+        ..memory_only()
+    }
+}
+
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {

@@ -26,7 +26,9 @@ use crate::runtime::{self, Runtime};
 use build::base_key;
 use errors::{compile_error, runtime_error};
 pub use explain::Explanation;
-pub use types::{CompileStats, CompiledGraph, HostConfig, HttpSettings, RunLimits, RunOutput};
+pub use types::{
+    CompileStats, CompiledGraph, DatabaseLimits, HostConfig, HttpSettings, RunLimits, RunOutput,
+};
 pub use validated::{FootprintCeiling, Graph};
 
 /// The default disk cache directory.
@@ -149,7 +151,22 @@ impl Host {
     /// Serves DB effects from the PostgreSQL at `url` (`postgres://user@host:port/db`).
     /// Graphs still reach only the tables their footprint declares.
     pub async fn connect_database(&self, url: &str) -> Result<(), Error> {
-        let runner = effects::db::PostgresRunner::connect(effects::db::DbConfig::new(url))
+        self.connect_database_with(url, DatabaseLimits::default())
+            .await
+    }
+
+    /// [`Host::connect_database`] with other bounds on what one query may return.
+    pub async fn connect_database_with(
+        &self,
+        url: &str,
+        limits: DatabaseLimits,
+    ) -> Result<(), Error> {
+        let config = effects::db::DbConfig {
+            max_rows: limits.max_rows,
+            max_bytes: limits.max_bytes,
+            ..effects::db::DbConfig::new(url)
+        };
+        let runner = effects::db::PostgresRunner::connect(config)
             .await
             .map_err(|e| {
                 Error::new(

@@ -113,6 +113,25 @@ impl CompiledGraph {
     }
 }
 
+/// How much one PostgreSQL query may return ([`Host::connect_database_with`](super::Host::connect_database_with));
+/// a query past either bound fails with an effect `limit` error, never a partial answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatabaseLimits {
+    /// Rows (default 10,000).
+    pub max_rows: usize,
+    /// Bytes of cell data (default 16 MiB).
+    pub max_bytes: usize,
+}
+
+impl Default for DatabaseLimits {
+    fn default() -> Self {
+        DatabaseLimits {
+            max_rows: crate::effects::db::DEFAULT_MAX_ROWS,
+            max_bytes: crate::effects::db::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
 /// How a [`Host`](super::Host) is set up.
 #[derive(Clone, Debug)]
 pub struct HostConfig {

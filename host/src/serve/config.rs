@@ -55,6 +55,9 @@ pub(crate) struct TenantFile {
     /// The largest graph JSON, in bytes (default 1 MiB).
     #[serde(default)]
     pub(crate) max_graph_bytes: Option<usize>,
+    /// Compiles of this tenant at once; more wait for one to finish (default 1).
+    #[serde(default)]
+    pub(crate) max_concurrent_compiles: Option<u32>,
 }
 
 /// A tenant ready to serve: its key's hash and its ceilings.
@@ -65,6 +68,7 @@ pub(crate) struct TenantConfig {
     pub(crate) limits: graphjit::RunLimits,
     pub(crate) max_concurrent_runs: u32,
     pub(crate) max_graph_bytes: usize,
+    pub(crate) max_concurrent_compiles: u32,
 }
 
 /// The prefix of a stored key hash.
@@ -121,6 +125,7 @@ pub(crate) fn load(path: &Path) -> Result<(ServiceFile, Vec<TenantConfig>), Stri
             limits,
             max_concurrent_runs: t.max_concurrent_runs.unwrap_or(4).max(1),
             max_graph_bytes: t.max_graph_bytes.unwrap_or(1 << 20),
+            max_concurrent_compiles: t.max_concurrent_compiles.unwrap_or(1).max(1),
         });
     }
     if tenants.is_empty() {

@@ -42,17 +42,21 @@ use metrics::{Metrics, Outcome};
 
 pub(crate) use config::key_hash;
 
-/// One tenant at run time: its configuration, its own deployments, its run slots.
+/// One tenant at run time: its configuration, its own deployments, its run slots and its
+/// compile slots.
 struct Tenant {
     config: TenantConfig,
     deployments: Deployments,
     slots: Arc<Semaphore>,
+    compiles: Semaphore,
 }
 
 struct Service {
     host: Host,
     tenants: Vec<Tenant>,
     metrics: Metrics,
+    /// rustc runs at once, whoever asks: one per core.
+    compilers: Semaphore,
 }
 
 /// Runs the service until SIGTERM or Ctrl-C, then drains: no new connection is accepted and
@@ -83,13 +87,16 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         .map(|config| Tenant {
             deployments: Deployments::new(&host),
             slots: Arc::new(Semaphore::new(config.max_concurrent_runs as usize)),
+            compiles: Semaphore::new(config.max_concurrent_compiles as usize),
             config,
         })
         .collect();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let service = Arc::new(Service {
         host,
         tenants,
         metrics: Metrics::new(),
+        compilers: Semaphore::new(cores),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -266,7 +273,12 @@ impl Service {
     }
 
     /// The tenant's ceilings lowered by the request (and by the graph's own `limits`).
-    fn limits(&self, tenant: &Tenant, graph: &Graph, asked: &Asked) -> Result<RunLimits, Refusal> {
+    fn limits(
+        &self,
+        tenant: &Tenant,
+        graph: &Graph,
+        asked: &Request,
+    ) -> Result<RunLimits, Refusal> {
         let ceiling = tenant.config.limits;
         let over = |field: &str, asked: u64, allowed: u64| {
             self.refused(&tenant.config.name, field);
@@ -348,6 +360,15 @@ impl Service {
         }
     }
 
+    /// Runs `work` (a compile, or a deploy that compiles) once the tenant has a compile slot
+    /// and then a compiler is free: a tenant's compile storm waits behind its own
+    /// `max_concurrent_compiles`, never in front of other tenants' compiles.
+    async fn compiling<T>(&self, tenant: &Tenant, work: impl std::future::Future<Output = T>) -> T {
+        let _own = tenant.compiles.acquire().await;
+        let _compiler = self.compilers.acquire().await;
+        work.await
+    }
+
     /// Runs `work` counted as in flight for `tenant`.
     async fn in_flight<T>(&self, tenant: &str, work: impl std::future::Future<Output = T>) -> T {
         let label = metrics::Tenant {
@@ -360,34 +381,11 @@ impl Service {
     }
 }
 
-/// The limits a request asks for (each at most the tenant's ceiling).
+/// What a run or an invocation asks for besides its graph: inputs, and limits that may only
+/// lower the tenant's ceilings.
 #[derive(Deserialize, Default)]
-struct Asked {
-    #[serde(default)]
-    fuel: Option<u64>,
-    #[serde(default)]
-    memory: Option<u64>,
-    #[serde(default)]
-    deadline_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RunRequest {
-    graph: serde_json::Value,
-    #[serde(default)]
-    inputs: BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
-    fuel: Option<u64>,
-    #[serde(default)]
-    memory: Option<u64>,
-    #[serde(default)]
-    deadline_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvokeRequest {
+struct Request {
     #[serde(default)]
     inputs: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
@@ -479,22 +477,29 @@ async fn run_graph(
     let answer = async {
         let tenant = service.tenant(&headers)?;
         let raw = body(raw)?;
-        let request: RunRequest = request_json(&raw)?;
-        let text = request.graph.to_string();
+        // `{"graph": GRAPH, ...}`: the graph, then the rest read as an invocation's request.
+        let mut object: serde_json::Map<String, serde_json::Value> = request_json(&raw)?;
+        let text = object
+            .remove("graph")
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the request has no \"graph\"",
+                    "send {\"graph\": GRAPH, \"inputs\": {...}}",
+                )
+            })?
+            .to_string();
+        let request: Request =
+            request_json(serde_json::Value::Object(object).to_string().as_bytes())?;
         let graph = service.graph(tenant, text.as_bytes())?;
-        let asked = Asked {
-            fuel: request.fuel,
-            memory: request.memory,
-            deadline_ms: request.deadline_ms,
-        };
-        let limits = service.limits(tenant, &graph, &asked)?;
+        let limits = service.limits(tenant, &graph, &request)?;
         let inputs = inputs(&graph, &request.inputs)?;
         let _slot = service.slot(tenant)?;
         let name = &tenant.config.name;
         let started = Instant::now();
         let compiled = service
-            .host
-            .compile_async(&graph)
+            .compiling(tenant, service.host.compile_async(&graph))
             .await
             .map_err(|e| error_reply(&e))?;
         service
@@ -544,9 +549,8 @@ async fn deploy(
         deployment_name(&name)?;
         let raw = body(raw)?;
         let graph = service.graph(tenant, &raw)?;
-        let deployed = tenant
-            .deployments
-            .deploy(&name, &graph)
+        let deployed = service
+            .compiling(tenant, tenant.deployments.deploy(&name, &graph))
             .await
             .map_err(|e| error_reply(&e))?;
         Ok::<Response, Refusal>(reply(
@@ -587,13 +591,8 @@ async fn invoke(
     let answer = async {
         let tenant = service.tenant(&headers)?;
         let raw = body(raw)?;
-        let request: InvokeRequest = if raw.is_empty() {
-            InvokeRequest {
-                inputs: BTreeMap::new(),
-                fuel: None,
-                memory: None,
-                deadline_ms: None,
-            }
+        let request: Request = if raw.is_empty() {
+            Request::default()
         } else {
             request_json(&raw)?
         };
@@ -601,12 +600,7 @@ async fn invoke(
             .deployments
             .graph(&name)
             .ok_or_else(|| error_reply(&Deployments::unknown(&name)))?;
-        let asked = Asked {
-            fuel: request.fuel,
-            memory: request.memory,
-            deadline_ms: request.deadline_ms,
-        };
-        let limits = service.limits(tenant, &graph, &asked)?;
+        let limits = service.limits(tenant, &graph, &request)?;
         let inputs = inputs(&graph, &request.inputs)?;
         let _slot = service.slot(tenant)?;
         let tenant_name = &tenant.config.name;

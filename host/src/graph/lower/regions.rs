@@ -272,15 +272,7 @@ impl Lowering<'_> {
         };
         self.check_type_size(&ty).map_err(at)?;
         self.count_type(&ty).map_err(at)?;
-        let captures = self.captures(&op.regions(), id);
-        if let Some(size) = self.type_sizes.get_mut(id.index()) {
-            *size = ty.size();
-        }
-        let node = &mut self.nodes[id.index()];
-        node.op = op;
-        node.ty = ty;
-        node.captures = captures;
-        Ok(id)
+        Ok(self.fill_region_node(id, op, ty))
     }
 
     /// `cached`: a body whose params are the node's arguments and whose one result is the
@@ -384,6 +376,12 @@ impl Lowering<'_> {
             ttl_ms,
             body: region,
         };
+        Ok(self.fill_region_node(id, op, ty))
+    }
+
+    /// Gives node `id` (allocated first, for pre-order ids) its op with regions, its type and
+    /// the outer nodes those regions capture.
+    fn fill_region_node(&mut self, id: NodeId, op: Op, ty: Type) -> NodeId {
         let captures = self.captures(&op.regions(), id);
         if let Some(size) = self.type_sizes.get_mut(id.index()) {
             *size = ty.size();
@@ -392,7 +390,7 @@ impl Lowering<'_> {
         node.op = op;
         node.ty = ty;
         node.captures = captures;
-        Ok(id)
+        id
     }
 
     /// Whether `region`, or a region nested in it, holds an effect node.
