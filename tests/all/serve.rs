@@ -79,10 +79,11 @@ max_graph_bytes = 4000
     );
     let path = dir.path().join("service.toml");
     std::fs::write(&path, config).expect("config");
+    let log = std::fs::File::create(dir.path().join("service.log")).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_graphjit"))
         .args(["serve", "--config"])
         .arg(&path)
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("graphjit serve starts");
     let service = Service {
@@ -101,6 +102,11 @@ max_graph_bytes = 4000
 }
 
 impl Service {
+    /// What the service logged so far (stderr: one JSON object per line).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("service.log")).unwrap_or_default()
+    }
+
     fn try_request(
         &self,
         method: &str,
@@ -374,6 +380,49 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
         !text.contains(ACME_KEY) && !text.contains("adder"),
         "{text}"
     );
+
+    // docs/openapi.json: every operation it lists is served, and answers a status it lists.
+    let spec: Json = serde_json::from_str(include_str!("../../docs/openapi.json")).expect("json");
+    let paths = spec["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        let url = path.replace("{name}", "undocumented");
+        for method in ["get", "put", "post", "delete"] {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let (status, _, _) = service
+                .try_request(&method.to_uppercase(), &url, Some(ACME_KEY), "{}")
+                .expect("request");
+            let documented = operation["responses"]
+                .as_object()
+                .expect("responses")
+                .contains_key(&status.to_string());
+            assert!(
+                documented,
+                "{method} {path} answered {status}, not in docs/openapi.json"
+            );
+        }
+    }
+
+    // Structured logs: JSON lines naming tenants and outcomes, never a key.
+    let log = service.log();
+    let lines: Vec<Json> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["tenant"] == "acme" && l["fields"]["outcome"] == "fuel_exhausted"),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["tenant"] == "beta" && l["fields"]["reason"] == "fuel"),
+        "{log}"
+    );
+    assert!(!log.contains(ACME_KEY) && !log.contains(BETA_KEY), "{log}");
 }
 
 #[test]

@@ -71,6 +71,15 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         )
     };
     let (file, tenants) = config::load(config_path).map_err(setup)?;
+    // Structured logs: one JSON object per line on stderr, `GRAPHJIT_LOG` filtering
+    // (`info` by default). Keys never reach them: only tenant names, outcomes and costs.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRAPHJIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let host = Host::with_config(&HostConfig {
         cache: CacheConfig {
             disk_dir: file.cache_dir.clone(),
@@ -114,7 +123,7 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         let listener = tokio::net::TcpListener::bind(file.listen)
             .await
             .map_err(|e| setup(format!("cannot listen on {}: {e}", file.listen)))?;
-        eprintln!("graphjit serve: listening on http://{}", file.listen);
+        tracing::info!(listen = %file.listen, "serving");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await
@@ -142,7 +151,7 @@ async fn shutdown() {
         () = ctrl_c => {}
         () = term => {}
     }
-    eprintln!("graphjit serve: draining");
+    tracing::info!("draining: no new connections; requests in flight finish");
 }
 
 /// A request refused before (or instead of) running: its whole answer, boxed (a `Response`
@@ -237,6 +246,7 @@ impl Service {
     }
 
     fn refused(&self, tenant: &str, reason: &str) {
+        tracing::info!(tenant, reason, "refused");
         self.metrics
             .refused
             .get_or_create(&Outcome {
@@ -338,6 +348,16 @@ impl Service {
             Ok(_) => "ok",
             Err(e) => e.kind_name(),
         };
+        match result {
+            Ok(out) => tracing::info!(
+                tenant,
+                outcome,
+                fuel = out.fuel_used,
+                run_us = out.run_time.as_micros() as u64,
+                "run"
+            ),
+            Err(e) => tracing::info!(tenant, outcome, node = e.node.as_deref(), "run"),
+        }
         self.metrics
             .requests
             .get_or_create(&Outcome {
