@@ -149,6 +149,28 @@ fn usage_errors_exit_2() {
         "nosuch=1",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // An input given twice is refused, not last-one-wins.
+    let out = graphjit(&[
+        "run",
+        "examples/hello.json",
+        "--json",
+        "--input",
+        "x=1",
+        "--input",
+        "x=2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let error = &json_of(&out)["error"];
+    assert_eq!(
+        (&error["kind"], &error["node"]),
+        (&serde_json::json!("invalid_input"), &serde_json::json!("x"))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("given twice")),
+        "{error}"
+    );
 }
 
 #[test]

@@ -123,13 +123,21 @@ impl Graph {
         }
     }
 
-    /// Parses command-line text for each named input by its declared type.
+    /// Parses command-line text for each named input by its declared type; a name given twice
+    /// is refused (never last-one-wins).
     pub fn parse_inputs(
         &self,
         pairs: &[(String, String)],
     ) -> Result<BTreeMap<String, Value>, Error> {
         let mut out = BTreeMap::new();
         for (name, text) in pairs {
+            if out.contains_key(name) {
+                return Err(input_error(
+                    format!("input {name:?} is given twice"),
+                    "give each input once",
+                )
+                .at_node(Some(name.clone())));
+            }
             let node = self.input_node(name)?;
             let value = values::parse_input(text, &self.inner.node(node).ty).map_err(|m| {
                 input_error(m, "pass a value of the input's type").at_node(Some(name.clone()))
