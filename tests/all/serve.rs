@@ -249,6 +249,19 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
         "{body}"
     );
 
+    // An input given twice is refused, never last-one-wins.
+    let (status, body) = service.request(
+        "POST",
+        "/v1/run",
+        Some(ACME_KEY),
+        &format!(r#"{{"graph": {ADD}, "inputs": {{"a": 1, "a": 2}}}}"#),
+    );
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("invalid_input")),
+        "{body}"
+    );
+
     // Ceilings: a request may lower them, not raise them.
     let bomb = |fuel: u64| json!({"graph": example("fuel-bomb.json"), "fuel": fuel}).to_string();
     let (status, body) = service.request("POST", "/v1/run", Some(ACME_KEY), &bomb(1_000_000));
@@ -329,6 +342,17 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
             "{method} {path}"
         );
     }
+    let (status, body) = service.request(
+        "POST",
+        "/v1/deployments/adder/invoke",
+        Some(ACME_KEY),
+        &json!({"graph": add, "inputs": {"a": 1}}).to_string(),
+    );
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("invalid_request")),
+        "{body}"
+    );
     // beta's own `adder` is another deployment; acme's is untouched by it.
     let (status, _) = service.request("PUT", "/v1/deployments/adder", Some(BETA_KEY), ADD);
     assert_eq!(status, 200);

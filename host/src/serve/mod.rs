@@ -401,19 +401,46 @@ impl Service {
     }
 }
 
-/// What a run or an invocation asks for besides its graph: inputs, and limits that may only
-/// lower the tenant's ceilings.
+/// What a run (with its graph) or an invocation (without) asks for: inputs, and limits that
+/// may only lower the tenant's ceilings.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Request {
     #[serde(default)]
-    inputs: BTreeMap<String, serde_json::Value>,
+    graph: Option<serde_json::Value>,
+    /// In the order written, a name given twice kept twice (so that it is refused).
+    #[serde(default, deserialize_with = "entries")]
+    inputs: Vec<(String, serde_json::Value)>,
     #[serde(default)]
     fuel: Option<u64>,
     #[serde(default)]
     memory: Option<u64>,
     #[serde(default)]
     deadline_ms: Option<u64>,
+}
+
+/// A JSON object's entries in order, duplicates kept (serde_json's own maps keep the last).
+fn entries<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, serde_json::Value)>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(String, serde_json::Value)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of input values by name")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Entries)
 }
 
 /// The body, or the typed refusal of one too large (413) or unreadable (400).
@@ -454,7 +481,7 @@ fn request_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Refus
 /// JSON input values as the graph's inputs (strings as they are, the rest as JSON text).
 fn inputs(
     graph: &Graph,
-    values: &BTreeMap<String, serde_json::Value>,
+    values: &[(String, serde_json::Value)],
 ) -> Result<BTreeMap<String, graphjit::Value>, Refusal> {
     let pairs: Vec<(String, String)> = values
         .iter()
@@ -497,10 +524,10 @@ async fn run_graph(
     let answer = async {
         let tenant = service.tenant(&headers)?;
         let raw = body(raw)?;
-        // `{"graph": GRAPH, ...}`: the graph, then the rest read as an invocation's request.
-        let mut object: serde_json::Map<String, serde_json::Value> = request_json(&raw)?;
-        let text = object
-            .remove("graph")
+        let request: Request = request_json(&raw)?;
+        let text = request
+            .graph
+            .as_ref()
             .ok_or_else(|| {
                 refuse(
                     StatusCode::BAD_REQUEST,
@@ -510,8 +537,6 @@ async fn run_graph(
                 )
             })?
             .to_string();
-        let request: Request =
-            request_json(serde_json::Value::Object(object).to_string().as_bytes())?;
         let graph = service.graph(tenant, text.as_bytes())?;
         let limits = service.limits(tenant, &graph, &request)?;
         let inputs = inputs(&graph, &request.inputs)?;
@@ -616,6 +641,15 @@ async fn invoke(
         } else {
             request_json(&raw)?
         };
+        if request.graph.is_some() {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "an invocation runs the deployed graph and takes none",
+                "send {\"inputs\": {...}}, or PUT the graph to replace the deployment",
+            )
+            .into());
+        }
         let graph = tenant
             .deployments
             .graph(&name)
