@@ -389,15 +389,42 @@ impl Service {
         work.await
     }
 
-    /// Runs `work` counted as in flight for `tenant`.
-    async fn in_flight<T>(&self, tenant: &str, work: impl std::future::Future<Output = T>) -> T {
+    /// What a run or an invocation needs before it starts: its limits (the tenant's ceilings
+    /// lowered by the request), its inputs, and one of the tenant's run slots (held until the
+    /// answer is sent).
+    fn admit(
+        &self,
+        tenant: &Tenant,
+        graph: &Graph,
+        request: &Request,
+    ) -> Result<
+        (
+            RunLimits,
+            BTreeMap<String, graphjit::Value>,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        Refusal,
+    > {
+        let limits = self.limits(tenant, graph, request)?;
+        let inputs = inputs(graph, &request.inputs)?;
+        Ok((limits, inputs, self.slot(tenant)?))
+    }
+
+    /// Runs `work` counted as in flight for `tenant`, records its outcome, and answers it.
+    async fn serve_run(
+        &self,
+        tenant: &str,
+        work: impl std::future::Future<Output = Result<RunOutput, Error>>,
+        compiled: Option<&CompileStats>,
+    ) -> Response {
         let label = metrics::Tenant {
             tenant: tenant.to_owned(),
         };
         self.metrics.in_flight.get_or_create(&label).inc();
-        let out = work.await;
+        let result = work.await;
         self.metrics.in_flight.get_or_create(&label).dec();
-        out
+        self.record(tenant, &result);
+        outcome_reply(&result, compiled)
     }
 }
 
@@ -538,9 +565,7 @@ async fn run_graph(
             })?
             .to_string();
         let graph = service.graph(tenant, text.as_bytes())?;
-        let limits = service.limits(tenant, &graph, &request)?;
-        let inputs = inputs(&graph, &request.inputs)?;
-        let _slot = service.slot(tenant)?;
+        let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
         let name = &tenant.config.name;
         let started = Instant::now();
         let compiled = service
@@ -554,11 +579,8 @@ async fn run_graph(
                 tenant: name.clone(),
             })
             .observe(started.elapsed().as_secs_f64());
-        let result = service
-            .in_flight(name, service.host.run(&compiled, &inputs, limits))
-            .await;
-        service.record(name, &result);
-        Ok::<Response, Refusal>(outcome_reply(&result, Some(&compiled.stats)))
+        let run = service.host.run(&compiled, &inputs, limits);
+        Ok::<Response, Refusal>(service.serve_run(name, run, Some(&compiled.stats)).await)
     };
     answer.await.unwrap_or_else(|refusal| *refusal.0)
 }
@@ -654,19 +676,12 @@ async fn invoke(
             .deployments
             .graph(&name)
             .ok_or_else(|| error_reply(&Deployments::unknown(&name)))?;
-        let limits = service.limits(tenant, &graph, &request)?;
-        let inputs = inputs(&graph, &request.inputs)?;
-        let _slot = service.slot(tenant)?;
-        let tenant_name = &tenant.config.name;
-        let result = service
-            .in_flight(
-                tenant_name,
-                tenant.deployments.invoke(&name, &inputs, limits),
-            )
-            .await
-            .map(|invocation| invocation.output);
-        service.record(tenant_name, &result);
-        Ok::<Response, Refusal>(outcome_reply(&result, None))
+        let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
+        let run = async {
+            let invocation = tenant.deployments.invoke(&name, &inputs, limits).await?;
+            Ok(invocation.output)
+        };
+        Ok::<Response, Refusal>(service.serve_run(&tenant.config.name, run, None).await)
     };
     answer.await.unwrap_or_else(|refusal| *refusal.0)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::graph::error::{GraphError, GraphErrorKind as Kind};
-use crate::graph::json::NodeJson;
+use crate::graph::json::{NodeJson, RegionJson};
 use crate::graph::types::Type;
 use crate::graph::{NodeId, Op, OpKind, Region};
 
@@ -227,15 +227,9 @@ impl Lowering<'_> {
                 "match the body's params and result to the op",
             )));
         }
-        // Typed below, from the body's result; allocated first for pre-order ids.
-        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        // Typed below, from the body's result.
         let param_types: Vec<Type> = acc.iter().cloned().chain([item.clone()]).collect();
-        let mut params = Vec::with_capacity(param_types.len());
-        for (param, ty) in body.params.iter().zip(param_types) {
-            self.count_type(&ty).map_err(at)?;
-            params.push(self.alloc(param, Op::Param, Vec::new(), ty));
-        }
-        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        let (id, region) = self.body_node(json, args, body, param_types)?;
         let result = self.result_type(&region, 0);
         let (op, ty) = match kind {
             OpKind::Map => (Op::Map { body: region }, Type::List(Box::new(result))),
@@ -348,13 +342,7 @@ impl Lowering<'_> {
                 "name each argument in \"params\" and give one \"result\"",
             )));
         }
-        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
-        let mut params = Vec::with_capacity(arg_types.len());
-        for (param, ty) in body.params.iter().zip(arg_types) {
-            self.count_type(&ty).map_err(at)?;
-            params.push(self.alloc(param, Op::Param, Vec::new(), ty));
-        }
-        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        let (id, region) = self.body_node(json, args, body, arg_types)?;
         let ty = self.result_type(&region, 0);
         if matches!(ty, Type::Tuple(_)) {
             return Err(at(GraphError::new(
@@ -377,6 +365,26 @@ impl Lowering<'_> {
             body: region,
         };
         Ok(self.fill_region_node(id, op, ty))
+    }
+
+    /// Allocates a node with one body region (first, for pre-order ids; its op and type are
+    /// filled in by [`Self::fill_region_node`]), then the body's params of `param_types`, and
+    /// lowers the body.
+    fn body_node(
+        &mut self,
+        json: &NodeJson,
+        args: Vec<NodeId>,
+        body: &RegionJson,
+        param_types: Vec<Type>,
+    ) -> Result<(NodeId, Region), GraphError> {
+        let id = self.alloc(&json.id, Op::Sequence, args, Type::Bool);
+        let mut params = Vec::with_capacity(param_types.len());
+        for (param, ty) in body.params.iter().zip(param_types) {
+            self.count_type(&ty).map_err(|e| e.at(&json.id))?;
+            params.push(self.alloc(param, Op::Param, Vec::new(), ty));
+        }
+        let region = self.region(&body.nodes, &params, &body.result_names())?;
+        Ok((id, region))
     }
 
     /// Gives node `id` (allocated first, for pre-order ids) its op with regions, its type and
