@@ -99,6 +99,22 @@ impl Deployments {
     /// until this one is Ready; then new requests go here and the old one drains.
     pub async fn deploy(&self, name: &str, graph: &Graph) -> Result<Deployed, Error> {
         let compiled = self.host.compile_async(graph).await?;
+        Ok(self.deploy_compiled(name, compiled))
+    }
+
+    /// [`Deployments::deploy`] compiling under `limits` ([`Host::compile_within`]).
+    pub async fn deploy_within(
+        &self,
+        name: &str,
+        graph: &Graph,
+        limits: crate::CompileLimits,
+    ) -> Result<Deployed, Error> {
+        let compiled = self.host.compile_within_async(graph, limits).await?;
+        Ok(self.deploy_compiled(name, compiled))
+    }
+
+    /// Makes the compiled graph the next version of `name` (the swap of [`Deployments::deploy`]).
+    fn deploy_compiled(&self, name: &str, compiled: CompiledGraph) -> Deployed {
         compiled.artifact().pins.fetch_add(1, Ordering::SeqCst);
         let lifecycle = &compiled.artifact().lifecycle;
         let shared_name: Arc<str> = Arc::from(name);
@@ -131,12 +147,12 @@ impl Deployments {
         if let Some(old) = &old {
             self.unpin(old, &format!("replaced by version {version} of {name:?}"));
         }
-        Ok(Deployed {
+        Deployed {
             name: name.to_owned(),
             version,
             replaced: old.map(|_| version - 1),
             compiled,
-        })
+        }
     }
 
     /// Removes a deployment; its version drains and is evicted.

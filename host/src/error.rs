@@ -13,7 +13,8 @@ use std::sync::Arc;
 pub enum ErrorKind {
     /// The graph is malformed: syntax, unknown ids, cycles, type errors (user error).
     InvalidGraph,
-    /// The graph is too large to compile, or asks for more than the limits allow (a limit).
+    /// The graph is too large to compile, asks for more than the limits allow, or its compile
+    /// reached a limit of the compile sandbox (time, CPU, memory, file size) (a limit).
     ResourceExceeded,
     /// An input is missing, unknown, or not of its declared type (user error).
     InvalidInput,
@@ -21,7 +22,7 @@ pub enum ErrorKind {
     OptimizationFailed,
     /// Code generation could not produce valid Rust (a bug in graphjit).
     CodegenFailed,
-    /// rustc rejected the generated code or timed out (a bug, or a limit when it timed out).
+    /// rustc rejected the generated code or failed without a limit to blame (a bug).
     RustCompileError,
     /// The toolchain is missing or unusable: no rustc, no wasm32-wasip2 target, a rustc other
     /// than the one the guest template was built with (environment).

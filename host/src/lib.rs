@@ -55,6 +55,7 @@ pub use cache::{
     CacheConfig, CacheCounters, CacheKey, CacheSource, DiskCacheError, DiskStats, KeyIngredients,
     StageTimes,
 };
+pub use compile::CompileLimits;
 pub use deploy::{Deployed, Deployments, Invocation};
 pub use error::{EffectClass, Error, ErrorKind, Setting, Stage};
 pub use graphjit_value::{Tensor, Value};

@@ -57,11 +57,18 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Service {
+    start_with("", "")
+}
+
+/// The service with two tenants, `acme` and `beta`; `top` adds service settings and
+/// `tenants` more `[tenants.NAME]` tables.
+fn start_with(top: &str, tenants: &str) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = format!(
         r#"listen = "127.0.0.1:{port}"
 max_body_bytes = 200000
+{top}
 
 [tenants.acme]
 key_hash = "{}"
@@ -73,6 +80,8 @@ footprint_ceiling = {{ http = [{{ method = "GET", scheme = "http", host = "127.0
 key_hash = "{}"
 fuel = 5000000
 max_graph_bytes = 4000
+
+{tenants}
 "#,
         key_hash(ACME_KEY),
         key_hash(BETA_KEY)
@@ -494,4 +503,286 @@ fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
         &json!({"graph": example("hello.json")}).to_string(),
     );
     assert_eq!(status, 200);
+}
+
+const GAMMA_KEY: &str = "gamma-00112233445566778899-secret";
+
+/// ADD with a constant of its own: a graph no other test (or request) has compiled.
+fn fresh_graph(tag: &str) -> Json {
+    let n = u64::from_str_radix(&blake3_hex(tag)[..12], 16).expect("hex") % 1_000_000;
+    json!({"version": 1, "nodes": [
+        {"id": "a", "op": "input", "type": "i64", "default": 1},
+        {"id": "k", "op": "const", "value": n},
+        {"id": "s", "op": "add", "args": ["a", "k"]}], "outputs": {"sum": "s"}})
+}
+
+fn blake3_hex(text: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    blake3::hash(format!("{text}-{nanos}-{}", std::process::id()).as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+#[test]
+fn a_compile_past_its_sandbox_is_resource_exceeded_and_the_service_stays_up() {
+    // gamma's rustc may map 24 MiB: far less than rustc needs (about 110 MB for the smallest
+    // guest), so its every compile reaches the sandbox's memory limit (or hangs into its
+    // timeout): both are a limit.
+    let service = start_with(
+        "",
+        &format!(
+            "[tenants.gamma]\nkey_hash = \"{}\"\ncompile_memory = 25165824\ncompile_timeout_ms = 5000\n",
+            key_hash(GAMMA_KEY)
+        ),
+    );
+    let graph = fresh_graph("sandbox");
+    let (status, answer) = service.request(
+        "POST",
+        "/v1/run",
+        Some(GAMMA_KEY),
+        &json!({"graph": graph}).to_string(),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["kind"], "resource_exceeded", "{answer}");
+    assert_eq!(answer["error"]["stage"], "compile", "{answer}");
+    // Deploying is compiled in the same sandbox.
+    let (status, answer) = service.request(
+        "PUT",
+        "/v1/deployments/starved",
+        Some(GAMMA_KEY),
+        &graph.to_string(),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["kind"], "resource_exceeded", "{answer}");
+    // The service is up, and the failure was gamma's alone: the same graph compiles for acme.
+    assert_eq!(
+        service
+            .try_request("GET", "/healthz", None, "")
+            .expect("up")
+            .0,
+        200
+    );
+    let (status, answer) = service.request(
+        "POST",
+        "/v1/run",
+        Some(ACME_KEY),
+        &json!({"graph": graph}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stats"]["cache"], "miss", "{answer}");
+}
+
+#[test]
+fn a_tenant_past_its_compile_budget_gets_429_until_it_refills() {
+    // gamma may compile for 1 ms a minute: the first compile is admitted (there is budget
+    // left) and overdraws it; the next graph that needs rustc waits for the refill.
+    let service = start_with(
+        "",
+        &format!(
+            "[tenants.gamma]\nkey_hash = \"{}\"\ncompile_ms_per_minute = 1\n",
+            key_hash(GAMMA_KEY)
+        ),
+    );
+    let first = json!({"graph": fresh_graph("budget-1")}).to_string();
+    let (status, answer) = service.request("POST", "/v1/run", Some(GAMMA_KEY), &first);
+    assert_eq!(status, 200, "{answer}");
+    let second = json!({"graph": fresh_graph("budget-2")}).to_string();
+    let (status, head, body) = service
+        .try_request("POST", "/v1/run", Some(GAMMA_KEY), &second)
+        .expect("request");
+    assert_eq!(status, 429, "{head}{body}");
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Retry-After header");
+    assert!(retry >= 1, "{head}");
+    let refusal: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(refusal["error"]["kind"], "quota_exceeded", "{body}");
+    // A graph already compiled needs no budget; other tenants have their own.
+    let (status, answer) = service.request("POST", "/v1/run", Some(GAMMA_KEY), &first);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stats"]["cache"], "memory", "{answer}");
+    let (status, answer) = service.request("POST", "/v1/run", Some(ACME_KEY), &second);
+    assert_eq!(status, 200, "{answer}");
+    let (_, _, metrics) = service
+        .try_request("GET", "/metrics", None, "")
+        .expect("metrics");
+    assert!(
+        metrics.contains(r#"graphjit_refused_total{tenant="gamma",outcome="compile_budget"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_drains_the_runs_in_flight_and_refuses_new_requests_with_503() {
+    let mut service = start_with(
+        "drain_timeout_ms = 20000",
+        &format!(
+            "[tenants.gamma]\nkey_hash = \"{}\"\nfuel = 1000000000000\n",
+            key_hash(GAMMA_KEY)
+        ),
+    );
+    // About three seconds of loop (or its deadline): long enough to be in flight at SIGTERM.
+    let slow = json!({"graph": {"version": 1, "nodes": [
+        {"id": "x", "op": "const", "value": 0},
+        {"id": "l", "op": "loop", "args": ["x"], "iterations": 4000000000u64,
+         "body": {"params": ["i", "s"], "nodes": [{"id": "t", "op": "add", "args": ["s", "i"]}], "results": ["t"]}}],
+        "outputs": {"l": "l"}}, "deadline_ms": 2500})
+    .to_string();
+    let port = service.port;
+    let first = std::thread::spawn(move || {
+        try_request(port, "POST", "/v1/run", Some(GAMMA_KEY), &slow).expect("an answer")
+    });
+    let start = Instant::now();
+    loop {
+        let (_, _, text) = service
+            .try_request("GET", "/metrics", None, "")
+            .expect("metrics");
+        if text.contains(r#"graphjit_in_flight_runs{tenant="gamma"} 1"#) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    // The drain has begun once readiness says so; the run is still in flight.
+    let start = Instant::now();
+    loop {
+        let (status, _, _) = service
+            .try_request("GET", "/readyz", None, "")
+            .expect("readyz");
+        if status == 503 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never draining");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !first.is_finished(),
+        "the slow run ended before the drain could be seen"
+    );
+    let (status, head, body) = service
+        .try_request(
+            "POST",
+            "/v1/run",
+            Some(ACME_KEY),
+            &json!({"graph": example("hello.json")}).to_string(),
+        )
+        .expect("a refusal");
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let refusal: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(refusal["error"]["kind"], "draining", "{body}");
+    // The run in flight is answered in full, and then the service exits cleanly.
+    let (status, _, body) = first.join().expect("first");
+    assert!(matches!(status, 200 | 504), "{status} {body}");
+    let answer: Json = serde_json::from_str(&body).expect("a JSON answer");
+    assert!(
+        answer.get("output").is_some() || answer.get("error").is_some(),
+        "{answer}"
+    );
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = service.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the service did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+    let log = service.log();
+    assert!(log.contains("drained; stopping"), "{log}");
+}
+
+#[test]
+fn each_tenant_has_its_own_database_memo_and_maybe_cache_partition() {
+    use graphjit::testing::postgres::TestPostgres;
+    let pg = TestPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL is needed: {e}"));
+    let url = |db: &str| {
+        let base = pg.url();
+        let server = base
+            .rsplit_once('/')
+            .map_or(base.as_str(), |(server, _)| server);
+        format!("{server}/{db}")
+    };
+    for db in ["delta_db", "gamma_db"] {
+        crate::support::pg_execute(&pg.url(), &format!("CREATE DATABASE {db}"));
+    }
+    crate::support::pg_execute(
+        &url("delta_db"),
+        "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2), (3);",
+    );
+    crate::support::pg_execute(
+        &url("gamma_db"),
+        "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2);",
+    );
+    const DELTA_KEY: &str = "delta-0123456789abcdef-secret";
+    const EPSILON_KEY: &str = "epsilon-0123456789abcdef-secret";
+    let ceiling = r#"footprint_ceiling = { db = { read = ["orders"] } }"#;
+    let service = start_with(
+        "",
+        &format!(
+            "[tenants.delta]\nkey_hash = \"{}\"\n{ceiling}\ndatabase_url = \"{}\"\n\n\
+             [tenants.gamma]\nkey_hash = \"{}\"\n{ceiling}\ndatabase_url = \"{}\"\npartition_cache = true\n\n\
+             [tenants.epsilon]\nkey_hash = \"{}\"\n{ceiling}\n",
+            key_hash(DELTA_KEY),
+            url("delta_db"),
+            key_hash(GAMMA_KEY),
+            url("gamma_db"),
+            key_hash(EPSILON_KEY),
+        ),
+    );
+    // A count behind a `cached` region: the memo must not carry one tenant's answer to
+    // another. The constant keeps this graph apart from other tests' compiles.
+    let tag = u64::from_str_radix(&blake3_hex("db")[..8], 16).expect("hex");
+    let graph = json!({"version": 2, "nodes": [
+        {"id": "x", "op": "const", "value": tag},
+        {"id": "c", "op": "cached", "key": "count-v1", "ttl_ms": 60000, "args": ["x"],
+         "body": {"params": ["z"], "nodes": [
+            {"id": "n", "op": "db_query", "sql": "SELECT count(*) + $1 FROM orders",
+             "args": ["z"], "type": "i64"}], "result": "n"}},
+        {"id": "k", "op": "const", "value": tag},
+        {"id": "r", "op": "sub", "args": ["c", "k"]}],
+        "outputs": {"n": "r"}, "footprint": {"db": {"read": ["orders"]}}});
+    let body = json!({"graph": graph}).to_string();
+    let run = |key: &str| service.request("POST", "/v1/run", Some(key), &body);
+    let (status, delta) = run(DELTA_KEY);
+    assert_eq!(status, 200, "{delta}");
+    assert_eq!(delta["output"]["n"], 3, "{delta}");
+    assert_eq!(delta["stats"]["cache"], "miss", "{delta}");
+    // gamma: its own database, its own memo (a miss, not delta's 3), and its own cache
+    // partition (a compile of its own, not delta's artifact).
+    let (status, gamma) = run(GAMMA_KEY);
+    assert_eq!(status, 200, "{gamma}");
+    assert_eq!(gamma["output"]["n"], 2, "{gamma}");
+    assert_eq!(gamma["stats"]["cache"], "miss", "{gamma}");
+    assert_eq!(gamma["stats"]["memo"]["misses"], 1, "{gamma}");
+    assert_ne!(
+        gamma["stats"]["key"], delta["stats"]["key"],
+        "partitioned keys"
+    );
+    // Each memo then serves its own tenant's answer.
+    let (_, again) = run(DELTA_KEY);
+    assert_eq!(again["output"]["n"], 3, "{again}");
+    assert_eq!(again["stats"]["memo"]["hits"], 1, "{again}");
+    let (_, again) = run(GAMMA_KEY);
+    assert_eq!(again["output"]["n"], 2, "{again}");
+    assert_eq!(again["stats"]["memo"]["hits"], 1, "{again}");
+    // epsilon shares the cache (delta's artifact serves it) but not delta's database (it has
+    // none) nor delta's memo (which would have answered 3).
+    let (status, epsilon) = run(EPSILON_KEY);
+    assert_eq!(status, 422, "{epsilon}");
+    assert_eq!(epsilon["error"]["kind"], "effect_failed", "{epsilon}");
+    let message = epsilon["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no database configured"), "{epsilon}");
 }

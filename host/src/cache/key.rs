@@ -37,6 +37,9 @@ pub struct KeyIngredients {
     pub template: String,
     /// blake3 of the code generator's source (a generator change must miss).
     pub codegen: String,
+    /// The cache partition ([`crate::Host::tenant_host`]): empty for the shared cache, which
+    /// then hashes exactly as before partitions existed; a tenant's name for its own slice.
+    pub partition: String,
 }
 
 impl KeyIngredients {
@@ -65,6 +68,9 @@ impl KeyIngredients {
         put("engine", &self.engine);
         put("template", &self.template);
         put("codegen", &self.codegen);
+        if !self.partition.is_empty() {
+            put("partition", &self.partition);
+        }
         CacheKey(*hasher.finalize().as_bytes())
     }
 }
@@ -110,6 +116,7 @@ pub(crate) fn test_key(name: &str) -> CacheKey {
         engine: String::new(),
         template: String::new(),
         codegen: String::new(),
+        partition: String::new(),
     }
     .key()
 }
@@ -154,6 +161,7 @@ mod tests {
             engine: "e".into(),
             template: "t".into(),
             codegen: "c".into(),
+            partition: String::new(),
         }
     }
 
@@ -161,7 +169,7 @@ mod tests {
     fn each_ingredient_changes_the_key() {
         let base = sample().key();
         type Field = fn(&mut KeyIngredients) -> &mut String;
-        let fields: [(&str, Field); 9] = [
+        let fields: [(&str, Field); 10] = [
             ("graph", |k| &mut k.graph),
             ("passes", |k| &mut k.passes),
             ("target", |k| &mut k.target),
@@ -171,6 +179,7 @@ mod tests {
             ("engine", |k| &mut k.engine),
             ("template", |k| &mut k.template),
             ("codegen", |k| &mut k.codegen),
+            ("partition", |k| &mut k.partition),
         ];
         for (name, field) in fields {
             let mut changed = sample();

@@ -115,9 +115,11 @@ pub(crate) struct Artifact {
     /// The (optimized) IR the component was generated from: its node indices are the ones
     /// the guest reports errors with.
     pub(crate) graph: Arc<crate::graph::Graph>,
-    /// What serves its effect calls: built once here, not per run; `None` for a graph
-    /// without effect nodes (its component imports no effect interface).
-    pub(crate) effects: Option<Arc<dyn crate::effects::EffectHandler>>,
+    /// What serves its effect calls: built once here (the footprint's grants are computed
+    /// once), not per run; a run on a host with other drivers swaps only the drivers
+    /// (`Dispatcher::with_services`). `None` for a graph without effect nodes (its component
+    /// imports no effect interface).
+    pub(crate) effects: Option<Arc<crate::effects::Dispatcher>>,
     /// Its `cached` nodes as the memo sees them (empty for most graphs).
     pub(crate) memo_sites: Arc<[crate::graph::MemoSite]>,
 }
@@ -140,7 +142,7 @@ impl Artifact {
         loaded: LoadedGraph,
         lifecycle: Arc<Lifecycle>,
         graph: Arc<crate::graph::Graph>,
-        effects: Option<Arc<dyn crate::effects::EffectHandler>>,
+        effects: Option<Arc<crate::effects::Dispatcher>>,
     ) -> Artifact {
         Artifact {
             key,
@@ -194,7 +196,8 @@ type Flight = Arc<OnceLock<Result<Built, Error>>>;
 pub(crate) struct Cache {
     memory: Mutex<MemoryCache<Arc<Artifact>>>,
     disk: Option<DiskCache>,
-    flights: Mutex<HashMap<CacheKey, Flight>>,
+    /// Builds in progress, by key and by the build's class (see [`Cache::get_or_build`]).
+    flights: Mutex<HashMap<(CacheKey, String), Flight>>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     compiles: AtomicU64,
@@ -228,6 +231,11 @@ impl Cache {
         })
     }
 
+    /// Whether L1 holds `key` (counts nothing, changes no recency).
+    pub(crate) fn in_memory(&self, key: &CacheKey) -> bool {
+        lock(&self.memory).contains(key)
+    }
+
     /// A serving artifact from L1, if there is one.
     pub(crate) fn memory_get(&self, key: &CacheKey) -> Option<Arc<Artifact>> {
         let mut memory = lock(&self.memory);
@@ -243,15 +251,21 @@ impl Cache {
 
     /// The ready artifact for `key`: from L1, or from the one build of it that `build` does
     /// (which may use L2). Returns whether this caller waited for someone else's build.
+    ///
+    /// Only callers of the same `class` share a build in flight: a build under one caller's
+    /// tight compile limits may fail where another's would succeed, and its failure must not
+    /// become theirs. A success serves every class from L1 once admitted.
     pub(crate) fn get_or_build(
         &self,
         key: CacheKey,
+        class: &str,
         build: impl FnOnce() -> Result<Built, Error>,
     ) -> (Result<Built, Error>, bool) {
         if let Some(artifact) = self.memory_get(&key) {
             return (Ok(memory_built(artifact)), false);
         }
-        let flight = Arc::clone(lock(&self.flights).entry(key).or_default());
+        let flight_key = (key, class.to_owned());
+        let flight = Arc::clone(lock(&self.flights).entry(flight_key.clone()).or_default());
         let mut led = false;
         let result = flight.get_or_init(|| {
             led = true;
@@ -273,8 +287,11 @@ impl Cache {
         let result = result.clone();
         if led {
             let mut flights = lock(&self.flights);
-            if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                flights.remove(&key);
+            if flights
+                .get(&flight_key)
+                .is_some_and(|f| Arc::ptr_eq(f, &flight))
+            {
+                flights.remove(&flight_key);
             }
         } else {
             self.coalesced.fetch_add(1, Ordering::Relaxed);

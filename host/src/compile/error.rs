@@ -51,6 +51,15 @@ pub(crate) enum RustCompileError {
         /// The timeout that was exceeded.
         limit: Duration,
     },
+    /// A limit: rustc reached one of the compile sandbox's OS limits and was stopped (the
+    /// kernel refused its memory, or killed it for CPU time or file size).
+    #[error("rustc passed the compile sandbox's {limit} ({detail})")]
+    LimitExceeded {
+        /// Which limit.
+        limit: SandboxLimit,
+        /// What showed it: the signal, or rustc's own last words.
+        detail: String,
+    },
     /// A bug or environment error: rustc exited unsuccessfully without a diagnostic, or
     /// printed something that is not its JSON.
     #[error("rustc failed ({status}) without a diagnostic: {stderr}")]
@@ -89,6 +98,14 @@ impl RustCompileError {
         }
     }
 
+    /// True when the compile reached a limit of its sandbox (time, CPU, memory, file size).
+    pub(crate) fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            RustCompileError::Timeout { .. } | RustCompileError::LimitExceeded { .. }
+        )
+    }
+
     /// True when the error is about the toolchain or the environment rather than the source.
     pub(crate) fn is_toolchain(&self) -> bool {
         matches!(
@@ -109,7 +126,12 @@ impl RustCompileError {
             RustCompileError::ToolchainMismatch { .. } => {
                 "rebuild graphjit with the toolchain it runs with (cargo build)".to_owned()
             }
-            RustCompileError::Timeout { .. } => "raise the compile timeout".to_owned(),
+            RustCompileError::Timeout { .. } => {
+                "raise the compile timeout, or send a smaller graph".to_owned()
+            }
+            RustCompileError::LimitExceeded { limit, .. } => {
+                format!("raise the compile {}, or send a smaller graph", limit.setting())
+            }
             RustCompileError::Io { .. } => {
                 "check that the cache directory (GRAPHJIT_CACHE_DIR) and the temp directory are writable"
                     .to_owned()
@@ -117,6 +139,38 @@ impl RustCompileError {
             RustCompileError::Rejected { .. } | RustCompileError::RustcFailed { .. } => {
                 "report this as a bug, with the graph".to_owned()
             }
+        }
+    }
+}
+
+/// One of the compile sandbox's OS limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SandboxLimit {
+    /// `RLIMIT_DATA`.
+    Memory { bytes: u64 },
+    /// `RLIMIT_CPU`.
+    Cpu { seconds: u64 },
+    /// `RLIMIT_FSIZE`.
+    FileSize { bytes: u64 },
+}
+
+impl SandboxLimit {
+    /// The [`super::CompileLimits`] field that sets it, in words.
+    fn setting(self) -> &'static str {
+        match self {
+            SandboxLimit::Memory { .. } => "memory limit",
+            SandboxLimit::Cpu { .. } => "CPU-time limit",
+            SandboxLimit::FileSize { .. } => "file-size limit",
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SandboxLimit::Memory { bytes } => write!(f, "memory limit of {bytes} bytes"),
+            SandboxLimit::Cpu { seconds } => write!(f, "CPU-time limit of {seconds} s"),
+            SandboxLimit::FileSize { bytes } => write!(f, "file-size limit of {bytes} bytes"),
         }
     }
 }

@@ -7,7 +7,9 @@
 //!   diagnostics (with line numbers of `graph.rs`; mapping lines to nodes is codegen's job).
 //! - The same source, options, toolchain and template give byte-identical components (fresh
 //!   directory, fixed file names, remapped paths; tested).
-//! - rustc never runs longer than [`CompileOptions::timeout`], and never runs at all when the
+//! - rustc runs in a sandbox of OS limits ([`CompileLimits`]: wall time, CPU time, data memory,
+//!   file size, no core dumps); a compile that hits one is a typed `LimitExceeded` (or
+//!   `Timeout`), never a hung worker. rustc never runs at all when the
 //!   toolchain is not the one that built the embedded template or cannot target wasm32-wasip2:
 //!   those are typed errors, found once when the [`Compiler`] is created.
 
@@ -33,6 +35,52 @@ use toolchain::Toolchain;
 /// linker) holding a core and a compile slot forever. Generated graphs compile in well under a
 /// second; 60 s leaves room for large graphs on a loaded machine.
 pub(crate) const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The sandbox one rustc process runs in: OS limits set on the process (Linux `prlimit`;
+/// elsewhere only the timeout applies) and a wall-clock timeout. A compile that reaches one
+/// ends as `resource_exceeded` at the compile stage, and the host goes on.
+///
+/// The limits do not change what rustc produces, so they are not part of the cache key; a
+/// host's limits are the most any compile gets ([`crate::Host::compile_within`] may only lower
+/// them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CompileLimits {
+    /// Wall time before rustc is killed.
+    pub timeout: Duration,
+    /// CPU time of all of rustc's threads together (`RLIMIT_CPU`), in seconds.
+    pub cpu_seconds: u64,
+    /// Data memory rustc may map (`RLIMIT_DATA`: heap and thread stacks), in bytes.
+    pub memory_bytes: u64,
+    /// The largest file rustc may write (`RLIMIT_FSIZE`), in bytes.
+    pub file_bytes: u64,
+}
+
+impl Default for CompileLimits {
+    /// 60 s of wall time, 120 s of CPU (rustc's LLVM threads run in parallel), 3 GiB of data
+    /// memory (the largest graph the graph limits admit, 6,000 nodes, measured 1.15 GB), 256
+    /// MiB per file (components are a few MiB).
+    fn default() -> Self {
+        CompileLimits {
+            timeout: DEFAULT_COMPILE_TIMEOUT,
+            cpu_seconds: 120,
+            memory_bytes: 3 << 30,
+            file_bytes: 256 << 20,
+        }
+    }
+}
+
+impl CompileLimits {
+    /// Each limit the smaller of `self`'s and `other`'s.
+    #[must_use]
+    pub fn lowered_by(self, other: CompileLimits) -> CompileLimits {
+        CompileLimits {
+            timeout: self.timeout.min(other.timeout),
+            cpu_seconds: self.cpu_seconds.min(other.cpu_seconds),
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            file_bytes: self.file_bytes.min(other.file_bytes),
+        }
+    }
+}
 
 /// LLVM optimization level for guests (`-C opt-level`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -70,22 +118,14 @@ impl OptLevel {
     }
 }
 
-/// How one source is compiled. Part of the component cache key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// How one source is compiled: the opt level (part of the component cache key) and the
+/// sandbox's limits (not part of it: they decide whether rustc finishes, not what it makes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct CompileOptions {
     /// `-C opt-level`.
     pub(crate) opt_level: OptLevel,
-    /// rustc is killed after this long ([`RustCompileError::Timeout`]).
-    pub(crate) timeout: Duration,
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        CompileOptions {
-            opt_level: OptLevel::default(),
-            timeout: DEFAULT_COMPILE_TIMEOUT,
-        }
-    }
+    /// The sandbox rustc runs in.
+    pub(crate) limits: CompileLimits,
 }
 
 /// Where the compiler finds rustc and keeps the template. `None` means the default.

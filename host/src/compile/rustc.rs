@@ -2,7 +2,9 @@
 //!
 //! Invariants: rustc never sees the caller's environment (only `PATH`, `HOME`, `TMPDIR` and
 //! rustup's variables pass), never sees an absolute path it could embed (the build directory
-//! and the template directory are remapped), and never outlives its timeout (it is killed).
+//! and the template directory are remapped), never outlives its timeout (it is killed), and
+//! runs under the OS limits of [`CompileLimits`] (a sandbox of one process: CPU time, data
+//! memory, file size, no core file).
 //! Nothing here runs the component it produces.
 
 use std::fs::File;
@@ -10,10 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::error::{Diagnostic, RustCompileError};
+use super::error::{Diagnostic, RustCompileError, SandboxLimit};
 use super::template::TemplateDir;
 use super::toolchain::{GUEST_TARGET, Toolchain};
-use super::{CompileOptions, Compiled};
+use super::{CompileLimits, CompileOptions, Compiled};
 
 /// Fixed file names: the same source compiles to the same bytes whatever the directory.
 const SOURCE_FILE: &str = "graph.rs";
@@ -116,8 +118,8 @@ pub(crate) fn compile_in(
             path: toolchain.rustc.clone(),
             message: e.to_string(),
         })?;
-    limit_memory(&child);
-    let status = wait_with_timeout(&mut child, options.timeout)?;
+    sandbox(&child, &options.limits);
+    let status = wait_with_timeout(&mut child, options.limits.timeout)?;
     let rustc_time = start.elapsed();
 
     let raw = std::fs::read(&stderr_path).map_err(RustCompileError::io(format!(
@@ -134,6 +136,10 @@ pub(crate) fn compile_in(
         )))?;
         return Ok(Compiled { wasm, rustc_time });
     }
+    // A limit first: a rustc starved of memory may still print an error diagnostic (an ICE).
+    if let Some(error) = limit_reached(&status, &raw, &options.limits) {
+        return Err(error);
+    }
     if diagnostics.iter().any(|d| d.level.starts_with("error")) {
         return Err(RustCompileError::Rejected { diagnostics });
     }
@@ -147,26 +153,94 @@ pub(crate) fn compile_in(
     })
 }
 
-/// The most data memory one rustc may map (`RLIMIT_DATA`, set on the child right after it
-/// starts). The largest graph the limits admit (6,000 nodes) measured 1.15 GB here; past this
-/// bound rustc's allocation fails and the compile ends as a typed `RustcFailed`, instead of one
-/// hostile graph taking the host's memory.
-pub(crate) const MAX_RUSTC_DATA_BYTES: u64 = 3 << 30;
+/// The scheduling priority rustc runs at (`nice`; 0 is the host's, 19 the lowest).
+const RUSTC_NICE: i32 = 10;
 
-/// Applies [`MAX_RUSTC_DATA_BYTES`] to `child` (Linux; elsewhere the timeout alone bounds it).
-/// Best effort: if the kernel refuses, the compile still runs under its timeout.
-fn limit_memory(child: &std::process::Child) {
+/// Sets the sandbox's OS limits (and a lower priority) on `child`, right after it starts (Linux `prlimit`; soft and
+/// hard limits equal, so rustc cannot raise them). Elsewhere the timeout alone bounds it.
+///
+/// Why after spawn and not before exec: setting limits in the child before exec needs
+/// `pre_exec`, which is `unsafe`, and the host has no `unsafe` outside wasmtime's loader. The
+/// window is the first instants of rustc's start, before it has read its source; a limit set
+/// then still bounds everything rustc allocates, spends or writes afterwards. Best effort: if
+/// the kernel refuses, the compile still runs under its timeout.
+///
+/// Process count (`RLIMIT_NPROC`) is left alone on purpose: it counts every process and
+/// thread of the user, the host's own included, so no value bounds rustc alone; rustc's
+/// threads are bounded by its own jobserver (one per core) and its memory by `RLIMIT_DATA`.
+fn sandbox(child: &std::process::Child, limits: &CompileLimits) {
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{Pid, Resource, Rlimit, prlimit};
-        let limit = Rlimit {
-            current: Some(MAX_RUSTC_DATA_BYTES),
-            maximum: Some(MAX_RUSTC_DATA_BYTES),
+        let pid = Some(Pid::from_child(child));
+        let set = |resource, value: u64| {
+            let limit = Rlimit {
+                current: Some(value),
+                maximum: Some(value),
+            };
+            let _best_effort = prlimit(pid, resource, limit);
         };
-        let _best_effort = prlimit(Some(Pid::from_child(child)), Resource::Data, limit);
+        set(Resource::Data, limits.memory_bytes);
+        set(Resource::Cpu, limits.cpu_seconds.max(1));
+        set(Resource::Fsize, limits.file_bytes);
+        set(Resource::Core, 0);
+        // Compiles yield the CPU to runs: a compile storm slows other compiles, not the
+        // requests of graphs already compiled. Threads rustc starts later inherit it.
+        let _best_effort = rustix::process::setpriority_process(pid, RUSTC_NICE);
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = child;
+    let _ = (child, limits);
+}
+
+/// Which sandbox limit ended an unsuccessful rustc, read from how it ended: the kernel's
+/// signals for CPU time (`SIGXCPU`, then `SIGKILL`: we kill only at the timeout, which is
+/// reported before this) and file size (`SIGXFSZ`); for memory, rustc's own last words when an
+/// allocation or a thread's stack was refused (it aborts, or panics on `EAGAIN`).
+fn limit_reached(
+    status: &std::process::ExitStatus,
+    stderr: &str,
+    limits: &CompileLimits,
+) -> Option<RustCompileError> {
+    if status.success() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        const SIGKILL: i32 = 9;
+        const SIGXCPU: i32 = 24;
+        const SIGXFSZ: i32 = 25;
+        let limit = match status.signal() {
+            Some(SIGXCPU | SIGKILL) => Some(SandboxLimit::Cpu {
+                seconds: limits.cpu_seconds,
+            }),
+            Some(SIGXFSZ) => Some(SandboxLimit::FileSize {
+                bytes: limits.file_bytes,
+            }),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            return Some(RustCompileError::LimitExceeded {
+                limit,
+                detail: status.to_string(),
+            });
+        }
+    }
+    const OUT_OF_MEMORY: &[&str] = &[
+        "memory allocation of",
+        "Resource temporarily unavailable",
+        "Cannot allocate memory",
+        "out of memory",
+    ];
+    let words = stderr
+        .lines()
+        .find(|line| OUT_OF_MEMORY.iter().any(|m| line.contains(m)))?;
+    Some(RustCompileError::LimitExceeded {
+        limit: SandboxLimit::Memory {
+            bytes: limits.memory_bytes,
+        },
+        detail: words.chars().take(200).collect(),
+    })
 }
 
 /// Waits for `child`, killing it once `limit` has passed.

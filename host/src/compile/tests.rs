@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::error::SandboxLimit;
 use super::*;
 
 /// A guest that adds two i64 inputs (output: one i64), the smallest useful component.
@@ -111,12 +112,12 @@ fn warnings_are_errors() {
 #[test]
 fn slow_rustc_is_killed_at_the_timeout() {
     // A macro that expands exponentially keeps rustc busy far beyond the limit.
-    let source = format!(
-        "{ADD_I64}\nmacro_rules! e {{ () => {{}}; (x $($t:tt)*) => {{ e!($($t)*); e!($($t)*); }}; }}\nconst _: () = {{ e!({}); }};\n",
-        "x ".repeat(40)
-    );
+    let source = slow_source();
     let options = CompileOptions {
-        timeout: Duration::from_millis(300),
+        limits: CompileLimits {
+            timeout: Duration::from_millis(300),
+            ..CompileLimits::default()
+        },
         ..CompileOptions::default()
     };
     let start = Instant::now();
@@ -126,6 +127,78 @@ fn slow_rustc_is_killed_at_the_timeout() {
         "{error:?}"
     );
     assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// A source whose macro expansion keeps rustc busy far beyond any limit below.
+fn slow_source() -> String {
+    format!(
+        "{ADD_I64}\nmacro_rules! e {{ () => {{}}; (x $($t:tt)*) => {{ e!($($t)*); e!($($t)*); }}; }}\nconst _: () = {{ e!({}); }};\n",
+        "x ".repeat(40)
+    )
+}
+
+#[test]
+fn rustc_out_of_cpu_time_is_a_limit() {
+    let options = CompileOptions {
+        limits: CompileLimits {
+            cpu_seconds: 1,
+            ..CompileLimits::default()
+        },
+        ..CompileOptions::default()
+    };
+    let start = Instant::now();
+    let error = test_compiler()
+        .compile(&slow_source(), &options)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RustCompileError::LimitExceeded {
+                limit: SandboxLimit::Cpu { seconds: 1 },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_limit());
+    // Killed by the kernel after one CPU second, long before the 60 s timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn rustc_out_of_memory_is_a_limit() {
+    // 24 MiB of data memory is far below what rustc needs for the smallest guest (~110 MB
+    // measured): its allocations or its threads' stacks are refused. Below some sizes rustc
+    // hangs instead of dying (a thread waits on one that never started): the timeout ends
+    // that, and it is a limit too.
+    let options = CompileOptions {
+        limits: CompileLimits {
+            memory_bytes: 24 << 20,
+            timeout: Duration::from_secs(20),
+            ..CompileLimits::default()
+        },
+        ..CompileOptions::default()
+    };
+    let error = test_compiler().compile(ADD_I64, &options).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RustCompileError::LimitExceeded {
+                limit: SandboxLimit::Memory { bytes: 25_165_824 },
+                ..
+            } | RustCompileError::Timeout { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_limit(), "{error:?}");
+    // The same source under the default limits compiles: the limit, not the source, failed.
+    test_compiler()
+        .compile(ADD_I64, &CompileOptions::default())
+        .unwrap();
 }
 
 fn fake_rustc(dir: &Path, sysroot: &Path, version: &str) -> std::path::PathBuf {

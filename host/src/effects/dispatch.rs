@@ -125,6 +125,20 @@ impl Dispatcher {
         }
     }
 
+    /// The same footprint and grants served by other drivers (another tenant's database).
+    pub(crate) fn with_services(&self, services: Arc<Services>) -> Dispatcher {
+        Dispatcher {
+            footprint: Arc::clone(&self.footprint),
+            grants: Arc::clone(&self.grants),
+            services,
+        }
+    }
+
+    /// The drivers this dispatcher serves calls with.
+    pub(crate) fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
     async fn serve(
         &self,
         call: EffectCall,

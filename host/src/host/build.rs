@@ -13,7 +13,7 @@ use crate::cache::{
     Artifact, Blake3Hasher, Built, CacheKey, CacheSource, KeyIngredients, Lookup, StageTimes,
 };
 use crate::codegen;
-use crate::compile::{self, Compiler};
+use crate::compile::{self, CompileLimits, Compiler};
 use crate::error::{Error, ErrorKind, Stage};
 use crate::graph::{self};
 use crate::interface::Interface;
@@ -33,17 +33,24 @@ impl Host {
     pub fn compile_wasm(&self, graph: &Graph) -> Result<Vec<u8>, Error> {
         let (optimized, _) = self.optimize(graph)?;
         let generated = generate(&optimized.inner)?;
-        Ok(self.rustc(&optimized, &generated)?.wasm)
+        Ok(self
+            .rustc(&optimized, &generated, self.inner.compile_limits)?
+            .wasm)
     }
 
     fn rustc(
         &self,
         graph: &Graph,
         generated: &codegen::GeneratedRust,
+        limits: CompileLimits,
     ) -> Result<compile::Compiled, Error> {
+        let options = compile::CompileOptions {
+            limits,
+            ..compile::CompileOptions::default()
+        };
         self.inner
             .compiler
-            .compile(&generated.source, &compile::CompileOptions::default())
+            .compile(&generated.source, &options)
             .map_err(|e| {
                 let node = compile_error_node(&e, generated).and_then(|id| graph.node_name(id.0));
                 compile_error(e).at_node(node)
@@ -54,13 +61,29 @@ impl Host {
     /// its key in flight (which reads the disk cache or compiles). Blocks while compiling; in
     /// async code use [`Host::compile_async`].
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
+        self.compile_within(graph, self.inner.compile_limits)
+    }
+
+    /// [`Host::compile`] with rustc's sandbox limits lowered to `limits` (never raised past
+    /// the host's [`HostConfig::compile_limits`](super::HostConfig::compile_limits)): a
+    /// service gives each tenant its own. A compile that reaches a limit is
+    /// `resource_exceeded`; it is not remembered, and a request under other limits compiles
+    /// the graph afresh rather than share that failure.
+    pub fn compile_within(
+        &self,
+        graph: &Graph,
+        limits: CompileLimits,
+    ) -> Result<CompiledGraph, Error> {
+        let limits = self.inner.compile_limits.lowered_by(limits);
         let start = Instant::now();
         let key = self.cache_key(graph);
         let key_time = start.elapsed();
+        let mut flight = Blake3Hasher::default();
+        limits.hash(&mut flight);
         let (built, coalesced) = self
             .inner
             .cache
-            .get_or_build(key, || self.build(graph, key));
+            .get_or_build(key, &flight.hex(), || self.build(graph, key, limits));
         let built = built?;
         Ok(CompiledGraph {
             graph: graph.clone(),
@@ -87,11 +110,27 @@ impl Host {
         })
     }
 
+    /// Whether [`Host::compile`] of `graph` would be answered from memory, without compiling
+    /// or loading anything (a service's compile quota lets such requests through).
+    pub fn is_compiled(&self, graph: &Graph) -> bool {
+        self.inner.cache.in_memory(&self.cache_key(graph))
+    }
+
     /// [`Host::compile`] on tokio's blocking pool, so that other tasks keep running.
     pub async fn compile_async(&self, graph: &Graph) -> Result<CompiledGraph, Error> {
+        self.compile_within_async(graph, self.inner.compile_limits)
+            .await
+    }
+
+    /// [`Host::compile_within`] on tokio's blocking pool.
+    pub async fn compile_within_async(
+        &self,
+        graph: &Graph,
+        limits: CompileLimits,
+    ) -> Result<CompiledGraph, Error> {
         let host = self.clone();
         let graph = graph.clone();
-        tokio::task::spawn_blocking(move || host.compile(&graph))
+        tokio::task::spawn_blocking(move || host.compile_within(&graph, limits))
             .await
             .map_err(|e| {
                 Error::new(
@@ -105,7 +144,7 @@ impl Host {
 
     /// One build of `key`, walking the lifecycle: GraphReceived → Optimizing → Generating →
     /// Compiling → Ready, or → Failed.
-    fn build(&self, graph: &Graph, key: CacheKey) -> Result<Built, Error> {
+    fn build(&self, graph: &Graph, key: CacheKey, limits: CompileLimits) -> Result<Built, Error> {
         let inner = &self.inner;
         let lifecycle = Arc::new(Lifecycle::new(Arc::clone(&inner.trace)));
         let mut stages = StageTimes::default();
@@ -169,7 +208,7 @@ impl Host {
         let generated = generate(&optimized.inner).map_err(fail)?;
         stages.codegen = start.elapsed();
         lifecycle.advance(State::Compiling, "");
-        let compiled = self.rustc(&optimized, &generated).map_err(fail)?;
+        let compiled = self.rustc(&optimized, &generated, limits).map_err(fail)?;
         stages.rustc = compiled.rustc_time;
         let start = Instant::now();
         let loaded = inner
@@ -233,6 +272,7 @@ pub(super) fn base_key(
         engine: engine.hex(),
         template: compiler.template_hash().to_owned(),
         codegen: crate::cache::CODEGEN_HASH.to_owned(),
+        partition: String::new(),
     }
 }
 

@@ -41,6 +41,8 @@ pub(super) fn optimize(
 pub(super) fn compile_error(e: compile::RustCompileError) -> Error {
     let kind = if e.is_toolchain() {
         ErrorKind::Toolchain
+    } else if e.is_limit() {
+        ErrorKind::ResourceExceeded
     } else {
         ErrorKind::RustCompileError
     };

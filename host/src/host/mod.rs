@@ -45,8 +45,8 @@ pub struct Host {
 
 pub(crate) struct HostInner {
     pub(super) compiler: Compiler,
-    pub(super) runtime: Runtime,
-    pub(crate) cache: Cache,
+    pub(super) runtime: Arc<Runtime>,
+    pub(crate) cache: Arc<Cache>,
     pub(super) trace: Arc<TraceLog>,
     /// The drivers effects are served by.
     pub(super) services: Arc<Services>,
@@ -56,6 +56,10 @@ pub(crate) struct HostInner {
     pub(super) passes: PassConfig,
     /// What `cached` nodes computed, kept across runs (`crate::memo`).
     pub(super) memo: Arc<crate::memo::MemoTable>,
+    /// The most any compile's sandbox allows.
+    pub(super) compile_limits: compile::CompileLimits,
+    /// The memo's bounds, for the hosts [`Host::tenant_host`] makes.
+    memo_bounds: (usize, u64),
 }
 
 impl std::fmt::Debug for Host {
@@ -106,8 +110,9 @@ impl Host {
         Ok(Host {
             inner: Arc::new(HostInner {
                 compiler,
-                runtime,
-                cache,
+                runtime: Arc::new(runtime),
+                cache: Arc::new(cache),
+                memo_bounds: (config.memo_entries, config.memo_bytes),
                 memo: Arc::new(crate::memo::MemoTable::new(
                     config.memo_entries,
                     config.memo_bytes,
@@ -131,8 +136,49 @@ impl Host {
                 }),
                 base_key,
                 passes: config.passes.clone(),
+                compile_limits: config.compile_limits,
             }),
         })
+    }
+
+    /// A host for one tenant of a multi-tenant embedder (`graphjit serve` makes one per
+    /// tenant). It shares this host's toolchain, engine, lifecycle trace, compile limits and
+    /// compiled-artifact cache, and has its own:
+    /// - drivers: no database until [`Host::connect_database`] on it (the tenant's own URL or
+    ///   role); HTTP with this host's egress policy and limits;
+    /// - memo of `cached` nodes (a region's answer from one tenant's database is never
+    ///   another's), with this host's bounds;
+    /// - with `partition`, its own slice of the artifact cache: its keys include the
+    ///   partition, so nothing another tenant compiled is a hit for it (no timing signal of
+    ///   other tenants' graphs), at the price of compiling a graph once per partition.
+    ///
+    /// An artifact compiled through one host and run through another is served by the
+    /// running host's drivers.
+    pub fn tenant_host(&self, partition: Option<&str>) -> Host {
+        let inner = &self.inner;
+        let base_key = KeyIngredients {
+            partition: partition.unwrap_or_default().to_owned(),
+            ..inner.base_key.clone()
+        };
+        let (memo_entries, memo_bytes) = inner.memo_bounds;
+        Host {
+            inner: Arc::new(HostInner {
+                compiler: inner.compiler.clone(),
+                runtime: Arc::clone(&inner.runtime),
+                cache: Arc::clone(&inner.cache),
+                trace: Arc::clone(&inner.trace),
+                services: Arc::new(Services {
+                    http: inner.services.http.clone(),
+                    kernels: inner.services.kernels.clone(),
+                    ..Services::default()
+                }),
+                base_key,
+                passes: inner.passes.clone(),
+                memo: Arc::new(crate::memo::MemoTable::new(memo_entries, memo_bytes)),
+                compile_limits: inner.compile_limits,
+                memo_bounds: inner.memo_bounds,
+            }),
+        }
     }
 
     /// Everything the cache key of `graph` is made of.

@@ -20,13 +20,27 @@ use crate::runtime::{self};
 impl Host {
     /// The effect handler of a graph's artifacts: its footprint in front of this host's
     /// drivers, or `None` when it has no effect node.
-    pub(super) fn effect_handler(&self, graph: &Graph) -> Option<Arc<dyn EffectHandler>> {
+    pub(super) fn effect_handler(&self, graph: &Graph) -> Option<Arc<Dispatcher>> {
         graph.has_effects().then(|| {
             Arc::new(Dispatcher::new(
                 Arc::clone(&graph.footprint),
                 Arc::clone(&self.inner.services),
-            )) as Arc<dyn EffectHandler>
+            ))
         })
+    }
+
+    /// What serves a run's effect calls on this host: the artifact's own dispatcher when it
+    /// was built with this host's drivers, else its footprint with this host's drivers (an
+    /// artifact is shared by the hosts of one cache; drivers are not: a tenant's database is
+    /// its own).
+    fn run_handler(&self, artifact: &Artifact) -> Option<Arc<dyn EffectHandler>> {
+        let dispatcher = artifact.effects.as_ref()?;
+        if Arc::ptr_eq(dispatcher.services(), &self.inner.services) {
+            return Some(Arc::clone(dispatcher) as Arc<dyn EffectHandler>);
+        }
+        Some(Arc::new(
+            dispatcher.with_services(Arc::clone(&self.inner.services)),
+        ))
     }
 
     /// Runs a compiled graph in a fresh instance under `limits`. If the handle's artifact was
@@ -96,7 +110,7 @@ impl Host {
                 &artifact.loaded,
                 encoded,
                 &run_limits,
-                artifact.effects.clone(),
+                self.run_handler(artifact),
                 memo,
             )
             .await;

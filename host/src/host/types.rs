@@ -147,6 +147,9 @@ pub struct HostConfig {
     pub memo_entries: usize,
     /// The most bytes the memo keeps: values plus 64 per entry.
     pub memo_bytes: u64,
+    /// The sandbox every rustc runs in (wall and CPU time, memory, file size): the most any
+    /// compile gets ([`Host::compile_within`](super::Host::compile_within) may lower it).
+    pub compile_limits: crate::CompileLimits,
 }
 
 /// The host's HTTP egress policy and limits (every graph's footprint applies on top).
@@ -196,6 +199,7 @@ impl Default for HostConfig {
             passes: PassConfig::default(),
             memo_entries: crate::memo::DEFAULT_MEMO_ENTRIES,
             memo_bytes: crate::memo::DEFAULT_MEMO_BYTES,
+            compile_limits: crate::CompileLimits::default(),
         }
     }
 }

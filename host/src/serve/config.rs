@@ -24,11 +24,19 @@ pub(crate) struct ServiceFile {
     /// Let graphs' HTTP effects reach loopback addresses (tests against a local server).
     #[serde(default)]
     pub(crate) allow_loopback: bool,
+    /// After SIGTERM, how long requests in flight may take to finish (default 30 s); new
+    /// ones are answered 503 meanwhile.
+    #[serde(default = "default_drain_ms")]
+    pub(crate) drain_timeout_ms: u64,
     pub(crate) tenants: BTreeMap<String, TenantFile>,
 }
 
 fn default_body_bytes() -> usize {
     4 << 20
+}
+
+fn default_drain_ms() -> u64 {
+    30_000
 }
 
 /// One `[tenants.NAME]` table.
@@ -58,6 +66,23 @@ pub(crate) struct TenantFile {
     /// Compiles of this tenant at once; more wait for one to finish (default 1).
     #[serde(default)]
     pub(crate) max_concurrent_compiles: Option<u32>,
+    /// Wall time one rustc of this tenant may take (default: the host's, 60 s).
+    #[serde(default)]
+    pub(crate) compile_timeout_ms: Option<u64>,
+    /// Data memory one rustc of this tenant may map, in bytes (default: the host's, 3 GiB).
+    #[serde(default)]
+    pub(crate) compile_memory: Option<u64>,
+    /// Compile time this tenant may use per minute, in milliseconds (default: unbounded).
+    #[serde(default)]
+    pub(crate) compile_ms_per_minute: Option<u64>,
+    /// The PostgreSQL this tenant's graphs read and write (its own database or role); none:
+    /// its graphs' database effects fail as `driver_unavailable`.
+    #[serde(default)]
+    pub(crate) database_url: Option<String>,
+    /// Give this tenant its own slice of the compiled-artifact cache (default false: shared
+    /// by content key with the other tenants; docs/service.md, "What tenants share").
+    #[serde(default)]
+    pub(crate) partition_cache: bool,
 }
 
 /// A tenant ready to serve: its key's hash and its ceilings.
@@ -69,6 +94,10 @@ pub(crate) struct TenantConfig {
     pub(crate) max_concurrent_runs: u32,
     pub(crate) max_graph_bytes: usize,
     pub(crate) max_concurrent_compiles: u32,
+    pub(crate) compile_limits: graphjit::CompileLimits,
+    pub(crate) compile_per_minute: Option<std::time::Duration>,
+    pub(crate) database_url: Option<String>,
+    pub(crate) partition_cache: bool,
 }
 
 /// The prefix of a stored key hash.
@@ -118,7 +147,24 @@ pub(crate) fn load(path: &Path) -> Result<(ServiceFile, Vec<TenantConfig>), Stri
             max_effect_calls: t.max_effect_calls.unwrap_or(defaults.max_effect_calls),
             ..defaults
         };
+        let host_compile = graphjit::CompileLimits::default();
+        let compile_timeout = t
+            .compile_timeout_ms
+            .map_or(host_compile.timeout, std::time::Duration::from_millis);
+        let compile_limits = graphjit::CompileLimits {
+            timeout: compile_timeout,
+            // rustc's LLVM threads run in parallel: two cores' worth of the wall time.
+            cpu_seconds: (compile_timeout.as_secs() * 2).max(1),
+            memory_bytes: t.compile_memory.unwrap_or(host_compile.memory_bytes),
+            ..host_compile
+        };
         tenants.push(TenantConfig {
+            database_url: t.database_url.clone(),
+            partition_cache: t.partition_cache,
+            compile_limits,
+            compile_per_minute: t
+                .compile_ms_per_minute
+                .map(std::time::Duration::from_millis),
             name: name.clone(),
             key_hash,
             footprint_ceiling,

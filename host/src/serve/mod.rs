@@ -11,10 +11,15 @@
 //!   graph whose footprint declares more than the tenant's footprint ceiling is refused before
 //!   it is compiled.
 //! - Graph input never causes a 500: every failure is a typed error object with a status a
-//!   client can act on (400, 401, 403, 404, 413, 422, 429, 504).
+//!   client can act on (400, 401, 403, 404, 413, 422, 429, 503, 504).
+//! - Every rustc runs in the tenant's compile sandbox (time, CPU, memory) and is charged to
+//!   the tenant's compile budget; a compile that reaches a limit is the tenant's typed
+//!   `resource_exceeded`, and the service goes on.
+//! - After SIGTERM no new request starts (503) and the ones in flight finish.
 
 mod config;
 mod metrics;
+mod quota;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,24 +44,28 @@ use tokio::sync::Semaphore;
 use crate::cli::error::CliError;
 use config::TenantConfig;
 use metrics::{Metrics, Outcome};
+use quota::{CompileBudget, Drain};
 
 pub(crate) use config::key_hash;
 
-/// One tenant at run time: its configuration, its own deployments, its run slots and its
-/// compile slots.
+/// One tenant at run time: its configuration, its own host (its drivers, its memo, maybe its
+/// cache partition), its own deployments, its run slots and its compile slots.
 struct Tenant {
     config: TenantConfig,
+    host: Host,
     deployments: Deployments,
     slots: Arc<Semaphore>,
     compiles: Semaphore,
+    /// Compile time left this minute, when the tenant has a `compile_ms_per_minute`.
+    compile_budget: Option<CompileBudget>,
 }
 
 struct Service {
-    host: Host,
     tenants: Vec<Tenant>,
     metrics: Metrics,
     /// rustc runs at once, whoever asks: one per core.
     compilers: Semaphore,
+    drain: Drain,
 }
 
 /// Runs the service until SIGTERM or Ctrl-C, then drains: no new connection is accepted and
@@ -91,48 +100,71 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         },
         ..HostConfig::default()
     })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| setup(format!("cannot start the async runtime: {e}")))?;
+    let mut hosts = Vec::with_capacity(tenants.len());
+    for config in &tenants {
+        let partition = config
+            .partition_cache
+            .then(|| format!("tenant:{}", config.name));
+        let tenant_host = host.tenant_host(partition.as_deref());
+        if let Some(url) = &config.database_url {
+            runtime
+                .block_on(tenant_host.connect_database(url))
+                .map_err(|e| setup(format!("tenant {:?}: {}", config.name, e.message)))?;
+        }
+        hosts.push(tenant_host);
+    }
     let tenants = tenants
         .into_iter()
-        .map(|config| Tenant {
+        .zip(hosts)
+        .map(|(config, host)| Tenant {
             deployments: Deployments::new(&host),
+            host,
             slots: Arc::new(Semaphore::new(config.max_concurrent_runs as usize)),
             compiles: Semaphore::new(config.max_concurrent_compiles as usize),
+            compile_budget: config.compile_per_minute.map(CompileBudget::new),
             config,
         })
         .collect();
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let service = Arc::new(Service {
-        host,
         tenants,
         metrics: Metrics::new(),
         compilers: Semaphore::new(cores),
+        drain: Drain::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/v1/run", post(run_graph))
         .route("/v1/deployments/{name}", put(deploy).delete(undeploy))
         .route("/v1/deployments/{name}/invoke", post(invoke))
         .layer(DefaultBodyLimit::max(file.max_body_bytes))
-        .with_state(service);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| setup(format!("cannot start the async runtime: {e}")))?;
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&service),
+            admission,
+        ))
+        .with_state(Arc::clone(&service));
+    let drain_limit = Duration::from_millis(file.drain_timeout_ms);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(file.listen)
             .await
             .map_err(|e| setup(format!("cannot listen on {}: {e}", file.listen)))?;
         tracing::info!(listen = %file.listen, "serving");
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(shutdown(service, drain_limit))
             .await
             .map_err(|e| setup(format!("the server stopped: {e}")))
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown() {
+/// Resolves on SIGTERM or Ctrl-C, once the requests in flight have finished (or the drain
+/// timeout has passed); meanwhile new requests are answered 503.
+async fn shutdown(service: Arc<Service>, limit: Duration) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -151,7 +183,51 @@ async fn shutdown() {
         () = ctrl_c => {}
         () = term => {}
     }
-    tracing::info!("draining: no new connections; requests in flight finish");
+    tracing::info!(
+        in_flight = service.drain.in_flight(),
+        "draining: new requests are refused; requests in flight finish"
+    );
+    let left = service.drain.drain(limit).await;
+    tracing::info!(left, "drained; stopping");
+}
+
+/// Counts every API request in flight, and refuses new ones (503) once the service drains.
+/// Health, readiness and metrics are always answered.
+async fn admission(
+    State(service): State<Arc<Service>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    match service.drain.enter() {
+        Some(_in_flight) => next.run(request).await,
+        None => {
+            let mut response = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the service is shutting down and takes no new requests",
+                "retry against another instance, or after the restart",
+            );
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            headers.insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
+}
+
+/// `GET /readyz`: 200 while the service takes requests, 503 once it drains.
+async fn ready(State(service): State<Arc<Service>>) -> Response {
+    if service.drain.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
 }
 
 /// A request refused before (or instead of) running: its whole answer, boxed (a `Response`
@@ -326,19 +402,14 @@ impl Service {
     fn slot(&self, tenant: &Tenant) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
         Arc::clone(&tenant.slots).try_acquire_owned().map_err(|_| {
             self.refused(&tenant.config.name, "concurrent_runs");
-            let mut response = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
+            quota_refusal(
                 &format!(
                     "this tenant already has {} runs in progress",
                     tenant.config.max_concurrent_runs
                 ),
                 "retry after a second, or run fewer graphs at once",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            Refusal::from(response)
+                1,
+            )
         })
     }
 
@@ -380,13 +451,43 @@ impl Service {
         }
     }
 
-    /// Runs `work` (a compile, or a deploy that compiles) once the tenant has a compile slot
-    /// and then a compiler is free: a tenant's compile storm waits behind its own
-    /// `max_concurrent_compiles`, never in front of other tenants' compiles.
-    async fn compiling<T>(&self, tenant: &Tenant, work: impl std::future::Future<Output = T>) -> T {
+    /// Runs `work` (a compile of `graph`, or a deploy that compiles it) once the tenant has a
+    /// compile slot and then a compiler is free: a tenant's compile storm waits behind its own
+    /// `max_concurrent_compiles`, never in front of other tenants' compiles. A graph not yet
+    /// compiled needs compile budget left (else 429 with the seconds until there is); the
+    /// time `work` holds a compiler is charged to the budget, whatever its outcome.
+    async fn compiling<T>(
+        &self,
+        tenant: &Tenant,
+        graph: &Graph,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Refusal> {
+        if let Some(budget) = &tenant.compile_budget
+            && !tenant.host.is_compiled(graph)
+            && let Err(wait) = budget.admit()
+        {
+            self.refused(&tenant.config.name, "compile_budget");
+            return Err(quota_refusal(
+                "this tenant has used its compile time for this minute",
+                "retry after the Retry-After seconds, or deploy graphs once and invoke them",
+                wait,
+            ));
+        }
         let _own = tenant.compiles.acquire().await;
         let _compiler = self.compilers.acquire().await;
-        work.await
+        let started = Instant::now();
+        let out = work.await;
+        let spent = started.elapsed();
+        if let Some(budget) = &tenant.compile_budget {
+            budget.charge(spent);
+        }
+        self.metrics
+            .compile_seconds
+            .get_or_create(&metrics::Tenant {
+                tenant: tenant.config.name.clone(),
+            })
+            .observe(spent.as_secs_f64());
+        Ok(out)
     }
 
     /// What a run or an invocation needs before it starts: its limits (the tenant's ceilings
@@ -426,6 +527,20 @@ impl Service {
         self.record(tenant, &result);
         outcome_reply(&result, compiled)
     }
+}
+
+/// 429 with `Retry-After: seconds`.
+fn quota_refusal(message: &str, remediation: &str, seconds: u64) -> Refusal {
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        message,
+        remediation,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    Refusal::from(response)
 }
 
 /// What a run (with its graph) or an invocation (without) asks for: inputs, and limits that
@@ -567,19 +682,14 @@ async fn run_graph(
         let graph = service.graph(tenant, text.as_bytes())?;
         let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
         let name = &tenant.config.name;
-        let started = Instant::now();
+        let compile = tenant
+            .host
+            .compile_within_async(&graph, tenant.config.compile_limits);
         let compiled = service
-            .compiling(tenant, service.host.compile_async(&graph))
-            .await
+            .compiling(tenant, &graph, compile)
+            .await?
             .map_err(|e| error_reply(&e))?;
-        service
-            .metrics
-            .compile_seconds
-            .get_or_create(&metrics::Tenant {
-                tenant: name.clone(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        let run = service.host.run(&compiled, &inputs, limits);
+        let run = tenant.host.run(&compiled, &inputs, limits);
         Ok::<Response, Refusal>(service.serve_run(name, run, Some(&compiled.stats)).await)
     };
     answer.await.unwrap_or_else(|refusal| *refusal.0)
@@ -616,9 +726,12 @@ async fn deploy(
         deployment_name(&name)?;
         let raw = body(raw)?;
         let graph = service.graph(tenant, &raw)?;
+        let deploy = tenant
+            .deployments
+            .deploy_within(&name, &graph, tenant.config.compile_limits);
         let deployed = service
-            .compiling(tenant, tenant.deployments.deploy(&name, &graph))
-            .await
+            .compiling(tenant, &graph, deploy)
+            .await?
             .map_err(|e| error_reply(&e))?;
         Ok::<Response, Refusal>(reply(
             StatusCode::OK,
