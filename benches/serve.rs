@@ -188,6 +188,8 @@ impl Client {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
+    /// When each request of `latencies` was sent (the steady client only).
+    sent: Vec<Instant>,
     errors: usize,
 }
 
@@ -261,7 +263,10 @@ fn steady(port: u16, key: &str, body: &str, period: Duration, length: Duration) 
     while start.elapsed() < length {
         let sent = Instant::now();
         match client.send("POST", "/v1/deployments/tiny/invoke", Some(key), body) {
-            Ok((200, _)) => tally.latencies.push(sent.elapsed()),
+            Ok((200, _)) => {
+                tally.latencies.push(sent.elapsed());
+                tally.sent.push(sent);
+            }
             _ => tally.errors += 1,
         }
         next += period;
@@ -272,9 +277,11 @@ fn steady(port: u16, key: &str, body: &str, period: Duration, length: Duration) 
     tally
 }
 
-/// Tenant A's flood of `kinds` (`fuel`, `memory`, `compile`) until `stop`: what each request
-/// was answered, by status.
-fn flood(port: u16, kinds: &[&str], stop: Arc<AtomicBool>) -> BTreeMap<u16, usize> {
+/// What tenant A's flood got: answers by status, and when each request began and ended.
+type Flood = (BTreeMap<u16, usize>, Vec<Instant>);
+
+/// Tenant A's flood of `kinds` (`fuel`, `memory`, `compile`) until `stop`.
+fn flood(port: u16, kinds: &[&str], stop: Arc<AtomicBool>) -> Flood {
     let fuel_bomb = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/fuel-bomb.json"
@@ -311,28 +318,60 @@ fn flood(port: u16, kinds: &[&str], stop: Arc<AtomicBool>) -> BTreeMap<u16, usiz
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut statuses = BTreeMap::new();
+                let mut events = Vec::new();
                 let mut n = (w as u64) << 32;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
+                    events.push(Instant::now());
                     let status = Client::connect(port)
                         .and_then(|mut c| c.send("POST", "/v1/run", Some(A_KEY), &body(n)))
                         .map_or(0, |(status, _)| status);
+                    events.push(Instant::now());
                     *statuses.entry(status).or_insert(0) += 1;
                     if status == 429 {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
-                statuses
+                (statuses, events)
             })
         })
         .collect();
-    let mut all = BTreeMap::new();
+    let (mut all, mut events) = (BTreeMap::new(), Vec::new());
     for handle in handles {
-        for (status, count) in handle.join().unwrap_or_default() {
+        let (statuses, times) = handle.join().unwrap_or_default();
+        for (status, count) in statuses {
             *all.entry(status).or_insert(0) += count;
         }
+        events.extend(times);
     }
-    all
+    events.sort();
+    (all, events)
+}
+
+/// Of B's slowest 1% and of all its requests, the share sent within `window` of an A
+/// request's start or end: whether the tail follows A's requests or A's running.
+fn tail_near_events(b: &Tally, events: &[Instant], window: Duration) -> (f64, f64) {
+    let near = |t: Instant| {
+        let at = events.partition_point(|e| *e < t);
+        [at.checked_sub(1), Some(at)]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| events.get(i))
+            .any(|e| e.max(&t).duration_since(*e.min(&t)) <= window)
+    };
+    let p99 = b.quantile(0.99);
+    let share = |pick: &dyn Fn(Duration) -> bool| {
+        let chosen: Vec<Instant> = b
+            .latencies
+            .iter()
+            .zip(&b.sent)
+            .filter(|(l, _)| pick(**l))
+            .map(|(_, t)| *t)
+            .collect();
+        let hits = chosen.iter().filter(|t| near(**t)).count();
+        hits as f64 / chosen.len().max(1) as f64
+    };
+    (share(&|l| l >= p99), share(&|_| true))
 }
 
 /// The bare floor: axum on this process's runtime, one instantiate + call per request.
@@ -441,7 +480,14 @@ fn main() {
         let name = format!("noisy/b_vs_{}", kinds.join("+"));
         loud.report(&name, start.elapsed());
         stop.store(true, Ordering::Relaxed);
-        let statuses = attacker.join().unwrap_or_default();
+        let (statuses, events) = attacker.join().unwrap_or_default();
+        let (tail, all) = tail_near_events(&loud, &events, Duration::from_millis(5));
+        println!(
+            "{:<24} B's slowest 1% sent within 5 ms of an A request's start or end: {:.0}% (all of B's: {:.0}%)",
+            "",
+            tail * 100.0,
+            all * 100.0
+        );
         println!(
             "{:<24} p99 ratio {:.2}; A answered {statuses:?} (status: count; 0 = none)",
             "",
