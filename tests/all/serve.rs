@@ -786,3 +786,41 @@ fn each_tenant_has_its_own_database_memo_and_maybe_cache_partition() {
     let message = epsilon["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("no database configured"), "{epsilon}");
 }
+
+#[test]
+fn a_tenant_holds_at_most_max_deployments() {
+    // Each deployment pins an artifact in memory: the count bounds what one tenant keeps.
+    let service = start_with(
+        "",
+        &format!(
+            "[tenants.gamma]\nkey_hash = \"{}\"\nmax_deployments = 1\n",
+            key_hash(GAMMA_KEY)
+        ),
+    );
+    let put = |name: &str| {
+        service.request(
+            "PUT",
+            &format!("/v1/deployments/{name}"),
+            Some(GAMMA_KEY),
+            ADD,
+        )
+    };
+    assert_eq!(put("one").0, 200);
+    let (status, refusal) = put("two");
+    assert_eq!(status, 403, "{refusal}");
+    assert_eq!(refusal["error"]["kind"], "ceiling_exceeded", "{refusal}");
+    // Replacing the one it holds is allowed; after an undeploy there is room again.
+    let (status, replaced) = put("one");
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["version"], 2, "{replaced}");
+    let (status, _) = service.request("DELETE", "/v1/deployments/one", Some(GAMMA_KEY), "");
+    assert_eq!(status, 204);
+    assert_eq!(put("two").0, 200);
+    // Other tenants have their own count.
+    assert_eq!(
+        service
+            .request("PUT", "/v1/deployments/one", Some(ACME_KEY), ADD)
+            .0,
+        200
+    );
+}

@@ -79,6 +79,10 @@ pub(crate) struct TenantFile {
     /// its graphs' database effects fail as `driver_unavailable`.
     #[serde(default)]
     pub(crate) database_url: Option<String>,
+    /// The most deployments this tenant may hold at once (default 64): each pins a compiled
+    /// artifact in memory, so the count bounds what one tenant can keep there.
+    #[serde(default)]
+    pub(crate) max_deployments: Option<usize>,
     /// Give this tenant its own slice of the compiled-artifact cache (default false: shared
     /// by content key with the other tenants; docs/service.md, "What tenants share").
     #[serde(default)]
@@ -98,6 +102,7 @@ pub(crate) struct TenantConfig {
     pub(crate) compile_per_minute: Option<std::time::Duration>,
     pub(crate) database_url: Option<String>,
     pub(crate) partition_cache: bool,
+    pub(crate) max_deployments: usize,
 }
 
 /// The prefix of a stored key hash.
@@ -161,6 +166,7 @@ pub(crate) fn load(path: &Path) -> Result<(ServiceFile, Vec<TenantConfig>), Stri
         tenants.push(TenantConfig {
             database_url: t.database_url.clone(),
             partition_cache: t.partition_cache,
+            max_deployments: t.max_deployments.unwrap_or(64),
             compile_limits,
             compile_per_minute: t
                 .compile_ms_per_minute

@@ -430,6 +430,27 @@ impl Service {
         Ok(graph.limits_over(limits))
     }
 
+    /// Refuses (403) a deployment of a new name once the tenant holds `max_deployments`;
+    /// replacing one it holds is always allowed. Deploys of new names racing each other may
+    /// pass this check together, at most `max_concurrent_compiles` of them.
+    fn deployment_room(&self, tenant: &Tenant, name: &str) -> Result<(), Refusal> {
+        let held = tenant.deployments.list();
+        if held.len() < tenant.config.max_deployments || held.iter().any(|(n, _)| n == name) {
+            return Ok(());
+        }
+        self.refused(&tenant.config.name, "max_deployments");
+        Err(refuse(
+            StatusCode::FORBIDDEN,
+            "ceiling_exceeded",
+            &format!(
+                "this tenant holds {} deployments, its most",
+                tenant.config.max_deployments
+            ),
+            "undeploy one, or replace one by deploying under its name",
+        )
+        .into())
+    }
+
     /// One of the tenant's run slots, or 429 with `Retry-After`.
     fn slot(&self, tenant: &Tenant) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
         Arc::clone(&tenant.slots).try_acquire_owned().map_err(|_| {
@@ -772,6 +793,7 @@ async fn deploy(
         deployment_name(&name)?;
         let raw = body(raw)?;
         let graph = service.graph(tenant, &raw)?;
+        service.deployment_room(tenant, &name)?;
         let deploy = tenant
             .deployments
             .deploy_within(&name, &graph, tenant.config.compile_limits);
