@@ -18,6 +18,7 @@ mod disk;
 mod key;
 mod memory;
 
+use crate::compile::CompileLimits;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -196,8 +197,9 @@ type Flight = Arc<OnceLock<Result<Built, Error>>>;
 pub(crate) struct Cache {
     memory: Mutex<MemoryCache<Arc<Artifact>>>,
     disk: Option<DiskCache>,
-    /// Builds in progress, by key and by the build's class (see [`Cache::get_or_build`]).
-    flights: Mutex<HashMap<(CacheKey, String), Flight>>,
+    /// Builds in progress, by key and by the compile limits they run under (see
+    /// [`Cache::get_or_build`]).
+    flights: Mutex<HashMap<(CacheKey, CompileLimits), Flight>>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     compiles: AtomicU64,
@@ -252,20 +254,20 @@ impl Cache {
     /// The ready artifact for `key`: from L1, or from the one build of it that `build` does
     /// (which may use L2). Returns whether this caller waited for someone else's build.
     ///
-    /// Only callers of the same `class` share a build in flight: a build under one caller's
-    /// tight compile limits may fail where another's would succeed, and its failure must not
-    /// become theirs. A success serves every class from L1 once admitted.
+    /// Only callers with the same compile `limits` share a build in flight: a build under one
+    /// caller's tight limits may fail where another's would succeed, and its failure must not
+    /// become theirs. A success serves every caller from L1 once admitted.
     pub(crate) fn get_or_build(
         &self,
         key: CacheKey,
-        class: &str,
+        limits: CompileLimits,
         build: impl FnOnce() -> Result<Built, Error>,
     ) -> (Result<Built, Error>, bool) {
         if let Some(artifact) = self.memory_get(&key) {
             return (Ok(memory_built(artifact)), false);
         }
-        let flight_key = (key, class.to_owned());
-        let flight = Arc::clone(lock(&self.flights).entry(flight_key.clone()).or_default());
+        let flight_key = (key, limits);
+        let flight = Arc::clone(lock(&self.flights).entry(flight_key).or_default());
         let mut led = false;
         let result = flight.get_or_init(|| {
             led = true;

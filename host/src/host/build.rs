@@ -78,12 +78,10 @@ impl Host {
         let start = Instant::now();
         let key = self.cache_key(graph);
         let key_time = start.elapsed();
-        let mut flight = Blake3Hasher::default();
-        limits.hash(&mut flight);
         let (built, coalesced) = self
             .inner
             .cache
-            .get_or_build(key, &flight.hex(), || self.build(graph, key, limits));
+            .get_or_build(key, limits, || self.build(graph, key, limits));
         let built = built?;
         Ok(CompiledGraph {
             graph: graph.clone(),
