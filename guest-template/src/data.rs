@@ -243,7 +243,10 @@ pub fn reverse<T: Clone>(list: &[T], node: u32) -> Result<Vec<T>, RunError> {
 
 /// The sum, or `Overflow` at `node`.
 pub fn sum_i64(list: &[i64], node: u32) -> Result<i64, RunError> {
-    lists::sum_i64(list.iter().copied()).ok_or(RunError::Overflow(node))
+    match lists::sum_i64(list.iter().copied()) {
+        Some(v) => Ok(v),
+        None => Err(RunError::Overflow(node)),
+    }
 }
 
 /// The sum, left to right.
@@ -354,5 +357,8 @@ pub fn json_emit(value: &Value, node: u32) -> Result<String, RunError> {
 
 /// The option's value, or `MissingValue` at `node`.
 pub fn unwrap<T>(x: Option<T>, node: u32) -> Result<T, RunError> {
-    x.ok_or(RunError::MissingValue(node))
+    match x {
+        Some(v) => Ok(v),
+        None => Err(RunError::MissingValue(node)),
+    }
 }

@@ -19,20 +19,36 @@ pub use graphjit_value::math;
 
 // ---- i64, checked ----------------------------------------------------------------------
 
+/// `x`, or `Overflow` at `node`. A `match`, not `Option::ok_or`: `ok_or` builds the error
+/// before it knows it needs one and then drops it, a call to `RunError`'s drop on every
+/// element of a hot loop.
+#[inline(always)]
+fn or_overflow(x: Option<i64>, node: u32) -> Result<i64, RunError> {
+    match x {
+        Some(v) => Ok(v),
+        None => Err(RunError::Overflow(node)),
+    }
+}
+
 /// `a + b`, or `Overflow` at `node`.
 #[inline]
 pub fn add_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
-    a.checked_add(b).ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_add(b), node)
 }
 /// `a - b`, or `Overflow` at `node`.
 #[inline]
 pub fn sub_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
-    a.checked_sub(b).ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_sub(b), node)
 }
 /// `a * b`, or `Overflow` at `node`.
 #[inline]
 pub fn mul_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
-    a.checked_mul(b).ok_or(RunError::Overflow(node))
+    // `i64::checked_mul` lowers to a 128-bit multiply (a call to `__multi3`) on wasm32; two
+    // factors that fit in 32 bits cannot overflow 64, and that is the common case.
+    if let (Ok(x), Ok(y)) = (i32::try_from(a), i32::try_from(b)) {
+        return Ok(i64::from(x) * i64::from(y));
+    }
+    or_overflow(a.checked_mul(b), node)
 }
 /// `a / b` truncating; `DivisionByZero` or `Overflow` (`MIN / -1`) at `node`.
 #[inline]
@@ -40,7 +56,7 @@ pub fn div_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     if b == 0 {
         return Err(RunError::DivisionByZero(node));
     }
-    a.checked_div(b).ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_div(b), node)
 }
 /// `a % b`; `DivisionByZero` or `Overflow` (`MIN % -1`) at `node`.
 #[inline]
@@ -48,17 +64,17 @@ pub fn rem_i64(a: i64, b: i64, node: u32) -> Result<i64, RunError> {
     if b == 0 {
         return Err(RunError::DivisionByZero(node));
     }
-    a.checked_rem(b).ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_rem(b), node)
 }
 /// `-a`, or `Overflow` for `i64::MIN`.
 #[inline]
 pub fn neg_i64(a: i64, node: u32) -> Result<i64, RunError> {
-    a.checked_neg().ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_neg(), node)
 }
 /// `|a|`, or `Overflow` for `i64::MIN`.
 #[inline]
 pub fn abs_i64(a: i64, node: u32) -> Result<i64, RunError> {
-    a.checked_abs().ok_or(RunError::Overflow(node))
+    or_overflow(a.checked_abs(), node)
 }
 /// The smaller of `a` and `b`.
 #[inline]

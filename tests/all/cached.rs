@@ -59,10 +59,10 @@ fn a_pure_region_runs_once_and_both_engines_hit_each_others_entries() {
     let compiled = host.compile(&g).expect("compiles");
     let at = |n| inputs(&[("n", Value::I64(n))]);
 
-    let first = run(&host, &compiled, &at(1000));
-    assert_eq!(first.outputs[0].1, triangle(1000, 3));
+    let first = run(&host, &compiled, &at(10_000));
+    assert_eq!(first.outputs[0].1, triangle(10_000, 3));
     assert_eq!(counts(&first), (0, 1));
-    let second = run(&host, &compiled, &at(1000));
+    let second = run(&host, &compiled, &at(10_000));
     assert_eq!(second.outputs, first.outputs);
     assert_eq!(counts(&second), (1, 0));
     assert!(
@@ -72,7 +72,7 @@ fn a_pure_region_runs_once_and_both_engines_hit_each_others_entries() {
         first.fuel_used
     );
     // What the compiled run stored, eval finds; and the other way round.
-    let interp = eval(&host, &g, &at(1000));
+    let interp = eval(&host, &g, &at(10_000));
     assert_eq!(
         (interp.outputs.clone(), counts(&interp)),
         (first.outputs, (1, 0))

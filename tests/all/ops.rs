@@ -325,3 +325,66 @@ fn string_ops_refuse_wrong_argument_types() {
         assert_eq!(err.node.as_deref(), Some("r"), "{json}");
     }
 }
+
+/// `mul` on i64 takes a fast path in the guest when both factors fit in 32 bits (no
+/// 128-bit multiply); around that boundary, and at the edges of i64, the compiled run
+/// agrees with `eval` on the product or on the overflow and its node.
+#[test]
+fn mul_agrees_with_eval_across_the_32_bit_fast_path() {
+    let g = graph(
+        r#"{"version": 2, "nodes": [
+        {"id": "a", "op": "input", "type": "i64"},
+        {"id": "b", "op": "input", "type": "i64"},
+        {"id": "p", "op": "mul", "args": ["a", "b"]}
+    ], "outputs": {"p": "p"}}"#,
+    );
+    let compiled = compile(&g);
+    let (min32, max32) = (i64::from(i32::MIN), i64::from(i32::MAX));
+    let pairs = [
+        (max32, max32),
+        (min32, min32),
+        (min32, max32),
+        (max32 + 1, max32 + 1),
+        (min32 - 1, max32),
+        (1 << 32, 1 << 31),
+        (-(1 << 32), 1 << 31),
+        (1 << 32, -(1 << 31)),
+        (3_037_000_499, 3_037_000_499),
+        (3_037_000_500, 3_037_000_500),
+        (i64::MIN, 1),
+        (i64::MIN, -1),
+        (-1, i64::MIN),
+        (i64::MAX, -1),
+        (i64::MAX, 2),
+        (0, i64::MIN),
+    ];
+    let mut overflows = 0;
+    for (a, b) in pairs {
+        let inputs: BTreeMap<String, Value> = [
+            ("a".to_string(), Value::I64(a)),
+            ("b".to_string(), Value::I64(b)),
+        ]
+        .into_iter()
+        .collect();
+        let limits = RunLimits::default();
+        let ran = block_on(crate::support::host().run(&compiled, &inputs, limits));
+        let evaluated = graphjit::Host::eval(&g, &inputs, limits);
+        match (ran, evaluated) {
+            (Ok(r), Ok(e)) => {
+                assert_eq!(values(&r), values(&e), "{a} * {b}");
+                assert_eq!(values(&r), vec![Value::I64(a.wrapping_mul(b))], "{a} * {b}");
+            }
+            (Err(r), Err(e)) => {
+                assert_eq!(
+                    (&r.kind, &r.node),
+                    (&e.kind, &e.node),
+                    "{a} * {b}: {r} / {e}"
+                );
+                assert!(a.checked_mul(b).is_none(), "{a} * {b} failed: {r}");
+                overflows += 1;
+            }
+            (r, e) => panic!("{a} * {b}: run {r:?}, eval {e:?}"),
+        }
+    }
+    assert_eq!(overflows, 5, "the pairs that overflow i64");
+}

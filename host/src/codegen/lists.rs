@@ -9,20 +9,29 @@ use crate::graph::{NodeId, Op, Region};
 /// The variables of one fused list loop that every stage writes to.
 #[derive(Clone, Copy)]
 struct LoopNames<'a> {
-    /// Stages still running (a failure in stage `j` leaves the `j` before it).
+    /// Stages still running in the drain (a failure in stage `j` leaves the `j` before it).
     live: &'a str,
-    /// The error to report once the loop ends.
+    /// The hot loop's failure (stage, error); the drain's error to report.
     failed: &'a str,
-    /// A `fold`'s accumulator (an `Option`, taken by each step).
+    /// A `fold`'s accumulator: a plain variable for a `Copy` type, else an `Option` taken by
+    /// each step (the body owns it).
     acc: &'a str,
+    /// Whether `acc` is an `Option`.
+    acc_option: bool,
+    /// Writing the drain (after a failure) rather than the hot loop.
+    drain: bool,
 }
 
 impl Generator<'_> {
     /// A list chain (`Graph::list_chains`) as one loop: the source's elements go through
     /// each stage's body in turn (a closure each, so that a stage's error is caught), and
-    /// only the last member's list (or accumulator) is made. A failure in stage `j` stops
-    /// stages `j` and later for the elements after it and lets the earlier ones run on, so
-    /// the error reported is the one an unfused run would meet first.
+    /// only the last member's list (or accumulator) is made.
+    ///
+    /// Two loops over one iterator. The hot loop runs every stage and knows nothing of
+    /// failures but the first: a failure in stage `j` ends it. The drain then runs stages
+    /// `0..j` over the elements left (a failure in an earlier stage there narrows it again),
+    /// so the error reported is the one an unfused run would meet first — without the hot
+    /// loop paying a stage check per element for it.
     pub(super) fn fused_list(
         &mut self,
         id: NodeId,
@@ -43,12 +52,13 @@ impl Generator<'_> {
         ));
         let at = At { id, node, region };
         let d = self.loop_depth;
-        let (live, failed, acc, out, item) = (
+        let (live, failed, acc, out, item, iter) = (
             format!("live{d}"),
             format!("failed{d}"),
             format!("acc{d}"),
             format!("out{d}"),
             format!("e{d}"),
+            format!("it{d}"),
         );
         let first = graph.node(chain[0]);
         let first_at = At {
@@ -71,67 +81,78 @@ impl Generator<'_> {
                 let crate::graph::Type::List(item) = &graph.node(list).ty else {
                     return Err(first_at.error("a list op over something not a list".into()));
                 };
-                (self.owned(list, at.local(list)), chain, (**item).clone())
+                (
+                    format!("{}.into_iter()", self.owned(list, at.local(list))),
+                    chain,
+                    (**item).clone(),
+                )
             }
+        };
+        let fold = matches!(node.op, Op::Fold { .. });
+        let acc_option = fold && !node.ty.is_copy();
+        let mut names = LoopNames {
+            live: &live,
+            failed: &failed,
+            acc: &acc,
+            acc_option,
+            drain: false,
         };
         let open = format!("{} = {{", self.binding(id));
         self.block(&open, "};", |g| {
-            g.line(&format!("let mut {live}: usize = {};", stages.len()));
+            g.line(&format!("let mut {iter} = {source};"));
             g.line(&format!(
-                "let mut {failed}: Option<rt::RunError> = None;"
+                "let mut {failed}: Option<(usize, rt::RunError)> = None;"
             ));
-            match &node.op {
-                Op::Fold { .. } => {
-                    let init = at.arg(1)?;
-                    let value = g.owned(init, at.local(init));
-                    let ty = rust_type(&node.ty);
+            let ty = rust_type(&node.ty);
+            if fold {
+                let init = at.arg(1)?;
+                let value = g.owned(init, at.local(init));
+                if acc_option {
                     g.line(&format!("let mut {acc}: Option<{ty}> = Some({value});"));
+                } else {
+                    g.line(&format!("let mut {acc}: {ty} = {value};"));
                 }
-                _ => {
-                    let ty = rust_type(&node.ty);
-                    g.line(&format!(
-                        "let mut {out}: {ty} = rt::data::with_capacity(0, {})?;",
-                        at.at()
-                    ));
-                }
+            } else {
+                g.line(&format!(
+                    "let mut {out}: {ty} = rt::data::with_capacity(0, {})?;",
+                    at.at()
+                ));
             }
-            g.block(&format!("for {item} in {source} {{"), "}", |g| {
-                g.loop_depth += 1;
-                g.line(&format!("if {live} == 0 {{ break; }}"));
-                let mut current = item.clone();
-                let mut current_ty = item_ty.clone();
-                for (j, &stage) in stages.iter().enumerate() {
-                    let last = j + 1 == stages.len();
-                    if j > 0 {
-                        g.line(&format!("if {live} < {} {{ continue; }}", j + 1));
-                    }
-                    let names = LoopNames {
-                        live: &live,
-                        failed: &failed,
-                        acc: &acc,
-                    };
-                    let (value, ty) =
-                        g.stream_stage(stage, region, j, (&current, &current_ty), &names)?;
-                    g.current = Some(id);
-                    match (&graph.node(stage).op, last) {
-                        (Op::Fold { .. }, _) => {}
-                        (_, true) => g.line(&format!(
-                            "rt::data::push(&mut {out}, {value}, {})?;",
-                            at.at()
-                        )),
-                        (_, false) => {}
-                    }
-                    current = value;
-                    current_ty = ty;
-                }
-                g.loop_depth -= 1;
-                Ok(())
+            // The drain writes the same bodies again: what the hot loop's writing marked as
+            // moved is theirs to move too.
+            let moved = g.moved.borrow().clone();
+            g.block(&format!("for {item} in {iter}.by_ref() {{"), "}", |g| {
+                g.fused_stages(&at, stages, (&item, &item_ty), &names, &out)
             })?;
-            g.line(&format!("if let Some(error) = {failed} {{ return Err(error); }}"));
-            if matches!(node.op, Op::Fold { .. }) {
+            if stages.len() > 1 {
+                g.block(
+                    &format!("if let Some((stage, error)) = {failed} {{"),
+                    "}",
+                    |g| {
+                        g.line(&format!("let mut {live}: usize = stage;"));
+                        g.line(&format!("let mut {failed}: rt::RunError = error;"));
+                        *g.moved.borrow_mut() = moved;
+                        names.drain = true;
+                        g.block(&format!("for {item} in {iter} {{"), "}", |g| {
+                            g.line(&format!("if {live} == 0 {{ break; }}"));
+                            let early = &stages[..stages.len() - 1];
+                            g.fused_stages(&at, early, (&item, &item_ty), &names, &out)
+                        })?;
+                        g.line(&format!("return Err({failed});"));
+                        Ok(())
+                    },
+                )?;
+            } else {
+                g.line(&format!(
+                    "if let Some((_, error)) = {failed} {{ return Err(error); }}"
+                ));
+            }
+            if acc_option {
                 g.line(&format!(
                     "match {acc} {{ Some(a) => a, None => return Err(rt::RunError::BadInput(alloc::string::String::from(\"a fused fold lost its accumulator\"))) }}"
                 ));
+            } else if fold {
+                g.line(&acc);
             } else {
                 g.line(&out);
             }
@@ -139,9 +160,50 @@ impl Generator<'_> {
         })
     }
 
+    /// The body of one of a fused loop's two loops: `stages` in turn on the element `item`.
+    /// In the drain, stage `j` runs only while `live > j`, and the last stage (a fold or
+    /// the push of the list made) never runs: the drain only looks for an earlier error.
+    fn fused_stages(
+        &mut self,
+        at: &At<'_>,
+        stages: &[NodeId],
+        (item, item_ty): (&str, &crate::graph::Type),
+        names: &LoopNames<'_>,
+        out: &str,
+    ) -> Result<()> {
+        let graph = self.graph;
+        self.loop_depth += 1;
+        let mut current = item.to_string();
+        let mut current_ty = item_ty.clone();
+        for (j, &stage) in stages.iter().enumerate() {
+            let last = j + 1 == stages.len();
+            if names.drain && j > 0 {
+                self.line(&format!("if {} < {} {{ continue; }}", names.live, j + 1));
+            }
+            let (value, ty) =
+                self.stream_stage(stage, at.region, j, (&current, &current_ty), names)?;
+            self.current = Some(at.id);
+            match (&graph.node(stage).op, last, names.drain) {
+                (Op::Fold { .. }, _, _) => {}
+                (_, true, false) => self.line(&format!(
+                    "rt::data::push(&mut {out}, {value}, {})?;",
+                    at.at()
+                )),
+                // The drain's last stage feeds nothing.
+                (_, true, true) => self.line(&format!("let _ = &{value};")),
+                (_, false, _) => {}
+            }
+            current = value;
+            current_ty = ty;
+        }
+        self.loop_depth -= 1;
+        Ok(())
+    }
+
     /// One stage of a fused list loop, element `current` (of type `ty`) in: the body in a
-    /// closure whose error stops this stage and the later ones. Returns the element that goes
-    /// on to the next stage (`map`: the body's result; `filter`: the element, if kept).
+    /// closure whose error ends the hot loop (or, in the drain, stops this stage and the
+    /// later ones). Returns the element that goes on to the next stage (`map`: the body's
+    /// result; `filter`: the element, if kept).
     fn stream_stage(
         &mut self,
         stage: NodeId,
@@ -150,7 +212,13 @@ impl Generator<'_> {
         (current, ty): (&str, &crate::graph::Type),
         names: &LoopNames<'_>,
     ) -> Result<(String, crate::graph::Type)> {
-        let LoopNames { live, failed, acc } = *names;
+        let LoopNames {
+            live,
+            failed,
+            acc,
+            acc_option,
+            drain,
+        } = *names;
         let graph = self.graph;
         let node = graph.node(stage);
         let at = At {
@@ -173,7 +241,11 @@ impl Generator<'_> {
         let result_ty = graph.node(result).ty.clone();
         let d = self.loop_depth - 1;
         let value = format!("z{d}_{j}");
-        let fail = format!("Err(error) => {{ {live} = {j}; {failed} = Some(error); continue; }}");
+        let fail = if drain {
+            format!("Err(error) => {{ {live} = {j}; {failed} = error; continue; }}")
+        } else {
+            format!("Err(error) => {{ {failed} = Some(({j}, error)); break; }}")
+        };
         let copy = |v: &str| {
             if ty.is_copy() {
                 v.to_string()
@@ -195,9 +267,12 @@ impl Generator<'_> {
             ),
             _ => return Err(at.error("a list stage with the wrong params".into())),
         };
-        let head = match &node.op {
-            Op::Fold { .. } => {
+        let head = match (&node.op, acc_option) {
+            (Op::Fold { .. }, true) => {
                 format!("{acc} = Some(match (|| -> Result<{closure_ty}, rt::RunError> {{")
+            }
+            (Op::Fold { .. }, false) => {
+                format!("{acc} = match (|| -> Result<{closure_ty}, rt::RunError> {{")
             }
             _ => format!(
                 "let {value}: {closure_ty} = match (|| -> Result<{closure_ty}, rt::RunError> {{"
@@ -206,10 +281,14 @@ impl Generator<'_> {
         self.line(&head);
         self.indent += 1;
         if let (Op::Fold { .. }, Some(&a)) = (&node.op, body.params.first()) {
-            self.line(&format!(
-                "{} = {acc}.take().ok_or_else(|| rt::RunError::BadInput(alloc::string::String::from(\"a fused fold lost its accumulator\")))?;",
-                self.binding(a)
-            ));
+            if acc_option {
+                self.line(&format!(
+                    "{} = {acc}.take().ok_or_else(|| rt::RunError::BadInput(alloc::string::String::from(\"a fused fold lost its accumulator\")))?;",
+                    self.binding(a)
+                ));
+            } else {
+                self.line(&format!("{} = {acc};", self.binding(a)));
+            }
         }
         let (param, bound) = element;
         // `count_reads` counts one more read of a filter's param: the element it keeps, which
@@ -232,8 +311,8 @@ impl Generator<'_> {
         self.line("Ok(v) => v,");
         self.line(&fail);
         self.indent -= 1;
-        self.line(match node.op {
-            Op::Fold { .. } => "});",
+        self.line(match (&node.op, acc_option) {
+            (Op::Fold { .. }, true) => "});",
             _ => "};",
         });
         done?;
