@@ -14,7 +14,8 @@ pub enum ErrorKind {
     /// The graph is malformed: syntax, unknown ids, cycles, type errors (user error).
     InvalidGraph,
     /// The graph is too large to compile, asks for more than the limits allow, or its compile
-    /// reached a limit of the compile sandbox (time, CPU, memory, file size) (a limit).
+    /// reached a limit of the compile sandbox (time, CPU, memory, file size), or a run found
+    /// every instance slot of the host's pool in use (a limit).
     ResourceExceeded,
     /// An input is missing, unknown, or not of its declared type (user error).
     InvalidInput,

@@ -522,3 +522,57 @@ fn both_engines_charge_effects_the_same_fuel() {
         assert!((500_000..1_000_000).contains(&used), "{used}");
     }
 }
+
+/// A host whose pool has one instance slot: a run that starts while another holds it fails
+/// with a typed `resource_exceeded` (nothing of it ran), not an internal error; once the
+/// slot is free the same compiled graph runs.
+#[test]
+fn a_run_that_finds_every_instance_slot_in_use_is_resource_exceeded() {
+    let host = graphjit::Host::with_config(&graphjit::HostConfig {
+        max_instances: 1,
+        ..crate::support::memory_only()
+    })
+    .expect("host");
+    let slow = graph(
+        r#"{"version": 1, "nodes": [
+        {"id": "x", "op": "const", "value": 0},
+        {"id": "l", "op": "loop", "args": ["x"], "iterations": 3000000000,
+         "body": {"params": ["i", "s"], "nodes": [{"id": "t", "op": "add", "args": ["s", "i"]}], "results": ["t"]}}],
+        "outputs": {"l": "l"}}"#,
+    );
+    let quick = graph(
+        r#"{"version": 1, "nodes": [{"id": "one", "op": "const", "value": 1}], "outputs": {"one": "one"}}"#,
+    );
+    let (slow, quick) = (
+        host.compile(&slow).expect("compiles"),
+        host.compile(&quick).expect("compiles"),
+    );
+    let none = std::collections::BTreeMap::new();
+    let limits = RunLimits {
+        fuel: 10_000_000_000,
+        deadline: std::time::Duration::from_millis(1500),
+        ..RunLimits::default()
+    };
+    let (held, refused) = crate::support::block_on(async {
+        tokio::join!(host.run(&slow, &none, limits), async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            host.run(&quick, &none, limits).await
+        })
+    });
+    assert!(
+        matches!(
+            held.as_ref().map_err(|e| &e.kind),
+            Ok(_) | Err(ErrorKind::DeadlineExceeded { .. } | ErrorKind::FuelExhausted { .. })
+        ),
+        "{held:?}"
+    );
+    let refused = refused.expect_err("the pool's one slot was in use");
+    assert_eq!(refused.kind, ErrorKind::ResourceExceeded, "{refused}");
+    assert_eq!(refused.stage, Stage::Run, "{refused}");
+    assert!(
+        refused.message.contains("instance pool is full"),
+        "{refused}"
+    );
+    let again = crate::support::block_on(host.run(&quick, &none, limits)).expect("runs");
+    assert_eq!(again.outputs[0].1, graphjit::Value::I64(1));
+}

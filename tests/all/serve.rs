@@ -505,6 +505,48 @@ fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
     assert_eq!(status, 200);
 }
 
+#[test]
+fn a_full_instance_pool_is_429_for_every_tenant() {
+    // One instance slot for the whole service: while acme's run holds it, beta (whose own
+    // slots are free) is refused before anything is instantiated, and served after.
+    let service = start_with("max_instances = 1", "");
+    let slow = json!({"graph": {"version": 1, "nodes": [
+        {"id": "x", "op": "const", "value": 0},
+        {"id": "l", "op": "loop", "args": ["x"], "iterations": 300000000,
+         "body": {"params": ["i", "s"], "nodes": [{"id": "t", "op": "add", "args": ["s", "i"]}], "results": ["t"]}}],
+        "outputs": {"l": "l"}}, "deadline_ms": 1500})
+    .to_string();
+    let port = service.port;
+    let first =
+        std::thread::spawn(move || request(port, "POST", "/v1/run", Some(ACME_KEY), &slow).0);
+    let start = Instant::now();
+    loop {
+        let (_, _, text) = service
+            .try_request("GET", "/metrics", None, "")
+            .expect("metrics");
+        if text.contains(r#"graphjit_in_flight_runs{tenant="acme"} 1"#) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30) && !first.is_finished(),
+            "the first run never showed as in flight: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let hello = json!({"graph": example("hello.json")}).to_string();
+    let (status, head, body) = service
+        .try_request("POST", "/v1/run", Some(BETA_KEY), &hello)
+        .expect("request");
+    assert_eq!(status, 429, "{head}{body}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let body: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["error"]["kind"], "instance_pool_full", "{body}");
+    let first = first.join().expect("first run");
+    assert!(matches!(first, 200 | 422 | 504), "{first}");
+    let (status, body) = service.request("POST", "/v1/run", Some(BETA_KEY), &hello);
+    assert_eq!(status, 200, "{body}");
+}
+
 const GAMMA_KEY: &str = "gamma-00112233445566778899-secret";
 
 /// ADD with a constant of its own: a graph no other test (or request) has compiled.

@@ -149,6 +149,15 @@ pub(super) fn runtime_error(
     use runtime::RuntimeError as R;
     let node = |n: u32| graph.and_then(|g| g.node_name(n));
     let message = e.to_string();
+    if let R::PoolExhausted { .. } = &e {
+        return Error::new(
+            ErrorKind::ResourceExceeded,
+            stage,
+            message,
+            "retry shortly: the host runs at most `max_instances` graphs at once (HostConfig)",
+        )
+        .caused_by(e);
+    }
     let (kind, node) = match &e {
         R::Fuel { budget, used } => (
             ErrorKind::FuelExhausted {

@@ -79,8 +79,11 @@ impl Host {
     /// Finds the toolchain, builds the engine and opens the caches.
     pub fn with_config(config: &HostConfig) -> Result<Host, Error> {
         let compiler = Compiler::new().map_err(compile_error)?;
-        let runtime = Runtime::new(&runtime::RuntimeConfig::default())
-            .map_err(|e| runtime_error(e, None, Stage::Load))?;
+        let runtime = Runtime::new(&runtime::RuntimeConfig {
+            max_instances: config.max_instances,
+            ..runtime::RuntimeConfig::default()
+        })
+        .map_err(|e| runtime_error(e, None, Stage::Load))?;
         let cache = Cache::new(&config.cache).map_err(|e| {
             let remediation = match &e {
                 DiskCacheError::Insecure { .. } => {

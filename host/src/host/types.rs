@@ -150,6 +150,10 @@ pub struct HostConfig {
     /// The sandbox every rustc runs in (wall and CPU time, memory, file size): the most any
     /// compile gets ([`Host::compile_within`](super::Host::compile_within) may lower it).
     pub compile_limits: crate::CompileLimits,
+    /// Runs instantiated at once: the engine's pool of instance slots (each reserves address
+    /// space for `max_memory` and a fiber stack). A run that finds every slot in use fails
+    /// with `resource_exceeded` before any of its code runs.
+    pub max_instances: u32,
 }
 
 /// The host's HTTP egress policy and limits (every graph's footprint applies on top).
@@ -200,6 +204,7 @@ impl Default for HostConfig {
             memo_entries: crate::memo::DEFAULT_MEMO_ENTRIES,
             memo_bytes: crate::memo::DEFAULT_MEMO_BYTES,
             compile_limits: crate::CompileLimits::default(),
+            max_instances: crate::runtime::DEFAULT_MAX_INSTANCES,
         }
     }
 }

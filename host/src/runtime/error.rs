@@ -107,8 +107,15 @@ pub(crate) enum RuntimeError {
         /// wasmtime's reason.
         message: String,
     },
-    /// A limit or a bug: instantiation failed for a reason other than memory (all pool slots
-    /// busy, a missing export).
+    /// A limit: every instance slot of the engine's pool is in use by other runs
+    /// (`HostConfig::max_instances`). Nothing of the graph ran; retrying later may succeed.
+    #[error("the host's instance pool is full: {message}")]
+    PoolExhausted {
+        /// wasmtime's reason (which of the pool's resources ran out, and its limit).
+        message: String,
+    },
+    /// A bug: instantiation failed for a reason other than memory or a full pool (a missing
+    /// export).
     #[error("instantiation failed: {message}")]
     Instantiate {
         /// wasmtime's reason.
@@ -196,6 +203,11 @@ pub(crate) fn classify(
         return RuntimeError::Memory {
             limit: state.limiter.limit(),
             requested,
+        };
+    }
+    if let Some(full) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return RuntimeError::PoolExhausted {
+            message: full.to_string(),
         };
     }
     let message = describe(error);

@@ -22,7 +22,7 @@ mod limiter;
 
 use std::time::{Duration, Instant};
 
-pub(crate) use config::{RunLimits, RuntimeConfig};
+pub(crate) use config::{DEFAULT_MAX_INSTANCES, RunLimits, RuntimeConfig};
 pub(crate) use error::RuntimeError;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use imports::TYPES_INTERFACE;

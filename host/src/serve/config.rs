@@ -28,8 +28,17 @@ pub(crate) struct ServiceFile {
     /// ones are answered 503 meanwhile.
     #[serde(default = "default_drain_ms")]
     pub(crate) drain_timeout_ms: u64,
+    /// Runs instantiated at once across every tenant (default: the sum of the tenants'
+    /// `max_concurrent_runs`, at most [`MAX_INSTANCES`]). Past it a run is answered 429
+    /// `instance_pool_full`.
+    #[serde(default)]
+    pub(crate) max_instances: Option<u32>,
     pub(crate) tenants: BTreeMap<String, TenantFile>,
 }
+
+/// The most instance slots a service pools: each reserves address space for a memory of the
+/// largest size a tenant may ask for and a fiber stack.
+pub(crate) const MAX_INSTANCES: u32 = 1024;
 
 fn default_body_bytes() -> usize {
     4 << 20

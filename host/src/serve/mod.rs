@@ -70,6 +70,17 @@ struct Service {
     /// front's, so that requests are read, admitted and answered while long runs hold every
     /// guest thread (see `guest_runtime`).
     guests: tokio::runtime::Handle,
+    /// The host's instance slots (`max_instances`): a run holds one from admission to its
+    /// answer, so the engine's pool is never found full mid-request; when none is free the
+    /// run is refused with 429 before anything is instantiated.
+    instances: Arc<Semaphore>,
+}
+
+/// What an admitted run holds until its answer is sent: one of its tenant's run slots and
+/// one of the host's instance slots.
+struct RunSlot {
+    _tenant: tokio::sync::OwnedSemaphorePermit,
+    _instance: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The priority (`nice`) of the threads guests run on; the front's are at the process's own.
@@ -118,7 +129,18 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // The pool holds every run the tenants may have at once, unless the operator caps it.
+    let instances = file
+        .max_instances
+        .unwrap_or_else(|| {
+            tenants
+                .iter()
+                .map(|t| t.max_concurrent_runs)
+                .fold(0u32, u32::saturating_add)
+        })
+        .clamp(1, config::MAX_INSTANCES);
     let host = Host::with_config(&HostConfig {
+        max_instances: instances,
         cache: CacheConfig {
             disk_dir: file.cache_dir.clone(),
             ..CacheConfig::default()
@@ -167,6 +189,7 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         metrics: Metrics::new(),
         compilers: Semaphore::new(cores),
         drain: Drain::default(),
+        instances: Arc::new(Semaphore::new(instances as usize)),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -451,8 +474,29 @@ impl Service {
         .into())
     }
 
+    /// One of the tenant's run slots and one of the host's instance slots, or 429 with
+    /// `Retry-After`.
+    fn slot(&self, tenant: &Tenant) -> Result<RunSlot, Refusal> {
+        let own = self.tenant_slot(tenant)?;
+        let instance = Arc::clone(&self.instances)
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.refused(&tenant.config.name, "instance_pool");
+                too_many(
+                    "instance_pool_full",
+                    "every instance slot of the service is in use",
+                    "retry after a second; the service's operator may raise max_instances",
+                    1,
+                )
+            })?;
+        Ok(RunSlot {
+            _tenant: own,
+            _instance: instance,
+        })
+    }
+
     /// One of the tenant's run slots, or 429 with `Retry-After`.
-    fn slot(&self, tenant: &Tenant) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+    fn tenant_slot(&self, tenant: &Tenant) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
         Arc::clone(&tenant.slots).try_acquire_owned().map_err(|_| {
             self.refused(&tenant.config.name, "concurrent_runs");
             quota_refusal(
@@ -551,14 +595,7 @@ impl Service {
         tenant: &Tenant,
         graph: &Graph,
         request: &Request,
-    ) -> Result<
-        (
-            RunLimits,
-            BTreeMap<String, graphjit::Value>,
-            tokio::sync::OwnedSemaphorePermit,
-        ),
-        Refusal,
-    > {
+    ) -> Result<(RunLimits, BTreeMap<String, graphjit::Value>, RunSlot), Refusal> {
         let limits = self.limits(tenant, graph, request)?;
         let inputs = inputs(graph, &request.inputs)?;
         Ok((limits, inputs, self.slot(tenant)?))
@@ -597,12 +634,12 @@ impl Service {
 
 /// 429 with `Retry-After: seconds`.
 fn quota_refusal(message: &str, remediation: &str, seconds: u64) -> Refusal {
-    let mut response = refuse(
-        StatusCode::TOO_MANY_REQUESTS,
-        "quota_exceeded",
-        message,
-        remediation,
-    );
+    too_many("quota_exceeded", message, remediation, seconds)
+}
+
+/// 429 of `kind` with `Retry-After: seconds`.
+fn too_many(kind: &str, message: &str, remediation: &str, seconds: u64) -> Refusal {
+    let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, kind, message, remediation);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
