@@ -379,6 +379,23 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
         (status, &body["version"], &body["replaced"]),
         (200, &json!(2), &json!(1))
     );
+    // Per deployment: acme's two invocations answered; beta's `adder`, undeployed, left no
+    // series; undeploying acme's removes its series too (and an invocation of a name not
+    // deployed makes none, so the label set stays bounded).
+    let metrics = || {
+        service
+            .try_request("GET", "/metrics", None, "")
+            .expect("metrics")
+            .2
+    };
+    let acme_ok =
+        r#"graphjit_deployment_invocations_total{tenant="acme",deployment="adder",outcome="ok"} 2"#;
+    let text = metrics();
+    assert!(text.contains(acme_ok), "{text}");
+    assert!(
+        !text.contains(r#"tenant="beta",deployment="adder""#),
+        "{text}"
+    );
     let (status, _) = service.request("DELETE", "/v1/deployments/adder", Some(ACME_KEY), "");
     assert_eq!(status, 204);
     let (status, _) = service.request(
@@ -388,6 +405,8 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
         &invoke,
     );
     assert_eq!(status, 404);
+    let text = metrics();
+    assert!(!text.contains(r#"deployment="adder""#), "{text}");
     let (status, _) = service.request("PUT", "/v1/deployments/no%20spaces", Some(ACME_KEY), ADD);
     assert_eq!(status, 400);
 
@@ -533,6 +552,14 @@ fn a_full_instance_pool_is_429_for_every_tenant() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (_, _, text) = service
+        .try_request("GET", "/metrics", None, "")
+        .expect("metrics");
+    assert!(text.contains("graphjit_instance_slots 1\n"), "{text}");
+    assert!(
+        text.contains("graphjit_instance_slots_in_use 1\n"),
+        "{text}"
+    );
     let hello = json!({"graph": example("hello.json")}).to_string();
     let (status, head, body) = service
         .try_request("POST", "/v1/run", Some(BETA_KEY), &hello)

@@ -19,6 +19,28 @@ pub(crate) struct Outcome {
     pub(crate) outcome: String,
 }
 
+/// One deployment's invocations that answered (`ok`) or not (`failed`): two series per
+/// deployment, removed when it is undeployed, so the label set stays bounded by the
+/// tenants' `max_deployments`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Deployment {
+    pub(crate) tenant: String,
+    pub(crate) deployment: String,
+    /// `ok` or `failed`.
+    pub(crate) outcome: &'static str,
+}
+
+impl Deployment {
+    /// Both series of `deployment`.
+    pub(crate) fn both(tenant: &str, deployment: &str) -> [Deployment; 2] {
+        ["ok", "failed"].map(|outcome| Deployment {
+            tenant: tenant.to_owned(),
+            deployment: deployment.to_owned(),
+            outcome,
+        })
+    }
+}
+
 fn seconds() -> Histogram {
     // 0.1 ms to about 3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -33,6 +55,10 @@ pub(crate) struct Metrics {
     pub(crate) compile_seconds: Family<Tenant, Histogram, fn() -> Histogram>,
     pub(crate) in_flight: Family<Tenant, Gauge>,
     pub(crate) refused: Family<Outcome, Counter>,
+    pub(crate) invocations: Family<Deployment, Counter>,
+    /// The service's instance slots, and how many runs hold one (set when scraped).
+    pub(crate) instance_slots: Gauge,
+    pub(crate) instance_slots_in_use: Gauge,
 }
 
 impl Metrics {
@@ -68,8 +94,29 @@ impl Metrics {
             "Requests refused before running: auth, ceilings, quotas (outcome: the reason)",
             refused.clone(),
         );
+        let invocations = Family::<Deployment, Counter>::default();
+        registry.register(
+            "deployment_invocations",
+            "Invocations of each deployment, by whether they answered 2xx (ok) or not (failed)",
+            invocations.clone(),
+        );
+        let instance_slots = Gauge::default();
+        registry.register(
+            "instance_slots",
+            "Runs the service instantiates at once, across tenants (max_instances)",
+            instance_slots.clone(),
+        );
+        let instance_slots_in_use = Gauge::default();
+        registry.register(
+            "instance_slots_in_use",
+            "Instance slots held by runs in progress",
+            instance_slots_in_use.clone(),
+        );
         Metrics {
             registry,
+            invocations,
+            instance_slots,
+            instance_slots_in_use,
             requests,
             fuel,
             run_seconds,

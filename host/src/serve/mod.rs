@@ -74,6 +74,8 @@ struct Service {
     /// answer, so the engine's pool is never found full mid-request; when none is free the
     /// run is refused with 429 before anything is instantiated.
     instances: Arc<Semaphore>,
+    /// Its size.
+    instance_slots: u32,
 }
 
 /// What an admitted run holds until its answer is sent: one of its tenant's run slots and
@@ -190,6 +192,7 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
         compilers: Semaphore::new(cores),
         drain: Drain::default(),
         instances: Arc::new(Semaphore::new(instances as usize)),
+        instance_slots: instances,
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -751,6 +754,10 @@ fn outcome_reply(result: &Result<RunOutput, Error>, compiled: Option<&CompileSta
 }
 
 async fn metrics_text(State(service): State<Arc<Service>>) -> Response {
+    let slots = i64::from(service.instance_slots);
+    let free = i64::try_from(service.instances.available_permits()).unwrap_or(slots);
+    service.metrics.instance_slots.set(slots);
+    service.metrics.instance_slots_in_use.set(slots - free);
     (
         [(
             header::CONTENT_TYPE,
@@ -862,7 +869,12 @@ async fn undeploy(
         Err(refusal) => return *refusal.0,
     };
     match tenant.deployments.undeploy(&name) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            for series in metrics::Deployment::both(&tenant.config.name, &name) {
+                service.metrics.invocations.remove(&series);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(e) => error_reply(&e),
     }
 }
@@ -895,12 +907,20 @@ async fn invoke(
             .graph(&name)
             .ok_or_else(|| error_reply(&Deployments::unknown(&name)))?;
         let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
+        let [ok, failed] = metrics::Deployment::both(&tenant.config.name, &name);
         let (deployments, name) = (tenant.deployments.clone(), name.clone());
         let run = async move {
             let invocation = deployments.invoke(&name, &inputs, limits).await?;
             Ok(invocation.output)
         };
-        Ok::<Response, Refusal>(service.serve_run(&tenant.config.name, run, None).await)
+        let response = service.serve_run(&tenant.config.name, run, None).await;
+        let series = if response.status().is_success() {
+            ok
+        } else {
+            failed
+        };
+        service.metrics.invocations.get_or_create(&series).inc();
+        Ok::<Response, Refusal>(response)
     };
     answer.await.unwrap_or_else(|refusal| *refusal.0)
 }
