@@ -477,10 +477,9 @@ fn the_service_runs_graphs_per_tenant_within_their_ceilings() {
     assert!(!log.contains(ACME_KEY) && !log.contains(BETA_KEY), "{log}");
 }
 
-#[test]
-fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
-    let service = start();
-    // acme may run one graph at a time; this one spins for about a second.
+/// acme's run of a graph that spins for about a second, on a thread of its own; returns once
+/// the service counts it in flight, with the request's body and the thread (its status).
+fn acme_slow_run_in_flight(service: &Service) -> (String, std::thread::JoinHandle<u16>) {
     let slow = json!({"graph": {"version": 1, "nodes": [
         {"id": "x", "op": "const", "value": 0},
         {"id": "l", "op": "loop", "args": ["x"], "iterations": 300000000,
@@ -492,14 +491,13 @@ fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
         let slow = slow.clone();
         move || request(port, "POST", "/v1/run", Some(ACME_KEY), &slow).0
     });
-    // Once the first run is in progress (the gauge says so), a second one is refused.
     let start = Instant::now();
     loop {
         let (_, _, text) = service
             .try_request("GET", "/metrics", None, "")
             .expect("metrics");
         if text.contains(r#"graphjit_in_flight_runs{tenant="acme"} 1"#) {
-            break;
+            return (slow, first);
         }
         assert!(
             start.elapsed() < Duration::from_secs(30) && !first.is_finished(),
@@ -507,6 +505,14 @@ fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn a_tenant_over_its_concurrent_runs_gets_429_with_retry_after() {
+    let service = start();
+    // acme may run one graph at a time: once its first run is in progress, a second one is
+    // refused.
+    let (slow, first) = acme_slow_run_in_flight(&service);
     let (status, head, _) = service
         .try_request("POST", "/v1/run", Some(ACME_KEY), &slow)
         .expect("request");
@@ -529,29 +535,7 @@ fn a_full_instance_pool_is_429_for_every_tenant() {
     // One instance slot for the whole service: while acme's run holds it, beta (whose own
     // slots are free) is refused before anything is instantiated, and served after.
     let service = start_with("max_instances = 1", "");
-    let slow = json!({"graph": {"version": 1, "nodes": [
-        {"id": "x", "op": "const", "value": 0},
-        {"id": "l", "op": "loop", "args": ["x"], "iterations": 300000000,
-         "body": {"params": ["i", "s"], "nodes": [{"id": "t", "op": "add", "args": ["s", "i"]}], "results": ["t"]}}],
-        "outputs": {"l": "l"}}, "deadline_ms": 1500})
-    .to_string();
-    let port = service.port;
-    let first =
-        std::thread::spawn(move || request(port, "POST", "/v1/run", Some(ACME_KEY), &slow).0);
-    let start = Instant::now();
-    loop {
-        let (_, _, text) = service
-            .try_request("GET", "/metrics", None, "")
-            .expect("metrics");
-        if text.contains(r#"graphjit_in_flight_runs{tenant="acme"} 1"#) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30) && !first.is_finished(),
-            "the first run never showed as in flight: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (_, first) = acme_slow_run_in_flight(&service);
     let (_, _, text) = service
         .try_request("GET", "/metrics", None, "")
         .expect("metrics");
