@@ -877,3 +877,59 @@ fn a_tenant_holds_at_most_max_deployments() {
         200
     );
 }
+
+#[test]
+fn a_client_that_sends_half_a_request_head_is_cut_off_and_does_not_hold_the_shutdown() {
+    let mut service = start_with("header_timeout_ms = 500\ndrain_timeout_ms = 1000", "");
+    // A client that starts a request head and never finishes it (slowloris).
+    let half = |port: u16| {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: graphjit\r\n")
+            .expect("writes");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    let mut slow = half(service.port);
+    let start = Instant::now();
+    let mut buf = [0u8; 512];
+    let read = slow.read(&mut buf);
+    let waited = start.elapsed();
+    if let Err(e) = &read {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the connection was still open after {waited:?}"
+        );
+    }
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "cut off after {waited:?}: {read:?}"
+    );
+    // Everyone else is still served.
+    let (status, _) = service.request("GET", "/healthz", None, "");
+    assert_eq!(status, 200);
+    // A half head still arriving at SIGTERM does not keep the service from stopping.
+    let _held = half(service.port);
+    let term = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = service.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the service did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+}

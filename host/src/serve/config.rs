@@ -33,12 +33,20 @@ pub(crate) struct ServiceFile {
     /// `instance_pool_full`.
     #[serde(default)]
     pub(crate) max_instances: Option<u32>,
+    /// How long a client may take to send a request's head (default 10 s); a connection
+    /// that takes longer is closed (slowloris).
+    #[serde(default = "default_header_ms")]
+    pub(crate) header_timeout_ms: u64,
     pub(crate) tenants: BTreeMap<String, TenantFile>,
 }
 
 /// The most instance slots a service pools: each reserves address space for a memory of the
 /// largest size a tenant may ask for and a fiber stack.
 pub(crate) const MAX_INSTANCES: u32 = 1024;
+
+fn default_header_ms() -> u64 {
+    10_000
+}
 
 fn default_body_bytes() -> usize {
     4 << 20

@@ -213,11 +213,70 @@ pub(crate) fn serve(config_path: &Path) -> Result<(), CliError> {
             .await
             .map_err(|e| setup(format!("cannot listen on {}: {e}", file.listen)))?;
         tracing::info!(listen = %file.listen, "serving");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown(service, drain_limit))
-            .await
-            .map_err(|e| setup(format!("the server stopped: {e}")))
+        let header_timeout = Duration::from_millis(file.header_timeout_ms);
+        accept(
+            listener,
+            app,
+            header_timeout,
+            shutdown(service, drain_limit),
+        )
+        .await;
+        Ok(())
     })
+}
+
+/// Serves HTTP/1.1 connections from `listener` until `stop` resolves, then closes every
+/// connection (each finishes the request it is answering, if any).
+///
+/// Not `axum::serve`: it sets no timer on hyper's connections, so a client that sends half a
+/// request head (slowloris) or never sends one holds its connection, and its task, forever —
+/// and keeps a graceful shutdown from ending. Here every connection must deliver each
+/// request's head within `header_timeout` or is closed.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closed.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            // The request in progress, if any, is answered; the head timeout bounds one
+            // that is still arriving.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Resolves on SIGTERM or Ctrl-C, once the requests in flight have finished (or the drain
