@@ -111,6 +111,28 @@ max_graph_bytes = 4000
 }
 
 impl Service {
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(term.success());
+    }
+
+    /// Waits at most `limit` for the process to exit, and asserts it exited cleanly.
+    fn exits_cleanly_within(&mut self, limit: Duration) {
+        let start = Instant::now();
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(start.elapsed() < limit, "the service did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(exit.success(), "{exit}");
+    }
+
     /// What the service logged so far (stderr: one JSON object per line).
     fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("service.log")).unwrap_or_default()
@@ -700,11 +722,7 @@ fn sigterm_drains_the_runs_in_flight_and_refuses_new_requests_with_503() {
         assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &service.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
+    service.terminate();
     // The drain has begun once readiness says so; the run is still in flight.
     let start = Instant::now();
     loop {
@@ -741,18 +759,7 @@ fn sigterm_drains_the_runs_in_flight_and_refuses_new_requests_with_503() {
         answer.get("output").is_some() || answer.get("error").is_some(),
         "{answer}"
     );
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(exit) = service.child.try_wait().expect("wait") {
-            break exit;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the service did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "{exit}");
+    service.exits_cleanly_within(Duration::from_secs(20));
     let log = service.log();
     assert!(log.contains("drained; stopping"), "{log}");
 }
@@ -915,21 +922,6 @@ fn a_client_that_sends_half_a_request_head_is_cut_off_and_does_not_hold_the_shut
     assert_eq!(status, 200);
     // A half head still arriving at SIGTERM does not keep the service from stopping.
     let _held = half(service.port);
-    let term = Command::new("kill")
-        .args(["-TERM", &service.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(exit) = service.child.try_wait().expect("wait") {
-            break exit;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the service did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "{exit}");
+    service.terminate();
+    service.exits_cleanly_within(Duration::from_secs(5));
 }
