@@ -966,17 +966,21 @@ async fn invoke(
             .graph(&name)
             .ok_or_else(|| error_reply(&Deployments::unknown(&name)))?;
         let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
-        let [ok, failed] = metrics::Deployment::both(&tenant.config.name, &name);
-        let (deployments, name) = (tenant.deployments.clone(), name.clone());
+        let (deployments, deployed) = (tenant.deployments.clone(), name.clone());
         let run = async move {
-            let invocation = deployments.invoke(&name, &inputs, limits).await?;
+            let invocation = deployments.invoke(&deployed, &inputs, limits).await?;
             Ok(invocation.output)
         };
         let response = service.serve_run(&tenant.config.name, run, None).await;
-        let series = if response.status().is_success() {
-            ok
-        } else {
-            failed
+        // Built after the run, only the one series it counts in.
+        let series = metrics::Deployment {
+            tenant: tenant.config.name.clone(),
+            deployment: name,
+            outcome: if response.status().is_success() {
+                "ok"
+            } else {
+                "failed"
+            },
         };
         service.metrics.invocations.get_or_create(&series).inc();
         Ok::<Response, Refusal>(response)
