@@ -16,6 +16,7 @@ use crate::{InvalidValue, OutOfMemory, RunError, Tensor};
 pub use libm;
 /// The hot ones (`tanhf`, `expf`) in the inlinable form `eval` uses too: one loop, no calls.
 pub use graphjit_value::math;
+use graphjit_value::axes;
 
 // ---- i64, checked ----------------------------------------------------------------------
 
@@ -526,8 +527,12 @@ fn lanes<const K: usize>(
     pairwise(p, op)
 }
 
-/// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept.
+/// Elementwise `f(a[i], b[i])`; a `[]`-shaped side is broadcast, argument order kept, and
+/// other shapes by NumPy's rule (`zip_broadcast`).
 pub fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Result<Tensor, RunError> {
+    if !(a.shape.is_empty() || b.shape.is_empty() || a.shape == b.shape) {
+        return zip_broadcast(a, b, f, node);
+    }
     let shape = if a.shape.is_empty() { &b.shape } else { &a.shape };
     let (shape, mut data) = alloc_tensor(shape, node)?;
     match (a.shape.is_empty(), b.shape.is_empty()) {
@@ -541,6 +546,34 @@ pub fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Re
         }
         _ => data.extend(a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y))),
     }
+    Ok(Tensor { shape, data })
+}
+
+/// `zip` of shapes that broadcast beyond `[]` (NumPy's rule): `graphjit_value::axes`, the
+/// code eval runs.
+#[inline(never)]
+fn zip_broadcast(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32, node: u32) -> Result<Tensor, RunError> {
+    let shape = axes::broadcast(&a.shape, &b.shape).ok_or_else(|| bad_shape(node))?;
+    let (shape, mut data) = alloc_tensor(&shape, node)?;
+    axes::zip_broadcast((&a.data, &a.shape), (&b.data, &b.shape), &shape, f, &mut data)
+        .map_err(|_| bad_shape(node))?;
+    Ok(Tensor { shape, data })
+}
+
+/// The reductions along an axis (`sum`, `reduce_max`, `reduce_min`, `mean` with an `axis`).
+pub use graphjit_value::axes::Reduce as AxisReduce;
+
+/// `op` of `a` along `axis` (an axis of `a`, typing checked it), as a tensor of `shape`.
+pub fn reduce_axis(a: &Tensor, axis: usize, shape: &[u32], op: AxisReduce, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(shape, node)?;
+    axes::reduce_axis(&a.data, &a.shape, axis, op, &mut data).map_err(|_| bad_shape(node))?;
+    Ok(Tensor { shape, data })
+}
+
+/// `softmax` (with `log`, `log_softmax`) of `a` along `axis`.
+pub fn softmax(a: &Tensor, axis: usize, log: bool, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(&a.shape, node)?;
+    axes::softmax_axis(&a.data, &a.shape, axis, log, &mut data).map_err(|_| bad_shape(node))?;
     Ok(Tensor { shape, data })
 }
 

@@ -19,6 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod axes;
 pub mod effects;
 pub mod http;
 pub mod json;

@@ -208,6 +208,28 @@ impl Generator<'_> {
                 };
                 self.call(at, f, 1)
             }
+            // `keepdims` is in the result's shape.
+            Op::ReduceAxis { op, axis, .. } => {
+                let (a, k) = self.along(at, *axis)?;
+                let kind = match op {
+                    ReduceOp::Sum => "Sum",
+                    ReduceOp::Max => "Max",
+                    ReduceOp::Min => "Min",
+                    ReduceOp::Mean => "Mean",
+                };
+                let Type::Tensor(shape) = &node.ty else {
+                    return Err(at.no_rule("a result that is not a tensor"));
+                };
+                Ok(format!(
+                    "rt::ops::reduce_axis(&{a}, {k}, &{}, rt::ops::AxisReduce::{kind}, {})?",
+                    shape_literal(shape),
+                    at.at()
+                ))
+            }
+            Op::Softmax { axis, log } => {
+                let (a, k) = self.along(at, *axis)?;
+                Ok(format!("rt::ops::softmax(&{a}, {k}, {log}, {})?", at.at()))
+            }
             Op::ToF64 => {
                 let x = at.arg(0)?;
                 match &self.graph.node(x).ty {
@@ -387,11 +409,51 @@ impl Generator<'_> {
         format!("{{ let _ = ({},); {last} }}", touch.join(", "))
     }
 
+    /// The variable of a node's tensor argument and axis `axis` (as written) of it, as an
+    /// index.
+    fn along(&self, at: &At, axis: i64) -> Result<(String, usize)> {
+        let a = at.arg(0)?;
+        let Type::Tensor(shape) = &self.graph.node(a).ty else {
+            return Err(at.no_rule("an argument that is not a tensor"));
+        };
+        let k = graphjit_value::axes::axis_index(axis, shape.len())
+            .ok_or_else(|| at.no_rule("an axis the tensor lacks"))?;
+        Ok((self.var(a), k))
+    }
+
     /// On tensors: the op's elementwise program as one loop (one allocation, the bits eval
-    /// computes); on scalars: the type's own max, then min.
+    /// computes), or, where a bound broadcasts beyond `[]`, `max` then `min` as two zips; on
+    /// scalars: the type's own max, then min.
     fn clamp(&self, at: &At) -> Result<String> {
         let node = at.node;
+        let broadcasts = |shape: &Vec<u32>| {
+            at.node.args.iter().skip(1).any(|&b| {
+                let Type::Tensor(s) = &self.graph.node(b).ty else {
+                    return false;
+                };
+                !s.is_empty() && s != shape
+            }) || matches!(at.node.args.first().map(|&x| &self.graph.node(x).ty),
+                Some(Type::Tensor(s)) if s != shape)
+        };
         match &node.ty {
+            Type::Tensor(shape) if broadcasts(shape) => {
+                let (x, lo, hi) = (
+                    self.var(at.arg(0)?),
+                    self.var(at.arg(1)?),
+                    self.var(at.arg(2)?),
+                );
+                let (max, min) = (
+                    super::fused::binary_f32_fn(BinaryOp::Max),
+                    super::fused::binary_f32_fn(BinaryOp::Min),
+                );
+                let (Some(max), Some(min)) = (max, min) else {
+                    return Err(at.no_rule("tensors"));
+                };
+                let n = at.at();
+                Ok(format!(
+                    "rt::ops::zip(&rt::ops::zip(&{x}, &{lo}, {max}, {n})?, &{hi}, {min}, {n})?"
+                ))
+            }
             Type::Tensor(_) => {
                 let program = node
                     .op

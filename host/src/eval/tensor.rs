@@ -7,7 +7,7 @@
 //! provably below a length already checked against the shape), so a malformed tensor is
 //! `EvalError::Internal`, never a panic.
 
-use graphjit_value::{Tensor, Value, math};
+use graphjit_value::{Tensor, Value, axes, math};
 
 use super::EvalError;
 use super::interp::internal;
@@ -39,6 +39,15 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
         }
         (Op::Transpose, [Value::Tensor(a)]) => transpose(a)?,
         // The op's elementwise program (`Op::element_steps`), as the fused loop runs it.
+        // Bounds that broadcast beyond `[]`: `max` then `min`, the program's own two steps.
+        (Op::Clamp, [Value::Tensor(x), Value::Tensor(lo), Value::Tensor(hi)])
+            if ![lo, hi]
+                .iter()
+                .all(|t| t.shape.is_empty() || t.shape == x.shape) =>
+        {
+            let raised = zip(x, lo, binary_fn(BinaryOp::Max)?)?;
+            zip(&raised, hi, binary_fn(BinaryOp::Min)?)?
+        }
         (Op::Clamp, [Value::Tensor(x), Value::Tensor(lo), Value::Tensor(hi)]) => {
             let program = op
                 .element_program(args.len())
@@ -52,6 +61,20 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
         }
         (Op::MatMul | Op::NativeMatMul, [Value::Tensor(a), Value::Tensor(b)]) => matmul(a, b)?,
         (Op::Reduce(r), [Value::Tensor(a)]) => tensor(&[], vec![reduce(*r, &a.data)]),
+        (Op::ReduceAxis { op, axis, keepdims }, [Value::Tensor(a)]) => {
+            let k = axis_of(*axis, a)?;
+            let mut data = Vec::new();
+            axes::reduce_axis(&a.data, &a.shape, k, reduction(*op), &mut data)
+                .map_err(|_| internal("a reduction along an axis of a malformed tensor"))?;
+            tensor(&axes::reduced_shape(&a.shape, k, *keepdims), data)
+        }
+        (Op::Softmax { axis, log }, [Value::Tensor(a)]) => {
+            let k = axis_of(*axis, a)?;
+            let mut data = Vec::new();
+            axes::softmax_axis(&a.data, &a.shape, k, *log, &mut data)
+                .map_err(|_| internal("`softmax` of a malformed tensor"))?;
+            tensor(&a.shape, data)
+        }
         (Op::ToTensor, [Value::F64(x)]) => tensor(&[], vec![*x as f32]),
         (Op::ToF64, [Value::Tensor(a)]) => {
             return match a.data.as_slice() {
@@ -152,6 +175,21 @@ pub(super) fn fused_reduce(
     Ok(Value::Tensor(tensor(&[], vec![reduce(op, &elements.data)])))
 }
 
+/// Axis `axis` (as written) of `a`, which typing checked.
+fn axis_of(axis: i64, a: &Tensor) -> Result<usize, EvalError> {
+    axes::axis_index(axis, a.shape.len()).ok_or_else(|| internal("an axis typing refused"))
+}
+
+/// The shared rule's name for reduction `op`.
+fn reduction(op: ReduceOp) -> axes::Reduce {
+    match op {
+        ReduceOp::Sum => axes::Reduce::Sum,
+        ReduceOp::Max => axes::Reduce::Max,
+        ReduceOp::Min => axes::Reduce::Min,
+        ReduceOp::Mean => axes::Reduce::Mean,
+    }
+}
+
 fn tensor(shape: &[u32], data: Vec<f32>) -> Tensor {
     Tensor {
         shape: shape.to_vec(),
@@ -212,7 +250,7 @@ fn map(a: &Tensor, f: fn(f32) -> f32) -> Tensor {
 }
 
 /// `f(x[i], y[i])` over equal shapes; a `[]` side is broadcast, argument order kept (`a - s`
-/// is `a[i] - s`, `s - a` is `s - a[i]`).
+/// is `a[i] - s`, `s - a` is `s - a[i]`); other shapes by NumPy broadcasting.
 fn zip(x: &Tensor, y: &Tensor, f: fn(f32, f32) -> f32) -> Result<Tensor, EvalError> {
     let (xs, ys) = (checked_data(x)?, checked_data(y)?);
     let (shape, data) = if x.shape == y.shape {
@@ -225,7 +263,12 @@ fn zip(x: &Tensor, y: &Tensor, f: fn(f32, f32) -> f32) -> Result<Tensor, EvalErr
     } else if let ([], [s]) = (x.shape.as_slice(), xs) {
         (&y.shape, ys.iter().map(|&b| f(*s, b)).collect())
     } else {
-        return Err(internal("elementwise op on shapes that do not broadcast"));
+        let shape = axes::broadcast(&x.shape, &y.shape)
+            .ok_or_else(|| internal("elementwise op on shapes that do not broadcast"))?;
+        let mut data = Vec::new();
+        axes::zip_broadcast((xs, &x.shape), (ys, &y.shape), &shape, f, &mut data)
+            .map_err(|_| internal("a broadcast of malformed tensors"))?;
+        return Ok(tensor(&shape, data));
     };
     Ok(tensor(shape, data))
 }

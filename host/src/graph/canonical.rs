@@ -10,8 +10,9 @@ use super::{
 };
 use crate::footprint::Footprint;
 
-/// Bumped whenever the encoding or the semantics of an existing op changes.
-const ENCODING_VERSION: u32 = 1;
+/// Bumped whenever the encoding or the semantics of an existing op changes. 2: a reduction
+/// says whether it has an axis (one JSON name, two ops).
+const ENCODING_VERSION: u32 = 2;
 
 pub(super) fn hash(graph: &Graph) -> blake3::Hash {
     let mut e = Encoder::new();
@@ -236,6 +237,13 @@ impl Encoder {
                 self.steps(steps);
             }
             Op::Log { level } => self.str(level),
+            Op::Reduce(_) => self.u32(0),
+            Op::ReduceAxis { axis, keepdims, .. } => {
+                self.u32(1);
+                self.u64(*axis as u64);
+                self.u32(u32::from(*keepdims));
+            }
+            Op::Softmax { axis, .. } => self.u64(*axis as u64),
             Op::Param
             | Op::Unary(_)
             | Op::Str(_)
@@ -247,7 +255,6 @@ impl Encoder {
             | Op::MatMul
             | Op::Clamp
             | Op::NativeMatMul
-            | Op::Reduce(_)
             | Op::ToF64
             | Op::ToI64
             | Op::ToTensor

@@ -107,6 +107,11 @@ fn attributes(op: &Op) -> Option<String> {
         Op::Record { names } => format!("fields: {}", quoted(&names.join(", "))),
         Op::GetField { name, .. } | Op::With { name, .. } => format!("field: {}", quoted(name)),
         Op::Log { level } => format!("level: {}", quoted(level)),
+        Op::ReduceAxis { axis, keepdims, .. } => match keepdims {
+            true => format!("axis: {axis}, keepdims"),
+            false => format!("axis: {axis}"),
+        },
+        Op::Softmax { axis, .. } => format!("axis: {axis}"),
         Op::Fused {
             steps: program,
             reduce,

@@ -79,6 +79,10 @@ pub(super) struct NodeJson {
     pub(super) key: Option<String>,
     /// `cached`: how long an entry lives, in milliseconds.
     pub(super) ttl_ms: Option<u64>,
+    /// Reductions, `softmax`, `log_softmax`: the tensor axis (negative from the end).
+    pub(super) axis: Option<i64>,
+    /// Reductions along an axis: keep it, with extent 1.
+    pub(super) keepdims: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -272,7 +272,21 @@ pub(crate) enum Op {
     /// `matmul` placed in the host by the `place` pass: the same product, bit for bit (the
     /// same per-element summation order), computed natively. Never written in JSON.
     NativeMatMul,
+    /// A whole-tensor reduction (to `[]`), or `sum` of a list.
     Reduce(ReduceOp),
+    /// A reduction along one axis (`axis` as written: negative counts from the end), which
+    /// is dropped from the shape or, with `keepdims`, kept with extent 1.
+    ReduceAxis {
+        op: ReduceOp,
+        axis: i64,
+        keepdims: bool,
+    },
+    /// `softmax` (or, with `log`, `log_softmax`) along `axis` (as written; `-1` by default),
+    /// one line at a time in the defined order (`graphjit_value::axes::softmax_axis`).
+    Softmax {
+        axis: i64,
+        log: bool,
+    },
     /// `i64 → f64` (round to nearest), or a one-element tensor's element.
     ToF64,
     /// `f64 → i64`, truncating; NaN or out of range is an error.
@@ -609,6 +623,8 @@ macro_rules! sub_regions {
             | Op::Clamp
             | Op::NativeMatMul
             | Op::Reduce(_)
+            | Op::ReduceAxis { .. }
+            | Op::Softmax { .. }
             | Op::ToF64
             | Op::ToI64
             | Op::ToTensor
@@ -679,7 +695,9 @@ impl Op {
             Op::MatMul => OpKind::MatMul,
             Op::Clamp => OpKind::Clamp,
             Op::NativeMatMul => OpKind::NativeMatMul,
-            Op::Reduce(op) => OpKind::Reduce(*op),
+            Op::Reduce(op) | Op::ReduceAxis { op, .. } => OpKind::Reduce(*op),
+            Op::Softmax { log: false, .. } => OpKind::Softmax,
+            Op::Softmax { log: true, .. } => OpKind::LogSoftmax,
             Op::ToF64 => OpKind::ToF64,
             Op::ToI64 => OpKind::ToI64,
             Op::ToTensor => OpKind::ToTensor,

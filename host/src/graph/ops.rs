@@ -52,6 +52,10 @@ pub(crate) enum Field {
     Key,
     /// `ttl_ms`: how long a `cached` node's entries live.
     TtlMs,
+    /// `axis`: the tensor axis an op works along (negative counts from the end).
+    Axis,
+    /// `keepdims`: a reduction along an axis keeps it, with extent 1.
+    Keepdims,
 }
 
 impl Field {
@@ -80,6 +84,8 @@ impl Field {
             Field::Response => "response",
             Field::Key => "key",
             Field::TtlMs => "ttl_ms",
+            Field::Axis => "axis",
+            Field::Keepdims => "keepdims",
         }
     }
 }
@@ -282,13 +288,25 @@ family!(
     }
 );
 
+/// A reduction's fields: with an `axis`, it reduces along that axis only (`keepdims`
+/// keeps it with extent 1); without, the whole tensor.
+const REDUCE: &[Field] = &[Field::Args, Field::Axis, Field::Keepdims];
+
+const fn reduction(name: &'static str) -> OpSpec {
+    pure(name, REDUCE)
+        .fusion(Fusion::Reduce)
+        .work(Work::Argument)
+}
+
 family!(
-    /// Reductions of a whole tensor to a `[]` tensor, in the defined 8-lane order.
+    /// Reductions of a tensor, in the defined 8-lane order: of the whole tensor to a `[]`
+    /// tensor (`Op::Reduce`, fused with the chain it reads), or along one axis
+    /// (`Op::ReduceAxis`, not fused).
     ReduceOp {
-        Sum => pure("sum", ARGS).fusion(Fusion::Reduce).work(Work::Argument),
-        Max => pure("reduce_max", ARGS).fusion(Fusion::Reduce).work(Work::Argument),
-        Min => pure("reduce_min", ARGS).fusion(Fusion::Reduce).work(Work::Argument),
-        Mean => pure("mean", ARGS).fusion(Fusion::Reduce).work(Work::Argument),
+        Sum => reduction("sum"),
+        Max => reduction("reduce_max"),
+        Min => reduction("reduce_min"),
+        Mean => reduction("mean"),
     }
 );
 
@@ -391,6 +409,9 @@ op_kinds! {
         // `matmul`, nothing outside the run touched, so no footprint.
         NativeMatMul => pure("native_matmul", ARGS).work(Work::MatMul).internal(),
         Clamp => elementwise("clamp"),
+        // Along one axis (the last by default), one line at a time in a defined order.
+        Softmax => pure("softmax", &[Field::Args, Field::Axis]),
+        LogSoftmax => pure("log_softmax", &[Field::Args, Field::Axis]),
         ToF64 => scalar("to_f64"),
         ToI64 => scalar("to_i64"),
         ToTensor => pure("to_tensor", ARGS),

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use graphjit_value::axes;
+
 use super::{BinaryOp, CompareOp, Op, ReduceOp, Scalar, UnaryOp};
 
 /// The static type of a value. Tensor shapes are static: sizes are known before a run; a
@@ -238,7 +240,10 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 (F64, F64) if !logic && *b != BinaryOp::Rem => Ok(F64),
                 (Tensor(s), Tensor(t)) if !logic && !matches!(b, BinaryOp::Rem | BinaryOp::Pow) => {
                     broadcast(s, t).map(Tensor).ok_or_else(|| {
-                        format!("shapes {s:?} and {t:?} differ (only equal shapes or a [] scalar broadcast)")
+                        format!(
+                            "shapes {s:?} and {t:?} do not broadcast (aligned at the last \
+                             dimension, each pair of dimensions must be equal or one of them 1)"
+                        )
                     })
                 }
                 _ if x != y && !matches!((x, y), (Tensor(_), Tensor(_))) => Err(format!(
@@ -256,8 +261,8 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 .map(Tensor)
                 .ok_or_else(|| {
                     format!(
-                        "`clamp` shapes {x:?}, {lo:?} and {hi:?} do not broadcast (only equal \
-                         shapes or [] scalars)"
+                        "`clamp` shapes {x:?}, {lo:?} and {hi:?} do not broadcast (aligned at \
+                         the last dimension, each dimension equal or 1)"
                     )
                 }),
             [x, lo, hi] => Err(format!(
@@ -448,6 +453,27 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             [Tensor(_)] => Ok(Tensor(Vec::new())),
             [t] => Err(format!("`{}` needs a tensor, got {t}", r.name())),
         },
+        Op::ReduceAxis {
+            op: r,
+            axis,
+            keepdims,
+        } => match arity::<1>(op, args)? {
+            [Tensor(s)] => {
+                let k = along(r.name(), *axis, s)?;
+                Ok(Tensor(axes::reduced_shape(s, k, *keepdims)))
+            }
+            [t] => Err(format!(
+                "`{}` along an axis needs a tensor, got {t}",
+                r.name()
+            )),
+        },
+        Op::Softmax { axis, .. } => match arity::<1>(op, args)? {
+            [Tensor(s)] => {
+                along(op.name(), *axis, s)?;
+                Ok(Tensor(s.clone()))
+            }
+            [t] => Err(format!("`{}` needs a tensor, got {t}", op.name())),
+        },
         Op::ToF64 => match arity::<1>(op, args)? {
             [I64] => Ok(F64),
             [t @ Tensor(_)] if t.tensor_elements() == Some(1) => Ok(F64),
@@ -487,15 +513,20 @@ fn join(args: &[&Type]) -> String {
     names.join(", ")
 }
 
-/// Result shape of an elementwise op: equal shapes, or one side a `[]` scalar.
+/// Result shape of an elementwise op: NumPy broadcasting (the rule both engines index by).
 pub(crate) fn broadcast(a: &[u32], b: &[u32]) -> Option<Vec<u32>> {
-    if a == b || b.is_empty() {
-        Some(a.to_vec())
-    } else if a.is_empty() {
-        Some(b.to_vec())
-    } else {
-        None
-    }
+    axes::broadcast(a, b)
+}
+
+/// The axis `axis` (as written) of a tensor of shape `shape`, for op `name`.
+fn along(name: &str, axis: i64, shape: &[u32]) -> Result<usize, String> {
+    axes::axis_index(axis, shape.len()).ok_or_else(|| match shape.len() {
+        0 => format!("`{name}` along axis {axis} needs a tensor with an axis, got []"),
+        rank => format!(
+            "`{name}` along axis {axis} of {shape:?}: an axis is -{rank}..{}",
+            rank - 1
+        ),
+    })
 }
 
 fn arity<'a, const N: usize>(op: &Op, args: &[&'a Type]) -> Result<[&'a Type; N], String> {

@@ -28,10 +28,17 @@ pub(super) const MAX_INPUTS: usize = 6;
 /// A tensor node of a [`Fusion::Map`] op (the op table), whose elementwise program exists.
 fn elementwise(graph: &Graph, id: NodeId) -> bool {
     let node = graph.node(id);
-    let Type::Tensor(_) = node.ty else {
+    let Type::Tensor(shape) = &node.ty else {
         return false;
     };
+    // A fused program reads each argument at the element's index, or a `[]` one at 0: an
+    // argument broadcast by NumPy's rule beyond that (a row of a matrix) is not fused (yet).
+    let indexed = node.args.iter().all(|&a| match &graph.node(a).ty {
+        Type::Tensor(s) => s.is_empty() || s == shape,
+        _ => false,
+    });
     node.op.spec().fusion == Fusion::Map
+        && indexed
         && node
             .op
             .element_steps(&vec![0; node.args.len()], 0)
@@ -295,7 +302,9 @@ fn fuse_chains(graph: &Graph) -> (Graph, usize) {
                     && here.contains(r)
                     && demanded[r.index()]
                     && !taken[r.index()]
-                    && graph.node(*r).op.spec().fusion == Fusion::Reduce =>
+                    && graph.node(*r).op.spec().fusion == Fusion::Reduce
+                    // A reduction along an axis has `sum`'s row but is not fused (yet).
+                    && matches!(graph.node(*r).op, Op::Reduce(_)) =>
                 {
                     Some(*r)
                 }

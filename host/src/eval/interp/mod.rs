@@ -508,6 +508,8 @@ impl<'g, 'e> Interp<'g, 'e> {
             | Op::NativeMatMul
             | Op::Clamp
             | Op::Reduce(_)
+            | Op::ReduceAxis { .. }
+            | Op::Softmax { .. }
             | Op::ToF64
             | Op::ToI64
             | Op::ToTensor
@@ -615,6 +617,8 @@ fn is_tensor_op(op: &Op, args: &[&Value]) -> bool {
             | Op::MatMul
             | Op::NativeMatMul
             | Op::Reduce(_)
+            | Op::ReduceAxis { .. }
+            | Op::Softmax { .. }
             | Op::ToTensor
     ) || args.iter().any(|a| matches!(a, Value::Tensor(_)))
 }

@@ -27,7 +27,21 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::Str(op) => Op::Str(op),
         OpKind::Binary(op) => Op::Binary(op),
         OpKind::Compare(op) => Op::Compare(op),
-        OpKind::Reduce(op) => Op::Reduce(op),
+        OpKind::Reduce(op) => match (json.axis, json.keepdims) {
+            (None, None) => Op::Reduce(op),
+            (Some(axis), keepdims) => Op::ReduceAxis {
+                op,
+                axis,
+                keepdims: keepdims.unwrap_or(false),
+            },
+            (None, Some(_)) => {
+                return Err(GraphError::new(
+                    Kind::Field,
+                    format!("`{name}` takes \"keepdims\" only with an \"axis\""),
+                    "add \"axis\": k, or remove \"keepdims\" (a whole-tensor reduction is [])",
+                ));
+            }
+        },
         OpKind::Fork => Op::Fork,
         OpKind::Sequence => Op::Sequence,
         OpKind::Get => Op::Get { index: json.index },
@@ -67,6 +81,14 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
         OpKind::Transpose => Op::Transpose,
         OpKind::MatMul => Op::MatMul,
         OpKind::Clamp => Op::Clamp,
+        OpKind::Softmax => Op::Softmax {
+            axis: json.axis.unwrap_or(-1),
+            log: false,
+        },
+        OpKind::LogSoftmax => Op::Softmax {
+            axis: json.axis.unwrap_or(-1),
+            log: true,
+        },
         OpKind::ToF64 => Op::ToF64,
         OpKind::ToI64 => Op::ToI64,
         OpKind::ToTensor => Op::ToTensor,
@@ -161,6 +183,8 @@ pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphEr
         (Field::Response, json.response.is_some()),
         (Field::Key, json.key.is_some()),
         (Field::TtlMs, json.ttl_ms.is_some()),
+        (Field::Axis, json.axis.is_some()),
+        (Field::Keepdims, json.keepdims.is_some()),
     ];
     match present
         .iter()
