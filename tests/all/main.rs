@@ -18,5 +18,6 @@ mod ops;
 mod serve;
 mod structured_effects;
 mod support;
+mod tensor_axes;
 mod tidy;
 mod unsafe_policy;

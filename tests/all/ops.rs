@@ -10,7 +10,7 @@ use crate::support::{block_on, compile, eval_with, graph, run_with, unoptimized,
 
 /// The outputs of `g` in eval, asserted equal (bit for bit, error kind and node alike) to
 /// the compiled run with every pass and with none.
-fn agreed(g: &Graph) -> Vec<Value> {
+pub(crate) fn agreed(g: &Graph) -> Vec<Value> {
     let limits = RunLimits::default();
     let expected = values(&eval_with(g, limits).expect("eval"));
     let optimized = values(&run_with(&compile(g), limits).expect("run"));

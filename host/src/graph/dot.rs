@@ -235,6 +235,13 @@ impl Graph {
                     format!("[{} steps → {}]", steps.len(), ops.join(", "))
                 }
                 Op::Get { index: Some(index) } => format!("[{index}]"),
+                // An axis changes the result: `sum[axis 0]` is not `sum`.
+                Op::ReduceAxis {
+                    axis,
+                    keepdims: true,
+                    ..
+                } => format!("[axis {axis}, keepdims]"),
+                Op::ReduceAxis { axis, .. } | Op::Softmax { axis, .. } => format!("[axis {axis}]"),
                 _ => String::new(),
             };
             let after = if node.after.is_empty() {

@@ -100,7 +100,19 @@ fn element(list: &str) -> &str {
 }
 
 /// Tensor shapes the generator uses: scalars, vectors, matrices that chain through matmul.
-const SHAPES: &[&[u32]] = &[&[], &[1], &[4], &[2, 3], &[3, 2], &[3, 3], &[8, 8], &[9]];
+/// `[3]` and `[2, 1]` broadcast against the matrices (NumPy's rule).
+const SHAPES: &[&[u32]] = &[
+    &[],
+    &[1],
+    &[4],
+    &[2, 3],
+    &[3, 2],
+    &[3, 3],
+    &[8, 8],
+    &[9],
+    &[3],
+    &[2, 1],
+];
 
 const TENSOR_UNARY: &[&str] = &[
     "neg", "abs", "sqrt", "exp", "ln", "sin", "cos", "tanh", "floor", "ceil", "relu", "sigmoid",
@@ -694,7 +706,9 @@ impl Builder {
             return;
         }
         let a = self.pick(&key);
-        match self.rng.below(7) {
+        match self.rng.below(9) {
+            7 => self.broadcast_step(nodes, shape, &a),
+            8 => self.axis_step(nodes, shape, &a),
             0 | 1 => {
                 let op = self.rng.choose(TENSOR_UNARY);
                 self.push(nodes, &key, json!({"op": op, "args": [a]}));
@@ -750,6 +764,78 @@ impl Builder {
                 self.push(nodes, &to_key, node);
             }
         }
+    }
+
+    /// A binary op (or `clamp`) of `a` and a tensor of another shape that broadcasts with
+    /// `shape` by NumPy's rule, either side first.
+    fn broadcast_step(&mut self, nodes: &mut Vec<Json>, shape: &[u32], a: &str) {
+        let partners: Vec<(&[u32], Vec<u32>)> = SHAPES
+            .iter()
+            .copied()
+            .filter(|s| !s.is_empty() && *s != shape && self.has(&tensor_key(s)))
+            .filter_map(|s| graphjit_value::axes::broadcast(shape, s).map(|out| (s, out)))
+            .collect();
+        if partners.is_empty() {
+            return;
+        }
+        let (other, out) = self.rng.choose(&partners).clone();
+        let b = self.pick(&tensor_key(other));
+        let node = if self.rng.chance(20) {
+            json!({"op": "clamp", "args": [a, b, a]})
+        } else {
+            let op = self.rng.choose(TENSOR_BINARY);
+            let args = if self.rng.chance(50) {
+                json!([a, b])
+            } else {
+                json!([b, a])
+            };
+            json!({"op": op, "args": args})
+        };
+        self.push(nodes, &tensor_key(&out), node);
+    }
+
+    /// A reduction along an axis of `a` (with or without `keepdims`), or `softmax` /
+    /// `log_softmax` along one; axes written from either end.
+    fn axis_step(&mut self, nodes: &mut Vec<Json>, shape: &[u32], a: &str) {
+        if shape.is_empty() {
+            return;
+        }
+        let rank = shape.len();
+        let k = self.rng.below(rank);
+        let axis = if self.rng.chance(50) {
+            k as i64
+        } else {
+            k as i64 - rank as i64
+        };
+        if self.rng.chance(35) {
+            let op = if self.rng.chance(50) {
+                "softmax"
+            } else {
+                "log_softmax"
+            };
+            self.push(
+                nodes,
+                &tensor_key(shape),
+                json!({"op": op, "args": [a], "axis": axis}),
+            );
+            return;
+        }
+        let keepdims = self.rng.chance(40);
+        let out: Vec<u32> = shape
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &d)| match (i == k, keepdims) {
+                (false, _) => Some(d),
+                (true, true) => Some(1),
+                (true, false) => None,
+            })
+            .collect();
+        let op = self.rng.choose(REDUCTIONS);
+        let mut node = json!({"op": op, "args": [a], "axis": axis});
+        if keepdims || self.rng.chance(20) {
+            node["keepdims"] = json!(keepdims);
+        }
+        self.push(nodes, &tensor_key(&out), node);
     }
 
     /// `transpose` or `matmul` of matrix `a` (shape `shape`), when shapes allow.
