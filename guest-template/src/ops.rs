@@ -570,6 +570,16 @@ pub fn reduce_axis(a: &Tensor, axis: usize, shape: &[u32], op: AxisReduce, node:
     Ok(Tensor { shape, data })
 }
 
+/// `layer_norm` of `x` over the axes `axis..`, with `scale` and an optional `bias` of that
+/// block's shape.
+pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: Option<&Tensor>, axis: usize, epsilon_bits: u32, node: u32) -> Result<Tensor, RunError> {
+    let (shape, mut data) = alloc_tensor(&x.shape, node)?;
+    let bias = bias.map(|b| b.data.as_slice());
+    axes::layer_norm(&x.data, &x.shape, axis, &scale.data, bias, f32::from_bits(epsilon_bits), &mut data)
+        .map_err(|_| bad_shape(node))?;
+    Ok(Tensor { shape, data })
+}
+
 /// `softmax` (with `log`, `log_softmax`) of `a` along `axis`.
 pub fn softmax(a: &Tensor, axis: usize, log: bool, node: u32) -> Result<Tensor, RunError> {
     let (shape, mut data) = alloc_tensor(&a.shape, node)?;

@@ -356,3 +356,92 @@ fn explain_shows_the_axis() {
     );
     assert!(before.contains("\"a\" = sum[axis 0](\"m\")"), "{before}");
 }
+
+#[test]
+fn layer_norm_over_trailing_axes_in_both_engines() {
+    let g = graph(
+        r#"{"version": 1, "nodes": [
+            {"id": "x", "op": "const", "type": {"tensor": [2, 2, 3]},
+             "value": [1, 2, 3, 4, 5, 6,  -2, 0, 2, 10, 10, 10]},
+            {"id": "g3", "op": "const", "type": {"tensor": [3]}, "value": [1, 2, -1]},
+            {"id": "b3", "op": "const", "type": {"tensor": [3]}, "value": [0, 0.5, 1]},
+            {"id": "g23", "op": "fill", "shape": [2, 3], "value": 1},
+            {"id": "last", "op": "layer_norm", "args": ["x", "g3", "b3"]},
+            {"id": "two", "op": "layer_norm", "args": ["x", "g23"], "axis": 1, "epsilon": 0.001}
+        ], "outputs": {"a": "last", "b": "two"}}"#,
+    );
+    let out = agreed(&g);
+    let t = tensors(&out);
+    let x = [
+        1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, -2.0, 0.0, 2.0, 10.0, 10.0, 10.0,
+    ];
+    let reference = |n: usize, eps: f64, scale: &[f64], bias: &[f64]| -> Vec<f64> {
+        x.chunks(n)
+            .flat_map(|line| {
+                let mean = line.iter().sum::<f64>() / n as f64;
+                let var = line.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+                let inv = 1.0 / (var + eps).sqrt();
+                line.iter()
+                    .enumerate()
+                    .map(move |(k, v)| {
+                        (v - mean) * inv * scale[k % scale.len()] + bias[k % bias.len()]
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let a = reference(3, 1e-5, &[1.0, 2.0, -1.0], &[0.0, 0.5, 1.0]);
+    let b = reference(6, 1e-3, &[1.0], &[0.0]);
+    for (got, want) in t[0].data.iter().zip(&a).chain(t[1].data.iter().zip(&b)) {
+        assert!((f64::from(*got) - want).abs() < 1e-4, "{got} vs {want}");
+    }
+    // A constant line normalizes to 0 (then the bias): d = 0, so no NaN from 0/0.
+    assert_eq!(&t[0].data[9..], [0.0, 0.5, 1.0]);
+    assert_eq!(t[1].shape, [2, 2, 3]);
+}
+
+#[test]
+fn layer_norm_refuses_parameters_of_the_wrong_shape_and_a_bad_epsilon() {
+    let with = |node: &str| {
+        refused(&format!(
+            r#"{{"version": 1, "nodes": [
+                {{"id": "x", "op": "iota", "shape": [2, 3]}},
+                {{"id": "g", "op": "iota", "shape": [3]}},
+                {{"id": "g2", "op": "iota", "shape": [2]}},
+                {node}
+            ], "outputs": {{"r": "r"}}}}"#
+        ))
+    };
+    let cases = [
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x", "g2"]}"#,
+            "needs a scale of shape [3]",
+        ),
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x", "g", "g2"]}"#,
+            "needs a bias of shape [3]",
+        ),
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x", "g"], "axis": 0}"#,
+            "needs a scale of shape [2, 3]",
+        ),
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x"]}"#,
+            "takes a tensor x, a scale",
+        ),
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x", "g"], "epsilon": -1}"#,
+            "finite f32 ≥ 0",
+        ),
+        (
+            r#"{"id": "r", "op": "layer_norm", "args": ["x", "g"], "epsilon": 1e300}"#,
+            "finite f32 ≥ 0",
+        ),
+    ];
+    for (node, expected) in cases {
+        let e = with(node);
+        assert_eq!(e.kind_name(), "invalid_graph", "{node}: {e}");
+        assert_eq!(e.node.as_deref(), Some("r"), "{node}: {e}");
+        assert!(e.message.contains(expected), "{node}: {e}");
+    }
+}

@@ -298,6 +298,59 @@ pub fn softmax_axis(
     Ok(())
 }
 
+/// `layer_norm` of `data` (of `shape`) over the axes `axis..` (the trailing block of `n`
+/// elements each line is), appended to `out` in row-major order. `scale` and `bias` hold one
+/// element per position of that block (`bias` may be absent). Each line, in this order (ONNX
+/// `LayerNormalization`'s own steps): `mean` = the sum of `x` in the defined order over `n`;
+/// `d[k] = x[k] - mean`; `var` = the sum of `d[k] * d[k]` in the defined order over `n`;
+/// `inv = 1 / sqrtf(var + epsilon)`; then `(d[k] * inv) * scale[k] + bias[k]`.
+///
+/// # Errors
+/// [`ShapeError`] when `axis` is not an axis of `shape`, `scale` or `bias` does not hold one
+/// element per position of the block, or the data disagrees with the shape.
+pub fn layer_norm(
+    data: &[f32],
+    shape: &[u32],
+    axis: usize,
+    scale: &[f32],
+    bias: Option<&[f32]>,
+    epsilon: f32,
+    out: &mut Vec<f32>,
+) -> Result<(), ShapeError> {
+    checked(shape, data)?;
+    if axis >= shape.len() {
+        return Err(ShapeError);
+    }
+    let n = crate::Tensor::element_count(shape.get(axis..).ok_or(ShapeError)?).ok_or(ShapeError)?;
+    if scale.len() != n || bias.is_some_and(|b| b.len() != n) {
+        return Err(ShapeError);
+    }
+    out.reserve(data.len());
+    let add = |a: f32, b: f32| a + b;
+    let mut d = Vec::with_capacity(n);
+    for line in data.chunks(n.max(1)) {
+        let x = |k: usize| line.get(k).copied().ok_or(ShapeError);
+        let mean = lanes(n, 0.0, add, x)? / (n as f32);
+        d.clear();
+        for k in 0..n {
+            d.push(x(k)? - mean);
+        }
+        let square = |k: usize| d.get(k).map(|v| v * v).ok_or(ShapeError);
+        let var = lanes(n, 0.0, add, square)? / (n as f32);
+        let inv = 1.0 / libm::sqrtf(var + epsilon);
+        for (k, &dk) in d.iter().enumerate() {
+            let s = scale.get(k).ok_or(ShapeError)?;
+            let scaled = (dk * inv) * s;
+            // No bias adds nothing (not 0.0, which would turn -0.0 into +0.0).
+            out.push(match bias {
+                Some(b) => scaled + *b.get(k).ok_or(ShapeError)?,
+                None => scaled,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use alloc::vec;

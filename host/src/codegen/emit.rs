@@ -226,6 +226,19 @@ impl Generator<'_> {
                     at.at()
                 ))
             }
+            Op::LayerNorm { axis, epsilon } => {
+                let (x, k) = self.along(at, *axis)?;
+                let scale = self.var(at.arg(1)?);
+                let bias = match node.args.get(2) {
+                    Some(&b) => format!("Some(&{})", self.var(b)),
+                    None => "None".to_owned(),
+                };
+                Ok(format!(
+                    "rt::ops::layer_norm(&{x}, &{scale}, {bias}, {k}, {:#010x}, {})?",
+                    epsilon.to_bits(),
+                    at.at()
+                ))
+            }
             Op::Softmax { axis, log } => {
                 let (a, k) = self.along(at, *axis)?;
                 Ok(format!("rt::ops::softmax(&{a}, {k}, {log}, {})?", at.at()))

@@ -68,6 +68,18 @@ pub(super) fn apply(op: &Op, args: &[&Value], node: NodeId) -> Result<Value, Eva
                 .map_err(|_| internal("a reduction along an axis of a malformed tensor"))?;
             tensor(&axes::reduced_shape(&a.shape, k, *keepdims), data)
         }
+        (Op::LayerNorm { axis, epsilon }, [Value::Tensor(x), Value::Tensor(scale), rest @ ..]) => {
+            let k = axis_of(*axis, x)?;
+            let bias = match rest {
+                [] => None,
+                [Value::Tensor(b)] => Some(b.data.as_slice()),
+                _ => return Err(internal("`layer_norm` with a bias that is not a tensor")),
+            };
+            let mut data = Vec::new();
+            axes::layer_norm(&x.data, &x.shape, k, &scale.data, bias, *epsilon, &mut data)
+                .map_err(|_| internal("`layer_norm` of a malformed tensor"))?;
+            tensor(&x.shape, data)
+        }
         (Op::Softmax { axis, log }, [Value::Tensor(a)]) => {
             let k = axis_of(*axis, a)?;
             let mut data = Vec::new();

@@ -244,6 +244,10 @@ impl Encoder {
                 self.u32(u32::from(*keepdims));
             }
             Op::Softmax { axis, .. } => self.u64(*axis as u64),
+            Op::LayerNorm { axis, epsilon } => {
+                self.u64(*axis as u64);
+                self.u32(epsilon.to_bits());
+            }
             Op::Param
             | Op::Unary(_)
             | Op::Str(_)

@@ -112,6 +112,7 @@ fn attributes(op: &Op) -> Option<String> {
             false => format!("axis: {axis}"),
         },
         Op::Softmax { axis, .. } => format!("axis: {axis}"),
+        Op::LayerNorm { axis, epsilon } => format!("axis: {axis}, epsilon: {epsilon:?}"),
         Op::Fused {
             steps: program,
             reduce,
@@ -241,7 +242,9 @@ impl Graph {
                     keepdims: true,
                     ..
                 } => format!("[axis {axis}, keepdims]"),
-                Op::ReduceAxis { axis, .. } | Op::Softmax { axis, .. } => format!("[axis {axis}]"),
+                Op::ReduceAxis { axis, .. }
+                | Op::Softmax { axis, .. }
+                | Op::LayerNorm { axis, .. } => format!("[axis {axis}]"),
                 _ => String::new(),
             };
             let after = if node.after.is_empty() {

@@ -83,6 +83,8 @@ pub(super) struct NodeJson {
     pub(super) axis: Option<i64>,
     /// Reductions along an axis: keep it, with extent 1.
     pub(super) keepdims: Option<bool>,
+    /// `layer_norm`: added to the variance.
+    pub(super) epsilon: Option<f64>,
 }
 
 #[derive(Deserialize)]

@@ -287,6 +287,12 @@ pub(crate) enum Op {
         axis: i64,
         log: bool,
     },
+    /// `layer_norm(x, scale[, bias])` over the axes `axis..` (as written; `-1` by default),
+    /// ONNX's `LayerNormalization` (`graphjit_value::axes::layer_norm`).
+    LayerNorm {
+        axis: i64,
+        epsilon: f32,
+    },
     /// `i64 → f64` (round to nearest), or a one-element tensor's element.
     ToF64,
     /// `f64 → i64`, truncating; NaN or out of range is an error.
@@ -625,6 +631,7 @@ macro_rules! sub_regions {
             | Op::Reduce(_)
             | Op::ReduceAxis { .. }
             | Op::Softmax { .. }
+            | Op::LayerNorm { .. }
             | Op::ToF64
             | Op::ToI64
             | Op::ToTensor
@@ -698,6 +705,7 @@ impl Op {
             Op::Reduce(op) | Op::ReduceAxis { op, .. } => OpKind::Reduce(*op),
             Op::Softmax { log: false, .. } => OpKind::Softmax,
             Op::Softmax { log: true, .. } => OpKind::LogSoftmax,
+            Op::LayerNorm { .. } => OpKind::LayerNorm,
             Op::ToF64 => OpKind::ToF64,
             Op::ToI64 => OpKind::ToI64,
             Op::ToTensor => OpKind::ToTensor,

@@ -56,6 +56,8 @@ pub(crate) enum Field {
     Axis,
     /// `keepdims`: a reduction along an axis keeps it, with extent 1.
     Keepdims,
+    /// `epsilon`: what `layer_norm` adds to the variance.
+    Epsilon,
 }
 
 impl Field {
@@ -86,6 +88,7 @@ impl Field {
             Field::TtlMs => "ttl_ms",
             Field::Axis => "axis",
             Field::Keepdims => "keepdims",
+            Field::Epsilon => "epsilon",
         }
     }
 }
@@ -412,6 +415,7 @@ op_kinds! {
         // Along one axis (the last by default), one line at a time in a defined order.
         Softmax => pure("softmax", &[Field::Args, Field::Axis]),
         LogSoftmax => pure("log_softmax", &[Field::Args, Field::Axis]),
+        LayerNorm => pure("layer_norm", &[Field::Args, Field::Axis, Field::Epsilon]),
         ToF64 => scalar("to_f64"),
         ToI64 => scalar("to_i64"),
         ToTensor => pure("to_tensor", ARGS),

@@ -467,6 +467,28 @@ pub(crate) fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 r.name()
             )),
         },
+        Op::LayerNorm { axis, .. } => {
+            let (x, params) = match args {
+                [Tensor(x), rest @ ..] if (1..=2).contains(&rest.len()) => (x, rest),
+                _ => {
+                    return Err(format!(
+                        "`layer_norm` takes a tensor x, a scale and optionally a bias, got {}",
+                        join(args)
+                    ));
+                }
+            };
+            let k = along("layer_norm", *axis, x)?;
+            let block = &x[k..];
+            for (name, p) in ["scale", "bias"].iter().zip(params) {
+                if !matches!(p, Tensor(s) if s.as_slice() == block) {
+                    return Err(format!(
+                        "`layer_norm` over the axes {k}.. of {x:?} needs a {name} of shape \
+                         {block:?}, got {p}"
+                    ));
+                }
+            }
+            Ok(Tensor(x.clone()))
+        }
         Op::Softmax { axis, .. } => match arity::<1>(op, args)? {
             [Tensor(s)] => {
                 along(op.name(), *axis, s)?;

@@ -807,6 +807,23 @@ impl Builder {
         } else {
             k as i64 - rank as i64
         };
+        if self.rng.chance(30) {
+            // Over the axes `k..`: scale (and bias) of that block's shape, when one exists.
+            let key = tensor_key(&shape[k..]);
+            if self.has(&key) {
+                let scale = self.pick(&key);
+                let mut args = vec![a.to_owned(), scale];
+                if self.rng.chance(50) {
+                    args.push(self.pick(&key));
+                }
+                let mut node = json!({"op": "layer_norm", "args": args, "axis": axis});
+                if self.rng.chance(50) {
+                    node["epsilon"] = json!(0.001);
+                }
+                self.push(nodes, &tensor_key(shape), node);
+                return;
+            }
+        }
         if self.rng.chance(35) {
             let op = if self.rng.chance(50) {
                 "softmax"

@@ -285,12 +285,14 @@ mod tests {
             for node in nodes.as_array().into_iter().flatten() {
                 seen.insert(node["op"].as_str().unwrap_or("?").to_string());
                 // The forms of an op that its name does not show.
-                for field in ["axis", "keepdims"] {
+                let op = match node["op"].as_str() {
+                    Some("sum" | "mean" | "reduce_max" | "reduce_min") => "a reduction",
+                    Some(op) => op,
+                    None => "?",
+                };
+                for field in ["axis", "keepdims", "epsilon"] {
                     if node.get(field).is_some() {
-                        seen.insert(format!(
-                            "{} with {field}",
-                            node["op"].as_str().unwrap_or("?")
-                        ));
+                        seen.insert(format!("{op} with {field}"));
                     }
                 }
                 for region in ["then", "else", "body"] {
@@ -307,7 +309,12 @@ mod tests {
             .filter(|spec| !matches!(spec.class, crate::graph::Class::Effect(_)))
             .map(|spec| spec.name)
             .collect();
-        let forms = ["sum with axis", "mean with keepdims", "softmax with axis"];
+        let forms = [
+            "a reduction with axis",
+            "a reduction with keepdims",
+            "softmax with axis",
+            "layer_norm with epsilon",
+        ];
         let missing: Vec<&&str> = all
             .iter()
             .chain(&forms)

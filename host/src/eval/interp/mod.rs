@@ -510,6 +510,7 @@ impl<'g, 'e> Interp<'g, 'e> {
             | Op::Reduce(_)
             | Op::ReduceAxis { .. }
             | Op::Softmax { .. }
+            | Op::LayerNorm { .. }
             | Op::ToF64
             | Op::ToI64
             | Op::ToTensor
@@ -619,6 +620,7 @@ fn is_tensor_op(op: &Op, args: &[&Value]) -> bool {
             | Op::Reduce(_)
             | Op::ReduceAxis { .. }
             | Op::Softmax { .. }
+            | Op::LayerNorm { .. }
             | Op::ToTensor
     ) || args.iter().any(|a| matches!(a, Value::Tensor(_)))
 }

@@ -89,6 +89,21 @@ pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError>
             axis: json.axis.unwrap_or(-1),
             log: true,
         },
+        OpKind::LayerNorm => {
+            // ONNX's default; rounded to f32, the precision the op computes in.
+            let epsilon = json.epsilon.unwrap_or(1e-5) as f32;
+            if !(epsilon.is_finite() && epsilon >= 0.0) {
+                return Err(GraphError::new(
+                    Kind::Field,
+                    format!("`layer_norm`'s \"epsilon\" must be a finite f32 ≥ 0, got {epsilon}"),
+                    "write \"epsilon\": 1e-5 (the default)",
+                ));
+            }
+            Op::LayerNorm {
+                axis: json.axis.unwrap_or(-1),
+                epsilon,
+            }
+        }
         OpKind::ToF64 => Op::ToF64,
         OpKind::ToI64 => Op::ToI64,
         OpKind::ToTensor => Op::ToTensor,
@@ -185,6 +200,7 @@ pub(super) fn check_fields(spec: &OpSpec, json: &NodeJson) -> Result<(), GraphEr
         (Field::TtlMs, json.ttl_ms.is_some()),
         (Field::Axis, json.axis.is_some()),
         (Field::Keepdims, json.keepdims.is_some()),
+        (Field::Epsilon, json.epsilon.is_some()),
     ];
     match present
         .iter()
