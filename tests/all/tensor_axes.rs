@@ -280,6 +280,17 @@ fn refused(json: &str) -> graphjit::Error {
     Graph::from_json(json.as_bytes()).expect_err("refused")
 }
 
+/// Each `(node, expected)`: the graph `with(node)` is `invalid_graph` at node `r`, its message
+/// containing `expected`.
+fn refused_at_r(with: impl Fn(&str) -> graphjit::Error, cases: &[(&str, &str)]) {
+    for (node, expected) in cases {
+        let e = with(node);
+        assert_eq!(e.kind_name(), "invalid_graph", "{node}: {e}");
+        assert_eq!(e.node.as_deref(), Some("r"), "{node}: {e}");
+        assert!(e.message.contains(expected), "{node}: {e}");
+    }
+}
+
 #[test]
 fn axes_and_shapes_a_rule_forbids_are_typed_errors_naming_the_node() {
     let with = |node: &str| {
@@ -324,12 +335,7 @@ fn axes_and_shapes_a_rule_forbids_are_typed_errors_naming_the_node() {
             "does not take the field \"keepdims\"",
         ),
     ];
-    for (node, expected) in cases {
-        let e = with(node);
-        assert_eq!(e.kind_name(), "invalid_graph", "{node}: {e}");
-        assert_eq!(e.node.as_deref(), Some("r"), "{node}: {e}");
-        assert!(e.message.contains(expected), "{node}: {e}");
-    }
+    refused_at_r(with, &cases);
 }
 
 #[test]
@@ -438,10 +444,5 @@ fn layer_norm_refuses_parameters_of_the_wrong_shape_and_a_bad_epsilon() {
             "finite f32 ≥ 0",
         ),
     ];
-    for (node, expected) in cases {
-        let e = with(node);
-        assert_eq!(e.kind_name(), "invalid_graph", "{node}: {e}");
-        assert_eq!(e.node.as_deref(), Some("r"), "{node}: {e}");
-        assert!(e.message.contains(expected), "{node}: {e}");
-    }
+    refused_at_r(with, &cases);
 }

@@ -211,12 +211,8 @@ impl Generator<'_> {
             // `keepdims` is in the result's shape.
             Op::ReduceAxis { op, axis, .. } => {
                 let (a, k) = self.along(at, *axis)?;
-                let kind = match op {
-                    ReduceOp::Sum => "Sum",
-                    ReduceOp::Max => "Max",
-                    ReduceOp::Min => "Min",
-                    ReduceOp::Mean => "Mean",
-                };
+                // The guest's `Reduction` and `AxisReduce` name their members alike.
+                let kind = super::fused::reduction_kind(*op);
                 let Type::Tensor(shape) = &node.ty else {
                     return Err(at.no_rule("a result that is not a tensor"));
                 };

@@ -169,7 +169,7 @@ impl Generator<'_> {
 }
 
 /// The guest's `Reduction` variant for `op`.
-fn reduction_kind(op: ReduceOp) -> &'static str {
+pub(super) fn reduction_kind(op: ReduceOp) -> &'static str {
     match op {
         ReduceOp::Sum => "Sum",
         ReduceOp::Max => "Max",

@@ -838,15 +838,7 @@ impl Builder {
             return;
         }
         let keepdims = self.rng.chance(40);
-        let out: Vec<u32> = shape
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &d)| match (i == k, keepdims) {
-                (false, _) => Some(d),
-                (true, true) => Some(1),
-                (true, false) => None,
-            })
-            .collect();
+        let out = graphjit_value::axes::reduced_shape(shape, k, keepdims);
         let op = self.rng.choose(REDUCTIONS);
         let mut node = json!({"op": op, "args": [a], "axis": axis});
         if keepdims || self.rng.chance(20) {
