@@ -61,7 +61,7 @@ pub use error::{EffectClass, Error, ErrorKind, Setting, Stage};
 pub use graphjit_value::{Tensor, Value};
 pub use host::{
     CompileStats, CompiledGraph, DatabaseLimits, Explanation, FootprintCeiling, Graph, Host,
-    HostConfig, HttpSettings, RunLimits, RunOutput, default_disk_dir,
+    HostConfig, HttpSettings, MAX_SPECIALIZATIONS, RunLimits, RunOutput, default_disk_dir,
 };
 pub use lifecycle::{DeployEvent, DeployEventKind, State, TRANSITIONS, Transition, is_legal};
 pub use memo::{DEFAULT_MEMO_BYTES, DEFAULT_MEMO_ENTRIES, MemoStats};

@@ -97,6 +97,98 @@ pub(crate) fn parse_input(text: &str, ty: &Type) -> Result<Value, String> {
     })
 }
 
+/// A tensor of any shape from command-line text, for an input whose shape names dims: nested
+/// arrays of numbers (`[[1, 2], [3, 4]]`, rectangular) or `{"shape": [..], "data": [..]}`
+/// (what `--json` prints).
+pub(crate) fn parse_tensor(text: &str) -> Result<Value, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("{text:?} is not JSON: {e}"))?;
+    json_tensor(&json).map(Value::Tensor)
+}
+
+/// [`parse_tensor`] of a JSON value.
+pub(crate) fn json_tensor(json: &serde_json::Value) -> Result<Tensor, String> {
+    let number = |v: &serde_json::Value| match v {
+        serde_json::Value::Number(n) => n.as_f64().map(|x| x as f32),
+        serde_json::Value::String(s) => parse_f64(s).map(|x| x as f32),
+        _ => None,
+    };
+    if let Some(object) = json.as_object() {
+        let (Some(shape), Some(data), 2) = (object.get("shape"), object.get("data"), object.len())
+        else {
+            return Err("a tensor object has exactly \"shape\" and \"data\"".to_owned());
+        };
+        let shape: Vec<u32> = shape
+            .as_array()
+            .and_then(|dims| {
+                dims.iter()
+                    .map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok()))
+                    .collect()
+            })
+            .ok_or("a tensor's \"shape\" is an array of sizes")?;
+        let data: Vec<f32> = data
+            .as_array()
+            .and_then(|items| items.iter().map(number).collect())
+            .ok_or("a tensor's \"data\" is an array of numbers")?;
+        if Tensor::element_count(&shape) != Some(data.len()) {
+            return Err(format!(
+                "a tensor of shape {shape:?} has {} elements, not {}",
+                Tensor::element_count(&shape).map_or("too many".to_owned(), |n| n.to_string()),
+                data.len()
+            ));
+        }
+        return Ok(Tensor { shape, data });
+    }
+    // Nested arrays: the shape is read down the first elements, then every element checked.
+    let mut shape = Vec::new();
+    let mut probe = json;
+    while let Some(items) = probe.as_array() {
+        let len = u32::try_from(items.len()).map_err(|_| "a tensor axis is too long")?;
+        shape.push(len);
+        if shape.len() > 32 {
+            return Err("a tensor nests deeper than 32 axes".to_owned());
+        }
+        match items.first() {
+            Some(first) => probe = first,
+            None => break,
+        }
+    }
+    if shape.is_empty() {
+        return Err(format!(
+            "{} is not a tensor (nested arrays of numbers)",
+            preview(json)
+        ));
+    }
+    let mut data = Vec::new();
+    flatten(json, &shape, &mut data, &number)?;
+    Ok(Tensor { shape, data })
+}
+
+fn flatten(
+    json: &serde_json::Value,
+    shape: &[u32],
+    out: &mut Vec<f32>,
+    number: &dyn Fn(&serde_json::Value) -> Option<f32>,
+) -> Result<(), String> {
+    match shape.split_first() {
+        None => {
+            out.push(number(json).ok_or_else(|| format!("{} is not a number", preview(json)))?);
+            Ok(())
+        }
+        Some((&len, rest)) => {
+            let items = json
+                .as_array()
+                .filter(|items| items.len() == len as usize)
+                .ok_or_else(|| {
+                    format!("the nested arrays are not rectangular (expected {len} items)")
+                })?;
+            items
+                .iter()
+                .try_for_each(|item| flatten(item, rest, out, number))
+        }
+    }
+}
+
 fn parse_f64(text: &str) -> Option<f64> {
     match text {
         "nan" | "NaN" => Some(f64::NAN),

@@ -456,3 +456,48 @@ fn a_failed_effect_reports_its_class_in_json() {
     let out = graphjit(&["eval", "tests/graphs/division-by-zero.json", "--json"]);
     assert!(json_of(&out)["error"].get("class").is_none());
 }
+
+#[test]
+fn a_graph_with_named_dims_takes_tensors_of_any_binding_on_the_command_line() {
+    let file = write_temp(
+        r#"{"version": 2, "nodes": [
+            {"id": "x", "op": "input", "type": {"tensor": ["batch", 2]}},
+            {"id": "p", "op": "softmax", "args": ["x"]}
+        ], "outputs": {"p": "p"}}"#,
+    );
+    let path = file.path().to_str().expect("utf-8 path");
+    for (mode, input, shape) in [
+        ("eval", "x=[[1, 2], [3, 5], [0, 0]]", [3, 2]),
+        ("run", "x=[[1, 2], [3, 5], [0, 0]]", [3, 2]),
+        ("run", r#"x={"shape": [1, 2], "data": [1, 2]}"#, [1, 2]),
+    ] {
+        let out = graphjit(&[mode, path, "--json", "--no-disk-cache", "--input", input]);
+        let json = json_of(&out);
+        assert_eq!(
+            json["output"]["p"]["shape"],
+            serde_json::json!(shape),
+            "{mode} {input}: {json}"
+        );
+    }
+    let out = graphjit(&[
+        "run",
+        path,
+        "--json",
+        "--no-disk-cache",
+        "--input",
+        "x=[[1, 2, 3]]",
+    ]);
+    let json = json_of(&out);
+    assert_eq!(json["error"]["kind"], "invalid_input", "{json}");
+    assert_eq!(json["error"]["node"], "x", "{json}");
+    let out = graphjit(&["run", path, "--json", "--input", "x=[[1, 2], [3]]"]);
+    assert_eq!(json_of(&out)["error"]["kind"], "invalid_input");
+    let out = graphjit(&["explain", path, "--input", "x=[[1, 2]]"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("specialization of "), "{text}");
+    assert!(text.contains("batch = 1"), "{text}");
+    let out = graphjit(&["explain", path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("inputs   x: tensor[batch, 2]"), "{text}");
+    assert!(text.contains("dims     batch"), "{text}");
+}

@@ -19,5 +19,6 @@ mod serve;
 mod structured_effects;
 mod support;
 mod tensor_axes;
+mod tensor_dims;
 mod tidy;
 mod unsafe_policy;

@@ -33,7 +33,7 @@ pub(crate) fn agreed(g: &Graph) -> Vec<Value> {
     expected
 }
 
-fn bit_pattern(v: &Value) -> String {
+pub(crate) fn bit_pattern(v: &Value) -> String {
     match v {
         Value::F64(x) => format!("f64:{:#018x}", x.to_bits()),
         Value::Tensor(t) => {

@@ -21,6 +21,10 @@ pub(crate) struct ExplainArgs {
     /// Print Graphviz of the optimized graph instead (`| dot -Tsvg > graph.svg`).
     #[arg(long, conflicts_with_all = ["json", "assumptions"])]
     pub(crate) dot: bool,
+    /// An input value, `NAME=VALUE` (repeatable): a graph that names dims is explained as its
+    /// specialization for these inputs' shapes.
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub(crate) inputs: Vec<(String, String)>,
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
 }
@@ -125,7 +129,8 @@ fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
 pub(crate) struct RunArgs {
     /// The graph (JSON, format v1).
     pub(crate) file: PathBuf,
-    /// An input value, `NAME=VALUE` (repeatable). Tensors: a JSON array of numbers.
+    /// An input value, `NAME=VALUE` (repeatable). Tensors: a flat JSON array of numbers; a
+    /// tensor whose type names dims: nested arrays or `{"shape": [..], "data": [..]}`.
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = parse_pair)]
     pub(crate) inputs: Vec<(String, String)>,
     /// Fuel budget (default 1e9); a graph's `limits.fuel` may only lower it.

@@ -8,7 +8,11 @@ use super::error::CliError;
 
 /// Prints what `graphjit explain` shows.
 pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
-    let graph = read_graph(&args.file)?;
+    let mut graph = read_graph(&args.file)?;
+    if !args.inputs.is_empty() {
+        let inputs = graph.parse_inputs(&args.inputs)?;
+        graph = graph.specialize(&inputs)?;
+    }
     let host = args.cache.host()?;
     if args.dot {
         print!("{}", host.dot(&graph)?);
@@ -37,6 +41,19 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     let inputs: Vec<String> = e.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();
     say!("  inputs   {}", inputs.join(", "));
     say!("  outputs  {}", e.outputs.join(", "));
+    if !e.dims.is_empty() {
+        say!(
+            "  dims     {} (generic: compiles once per binding; shown with every dim 1, \
+             explain a binding with --input)",
+            e.dims.join(", ")
+        );
+        for line in &e.specializations {
+            say!("  specialization {line}");
+        }
+    }
+    if let Some(origin) = &e.specialization_of {
+        say!("  specialization of {origin}");
+    }
     let effects: Vec<String> = e
         .effects
         .iter()
@@ -152,7 +169,11 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
 
 /// Prints the checklist; whether every item holds.
 pub(crate) fn verify(args: &ExplainArgs) -> Result<bool, CliError> {
-    let graph = read_graph(&args.file)?;
+    let mut graph = read_graph(&args.file)?;
+    if !args.inputs.is_empty() {
+        let inputs = graph.parse_inputs(&args.inputs)?;
+        graph = graph.specialize(&inputs)?;
+    }
     let host = args.cache.host()?;
     let checklist = host.verify(&graph);
     if args.json {

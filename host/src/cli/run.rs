@@ -79,6 +79,8 @@ pub(crate) fn run(args: &RunArgs, compile: bool) -> Result<Success, CliError> {
             compiled: None,
         });
     }
+    // A graph that names dims compiles as its specialization for these inputs' shapes.
+    let graph = graph.specialize(&inputs)?;
     let compiled = host.compile(&graph)?;
     let mut output = runtime.block_on(host.run(&compiled, &inputs, limits))?;
     for _ in 1..args.repeat {

@@ -48,7 +48,7 @@ pub(super) struct NodeJson {
     pub(super) ty: Option<TypeJson>,
     pub(super) value: Option<serde_json::Value>,
     pub(super) default: Option<serde_json::Value>,
-    pub(super) shape: Option<Vec<u32>>,
+    pub(super) shape: Option<Vec<DimJson>>,
     pub(super) iterations: Option<u64>,
     pub(super) index: Option<u32>,
     pub(super) then: Option<RegionJson>,
@@ -102,10 +102,19 @@ pub(super) struct RegionJson {
 #[serde(untagged)]
 pub(super) enum TypeJson {
     Name(String),
-    Tensor { tensor: Vec<u32> },
+    Tensor { tensor: Vec<DimJson> },
     List(ListJson),
     Record(RecordJson),
     Option(OptionJson),
+}
+
+/// One dimension of a tensor type or a `shape`: a size, or a name bound at run time from the
+/// inputs (see `lower::dims`).
+#[derive(Deserialize, Clone, PartialEq, Eq, Debug)]
+#[serde(untagged)]
+pub(crate) enum DimJson {
+    Size(u32),
+    Name(String),
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,10 @@ mod ops;
 mod types;
 
 pub(crate) use error::{GraphError, GraphErrorKind, Limits};
+pub(crate) use lower::dims::{Binding, Dim};
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use lower::parse;
+pub(crate) use lower::{Parsed, Template, read};
 pub(crate) use ops::{
     BinaryOp, Class, CompareOp, Fusion, OpKind, OpSpec, ReduceOp, Scalar, StrOp, UnaryOp, Work,
 };

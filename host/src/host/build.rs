@@ -74,6 +74,7 @@ impl Host {
         graph: &Graph,
         limits: CompileLimits,
     ) -> Result<CompiledGraph, Error> {
+        graph.require_concrete()?;
         let limits = self.inner.compile_limits.lowered_by(limits);
         let start = Instant::now();
         let key = self.cache_key(graph);

@@ -55,6 +55,14 @@ pub struct Explanation {
     /// The memory plan of the optimized graph: the most tensor bytes live at once, each
     /// buffer freed after its last reader (strings not counted).
     pub planned_peak_bytes: u64,
+    /// The dims the graph names (`{"tensor": ["batch", 784]}`); for such a graph the other
+    /// fields describe it with every named dim 1, and [`Explanation::specializations`] the
+    /// graphs it compiles as.
+    pub dims: Vec<String>,
+    /// Of a generic graph: each specialization made so far, `batch = 4: <hash>`.
+    pub specializations: Vec<String>,
+    /// Of a specialization: the generic graph's hash and the binding, `<hash>: batch = 4`.
+    pub specialization_of: Option<String>,
     /// The graph as written, one line per node in canonical order (`id = op(args) : type`).
     pub before: Vec<String>,
     /// The graph after the passes, the same way.
@@ -196,7 +204,21 @@ impl Host {
                     cached_nodes(&graph.inner),
                 ),
             };
+        let specializations = graph
+            .specializations()
+            .into_iter()
+            .map(|(binding, hash)| {
+                let named: Vec<String> =
+                    binding.iter().map(|(d, n)| format!("{d} = {n}")).collect();
+                format!("{}: {hash}", named.join(", "))
+            })
+            .collect();
         Explanation {
+            dims: graph.dims(),
+            specializations,
+            specialization_of: graph
+                .specialized_from()
+                .map(|(hash, binding)| format!("{hash}: {binding}")),
             passes: pass_reports,
             nodes_optimized,
             rounds,
@@ -222,6 +244,7 @@ impl Host {
 
     /// The graph after this host's pass pipeline, with what each pass did.
     pub fn optimize(&self, graph: &Graph) -> Result<(Graph, Vec<PassReport>), Error> {
+        graph.require_concrete()?;
         super::errors::optimize(&graph.inner, &self.inner.passes)
             .map(|(inner, reports)| (graph.with_inner(inner), reports))
     }

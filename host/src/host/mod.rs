@@ -29,7 +29,7 @@ pub use explain::Explanation;
 pub use types::{
     CompileStats, CompiledGraph, DatabaseLimits, HostConfig, HttpSettings, RunLimits, RunOutput,
 };
-pub use validated::{FootprintCeiling, Graph};
+pub use validated::{FootprintCeiling, Graph, MAX_SPECIALIZATIONS};
 
 /// The default disk cache directory.
 pub fn default_disk_dir() -> PathBuf {

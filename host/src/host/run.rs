@@ -145,6 +145,7 @@ impl Host {
         inputs: &BTreeMap<String, Value>,
         limits: RunLimits,
     ) -> Result<RunOutput, Error> {
+        let graph = &graph.specialize_any(inputs)?;
         let bound = graph.bind_inputs(inputs)?;
         let start = Instant::now();
         let eval_limits = eval::EvalLimits {
@@ -176,6 +177,7 @@ impl Host {
         inputs: &BTreeMap<String, Value>,
         limits: RunLimits,
     ) -> Result<RunOutput, Error> {
+        let graph = &graph.specialize_any(inputs)?;
         let bound = graph.bind_inputs(inputs)?;
         let dispatcher = Dispatcher::new(
             Arc::clone(&graph.footprint),

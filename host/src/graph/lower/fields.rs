@@ -8,19 +8,21 @@ use crate::graph::types::Type;
 use crate::graph::{AnswerType, Op, OpKind, OpSpec};
 use graphjit_value::effects::{Column, ColumnType};
 
+use super::dims::{Sizes, resolve};
 use super::values::json_f64;
 
 /// Ops without regions, from their JSON name and fields.
-pub(super) fn simple_op(kind: OpKind, json: &NodeJson) -> Result<Op, GraphError> {
+pub(super) fn simple_op(kind: OpKind, json: &NodeJson, sizes: Sizes<'_>) -> Result<Op, GraphError> {
     let name = kind.spec().name;
     let need_shape = || {
-        json.shape.clone().ok_or_else(|| {
+        let written = json.shape.as_ref().ok_or_else(|| {
             GraphError::new(
                 Kind::Field,
                 format!("`{name}` needs a \"shape\""),
                 "add \"shape\": [dims]",
             )
-        })
+        })?;
+        resolve(written, sizes)
     };
     Ok(match kind {
         OpKind::Unary(op) => Op::Unary(op),

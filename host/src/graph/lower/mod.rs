@@ -15,6 +15,7 @@ use super::types::{Type, infer};
 use super::{Graph, GraphLimits, Node, NodeId, Op, OpKind, Region};
 use crate::footprint::Footprint;
 
+pub(crate) mod dims;
 mod fields;
 mod http;
 mod order;
@@ -25,12 +26,57 @@ use fields::{answer_type, check_effect, check_fields, need_text, simple_op};
 use order::{canonical_order, collect_names};
 use values::infer_const_type;
 
+use dims::Sizes;
+pub(crate) use dims::Template;
+
 /// The newest graph format version this build reads; every older one still parses and means
 /// the same (version 2 adds lists, records, options and bytes).
 pub(crate) const FORMAT_VERSION: u64 = 2;
 
-/// Parses, validates and canonicalizes a graph.
+/// What a graph's JSON is: a graph, or a template generic in named dims.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    Graph(Graph),
+    Template(Template),
+}
+
+/// Parses, validates and canonicalizes a graph; one that names dims is checked as a
+/// [`Template`] (see [`dims`]).
+pub(crate) fn read(bytes: &[u8], limits: &Limits) -> Result<Parsed, GraphError> {
+    let (json, version) = read_json(bytes, limits)?;
+    let (names, inputs) = dims::names(&json)?;
+    if names.is_empty() {
+        return Lowering::new(limits, version, None)
+            .graph(json)
+            .map(Parsed::Graph);
+    }
+    Template::new(bytes, limits, names, inputs).map(Parsed::Template)
+}
+
+/// Parses, validates and canonicalizes a graph that names no dims.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> {
+    match read(bytes, limits)? {
+        Parsed::Graph(graph) => Ok(graph),
+        Parsed::Template(t) => Err(GraphError::new(
+            Kind::Type,
+            format!(
+                "the graph names dims ({}): specialize it for its inputs",
+                t.dims.join(", ")
+            ),
+            "bind the dims from the inputs (Graph::specialize) before this step",
+        )),
+    }
+}
+
+/// Lowers a graph's JSON with the given size for each named dim.
+fn lower_json(bytes: &[u8], limits: &Limits, sizes: Sizes<'_>) -> Result<Graph, GraphError> {
+    let (json, version) = read_json(bytes, limits)?;
+    Lowering::new(limits, version, sizes).graph(json)
+}
+
+/// The JSON document and its format version, size-checked.
+fn read_json(bytes: &[u8], limits: &Limits) -> Result<(GraphJson, u64), GraphError> {
     if bytes.len() > limits.max_json_bytes {
         return Err(GraphError::new(
             Kind::ResourceExceeded,
@@ -66,7 +112,7 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Graph, GraphError> 
         }
     };
     let json: GraphJson = serde_json::from_slice(bytes).map_err(syntax_error)?;
-    Lowering::new(limits, version).graph(json)
+    Ok((json, version))
 }
 
 /// `record`'s arguments paired with its `fields`, sorted by name (a record's canonical
@@ -113,6 +159,8 @@ fn syntax_error(e: serde_json::Error) -> GraphError {
 
 struct Lowering<'l> {
     limits: &'l Limits,
+    /// The size of each named dim (a template's specialization), if the graph names any.
+    sizes: Sizes<'l>,
     /// The graph's format version (types of version 2 are refused in version 1).
     version: u64,
     nodes: Vec<Node>,
@@ -129,9 +177,10 @@ struct Lowering<'l> {
 }
 
 impl<'l> Lowering<'l> {
-    fn new(limits: &'l Limits, version: u64) -> Self {
+    fn new(limits: &'l Limits, version: u64, sizes: Sizes<'l>) -> Self {
         Lowering {
             limits,
+            sizes,
             version,
             nodes: Vec::new(),
             scopes: Vec::new(),
@@ -469,7 +518,7 @@ impl<'l> Lowering<'l> {
                 )
             }
             kind => {
-                let op = simple_op(kind, json).map_err(at)?;
+                let op = simple_op(kind, json, self.sizes).map_err(at)?;
                 // A shape written on the node is checked against the size limit before typing
                 // compares element counts (a ~200-byte `reshape` must be `ResourceExceeded`).
                 if let Op::Iota { shape } | Op::Fill { shape, .. } | Op::Reshape { shape } = &op {

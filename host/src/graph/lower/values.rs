@@ -3,6 +3,7 @@
 
 use graphjit_value::{Tensor, Value, canonical_f64};
 
+use super::dims::{Sizes, resolve};
 use crate::graph::Const;
 use crate::graph::error::{GraphError, GraphErrorKind as Kind};
 use crate::graph::json::{NodeJson, TypeJson};
@@ -19,7 +20,7 @@ impl Lowering<'_> {
                 "add \"type\": \"i64\" (or bool, f64, string, {\"tensor\": [dims]})",
             ));
         };
-        let ty = type_from_json(written, 0, self.limits.max_depth)?;
+        let ty = type_from_json(written, 0, self.limits.max_depth, self.sizes)?;
         if ty.is_v2() && self.version < 2 {
             return Err(GraphError::new(
                 Kind::Version,
@@ -175,7 +176,12 @@ impl Lowering<'_> {
 }
 
 /// A type as written in JSON; `depth` is how deep it sits in the type being read.
-fn type_from_json(json: &TypeJson, depth: usize, max_depth: usize) -> Result<Type, GraphError> {
+fn type_from_json(
+    json: &TypeJson,
+    depth: usize,
+    max_depth: usize,
+    sizes: Sizes<'_>,
+) -> Result<Type, GraphError> {
     if depth > max_depth {
         return Err(GraphError::new(
             Kind::ResourceExceeded,
@@ -183,9 +189,9 @@ fn type_from_json(json: &TypeJson, depth: usize, max_depth: usize) -> Result<Typ
             "flatten the data",
         ));
     }
-    let inner = |json: &TypeJson| type_from_json(json, depth + 1, max_depth).map(Box::new);
+    let inner = |json: &TypeJson| type_from_json(json, depth + 1, max_depth, sizes).map(Box::new);
     Ok(match json {
-        TypeJson::Tensor { tensor } => Type::Tensor(tensor.clone()),
+        TypeJson::Tensor { tensor } => Type::Tensor(resolve(tensor, sizes)?),
         TypeJson::List(list) => Type::List(inner(&list.list)?),
         TypeJson::Option(option) => match *inner(&option.option)? {
             Type::Option(_) => {
