@@ -858,6 +858,82 @@ fn structured_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// A two-layer MLP over a batch whose size comes with the data (`{"tensor": ["batch", 64]}`).
+fn batch_mlp_graph() -> String {
+    let weights = |rows: usize, cols: usize, seed: f32| {
+        (0..rows * cols)
+            .map(|i| format!("{:.4}", ((i as f32 + seed) * 0.618).sin() * 0.1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"{{"version": 2, "name": "batch-mlp", "nodes": [
+        {{"id": "x", "op": "input", "type": {{"tensor": ["batch", 64]}}}},
+        {{"id": "w1", "op": "const", "type": {{"tensor": [64, 32]}}, "value": [{w1}]}},
+        {{"id": "b1", "op": "const", "type": {{"tensor": [32]}}, "value": [{b1}]}},
+        {{"id": "w2", "op": "const", "type": {{"tensor": [32, 10]}}, "value": [{w2}]}},
+        {{"id": "h", "op": "matmul", "args": ["x", "w1"]}},
+        {{"id": "hb", "op": "add", "args": ["h", "b1"]}},
+        {{"id": "r", "op": "relu", "args": ["hb"]}},
+        {{"id": "o", "op": "matmul", "args": ["r", "w2"]}},
+        {{"id": "p", "op": "softmax", "args": ["o"]}}
+    ], "outputs": {{"p": "p"}}}}"#,
+        w1 = weights(64, 32, 1.0),
+        b1 = weights(1, 32, 2.0),
+        w2 = weights(32, 10, 3.0),
+    )
+}
+
+/// Named dims: what binding and specializing add to a run. `bind` is the per-request cost
+/// once a shape has been seen (bind the dims, find the specialization); `specialize_new` a
+/// shape's first request before rustc (lower and type the graph again); `run` the compiled
+/// run of the specialization; `eval` the interpreter on the generic graph.
+fn dims_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let limits = RunLimits::default();
+    let text = batch_mlp_graph();
+    let generic = Graph::from_json(text.as_bytes()).expect("parses");
+    let batch = 32u32;
+    let x = Value::Tensor(graphjit::Tensor {
+        shape: vec![batch, 64],
+        data: (0..batch * 64).map(|i| (i as f32 * 0.37).cos()).collect(),
+    });
+    let inputs: BTreeMap<String, Value> = [("x".to_string(), x)].into_iter().collect();
+    let host = host_with(64, None);
+    let spec = generic.specialize(&inputs).expect("specializes");
+    let compiled = host.compile(&spec).expect("compiles");
+    let mut group = c.benchmark_group("dims");
+    group.sample_size(30);
+    group.bench_function("bind", |b| {
+        b.iter(|| generic.specialize(black_box(&inputs)).expect("specializes"))
+    });
+    group.bench_function("specialize_new", |b| {
+        b.iter(|| {
+            let fresh = Graph::from_json(black_box(text.as_bytes())).expect("parses");
+            fresh.specialize(&inputs).expect("specializes")
+        })
+    });
+    group.bench_function("parse_fixed", |b| {
+        b.iter(|| {
+            Graph::from_json(black_box(text.replace("\"batch\"", "32").as_bytes())).expect("parses")
+        })
+    });
+    group.bench_function("run", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(&compiled, &inputs, limits))
+                .expect("runs")
+        })
+    });
+    group.bench_function("eval", |b| {
+        b.iter(|| Host::eval(&generic, &inputs, limits).expect("evals"))
+    });
+    group.finish();
+}
+
 criterion_group!(
     pipeline,
     benches,
@@ -867,6 +943,7 @@ criterion_group!(
     structured_benches,
     db_benches,
     replacement_latency,
-    gpu_kernel_benches
+    gpu_kernel_benches,
+    dims_benches
 );
 criterion_main!(pipeline);

@@ -211,6 +211,18 @@ fn fake_rustc(dir: &Path, sysroot: &Path, version: &str) -> std::path::PathBuf {
     );
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A process another test forks while the script's write handle is open holds that handle
+    // until it execs, and exec of the script fails meanwhile with ETXTBSY ("Text file busy").
+    // Handles opened after the write cannot hold it, so once one exec succeeds the script is
+    // ready for the compiler under test.
+    for _ in 0..200 {
+        match std::process::Command::new(&path).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(26) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => break,
+        }
+    }
     path
 }
 
