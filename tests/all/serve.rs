@@ -925,3 +925,57 @@ fn a_client_that_sends_half_a_request_head_is_cut_off_and_does_not_hold_the_shut
     service.terminate();
     service.exits_cleanly_within(Duration::from_secs(5));
 }
+
+#[test]
+fn a_graph_with_named_dims_runs_once_per_shape_with_the_shape_in_its_key() {
+    let service = start();
+    let graph: Json = serde_json::from_str(
+        r#"{"version": 2, "nodes": [
+            {"id": "x", "op": "input", "type": {"tensor": ["batch", 2]}},
+            {"id": "s", "op": "sum", "args": ["x"], "axis": 1}
+        ], "outputs": {"s": "s"}}"#,
+    )
+    .expect("json");
+    let with = |x: Json| json!({"graph": graph, "inputs": {"x": x}}).to_string();
+    let (status, two) = service.request(
+        "POST",
+        "/v1/run",
+        Some(ACME_KEY),
+        &with(json!([[1, 2], [3, 4]])),
+    );
+    assert_eq!(status, 200, "{two}");
+    assert_eq!(
+        two["output"]["s"],
+        json!({"shape": [2], "data": [3.0, 7.0]})
+    );
+    let (status, three) = service.request(
+        "POST",
+        "/v1/run",
+        Some(ACME_KEY),
+        &with(json!([[1, 2], [3, 4], [5, 6]])),
+    );
+    assert_eq!(status, 200, "{three}");
+    assert_eq!(three["output"]["s"]["shape"], json!([3]));
+    assert_ne!(
+        two["stats"]["key"], three["stats"]["key"],
+        "one key per shape"
+    );
+    let (status, again) = service.request(
+        "POST",
+        "/v1/run",
+        Some(ACME_KEY),
+        &with(json!([[0, 0], [1, 1]])),
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["stats"]["key"], two["stats"]["key"]);
+    assert_eq!(again["stats"]["cache"], "memory", "{again}");
+    // A shape that does not fit the declared one is the client's error, naming the input.
+    let (status, bad) =
+        service.request("POST", "/v1/run", Some(ACME_KEY), &with(json!([[1, 2, 3]])));
+    assert_eq!(
+        (status, &bad["error"]["kind"]),
+        (400, &json!("invalid_input")),
+        "{bad}"
+    );
+    assert_eq!(bad["error"]["node"], "x");
+}

@@ -850,6 +850,9 @@ async fn run_graph(
             .to_string();
         let graph = service.graph(tenant, text.as_bytes())?;
         let (limits, inputs, _slot) = service.admit(tenant, &graph, &request)?;
+        // A graph that names dims compiles as its specialization for these inputs' shapes
+        // (each shape once: the sizes are in its cache key).
+        let graph = graph.specialize(&inputs).map_err(|e| error_reply(&e))?;
         let name = &tenant.config.name;
         let compile = tenant
             .host
