@@ -978,4 +978,16 @@ fn a_graph_with_named_dims_runs_once_per_shape_with_the_shape_in_its_key() {
         "{bad}"
     );
     assert_eq!(bad["error"]["node"], "x");
+    // Deployments do not specialize yet: a generic graph is refused, typed, not half-deployed.
+    let (status, body) = service.request(
+        "PUT",
+        "/v1/deployments/batched",
+        Some(ACME_KEY),
+        &graph.to_string(),
+    );
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("invalid_input")),
+        "{body}"
+    );
 }

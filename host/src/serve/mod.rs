@@ -899,6 +899,20 @@ async fn deploy(
         deployment_name(&name)?;
         let raw = body(raw)?;
         let graph = service.graph(tenant, &raw)?;
+        if graph.is_generic() {
+            return Err::<Response, Refusal>(
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    &format!(
+                        "the graph names dims ({}); deployments of such graphs are not served yet",
+                        graph.dims().join(", ")
+                    ),
+                    "write sizes for the dims to deploy it, or run it with POST /v1/run",
+                )
+                .into(),
+            );
+        }
         service.deployment_room(tenant, &name)?;
         let deploy = tenant
             .deployments
