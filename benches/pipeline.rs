@@ -914,7 +914,7 @@ fn dims_benches(c: &mut Criterion) {
     group.bench_function("specialize_new", |b| {
         b.iter(|| {
             let fresh = Graph::from_json(black_box(text.as_bytes())).expect("parses");
-            fresh.specialize(&inputs).expect("specializes")
+            fresh.specialize(&inputs).expect("specializes").into_owned()
         })
     });
     let fixed = text.replace("\"batch\"", "32");

@@ -108,11 +108,7 @@ pub(crate) fn parse_tensor(text: &str) -> Result<Value, String> {
 
 /// [`parse_tensor`] of a JSON value.
 pub(crate) fn json_tensor(json: &serde_json::Value) -> Result<Tensor, String> {
-    let number = |v: &serde_json::Value| match v {
-        serde_json::Value::Number(n) => n.as_f64().map(|x| x as f32),
-        serde_json::Value::String(s) => parse_f64(s).map(|x| x as f32),
-        _ => None,
-    };
+    let number = |v: &serde_json::Value| json_number(v).map(|x| x as f32);
     if let Some(object) = json.as_object() {
         let (Some(shape), Some(data), 2) = (object.get("shape"), object.get("data"), object.len())
         else {
@@ -189,6 +185,15 @@ fn flatten(
     }
 }
 
+/// A JSON number, or `"nan"`/`"inf"`/`"-inf"` (JSON has no literal for them).
+fn json_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => parse_f64(s),
+        _ => None,
+    }
+}
+
 fn parse_f64(text: &str) -> Option<f64> {
     match text {
         "nan" | "NaN" => Some(f64::NAN),
@@ -200,11 +205,7 @@ fn parse_f64(text: &str) -> Option<f64> {
 
 /// Reads a JSON value as a value of type `ty` (library callers' inputs, tensors on the CLI).
 pub(crate) fn json_to_value(json: &serde_json::Value, ty: &Type) -> Result<Value, String> {
-    let number = |v: &serde_json::Value| match v {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => parse_f64(s),
-        _ => None,
-    };
+    let number = json_number;
     let bad = || format!("{json} is not a valid {ty}");
     Ok(match ty {
         Type::Bool => Value::Bool(json.as_bool().ok_or_else(bad)?),
@@ -324,6 +325,43 @@ pub(crate) fn has_type(value: &Value, ty: &Type) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensors_of_any_shape_parse_from_nested_arrays_or_shape_and_data() {
+        let t = |text: &str| match parse_tensor(text) {
+            Ok(Value::Tensor(t)) => Ok((t.shape, t.data)),
+            Ok(other) => panic!("a tensor: {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(
+            t("[[1, 2], [3, \"inf\"]]"),
+            Ok((vec![2, 2], vec![1.0, 2.0, 3.0, f32::INFINITY]))
+        );
+        assert_eq!(t("[]"), Ok((vec![0], vec![])));
+        assert_eq!(t("[[]]"), Ok((vec![1, 0], vec![])));
+        assert_eq!(
+            t(r#"{"shape": [2], "data": [1, 2]}"#),
+            Ok((vec![2], vec![1.0, 2.0]))
+        );
+        // Hostile or malformed text is an error, never a panic or a huge allocation.
+        for bad in [
+            "[[1, 2], [3]]",
+            "[[1, 2], 3]",
+            "[1, [2]]",
+            "[\"x\"]",
+            "7",
+            "not json",
+            r#"{"shape": [2], "data": [1]}"#,
+            r#"{"shape": [65536, 65536, 65536], "data": []}"#,
+            r#"{"shape": [-1], "data": []}"#,
+            r#"{"shape": [1], "data": [1], "extra": 1}"#,
+            r#"{"data": [1]}"#,
+        ] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        assert!(t(&deep).is_err());
+    }
 
     #[test]
     fn inputs_parse_by_type() {

@@ -219,7 +219,15 @@ fn load_refuses_dims_that_could_not_follow_the_binding() {
         "{message}"
     );
     // Names are identifiers.
-    for bad in [r#""""#, r#""3x""#, r#""a-b""#] {
+    let long = format!("{:?}", "d".repeat(65));
+    for bad in [
+        r#""""#,
+        r#""3x""#,
+        r#""a-b""#,
+        r#""bätch""#,
+        r#""a\u0000""#,
+        &long,
+    ] {
         let (kind, node, _) = refused(&format!(
             r#"{{"id": "y", "op": "input", "type": {{"tensor": [{bad}]}}}}"#
         ));
@@ -229,6 +237,13 @@ fn load_refuses_dims_that_could_not_follow_the_binding() {
             "{bad}"
         );
     }
+    // At most 16 names.
+    let many: Vec<String> = (0..17).map(|i| format!(r#""d{i}""#)).collect();
+    let (kind, _, message) = refused(&format!(
+        r#"{{"id": "y", "op": "input", "type": {{"tensor": [{}]}}}}"#,
+        many.join(", ")
+    ));
+    assert_eq!(kind, ErrorKind::ResourceExceeded, "{message}");
     // Only a tensor input binds.
     let (_, node, _) =
         refused(r#"{"id": "y", "op": "input", "type": {"list": {"tensor": ["n"]}}}"#);

@@ -11,7 +11,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     let mut graph = read_graph(&args.file)?;
     if !args.inputs.is_empty() {
         let inputs = graph.parse_inputs(&args.inputs)?;
-        graph = graph.specialize(&inputs)?;
+        graph = graph.specialize(&inputs)?.into_owned();
     }
     let host = args.cache.host()?;
     if args.dot {
@@ -172,7 +172,7 @@ pub(crate) fn verify(args: &ExplainArgs) -> Result<bool, CliError> {
     let mut graph = read_graph(&args.file)?;
     if !args.inputs.is_empty() {
         let inputs = graph.parse_inputs(&args.inputs)?;
-        graph = graph.specialize(&inputs)?;
+        graph = graph.specialize(&inputs)?.into_owned();
     }
     let host = args.cache.host()?;
     let checklist = host.verify(&graph);

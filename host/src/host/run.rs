@@ -145,7 +145,8 @@ impl Host {
         inputs: &BTreeMap<String, Value>,
         limits: RunLimits,
     ) -> Result<RunOutput, Error> {
-        let graph = &graph.specialize_any(inputs)?;
+        let specialized = graph.specialize_any(inputs)?;
+        let graph: &Graph = &specialized;
         let bound = graph.bind_inputs(inputs)?;
         let start = Instant::now();
         let eval_limits = eval::EvalLimits {
@@ -177,7 +178,8 @@ impl Host {
         inputs: &BTreeMap<String, Value>,
         limits: RunLimits,
     ) -> Result<RunOutput, Error> {
-        let graph = &graph.specialize_any(inputs)?;
+        let specialized = graph.specialize_any(inputs)?;
+        let graph: &Graph = &specialized;
         let bound = graph.bind_inputs(inputs)?;
         let dispatcher = Dispatcher::new(
             Arc::clone(&graph.footprint),

@@ -1,5 +1,6 @@
 //! The public, validated [`Graph`]: parsing, identity, inputs and their binding.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -102,13 +103,17 @@ impl Graph {
     /// between inputs, with errors naming the dim), made once per binding and kept with the
     /// graph, at most [`MAX_SPECIALIZATIONS`]; a graph of fixed shapes is returned as it is.
     /// A specialization is an ordinary graph: its hash, and so its cache key, holds the sizes.
-    pub fn specialize(&self, inputs: &BTreeMap<String, Value>) -> Result<Graph, Error> {
+    /// (Borrowed for a graph of fixed shapes: nothing is copied on that path.)
+    pub fn specialize(&self, inputs: &BTreeMap<String, Value>) -> Result<Cow<'_, Graph>, Error> {
         self.specialize_bounded(inputs, true)
     }
 
     /// [`Graph::specialize`] for the interpreter: any binding, the ones beyond the bound made
     /// afresh and not kept.
-    pub(crate) fn specialize_any(&self, inputs: &BTreeMap<String, Value>) -> Result<Graph, Error> {
+    pub(crate) fn specialize_any(
+        &self,
+        inputs: &BTreeMap<String, Value>,
+    ) -> Result<Cow<'_, Graph>, Error> {
         self.specialize_bounded(inputs, false)
     }
 
@@ -116,10 +121,20 @@ impl Graph {
         &self,
         inputs: &BTreeMap<String, Value>,
         bounded: bool,
-    ) -> Result<Graph, Error> {
+    ) -> Result<Cow<'_, Graph>, Error> {
         let Some(generic) = &self.generic else {
-            return Ok(self.clone());
+            return Ok(Cow::Borrowed(self));
         };
+        self.specialization(generic, inputs, bounded)
+            .map(Cow::Owned)
+    }
+
+    fn specialization(
+        &self,
+        generic: &Generic,
+        inputs: &BTreeMap<String, Value>,
+        bounded: bool,
+    ) -> Result<Graph, Error> {
         let template = &generic.template;
         let binding = template
             .bind(|name| match inputs.get(name) {
@@ -130,15 +145,14 @@ impl Graph {
                 let at = e.node.clone();
                 input_error(e.message, e.remediation).at_node(at)
             })?;
-        let lock = |g: &Generic| {
-            g.specializations
+        let table = || {
+            generic
+                .specializations
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&binding)
-                .cloned()
         };
-        if let Some(known) = lock(generic) {
-            return Ok(known);
+        if let Some(known) = table().get(&binding) {
+            return Ok(known.clone());
         }
         // Lowered outside the lock: a specialization is a full parse of the graph.
         let mut graph = template
@@ -149,10 +163,7 @@ impl Graph {
             template.hash.to_hex().to_string(),
             template.describe(&binding),
         )));
-        let mut table = generic
-            .specializations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = table();
         if let Some(known) = table.get(&binding) {
             return Ok(known.clone());
         }

@@ -237,20 +237,25 @@ fn check_name(name: &str) -> Result<(), GraphError> {
 }
 
 impl Template {
+    /// The template of `json` (read from `bytes`, in format `version`), lowered once with
+    /// every name 1.
     pub(super) fn new(
         bytes: &[u8],
+        json: GraphJson,
+        version: u64,
         limits: &Limits,
-        dims: Vec<String>,
-        inputs: InputShapes,
+        (dims, inputs): (Vec<String>, InputShapes),
     ) -> Result<Template, GraphError> {
         let ones: BTreeMap<String, u32> = dims.iter().map(|d| (d.clone(), 1)).collect();
-        let probe = super::lower_json(bytes, limits, Some(&ones)).map_err(|mut e| {
-            e.message = format!(
-                "with every named dim 1 (a named dim must fit any size): {}",
-                e.message
-            );
-            e
-        })?;
+        let probe = super::Lowering::new(limits, version, Some(&ones))
+            .graph(json)
+            .map_err(|mut e| {
+                e.message = format!(
+                    "with every named dim 1 (a named dim must fit any size): {}",
+                    e.message
+                );
+                e
+            })?;
         let hash = normalized_hash(bytes)?;
         Ok(Template {
             bytes: Arc::from(bytes),

@@ -44,13 +44,13 @@ pub(crate) enum Parsed {
 /// [`Template`] (see [`dims`]).
 pub(crate) fn read(bytes: &[u8], limits: &Limits) -> Result<Parsed, GraphError> {
     let (json, version) = read_json(bytes, limits)?;
-    let (names, inputs) = dims::names(&json)?;
-    if names.is_empty() {
+    let names = dims::names(&json)?;
+    if names.0.is_empty() {
         return Lowering::new(limits, version, None)
             .graph(json)
             .map(Parsed::Graph);
     }
-    Template::new(bytes, limits, names, inputs).map(Parsed::Template)
+    Template::new(bytes, json, version, limits, names).map(Parsed::Template)
 }
 
 /// Parses, validates and canonicalizes a graph that names no dims.
